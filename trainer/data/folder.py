@@ -1,0 +1,69 @@
+"""Any folder of class subfolders of audio files (``<data_dir>/<class name>/*.wav|flac|ogg``).
+
+Class names: the sorted subfolder names (label = position). Split: deterministic per file from
+a hash of its relative path "<class>/<file name>": a file is in the test split when
+``int(sha256(path)[:8], 16) % 100 < test_percent`` (option, default 20), else in train. The
+split thus stays fixed when files are added. Speakers are unknown (None); validation is carved
+at random per class from ``seed`` (strategy "random").
+Meta per sample: speaker None, file (relative path).
+"""
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+import numpy as np
+
+from .audio_features import audio_features
+from .audio_folder import list_audio, require_dir
+from .dataset import SourceSplit
+from .errors import DataError
+from .frontend import MelRecipe
+
+NAME = "folder"
+DESCRIPTION = "any folder of class subfolders of audio files; hashed test split (test_percent option)"
+OPTIONS = {"test_percent": 20}
+VAL_STRATEGY = "random"
+USES_N_MELS = True
+
+
+def in_test(relpath: str, test_percent: int) -> bool:
+    """True when the file with this relative path (with '/') belongs to the test split."""
+    return int(hashlib.sha256(relpath.encode()).hexdigest()[:8], 16) % 100 < test_percent
+
+
+def list_files(folder: Path, split: str, test_percent: int):
+    """(files, labels, meta, class_names) of one split."""
+    classes = sorted(p.name for p in folder.iterdir() if p.is_dir() and not p.name.startswith("."))
+    if not classes:
+        raise DataError(f"no class subfolders in {folder} (expected <data_dir>/<class>/<audio files>)")
+    files, labels, meta = [], [], []
+    n_audio = 0
+    for label, cls in enumerate(classes):
+        audio = list_audio(folder / cls)
+        if not audio:
+            raise DataError(f"class folder {folder / cls} holds no audio files (.wav, .flac, .ogg)")
+        n_audio += len(audio)
+        for p in audio:
+            rel = f"{cls}/{p.name}"
+            if in_test(rel, test_percent) == (split == "test"):
+                files.append(p)
+                labels.append(label)
+                meta.append({"speaker": None, "file": rel})
+    if not files:
+        raise DataError(f"the {split} split of {folder} is empty ({n_audio} audio files, "
+                        f"test_percent={test_percent}); add files or change test_percent")
+    return files, np.array(labels, dtype=np.int64), meta, classes
+
+
+def load_split(data_dir, split: str, *, n_mels: int, time_steps: int, cache_dir,
+               test_percent=20) -> SourceSplit:
+    if isinstance(test_percent, bool) or not isinstance(test_percent, int) or not 0 < test_percent < 100:
+        raise DataError(f"test_percent must be an integer in 1..99, got {test_percent!r}")
+    if data_dir is None:
+        raise DataError("folder needs data_dir (--data-dir): a folder of class subfolders of audio files")
+    folder = require_dir(Path(data_dir), "audio class", "pass a folder of class subfolders of audio files")
+    files, y, meta, classes = list_files(folder, split, test_percent)
+    recipe = MelRecipe(n_mels=n_mels, n_frames=time_steps)
+    x = audio_features(files, recipe, stem=f"folder-{split}", cache_dir=cache_dir)
+    return SourceSplit(x, y, meta, classes)

@@ -1,0 +1,89 @@
+"""``load_dataset``: one entry point over all sources, with the validation carve and the recipe."""
+from __future__ import annotations
+
+from types import ModuleType
+
+from . import folder, fsdd, rawhd, shd, synthetic
+from .dataset import DT_MS, FeatureDataset
+from .errors import DataError
+from .validation_split import carve_validation
+
+_SOURCES: dict[str, ModuleType] = {m.NAME: m for m in (synthetic, fsdd, rawhd, shd, folder)}
+
+#: name -> one-line description, in the order shown to users ("synthetic" is the default).
+DATASETS: dict[str, str] = {name: m.DESCRIPTION for name, m in _SOURCES.items()}
+SPLITS = ("train", "val", "test")
+DEFAULT_VAL_FRACTION = 0.1
+
+
+def source_options(name: str) -> dict:
+    """The options (with defaults) that dataset ``name`` accepts as ``**source_options``."""
+    return dict(_source(name).OPTIONS)
+
+
+def _source(name: str) -> ModuleType:
+    if name not in _SOURCES:
+        raise DataError(f"unknown dataset {name!r}; known datasets: {', '.join(_SOURCES)}")
+    return _SOURCES[name]
+
+
+def load_dataset(name: str = "synthetic", split: str = "train", data_dir=None, *, seed: int = 0,
+                 cache_dir=None, n_mels: int = 40, time_steps: int = 100,
+                 val_fraction: float = DEFAULT_VAL_FRACTION, **source_options) -> FeatureDataset:
+    """Features of one split of dataset ``name`` (see :data:`DATASETS`) as a FeatureDataset.
+
+    split: "train" (official training set minus validation), "val" (carved from the official
+    training set by ``seed``: by speaker / take / at random, as the source's docstring says) or
+    "test" (the official test set; never used to choose anything).
+    data_dir: the source's folder (None: FSDD default folder; synthetic needs none).
+    cache_dir: feature cache folder (None: $DELAYSNN_CACHE or ~/.cache/delaysnn).
+    n_mels: Mel bands for audio sources, channels for synthetic; time_steps: steps of 10 ms.
+    val_fraction: share of the training set (speakers / takes / samples) held out, in [0, 1).
+    source_options: per-source options, see :func:`source_options`.
+    All arguments are checked (DataError) before any features are computed.
+    """
+    src = _source(name)
+    if split not in SPLITS:
+        raise DataError(f"unknown split {split!r}; use one of {', '.join(SPLITS)}")
+    unknown = sorted(set(source_options) - set(src.OPTIONS))
+    if unknown:
+        raise DataError(f"dataset {name!r} has no option(s) {unknown}; its options: "
+                        f"{dict(src.OPTIONS) or 'none'}")
+    for arg, v in (("n_mels", n_mels), ("time_steps", time_steps), ("seed", seed)):
+        if isinstance(v, bool) or not isinstance(v, int) or v < (0 if arg == "seed" else 1):
+            raise DataError(f"{arg} must be a {'non-negative' if arg == 'seed' else 'positive'} integer, got {v!r}")
+    if isinstance(val_fraction, bool) or not isinstance(val_fraction, (int, float)) or not 0 <= val_fraction < 1:
+        raise DataError(f"val_fraction must be a number in [0, 1), got {val_fraction!r}")
+    if split == "val" and val_fraction == 0:
+        raise DataError("split='val' needs val_fraction > 0")
+    options = {**src.OPTIONS, **source_options}
+    data_dir_str = None if data_dir is None else str(data_dir)
+
+    raw = src.load_split(data_dir, "test" if split == "test" else "train", n_mels=n_mels,
+                         time_steps=time_steps, cache_dir=cache_dir, **options)
+    if split != "test":
+        train_idx, val_idx = carve_validation(raw.y, raw.meta, src.VAL_STRATEGY, float(val_fraction), seed)
+        raw = raw.subset(train_idx if split == "train" else val_idx)
+    recipe = {
+        "dataset": name, "split": split, "data_dir": data_dir_str, "seed": seed,
+        "n_mels": n_mels, "time_steps": time_steps, "val_fraction": float(val_fraction),
+        "options": options,
+        # derived, for readers (not needed to rebuild):
+        "n_channels": int(raw.x.shape[2]), "n_classes": len(raw.class_names), "dt_ms": DT_MS,
+        "val_strategy": src.VAL_STRATEGY,
+    }
+    return FeatureDataset(raw.x, raw.y, raw.meta, raw.class_names, recipe)
+
+
+REBUILD_KEYS = ("dataset", "data_dir", "seed", "n_mels", "time_steps", "val_fraction", "options")
+
+
+def dataset_from_recipe(recipe: dict, split: str | None = None, *, cache_dir=None) -> FeatureDataset:
+    """Rebuild the dataset a ``ds.recipe`` describes (``split`` overrides ``recipe["split"]``)."""
+    missing = [k for k in REBUILD_KEYS if k not in recipe]
+    if missing:
+        raise DataError(f"data recipe lacks {missing}; it needs {list(REBUILD_KEYS)}")
+    return load_dataset(recipe["dataset"], split or recipe.get("split", "train"), recipe["data_dir"],
+                        seed=recipe["seed"], cache_dir=cache_dir, n_mels=recipe["n_mels"],
+                        time_steps=recipe["time_steps"], val_fraction=recipe["val_fraction"],
+                        **recipe["options"])
