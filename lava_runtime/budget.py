@@ -1,0 +1,403 @@
+"""Hardware budget of a deployed network from its recorded activity.
+
+    from lava_runtime.budget import estimate, compare
+    b = estimate(net, activity, load_profile("loihi2"))
+    b.synops_per_sample, b.energy_per_sample_joules["total"], b.cores, b.to_json()
+
+Counts (per sample = totals over the Activity's samples / N; over the Activity's window of
+``steps`` = T + latency steps):
+- synaptic operations: every input event (a hidden spike, or a nonzero graded payload for the
+  first layer) times its fan-out over every (post, delay) synapse that exists (also synapses whose
+  integer weight is 0: the hardware still processes them);
+- dense synaptic operations: every existing synapse, every step of the window;
+- neuron updates: every neuron of every layer, every step;
+- messages: a spike goes once to each core that holds one of its targets; a message to its own
+  core is local, to another core cross-core; graded input comes from outside the cores (input).
+
+Energy per sample by profile kind (J; a breakdown whose parts sum to the total):
+- ``neuromorphic``: synops * synop + neuron updates * neuron_update + local messages * spike_local
+  + (cross-core + input messages) * spike_hop (one hop each: a lower bound)
+  + static_power * run time (steps * time per step);
+- ``dense`` (the float model on a CPU/GPU): dense synops * synop + neuron updates * neuron_update;
+- ``ann`` (the equivalent ANN, same synapses every step): dense synops * mac + one 64-bit SRAM
+  read per two FP32 weights; the SNN's synops at ``ac`` are reported beside it, not in the total.
+A figure the profile does not give is listed under ``not_counted`` with the reason; without a
+synop and neuron-update (or mac) figure there is no total.
+
+Time per step (neuromorphic, when the profile gives synop_time and neuron_update_time): cores work
+in parallel, so each step takes the slowest core's synops * synop_time + neurons * neuron_update_
+time, plus one spike hop and the barrier sync where given; averaged over samples and steps.
+
+A profile whose limits the network breaks gets ``refused`` reasons instead of energy, time and
+cores (counts and memory are still reported: they do not depend on the chip).
+"""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+
+import numpy as np
+
+from export.deployed import DeployedNetwork
+from hw_profiles import Profile
+from lava_runtime.activity import Activity
+from lava_runtime.core_mapping import (LAVA_BIAS_MANT_BITS, LAVA_STATE_BITS, CoreMapping,
+                                       delay_bits, index_bits, map_to_cores,
+                                       network_memory_bytes)
+
+FLOAT_BITS = 32  # float model weights and state (dense / ann profiles)
+
+
+@dataclass
+class LayerBudget:
+    """Per-sample counts for one connection layer."""
+
+    name: str
+    n_in: int
+    n_out: int
+    n_synapses: int
+    max_delay: int  # steps
+    input_events: float  # spikes (or nonzero payloads) arriving per sample
+    synops: float
+    dense_synops: float
+    neuron_updates: float
+    spikes_out: float  # 0 for the readout
+    messages_local: float | None = None
+    messages_cross_core: float | None = None
+    messages_input: float | None = None
+
+
+@dataclass
+class Budget:
+    profile: str
+    profile_version: str
+    kind: str
+    n_samples: int
+    steps: int  # window steps per sample
+    layers: list[LayerBudget]
+    synops_per_sample: float
+    dense_synops_per_sample: float
+    neuron_updates_per_sample: float
+    spikes_per_sample: float
+    memory_bytes: dict[str, int]
+    messages_per_sample: dict[str, float] | None = None
+    cores: int | None = None
+    chips: int | None = None
+    core_usage: dict | None = None
+    energy_per_sample_joules: dict | None = None
+    time_per_step_seconds: float | None = None
+    refused: list[str] = field(default_factory=list)
+    sources: dict[str, str] = field(default_factory=dict)
+    assumptions: list[str] = field(default_factory=list)
+
+    @property
+    def energy_total(self) -> float | None:
+        e = self.energy_per_sample_joules
+        return None if e is None else e["total"]
+
+    def to_json(self) -> dict:
+        """A JSON-serialisable dict (the CLI's --json output, one per profile)."""
+        return asdict(self)
+
+
+# ---------------------------------------------------------------------------- validation
+
+def check_activity(net: DeployedNetwork, activity: Activity) -> None:
+    """Raise ValueError when the Activity does not belong to this network."""
+    n_hidden = len(net.layers) - 1
+    if len(activity.spikes) != n_hidden:
+        raise ValueError(f"activity has spikes for {len(activity.spikes)} hidden layers, the "
+                         f"network has {n_hidden} ({[l.name for l in net.layers[:-1]]})")
+    x = activity.input_payload
+    n = activity.n_samples
+    if x.ndim != 3 or x.shape[0] != n or x.shape[2] != net.layers[0].n_in:
+        raise ValueError(f"activity input_payload has shape {x.shape}, expected "
+                         f"({n}, T, {net.layers[0].n_in})")
+    if np.any(x < 0):
+        raise ValueError("activity input_payload has negative payloads")
+    steps = activity.readout_v.shape[1]
+    if x.shape[1] > steps:
+        raise ValueError(f"input has {x.shape[1]} steps, more than the window of {steps}")
+    for k, s in enumerate(activity.spikes):
+        layer = net.layers[k]
+        if s.shape != (n, steps, layer.n_out):
+            raise ValueError(f"activity spikes[{k}] has shape {s.shape}, expected "
+                             f"({n}, {steps}, {layer.n_out}) for layer {layer.name}")
+    if activity.readout_v.shape[2] != net.readout.n_out:
+        raise ValueError(f"activity readout_v has {activity.readout_v.shape[2]} neurons, the "
+                         f"readout has {net.readout.n_out}")
+    if n == 0:
+        raise ValueError("activity holds no samples")
+
+
+def limit_violations(net: DeployedNetwork, profile: Profile) -> list[str]:
+    """Why the network cannot run on this profile (per-network limits; [] = fits). Each reason
+    cites the profile's source. Per-core limits are checked by the core mapping."""
+    out = []
+
+    def cite(key):
+        return f"({profile.name} {key}: {profile.limits[key].source})"
+
+    def lim(key):
+        return profile.limit(key)
+
+    if lim("supports_delays") is False:
+        for layer in net.layers:
+            if layer.max_delay > 0:
+                out.append(f"layer {layer.name} has synaptic delays up to {layer.max_delay} "
+                           f"steps; {profile.name} has no synaptic delays "
+                           f"{cite('supports_delays')}")
+    elif lim("max_delay") is not None:
+        for layer in net.layers:
+            if layer.max_delay > lim("max_delay"):
+                out.append(f"layer {layer.name} has delays up to {layer.max_delay} steps, more "
+                           f"than {profile.name}'s {lim('max_delay')} {cite('max_delay')}")
+    if lim("max_inputs") is not None and net.input.n_channels > lim("max_inputs"):
+        out.append(f"the network has {net.input.n_channels} input channels, more than "
+                   f"{profile.name}'s {lim('max_inputs')} {cite('max_inputs')}")
+    hidden = sum(layer.n_out for layer in net.layers[:-1])
+    if lim("max_hidden_neurons") is not None and hidden > lim("max_hidden_neurons"):
+        out.append(f"the network has {hidden} hidden neurons, more than {profile.name}'s "
+                   f"{lim('max_hidden_neurons')} {cite('max_hidden_neurons')}")
+    if lim("max_outputs") is not None and net.readout.n_out > lim("max_outputs"):
+        out.append(f"the readout has {net.readout.n_out} neurons, more than {profile.name}'s "
+                   f"{lim('max_outputs')} {cite('max_outputs')}")
+    for layer in net.layers:
+        if lim("weight_bits") is not None and layer.num_weight_bits > lim("weight_bits"):
+            out.append(f"layer {layer.name} uses {layer.num_weight_bits}-bit weights, more than "
+                       f"{profile.name}'s {lim('weight_bits')} {cite('weight_bits')}")
+        if (lim("graded_spike_bits") is not None
+                and layer.input_message_bits > lim("graded_spike_bits")):
+            what = ("graded payloads of " + str(layer.input_message_bits) + " bits")
+            out.append(f"layer {layer.name} receives {what}; {profile.name} carries at most "
+                       f"{lim('graded_spike_bits')} {cite('graded_spike_bits')}")
+        nrn = layer.neurons
+        for key, val, signed in (("du_bits", nrn.du, False), ("dv_bits", nrn.dv, False),
+                                 ("vth_bits", nrn.vth, False), ("bias_exp_bits", nrn.bias_exp,
+                                                                False)):
+            bits = lim(key)
+            if bits is not None and not 0 <= val < 2 ** bits:
+                out.append(f"layer {layer.name} {key[:-5]} = {val} does not fit {profile.name}'s "
+                           f"{bits} bits {cite(key)}")
+        bits = lim("bias_mant_bits")
+        if bits is not None and len(nrn.bias_mant):
+            lo, hi = int(np.min(nrn.bias_mant)), int(np.max(nrn.bias_mant))
+            if lo < -(2 ** (bits - 1)) or hi >= 2 ** (bits - 1):
+                out.append(f"layer {layer.name} bias_mant spans [{lo}, {hi}], beyond "
+                           f"{profile.name}'s {bits}-bit signed range {cite('bias_mant_bits')}")
+    return out
+
+
+# ---------------------------------------------------------------------------- counting
+
+def _events(net: DeployedNetwork, activity: Activity, k: int) -> np.ndarray:
+    """(N, steps_k, n_in) 0/1 events arriving at layer k."""
+    if k == 0:
+        return (activity.input_payload != 0).astype(np.int64)
+    return activity.spikes[k - 1].astype(np.int64)
+
+
+def count_layers(net: DeployedNetwork, activity: Activity) -> list[LayerBudget]:
+    """Profile-independent per-sample counts of every layer."""
+    n, steps = activity.n_samples, int(activity.readout_v.shape[1])
+    out = []
+    for k, layer in enumerate(net.layers):
+        per_pre = _events(net, activity, k).sum(axis=(0, 1))  # (n_in,)
+        fanout = np.bincount(layer.pre, minlength=layer.n_in)
+        spikes_out = (float(activity.spikes[k].sum()) / n if k < len(net.layers) - 1 else 0.0)
+        out.append(LayerBudget(
+            name=layer.name, n_in=layer.n_in, n_out=layer.n_out, n_synapses=layer.n_synapses,
+            max_delay=layer.max_delay, input_events=float(per_pre.sum()) / n,
+            synops=float(per_pre @ fanout) / n,
+            dense_synops=float(layer.n_synapses * steps),
+            neuron_updates=float(layer.n_out * steps), spikes_out=spikes_out))
+    return out
+
+
+def count_messages(net: DeployedNetwork, activity: Activity, mapping: CoreMapping,
+                   layers: list[LayerBudget]) -> dict[str, float]:
+    """Fill each LayerBudget's messages (per sample, by the layer that receives them)."""
+    n, nc = activity.n_samples, mapping.n_cores
+    tot = {"local": 0.0, "cross_core": 0.0, "input": 0.0}
+    for k, layer in enumerate(net.layers):
+        dest = np.zeros((layer.n_in, nc), dtype=bool)
+        dest[layer.pre, mapping.core_of[k][layer.post]] = True
+        per_pre = _events(net, activity, k).sum(axis=(0, 1)).astype(np.float64)
+        n_dest = dest.sum(axis=1)
+        lb = layers[k]
+        if k == 0:
+            lb.messages_input = float(per_pre @ n_dest) / n
+            lb.messages_local = lb.messages_cross_core = 0.0
+        else:
+            src = mapping.core_of[k - 1]
+            local = dest[np.arange(layer.n_in), src]
+            lb.messages_local = float(per_pre @ local) / n
+            lb.messages_cross_core = float(per_pre @ (n_dest - local)) / n
+            lb.messages_input = 0.0
+        tot["local"] += lb.messages_local
+        tot["cross_core"] += lb.messages_cross_core
+        tot["input"] += lb.messages_input
+    return tot
+
+
+def mean_step_time(net: DeployedNetwork, activity: Activity, mapping: CoreMapping,
+                   profile: Profile) -> float:
+    """Seconds per step: mean over samples and steps of the slowest core's work (see module)."""
+    steps, nc = int(activity.readout_v.shape[1]), mapping.n_cores
+    t_syn = profile.timing["synop_time"].value
+    t_nrn = profile.timing["neuron_update_time"].value
+    work = np.zeros((activity.n_samples, steps, nc))
+    for k, layer in enumerate(net.layers):
+        per_core = np.zeros((layer.n_in, nc))
+        np.add.at(per_core, (layer.pre, mapping.core_of[k][layer.post]), 1.0)
+        ev = _events(net, activity, k).astype(np.float64)
+        work[:, :ev.shape[1], :] += (ev @ per_core) * t_syn
+    work += np.asarray(mapping.neurons, dtype=np.float64) * t_nrn
+    t = float(work.max(axis=2).mean())
+    for key in ("spike_hop_time", "step_sync"):
+        if key in profile.timing:
+            t += profile.timing[key].value
+    return t
+
+
+def float_memory_bytes(net: DeployedNetwork, kind: str) -> dict[str, int]:
+    """Memory of the float model (dense) or the equivalent ANN, bytes: FP32 weights stored with
+    their delay and post index; FP32 state (u, v; an ANN keeps one activation); a history of the
+    last max_delay + 1 inputs per layer (the float model's delay line)."""
+    syn = sum(l.n_synapses * (FLOAT_BITS + delay_bits(l) + index_bits(l)) for l in net.layers)
+    per_neuron = (2 if kind == "dense" else 1) * FLOAT_BITS
+    state = sum(l.n_out * per_neuron for l in net.layers)
+    hist = sum((l.max_delay + 1) * l.n_in * FLOAT_BITS for l in net.layers)
+    out = {"synapses": -(-syn // 8), "neuron_state": -(-state // 8),
+           "delay_accumulators": -(-hist // 8)}
+    out["total"] = sum(out.values())
+    return out
+
+
+# ---------------------------------------------------------------------------- estimate
+
+def _why_missing(profile: Profile, key: str) -> str:
+    return profile.unpublished.get(key, f"{profile.name} gives no {key} figure")
+
+
+def estimate(net: DeployedNetwork, activity: Activity, profile: Profile) -> Budget:
+    """The budget of `net` running `activity` on `profile` (see the module docstring)."""
+    check_activity(net, activity)
+    layers = count_layers(net, activity)
+    n, steps = activity.n_samples, int(activity.readout_v.shape[1])
+    assumptions = []
+    b = Budget(profile=profile.name, profile_version=profile.version, kind=profile.kind,
+               n_samples=n, steps=steps, layers=layers,
+               synops_per_sample=sum(l.synops for l in layers),
+               dense_synops_per_sample=sum(l.dense_synops for l in layers),
+               neuron_updates_per_sample=sum(l.neuron_updates for l in layers),
+               spikes_per_sample=sum(l.spikes_out for l in layers),
+               memory_bytes={}, sources=profile.sources(), assumptions=assumptions)
+
+    if profile.kind != "neuromorphic":
+        b.memory_bytes = float_memory_bytes(net, profile.kind)
+        b.energy_per_sample_joules = _dense_energy(b, profile)
+        assumptions.append(f"{profile.kind} model: every existing synapse computed every step of "
+                           f"the {steps}-step window; FP32 weights and state")
+        return b
+
+    state_bits = profile.limit("state_bits")
+    bias_bits = profile.limit("bias_mant_bits")
+    if state_bits is None or bias_bits is None:
+        assumptions.append(f"{profile.name} gives no state_bits/bias_mant_bits: memory uses "
+                           f"Lava's {LAVA_STATE_BITS}/{LAVA_BIAS_MANT_BITS} bits")
+    state_bits = LAVA_STATE_BITS if state_bits is None else state_bits
+    bias_bits = LAVA_BIAS_MANT_BITS if bias_bits is None else bias_bits
+    b.memory_bytes = network_memory_bytes(net, state_bits, bias_bits)
+
+    b.refused = limit_violations(net, profile)
+    per_core = [profile.limit(k) for k in ("neurons_per_core", "synapse_memory_bytes_per_core",
+                                           "max_fan_in")]
+    mapping = None
+    if all(v is None for v in per_core):
+        assumptions.append(f"{profile.name} gives no per-core limits: no core mapping, no "
+                           "cross-core routing or time per step")
+    else:
+        mapping = map_to_cores(net, *per_core, max_fan_out=profile.limit("max_fan_out"),
+                               cores_per_chip=profile.limit("cores_per_chip"),
+                               max_chips=profile.limit("max_chips"), state_bits=state_bits,
+                               bias_mant_bits=bias_bits)
+        b.refused += mapping.violations
+    if b.refused:
+        return b
+    if mapping is not None:
+        b.cores, b.chips = mapping.n_cores, mapping.chips
+        b.core_usage = {"neurons": mapping.neurons, "memory_bytes": mapping.memory_bytes,
+                        "fan_in": mapping.fan_in, "fan_out": mapping.fan_out}
+        b.messages_per_sample = count_messages(net, activity, mapping, layers)
+        if "synop_time" in profile.timing and "neuron_update_time" in profile.timing:
+            b.time_per_step_seconds = mean_step_time(net, activity, mapping, profile)
+    b.energy_per_sample_joules = _neuromorphic_energy(b, profile)
+    return b
+
+
+def _neuromorphic_energy(b: Budget, p: Profile) -> dict:
+    parts, missing = {}, {}
+    e = p.energy
+    for key, name, count in (("synop", "synaptic_ops", b.synops_per_sample),
+                             ("neuron_update", "neuron_updates", b.neuron_updates_per_sample)):
+        if key in e:
+            parts[name] = count * e[key].value
+        else:
+            missing[name] = _why_missing(p, key)
+    m = b.messages_per_sample
+    if m is None:
+        missing["routing"] = "no core mapping (the profile gives no per-core limits)"
+    else:
+        if "spike_local" in e:
+            parts["routing_local"] = m["local"] * e["spike_local"].value
+        else:
+            missing["routing_local"] = _why_missing(p, "spike_local")
+        if "spike_hop" in e:
+            parts["routing_cross_core"] = (m["cross_core"] + m["input"]) * e["spike_hop"].value
+        else:
+            missing["routing_cross_core"] = _why_missing(p, "spike_hop")
+    if "static_power" not in e:
+        missing["static"] = _why_missing(p, "static_power")
+    elif b.time_per_step_seconds is None:
+        missing["static"] = "static power needs a time per step, which this profile lacks"
+    else:
+        parts["static"] = e["static_power"].value * b.time_per_step_seconds * b.steps
+    complete = "synaptic_ops" in parts and "neuron_updates" in parts
+    return {"total": sum(parts.values()) if complete else None, "breakdown": parts,
+            "not_counted": missing}
+
+
+def _dense_energy(b: Budget, p: Profile) -> dict:
+    parts, missing, extra = {}, {}, {}
+    e = p.energy
+    if p.kind == "dense":
+        for key, name, count in (("synop", "synaptic_ops", b.dense_synops_per_sample),
+                                 ("neuron_update", "neuron_updates",
+                                  b.neuron_updates_per_sample)):
+            if key in e:
+                parts[name] = count * e[key].value
+            else:
+                missing[name] = _why_missing(p, key)
+        complete = not missing
+    else:  # ann
+        if "mac" in e:
+            parts["macs"] = b.dense_synops_per_sample * e["mac"].value
+        else:
+            missing["macs"] = _why_missing(p, "mac")
+        if "sram_read" in e:
+            parts["weight_reads"] = b.dense_synops_per_sample / 2 * e["sram_read"].value
+        else:
+            missing["weight_reads"] = _why_missing(p, "sram_read")
+        missing["neuron_updates"] = "an activation per neuron per step has no figure here"
+        if "ac" in e:
+            extra["snn_synops_at_ac"] = b.synops_per_sample * e["ac"].value
+        complete = "macs" in parts
+    out = {"total": sum(parts.values()) if complete else None, "breakdown": parts,
+           "not_counted": missing}
+    out.update(extra)
+    return out
+
+
+def compare(net: DeployedNetwork, activity: Activity, profiles: list[Profile]) -> list[Budget]:
+    """One Budget per profile, same network and activity."""
+    return [estimate(net, activity, p) for p in profiles]
