@@ -1,0 +1,14 @@
+"""Post-training analysis of a checkpoint (docs/design.md section 2), read as plain data.
+
+Modules:
+- `checkpoint_view`: load and validate a checkpoint file into numpy synapse lists (no trainer
+  classes are imported; only the documented dict format is used);
+- `receptive_fields`: signed (input channel, delay) receptive field of each neuron, neuron ranking;
+- `ei_clustering`: do excitatory and inhibitory synapses group together in (channel, delay)?
+  nearest-neighbour sign agreement against a sign-shuffle null (z-score);
+- `delay_counts`: connections per delay, split by sign;
+- `figures`: matplotlib (Agg) PNGs of the above;
+- `atomic_files`: write JSON / PNG through a temp file and `os.replace`.
+
+`trainer.analyze` ties them together (`analyze(run_dir, ...)` and the CLI).
+"""
