@@ -1,0 +1,205 @@
+"""Save / load a DeployedNetwork as HDF5 that lava-dl netx (`lava.lib.dl.netx.hdf5.Network`)
+also loads.
+
+Layout (all groups and attributes in creation order, no timestamps, so the same network always
+gives the same bytes):
+
+    /layer/0            type=b"input", shape=[C]                      (netx: input shape only)
+    /layer/1..L         type=b"dense", shape=[n_out],
+                        weight (n_out, n_in) int: W = weight * 2^weight_exp, the integer each
+                                 synapse adds to a_in per payload unit (netx re-derives Lava's
+                                 weight_exp / num_weight_bits from W and reproduces exactly this),
+                        delay (n_out, n_in) int (steps; netx then uses DelayDense),
+                        bias (n_out,) int (netx: bias_mant, with bias_exp = 6),
+                        neuron/ type=b"CUBA", iDecay = du + 1, vDecay = dv, vThMant = vth,
+                                refDelay = 1, gradedSpike = False
+    /delaysnn           the project's own, complete description (netx never reads it):
+                        attrs format, version, netx_complete, netx_problems (JSON),
+                        profile_name, profile_version, class_names (JSON), meta (JSON)
+        input/          attrs n_channels, time_steps, num_message_bits, scale
+        layers/<i>/     attrs name, n_in, n_out, weight_exp, num_weight_bits,
+                        input_message_bits; datasets pre, post, delay, weight (int64, every
+                        synapse, all slots); neuron/ attrs n, du, dv, vth, bias_exp, spiking,
+                        v_scale, dataset bias_mant
+
+A pair of neurons joined by several synapses (structure-multi) cannot be written in netx's
+one-delay-per-pair layout: netx layers then hold slot 0 only and the root attribute
+`netx_complete` is False (the delaysnn group is always complete).
+Load netx with `Network(net_config=path, input_message_bits=net.input.num_message_bits)`.
+"""
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+
+import h5py
+import numpy as np
+
+from export import lava_rules as lr
+from export.deployed import ConnectionLayer, DeployedNetwork, InputEncoding, NeuronParams
+from export.errors import ExportError
+
+FORMAT = "delaysnn-deployed"
+VERSION = 1
+
+
+def _json(obj) -> str:
+    return json.dumps(obj, sort_keys=True, separators=(",", ":"), allow_nan=False)
+
+
+def netx_weights(layer: ConnectionLayer, w: np.ndarray) -> np.ndarray:
+    """Applied weights -> W = w * 2^weight_exp as stored for netx (exact or ExportError)."""
+    e = layer.weight_exp
+    W = w << e if e >= 0 else w >> -e
+    if e < 0 and not np.array_equal(W << -e, w):
+        raise ExportError(f"layer {layer.name}: weights are not multiples of 2^{-e}; "
+                          "they cannot be written in netx's format")
+    return W
+
+
+def netx_problems(net: DeployedNetwork) -> list[str]:
+    """Why the netx layers would not compute what the network does ([] = they do)."""
+    out = []
+    for L in net.layers:
+        if len(L.slots()) > 1:
+            out.append(f"{L.name}: {len(L.slots())} synapses for some (post, pre) pairs "
+                       "(structure-multi); netx holds slot 0 only")
+        if L.neurons.bias_exp != lr.NETX_BIAS_EXP and np.any(L.neurons.bias_mant != 0):
+            out.append(f"{L.name}: bias_exp {L.neurons.bias_exp} (netx always uses 6)")
+        if L.max_delay > lr.NETX_MAX_DELAY:
+            out.append(f"{L.name}: max delay {L.max_delay} > {lr.NETX_MAX_DELAY} "
+                       "(netx clamps delays)")
+        W = L.weight << L.weight_exp if L.weight_exp >= 0 else L.weight >> -L.weight_exp
+        if L.weight_exp < 0 and not np.array_equal(W << -L.weight_exp, L.weight):
+            out.append(f"{L.name}: weights not multiples of 2^{-L.weight_exp}")
+            continue
+        mode = lr.sign_mode(W)
+        lo, hi = {"mixed": (-128, 127), "excitatory": (0, 255), "inhibitory": (-255, 0)}[mode]
+        if W.size and (W.min() < lo or W.max() > hi):
+            out.append(f"{L.name}: netx weights {W.min()}..{W.max()} outside {lo}..{hi}")
+        if W.size and not np.any(W):
+            out.append(f"{L.name}: all weights are zero (netx cannot choose a weight exponent)")
+        if net.layers.index(L) == 0 and L.input_message_bits != net.input.num_message_bits:
+            out.append(f"{L.name}: input_message_bits differs from the input encoding")
+    return out
+
+
+def _scalar_bytes(g: h5py.Group, key: str, text: str) -> None:
+    g.create_dataset(key, data=np.array([text.encode("ascii")], dtype=f"S{len(text)}"))
+
+
+def _write(f: h5py.File, net: DeployedNetwork) -> None:
+    problems = netx_problems(net)
+    f.attrs["netx_complete"] = not problems
+    lay = f.create_group("layer", track_order=True)
+    g0 = lay.create_group("0", track_order=True)
+    _scalar_bytes(g0, "type", "input")
+    g0.create_dataset("shape", data=np.array([net.input.n_channels], dtype=np.int64))
+    for i, L in enumerate(net.layers):
+        g = lay.create_group(str(i + 1), track_order=True)
+        _scalar_bytes(g, "type", "dense")
+        g.create_dataset("shape", data=np.array([L.n_out], dtype=np.int64))
+        w0, d0 = L.slots()[0]
+        g.create_dataset("weight", data=netx_weights(L, w0).astype(np.int64))
+        g.create_dataset("delay", data=d0.astype(np.int64))
+        if np.any(L.neurons.bias_mant != 0):
+            g.create_dataset("bias", data=L.neurons.bias_mant.astype(np.int64))
+        n = g.create_group("neuron", track_order=True)
+        _scalar_bytes(n, "type", "CUBA")
+        n.create_dataset("iDecay", data=np.int64(L.neurons.du + 1))
+        n.create_dataset("vDecay", data=np.int64(L.neurons.dv))
+        n.create_dataset("vThMant", data=np.int64(L.neurons.vth))
+        n.create_dataset("refDelay", data=np.int64(1))
+        n.create_dataset("gradedSpike", data=np.bool_(False))
+    own = f.create_group("delaysnn", track_order=True)
+    own.attrs["format"] = FORMAT
+    own.attrs["version"] = VERSION
+    own.attrs["netx_complete"] = not problems
+    own.attrs["netx_problems"] = _json(problems)
+    own.attrs["profile_name"] = net.profile_name
+    own.attrs["profile_version"] = net.profile_version
+    own.attrs["class_names"] = _json(list(net.class_names))
+    own.attrs["meta"] = _json(net.meta)
+    gi = own.create_group("input", track_order=True)
+    gi.attrs["n_channels"] = np.int64(net.input.n_channels)
+    gi.attrs["time_steps"] = np.int64(net.input.time_steps)
+    gi.attrs["num_message_bits"] = np.int64(net.input.num_message_bits)
+    gi.attrs["scale"] = np.float64(net.input.scale)
+    gl = own.create_group("layers", track_order=True)
+    for i, L in enumerate(net.layers):
+        g = gl.create_group(str(i), track_order=True)
+        g.attrs["name"] = L.name
+        for key in ("n_in", "n_out", "weight_exp", "num_weight_bits", "input_message_bits"):
+            g.attrs[key] = np.int64(getattr(L, key))
+        for key in ("pre", "post", "delay", "weight"):
+            g.create_dataset(key, data=np.asarray(getattr(L, key), dtype=np.int64))
+        n = g.create_group("neuron", track_order=True)
+        nr = L.neurons
+        for key in ("n", "du", "dv", "vth", "bias_exp"):
+            n.attrs[key] = np.int64(getattr(nr, key))
+        n.attrs["spiking"] = np.bool_(nr.spiking)
+        n.attrs["v_scale"] = np.float64(nr.v_scale)
+        n.create_dataset("bias_mant", data=np.asarray(nr.bias_mant, dtype=np.int64))
+
+
+def save(net: DeployedNetwork, path: str | Path) -> list[str]:
+    """Write `net` to `path` atomically (temp file in the same folder, then os.replace).
+
+    Returns the netx problems ([] when the netx layers are complete)."""
+    path = Path(path)
+    if not path.parent.is_dir():
+        raise ExportError(f"output folder {path.parent} does not exist")
+    _json(net.meta)  # fail before touching the disk if meta is not JSON-serialisable
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    try:
+        with h5py.File(tmp, "w", libver=("earliest", "v110"), track_order=True) as f:
+            _write(f, net)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+    return netx_problems(net)
+
+
+def load(path: str | Path) -> DeployedNetwork:
+    """Read a file written by `save` (from its complete `delaysnn/` group)."""
+    path = Path(path)
+    if not path.is_file():
+        raise ExportError(f"{path} does not exist")
+    with h5py.File(path, "r") as f:
+        if "delaysnn" not in f:
+            raise ExportError(f"{path} has no 'delaysnn' group: it was not written by "
+                              "export.netx_h5.save")
+        own = f["delaysnn"]
+        if own.attrs.get("format") != FORMAT or int(own.attrs.get("version", -1)) != VERSION:
+            raise ExportError(f"{path}: delaysnn group has format {own.attrs.get('format')!r} "
+                              f"version {own.attrs.get('version')!r}; expected {FORMAT} {VERSION}")
+        gi = own["input"]
+        enc = InputEncoding(n_channels=int(gi.attrs["n_channels"]),
+                            time_steps=int(gi.attrs["time_steps"]),
+                            num_message_bits=int(gi.attrs["num_message_bits"]),
+                            scale=float(gi.attrs["scale"]))
+        layers = []
+        gl = own["layers"]
+        for i in range(len(gl)):
+            g = gl[str(i)]
+            n = g["neuron"]
+            nr = NeuronParams(n=int(n.attrs["n"]), du=int(n.attrs["du"]), dv=int(n.attrs["dv"]),
+                              vth=int(n.attrs["vth"]), bias_mant=n["bias_mant"][()],
+                              bias_exp=int(n.attrs["bias_exp"]), spiking=bool(n.attrs["spiking"]),
+                              v_scale=float(n.attrs["v_scale"]))
+            layers.append(ConnectionLayer(
+                name=str(g.attrs["name"]), n_in=int(g.attrs["n_in"]), n_out=int(g.attrs["n_out"]),
+                pre=g["pre"][()], post=g["post"][()], delay=g["delay"][()],
+                weight=g["weight"][()], weight_exp=int(g.attrs["weight_exp"]),
+                num_weight_bits=int(g.attrs["num_weight_bits"]), neurons=nr,
+                input_message_bits=int(g.attrs["input_message_bits"])))
+        return DeployedNetwork(layers=layers, input=enc,
+                               class_names=json.loads(own.attrs["class_names"]),
+                               profile_name=str(own.attrs["profile_name"]),
+                               profile_version=str(own.attrs["profile_version"]),
+                               meta=json.loads(own.attrs["meta"]))

@@ -1,0 +1,164 @@
+"""Fold BatchNorm, quantize a checkpoint to Lava fixed point, and build the DeployedNetwork.
+
+Per connection layer l, with folded float weights wf = w * a[post] and bias b (BatchNorm), and
+the layer's input in payload units (layer 0: payload = feature * input.scale; later layers:
+spike = 1), every synapse's contribution to a_in is the integer W = round(s_l * wf / in_scale):
+
+    a_in = sum W * payload          (exact in Lava: weight = W << k, weight_exp = -k, where k is
+                                     the number of low bits Lava truncates; netx stores W itself)
+    v (Lava) = 64 * s_l * v (float), vth = s_l * threshold (made an exact integer by choosing
+    s_l = floor(threshold * s_max) / threshold), bias_mant = round(s_l * b), bias_exp = 6,
+    du = 4095 (u = a_in << 6, no current memory), dv from the checkpoint.
+
+s_l (a_in units per float current unit) is the largest value allowed by every range limit:
+weights within Lava's representable range; |a_in| <= 2^(state_bits - 7) so u = a_in << 6 never
+wraps; |v| within the clip of +/-(2^23 - 1) for negative voltages; bias mantissa 13-bit signed;
+vth 17-bit; for the readout, |v| <= vth_max << 6 so it never spikes. The ranges of a_in and v
+are measured by a float simulation over calibration features and multiplied by `headroom`.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+from export import lava_rules as lr
+from export.checkpoint import Checkpoint
+from export.deployed import ConnectionLayer, DeployedNetwork, InputEncoding, NeuronParams
+from export.errors import ExportError
+from export.float_reference import FloatResult
+
+# Lava's own widths, used when a profile does not set the corresponding limit.
+LAVA_BITS = {"weight_bits": 8, "du_bits": 12, "dv_bits": 12, "vth_bits": 17,
+             "bias_mant_bits": 13, "bias_exp_bits": 3, "state_bits": 24}
+
+
+@dataclass
+class QuantSettings:
+    """Bit widths and options used by quantization (bits; headroom is a factor >= 1)."""
+
+    weight_bits: int = 8
+    vth_bits: int = 17
+    bias_mant_bits: int = 13
+    state_bits: int = 24
+    num_message_bits: int = 8
+    headroom: float = 2.0
+
+    @classmethod
+    def from_profile(cls, profile, num_message_bits: int = 8, headroom: float = 2.0
+                     ) -> "QuantSettings":
+        def lim(key):
+            v = profile.limit(key) if profile is not None else None
+            return LAVA_BITS[key] if v is None else int(v)
+        return cls(weight_bits=min(lim("weight_bits"), lr.LAVA_WEIGHT_BITS),
+                   vth_bits=lim("vth_bits"), bias_mant_bits=lim("bias_mant_bits"),
+                   state_bits=lim("state_bits"), num_message_bits=num_message_bits,
+                   headroom=headroom)
+
+
+def choose_input_encoding(ck: Checkpoint, x_cal: np.ndarray, num_message_bits: int
+                          ) -> tuple[InputEncoding, dict]:
+    """Scale so the calibration set's largest feature maps to the top payload value."""
+    if not 1 <= num_message_bits <= 24:
+        raise ExportError(f"num_message_bits must be in 1..24 (Lava's graded spikes), "
+                          f"got {num_message_bits}")
+    x_max = float(np.max(x_cal))
+    if not x_max > 0:
+        raise ExportError("calibration features have no positive value: graded-spike payloads "
+                          "are non-negative, so such features cannot be encoded")
+    top = 2 ** num_message_bits - 1
+    enc = InputEncoding(n_channels=ck.n_channels, time_steps=int(x_cal.shape[1]),
+                        num_message_bits=num_message_bits, scale=top / x_max)
+    neg = float(np.mean(x_cal < 0))
+    info = {"feature_max": x_max, "scale": enc.scale, "num_message_bits": num_message_bits,
+            "fraction_negative_features_clipped": neg,
+            "rms_encoding_error": float(np.sqrt(np.mean(
+                (enc.encode(x_cal) / enc.scale - x_cal) ** 2)))}
+    return enc, info
+
+
+def quantize(ck: Checkpoint, enc: InputEncoding, calib: FloatResult, qs: QuantSettings,
+             profile_name: str, profile_version: str, meta: dict | None = None
+             ) -> tuple[DeployedNetwork, list[dict]]:
+    """Checkpoint + calibration ranges -> (DeployedNetwork, per-layer quantization info)."""
+    a_limit = 2 ** (qs.state_bits - 1 - lr.ACT_SHIFT)  # |a_in| bound so a_in << 6 never wraps
+    v_limit = 2 ** (qs.state_bits - 1) - 1
+    vth_max = 2 ** qs.vth_bits - 1
+    b_lo, b_hi = -(2 ** (qs.bias_mant_bits - 1)), 2 ** (qs.bias_mant_bits - 1) - 1
+    layers, infos = [], []
+    for li, L in enumerate(ck.layers):
+        st = calib.stats[li]
+        in_scale = enc.scale if li == 0 else 1.0
+        input_bits = enc.num_message_bits if li == 0 else 0
+        a, b = L.bn_affine()
+        wp = L.weight * a[L.post] / in_scale  # float current per payload unit
+        mode = lr.sign_mode(wp)
+        k = lr.truncate_bits(mode, qs.weight_bits)
+        qlo, qhi = lr.representable_range(mode, qs.weight_bits)
+        cons: dict[str, float] = {}
+        pos, neg = (wp.max() if wp.size else 0.0), (-wp.min() if wp.size else 0.0)
+        if pos > 0:
+            cons["weight_range"] = qhi / pos
+        if neg > 0:
+            cons["weight_range"] = min(cons.get("weight_range", math.inf), -qlo / neg)
+        if st.max_abs_current > 0:
+            cons["a_in_range"] = a_limit / (qs.headroom * st.max_abs_current)
+        bpos, bneg = float(max(b.max(), 0)), float(max(-b.min(), 0))
+        if bpos > 0:
+            cons["bias_range"] = b_hi / bpos
+        if bneg > 0:
+            cons["bias_range"] = min(cons.get("bias_range", math.inf), -b_lo / bneg)
+        if L.spiking:
+            cons["vth_range"] = vth_max / L.threshold
+            if st.min_v < 0:
+                cons["negative_v_range"] = v_limit / (64 * qs.headroom * -st.min_v)
+        else:
+            vabs = max(st.max_v, -st.min_v)
+            if vabs > 0:
+                cons["readout_v_below_vth"] = vth_max / (qs.headroom * vabs)
+        binding = min(cons, key=cons.get) if cons else "none"
+        s_max = cons[binding] if cons else 1.0
+        if L.spiking:
+            vth = int(math.floor(L.threshold * s_max))
+            if vth < 1:
+                raise ExportError(f"layer {L.name}: no integer threshold fits (threshold "
+                                  f"{L.threshold} x scale {s_max:.3g} < 1; limited by "
+                                  f"{binding}); the float ranges are too wide for "
+                                  f"{qs.state_bits}-bit state")
+            s = vth / L.threshold
+        else:
+            vth, s = vth_max, s_max
+        W = np.clip(np.rint(wp * s), qlo, qhi).astype(np.int64)
+        w_applied = W << k
+        assert np.array_equal(lr.apply_weight_rule(w_applied, qs.weight_bits), w_applied)
+        bias_f = np.rint(b * s)
+        bias_mant = np.clip(bias_f, b_lo, b_hi).astype(np.int64)
+        neurons = NeuronParams(n=L.n_out, du=4095, dv=int(L.dv), vth=int(vth),
+                               bias_mant=bias_mant, bias_exp=lr.NETX_BIAS_EXP,
+                               spiking=L.spiking, v_scale=1.0 / (64.0 * s))
+        layers.append(ConnectionLayer(
+            name=L.name, n_in=L.n_in, n_out=L.n_out, pre=L.pre.copy(), post=L.post.copy(),
+            delay=L.delay.copy(), weight=w_applied, weight_exp=-k,
+            num_weight_bits=qs.weight_bits, neurons=neurons, input_message_bits=input_bits))
+        err = W / s - wp
+        wmax = max(pos, neg)
+        infos.append({
+            "layer": L.name, "sign_mode": mode, "scale": s, "scale_limited_by": binding,
+            "scale_limits": {key: float(v) for key, v in sorted(cons.items())},
+            "weight_exp": -k, "W_range": [int(W.min()) if W.size else 0,
+                                           int(W.max()) if W.size else 0],
+            "W_representable": [qlo, qhi],
+            "weight_levels_used_fraction": float(np.abs(W).max() / max(qhi, -qlo)) if W.size else 0.0,
+            "weight_rms_error_rel": float(np.sqrt(np.mean(err ** 2)) / wmax) if wmax > 0 else 0.0,
+            "weight_max_error_rel": float(np.abs(err).max() / wmax) if wmax > 0 else 0.0,
+            "synapses_quantized_to_zero": int(np.sum((W == 0) & (wp != 0))),
+            "bias_clipped": int(np.sum(bias_f != bias_mant)),
+            "vth": int(vth), "threshold_float": L.threshold if L.spiking else None,
+            "v_scale": neurons.v_scale,
+            "calibration": st.to_dict(),
+        })
+    net = DeployedNetwork(layers=layers, input=enc, class_names=list(ck.class_names),
+                          profile_name=profile_name, profile_version=profile_version,
+                          meta=dict(meta or {}))
+    return net, infos
