@@ -1,0 +1,152 @@
+"""`python -m lava_runtime budget NET.h5 --profile loihi2 --dataset NAME ...`: hardware budget.
+
+Thin argparse layer over :func:`run_budget`. Plug into a parent parser with
+``add_parser(subparsers)``; ``main(args)`` runs the parsed namespace. Also runnable alone:
+``python -m lava_runtime.budget_cli NET.h5 ...``.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+from hw_profiles import list_profiles, load_profile
+from lava_runtime.budget import Budget, compare
+from lava_runtime.budget_report import (format_comparison, format_layers, format_summary,
+                                        plot_budgets)
+
+
+def _check_out(path, suffix: str, what: str) -> Path | None:
+    if path is None:
+        return None
+    path = Path(path)
+    if path.suffix.lower() != suffix:
+        raise ValueError(f"{what} {path} must end in {suffix}")
+    if not path.parent.is_dir():
+        raise ValueError(f"{what} {path}: folder {path.parent} does not exist")
+    return path
+
+
+def write_json_atomic(obj, path: Path) -> None:
+    fd, tmp = tempfile.mkstemp(suffix=".json", dir=path.parent, prefix=f".{path.name}.")
+    try:
+        with os.fdopen(fd, "w") as f:
+            json.dump(obj, f, indent=1, default=_json_default)
+            f.write("\n")
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+
+
+def _json_default(o):
+    if isinstance(o, np.integer):
+        return int(o)
+    if isinstance(o, np.floating):
+        return float(o)
+    if isinstance(o, Path):
+        return str(o)
+    raise TypeError(f"not JSON-serialisable: {type(o).__name__}")
+
+
+def budget_json(budgets: list[Budget]) -> dict:
+    """One profile: its Budget as a dict. Several: {"profiles": [...]} plus the counts that do
+    not depend on the profile at top level."""
+    if len(budgets) == 1:
+        return budgets[0].to_json()
+    first = budgets[0]
+    return {"synops_per_sample": first.synops_per_sample,
+            "dense_synops_per_sample": first.dense_synops_per_sample,
+            "neuron_updates_per_sample": first.neuron_updates_per_sample,
+            "n_samples": first.n_samples, "steps": first.steps,
+            "profiles": [b.to_json() for b in budgets]}
+
+
+def run_budget(net_path, profile: str = "loihi2", dataset: str = "synthetic", data_dir=None,
+               split: str = "test", limit: int | None = None, json_path=None, plot_path=None,
+               seed: int = 0, progress: bool = True) -> list[Budget]:
+    """Emulate `net_path` (an export.netx_h5 file) on `limit` samples of `dataset`/`split` and
+    estimate its budget on `profile` ("all" = every profile in hw_profiles). Prints the tables;
+    writes JSON / PNG when paths are given. Every argument is checked before any work."""
+    names = list_profiles() if profile == "all" else [profile]
+    profiles = [load_profile(n) for n in names]
+    if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int) or limit < 1):
+        raise ValueError(f"--limit must be a positive integer, got {limit!r}")
+    json_path = _check_out(json_path, ".json", "--json")
+    plot_path = _check_out(plot_path, ".png", "--plot")
+    net_path = Path(net_path)
+    if not net_path.is_file():
+        raise ValueError(f"network file {net_path} does not exist (export one with "
+                         f"python -m export.to_lava)")
+
+    from export.netx_h5 import load
+    from lava_runtime.emulator import emulate
+    from trainer.data import load_dataset
+
+    net = load(net_path)
+    ds = load_dataset(dataset, split=split, data_dir=data_dir, seed=seed,
+                      n_mels=net.input.n_channels, time_steps=net.input.time_steps)
+    x = ds.x.numpy()
+    if x.shape[1:] != (net.input.time_steps, net.input.n_channels):
+        raise ValueError(f"dataset {dataset} gives samples of shape {x.shape[1:]}, the network "
+                         f"expects ({net.input.time_steps}, {net.input.n_channels})")
+    if limit is not None:
+        x = x[:limit]
+    act = emulate(net, net.input.encode(x), progress=progress)
+    budgets = compare(net, act, profiles)
+
+    mapped = [b for b in budgets if b.messages_per_sample is not None]
+    print(format_layers((mapped or budgets)[0]))
+    print()
+    for b in budgets:
+        print(format_summary(b))
+        print()
+    if len(budgets) > 1:
+        print(format_comparison(budgets))
+    if json_path is not None:
+        write_json_atomic(budget_json(budgets), json_path)
+    if plot_path is not None:
+        plot_budgets(budgets, plot_path)
+    return budgets
+
+
+def add_parser(subparsers) -> argparse.ArgumentParser:
+    p = subparsers.add_parser("budget", help="hardware budget (synops, memory, cores, energy)",
+                              description=__doc__.splitlines()[0])
+    add_arguments(p)
+    p.set_defaults(func=main)
+    return p
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("net", help="exported network (.h5, export.netx_h5)")
+    p.add_argument("--profile", default="loihi2",
+                   help=f"hardware profile: {', '.join(list_profiles())}, a .toml path, or all")
+    p.add_argument("--dataset", default="synthetic", help="dataset name (trainer.data)")
+    p.add_argument("--data-dir", default=None, help="dataset folder")
+    p.add_argument("--split", default="test", choices=["train", "val", "test"])
+    p.add_argument("--limit", type=int, default=None, help="use the first N samples")
+    p.add_argument("--seed", type=int, default=0, help="seed of the validation carve")
+    p.add_argument("--json", default=None, help="write the budget as JSON to this file")
+    p.add_argument("--plot", default=None, help="write an energy plot (PNG) to this file")
+
+
+def main(args: argparse.Namespace) -> int:
+    run_budget(args.net, profile=args.profile, dataset=args.dataset, data_dir=args.data_dir,
+               split=args.split, limit=args.limit, json_path=args.json, plot_path=args.plot,
+               seed=args.seed)
+    return 0
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(prog="python -m lava_runtime.budget_cli",
+                                     description=__doc__.splitlines()[0])
+    add_arguments(parser)
+    try:
+        raise SystemExit(main(parser.parse_args()))
+    except ValueError as e:  # ProfileError, DataError, ExportError are ValueErrors
+        parser.exit(2, f"error: {e}\n")

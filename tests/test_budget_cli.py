@@ -1,0 +1,54 @@
+"""`budget` command: arguments checked before work; end to end on a small exported network."""
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from lava_runtime.budget_cli import run_budget
+
+
+@pytest.fixture(scope="module")
+def net_h5(tmp_path_factory):
+    from export.netx_h5 import save
+    from lava_runtime.synthetic_net import random_network
+
+    net = random_network((10, 12, 4), time_steps=30, max_delay=6, density=0.3, seed=3,
+                         input_weight_exp=0, vth=600)
+    path = tmp_path_factory.mktemp("net") / "net.h5"
+    save(net, path)
+    return path
+
+
+def test_bad_arguments_fail_before_work(tmp_path, net_h5):
+    with pytest.raises(ValueError, match="unknown hardware profile 'loihi9'; known profiles"):
+        run_budget(net_h5, profile="loihi9")
+    with pytest.raises(ValueError, match=r"--json .*out.txt must end in .json"):
+        run_budget(net_h5, json_path=tmp_path / "out.txt")
+    with pytest.raises(ValueError, match=r"--plot .*folder .*nowhere does not exist"):
+        run_budget(net_h5, plot_path=tmp_path / "nowhere" / "p.png")
+    with pytest.raises(ValueError, match="--limit must be a positive integer, got 0"):
+        run_budget(net_h5, limit=0)
+    with pytest.raises(ValueError, match=r"network file .*missing.h5 does not exist"):
+        run_budget(tmp_path / "missing.h5")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_all_profiles_json_and_plot(tmp_path, net_h5, capsys):
+    out, png = tmp_path / "b.json", tmp_path / "b.png"
+    budgets = run_budget(net_h5, profile="all", dataset="synthetic", limit=5, json_path=out,
+                         plot_path=png, progress=False)
+    text = capsys.readouterr().out
+    assert "DOES NOT FIT xylo-audio2" in text and "energy per sample" in text
+    data = json.loads(out.read_text())
+    names = [p["profile"] for p in data["profiles"]]
+    assert names == ["ann-45nm", "cpu", "gpu", "loihi1", "loihi2", "spinnaker2", "xylo-audio2"]
+    loihi2 = data["profiles"][4]
+    for key in ("synops_per_sample", "dense_synops_per_sample", "neuron_updates_per_sample",
+                "energy_per_sample_joules", "memory_bytes", "cores", "profile", "sources"):
+        assert key in loihi2
+    assert loihi2["energy_per_sample_joules"]["total"] == pytest.approx(
+        sum(loihi2["energy_per_sample_joules"]["breakdown"].values()))
+    assert data["synops_per_sample"] == budgets[0].synops_per_sample > 0
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["b.json", "b.png"]
