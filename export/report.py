@@ -1,0 +1,111 @@
+"""The export report: per-layer quantization, delays, connections, profile check, accuracy.
+
+`build_layer_summary` and `format_report` are pure functions over plain data; the report itself
+is a JSON-serialisable dict assembled by export.to_lava.export_checkpoint.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from export.deployed import ConnectionLayer
+
+
+def delay_summary(delay: np.ndarray) -> dict:
+    """Delay histogram (count per delay value 0..max, steps) and its summary."""
+    if delay.size == 0:
+        return {"min": 0, "max": 0, "mean": 0.0, "median": 0.0, "fraction_zero": 0.0,
+                "histogram": []}
+    return {"min": int(delay.min()), "max": int(delay.max()), "mean": float(delay.mean()),
+            "median": float(np.median(delay)), "fraction_zero": float(np.mean(delay == 0)),
+            "histogram": np.bincount(delay).astype(int).tolist()}
+
+
+def build_layer_summary(layer: ConnectionLayer, quant: dict) -> dict:
+    pairs = np.unique(layer.post * layer.n_in + layer.pre).size
+    return {"name": layer.name, "n_in": layer.n_in, "n_out": layer.n_out,
+            "synapses": layer.n_synapses, "connected_pairs": int(pairs),
+            "density": pairs / (layer.n_in * layer.n_out),
+            "slots": len(layer.slots()), "spiking": layer.neurons.spiking,
+            "input_message_bits": layer.input_message_bits,
+            "neuron": {"du": layer.neurons.du, "dv": layer.neurons.dv, "vth": layer.neurons.vth,
+                       "bias_exp": layer.neurons.bias_exp,
+                       "bias_mant_range": [int(layer.neurons.bias_mant.min()),
+                                           int(layer.neurons.bias_mant.max())]},
+            "delay": delay_summary(layer.delay), "quantization": quant}
+
+
+def _hist_line(h: list[int], width: int = 40) -> str:
+    if not h:
+        return "(no synapses)"
+    top = max(h) or 1
+    bars = " .:-=+*#%@"
+    # compress to at most `width` bins
+    n = len(h)
+    k = -(-n // width)
+    bins = [sum(h[i:i + k]) for i in range(0, n, k)]
+    top = max(bins) or 1
+    return "".join(bars[min(9, int(round(9 * b / top)))] for b in bins) + f"  (0..{n - 1} steps" + \
+        (f", {k} per char)" if k > 1 else ")")
+
+
+def format_report(r: dict) -> str:
+    """Human-readable text of an export report dict."""
+    out = []
+    ck, prof = r["checkpoint"], r["profile"]
+    out.append(f"export of {ck['path']} (epoch {ck['epoch']}, val accuracy {ck['val_accuracy']})")
+    out.append(f"profile {prof['name']} v{prof['version']}; latency {r['latency_steps']} steps, "
+               f"run T + latency = {r['steps_per_sample']} steps per sample")
+    enc = r["input_encoding"]
+    out.append(f"input: {enc['num_message_bits']}-bit graded spikes, scale {enc['scale']:.4g} "
+               f"payload/feature (feature max {enc['feature_max']:.4g}), rms encoding error "
+               f"{enc['rms_encoding_error']:.3g}, negative features clipped "
+               f"{100 * enc['fraction_negative_features_clipped']:.2f}%")
+    out.append("")
+    out.append(f"{'layer':<8}{'in':>6}{'out':>6}{'synapses':>10}{'pairs':>9}{'slots':>6}"
+               f"{'w_exp':>6}{'W used':>8}{'rms err':>9}{'max err':>9}{'->0':>5}  scale limited by")
+    for L in r["layers"]:
+        q = L["quantization"]
+        out.append(f"{L['name']:<8}{L['n_in']:>6}{L['n_out']:>6}{L['synapses']:>10}"
+                   f"{L['connected_pairs']:>9}{L['slots']:>6}{q['weight_exp']:>6}"
+                   f"{100 * q['weight_levels_used_fraction']:>7.0f}%"
+                   f"{100 * q['weight_rms_error_rel']:>8.2f}%{100 * q['weight_max_error_rel']:>8.2f}%"
+                   f"{q['synapses_quantized_to_zero']:>5}  {q['scale_limited_by']}")
+    out.append("  (errors relative to the layer's largest |weight|; W used = largest |W| / range)")
+    out.append("")
+    out.append("delays (steps):")
+    for L in r["layers"]:
+        d = L["delay"]
+        out.append(f"  {L['name']:<8} min {d['min']} max {d['max']} mean {d['mean']:.2f} median "
+                   f"{d['median']:.1f} zero {100 * d['fraction_zero']:.0f}%  "
+                   f"{_hist_line(d['histogram'])}")
+    out.append("")
+    pc = r["profile_check"]
+    u = pc["usage"]
+    out.append(f"profile check: {'PASS' if not pc['violations'] else 'FAIL'}; {u['cores']} cores"
+               + (f", {u['chips']} chip(s)" if u.get("chips") is not None else ""))
+    for L in u["layers"]:
+        out.append(f"  {L['layer']:<8} cores {L['cores']}, max core fan-in {L['max_core_fan_in']}, "
+                   f"fan-out {L['max_core_fan_out']}, memory {L['max_core_bytes']} bytes")
+    for v in pc["violations"]:
+        out.append(f"  VIOLATION {v['layer']}: {v['key']} = {v['value']} > {v['limit']} {v['detail']}")
+    nx = r["netx"]
+    out.append(f"netx layers: {'complete' if nx['complete'] else 'INCOMPLETE'}")
+    for p in nx["problems"]:
+        out.append(f"  WARNING {p}")
+    out.append("")
+    acc = r.get("accuracy")
+    if acc:
+        out.append(f"accuracy on {acc['samples']} samples ({acc['data']}):")
+        out.append(f"  float model, integer delays (export.float_reference): {acc['float']:.4f}")
+        out.append(f"  quantized network ({acc['quantized_backend']}): {acc['quantized']:.4f}; "
+                   f"same class as float on {100 * acc['agreement_with_float']:.1f}%")
+        if "integer_sim_aligned" in acc:
+            out.append(f"  quantized, per-layer aligned reset (export.integer_sim): "
+                       f"{acc['integer_sim_aligned']:.4f}")
+        rc = acc.get("readout_check")
+        if rc:
+            out.append(f"  readout voltage: max |v| {rc['max_abs_v']} of vth<<6 = {rc['limit']} "
+                       f"({'never spikes' if rc['ok'] else 'WOULD SPIKE'})")
+    for w in r.get("warnings", []):
+        out.append(f"WARNING: {w}")
+    return "\n".join(out)

@@ -1,0 +1,253 @@
+"""Export a trained checkpoint to Lava: fold BatchNorm, quantize, check the hardware profile,
+write netx HDF5, report.
+
+    python -m export.to_lava RUN_DIR_OR_CHECKPOINT --profile loihi2 --out net.h5 [--json report.json]
+
+is a thin layer over `export_checkpoint(path, profile="loihi2") -> (DeployedNetwork, report)`
+and `export.netx_h5.save`. Steps (see export.quantize for the fixed-point choices):
+1. read the checkpoint; check its structure against the profile (delays, graded-spike width,
+   fan-in/out, core memory, cores): any violation raises ProfileViolation listing all of them;
+2. calibration features (the training set, from the checkpoint's data recipe, or passed in):
+   input scale so the largest feature maps to the top payload; a float simulation gives the
+   current and voltage ranges that fix each layer's scale;
+3. quantize, then check the bit widths against the profile (again ProfileViolation);
+4. accuracy on evaluation data: the float model (export.float_reference) and the integer
+   network run for T + latency steps (lava_runtime.emulator, bit-exact to Lava's fixed_pt
+   models), plus the aligned integer simulation of export.integer_sim.
+Nothing is written unless every check passes.
+"""
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import os
+import sys
+import tempfile
+import warnings
+from pathlib import Path
+
+import numpy as np
+
+from export import netx_h5
+from export.checkpoint import Checkpoint, load_checkpoint, resolve_checkpoint_path
+from export.deployed import DeployedNetwork
+from export.errors import ExportError, ProfileViolation
+from export.float_reference import simulate_float
+from export.integer_sim import simulate_integer
+from export.profile_check import check_numeric, check_structure
+from export.quantize import QuantSettings, choose_input_encoding, quantize
+from export.report import build_layer_summary, format_report
+
+EXPORTER = "delaysnn export.to_lava 1"
+
+
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def _subsample(n: int, k: int | None) -> np.ndarray:
+    """k evenly spaced indices of range(n) (all when k is None or >= n), deterministic."""
+    if k is None or k >= n:
+        return np.arange(n)
+    return np.unique(np.linspace(0, n - 1, k).round().astype(np.int64))
+
+
+def _recipe_data(ck: Checkpoint, split: str, cache_dir=None):
+    try:
+        from trainer.data import dataset_from_recipe
+        ds = dataset_from_recipe(ck.data_recipe, split, cache_dir=cache_dir)
+    except Exception as e:  # noqa: BLE001 - any data failure becomes one clear export error
+        raise ExportError(f"cannot rebuild the {split!r} features from the checkpoint's "
+                          f"data_recipe ({type(e).__name__}: {e}); pass calibration/evaluation "
+                          "data explicitly or fix the data folder") from e
+    return ds.x.numpy(), ds.y.numpy()
+
+
+def _as_xy(data, what: str, n_channels: int):
+    if isinstance(data, tuple):
+        x, y = data
+    else:
+        x, y = data, None
+    x = x.detach().cpu().numpy() if hasattr(x, "detach") else np.asarray(x)
+    if y is not None:
+        y = y.detach().cpu().numpy() if hasattr(y, "detach") else np.asarray(y)
+    if x.ndim != 3 or x.shape[-1] != n_channels or x.shape[0] == 0:
+        raise ExportError(f"{what} features must be (N > 0, T, {n_channels}), got {x.shape}")
+    return x.astype(np.float64), y
+
+
+def export_checkpoint(path: str | Path, profile: str = "loihi2", *, num_message_bits: int = 8,
+                      headroom: float = 2.0, calibration=None, evaluation=None,
+                      eval_split: str = "val", max_calibration: int | None = 512,
+                      max_eval: int | None = None, cache_dir=None, progress: bool = False
+                      ) -> tuple[DeployedNetwork, dict]:
+    """Checkpoint (run folder or .pt) -> (DeployedNetwork, report dict).
+
+    calibration / evaluation: features (N, T, C) or (features, labels); None = rebuild the
+    training / `eval_split` split from the checkpoint's data recipe (evaluation=False skips the
+    accuracy section). Raises ProfileViolation (listing every violation) or ExportError."""
+    from hw_profiles import load_profile
+
+    prof = load_profile(profile)
+    if headroom < 1:
+        raise ExportError(f"headroom must be >= 1 (a safety factor on measured ranges), "
+                          f"got {headroom}")
+    ck_path = resolve_checkpoint_path(path)
+    ck = load_checkpoint(ck_path)
+    qs = QuantSettings.from_profile(prof, num_message_bits, headroom)
+
+    viol, usage = check_structure(ck.layers, prof, num_message_bits=num_message_bits,
+                                  weight_bits=qs.weight_bits)
+    if viol:
+        raise ProfileViolation(prof.name, viol)
+
+    if calibration is None:
+        x_cal, _ = _recipe_data(ck, "train", cache_dir)
+    else:
+        x_cal, _ = _as_xy(calibration, "calibration", ck.n_channels)
+    x_cal = x_cal[_subsample(len(x_cal), max_calibration)]
+    if ck.time_steps is not None and x_cal.shape[1] != ck.time_steps:
+        raise ExportError(f"calibration features have {x_cal.shape[1]} steps but the checkpoint "
+                          f"was trained on {ck.time_steps}")
+    enc, enc_info = choose_input_encoding(ck, x_cal, num_message_bits)
+    calib = simulate_float(ck, x_cal)
+    meta = {"exporter": EXPORTER, "checkpoint_sha256": _sha256(ck_path),
+            "checkpoint_epoch": ck.epoch, "checkpoint_val_accuracy": ck.val_accuracy,
+            "config": ck.config, "data_recipe": ck.data_recipe,
+            "export_options": {"num_message_bits": num_message_bits, "headroom": headroom,
+                               "calibration_samples": int(len(x_cal))}}
+    net, qinfo = quantize(ck, enc, calib, qs, prof.name, prof.version, meta)
+    num_viol = check_numeric(net, prof)
+    if num_viol:
+        raise ProfileViolation(prof.name, num_viol)
+    # readout: by construction |v| <= vth_max / headroom on the calibration set; check it
+    r_info = qinfo[-1]
+    r_lim = max(abs(r_info["calibration"]["max_v"]), abs(r_info["calibration"]["min_v"]))
+    if r_lim * r_info["scale"] > net.readout.neurons.vth:
+        raise ExportError("internal: readout voltage range exceeds vth after scaling")
+    net.meta["layer_scales"] = [q["scale"] for q in qinfo]
+    problems = netx_h5.netx_problems(net)
+    net.meta["netx_complete"] = not problems
+
+    report = {
+        "checkpoint": {"path": str(ck_path), "sha256": meta["checkpoint_sha256"],
+                       "epoch": ck.epoch, "val_accuracy": ck.val_accuracy},
+        "profile": {"name": prof.name, "version": prof.version},
+        "latency_steps": net.latency,
+        "steps_per_sample": enc.time_steps + net.latency,
+        "input_encoding": enc_info,
+        "layers": [build_layer_summary(L, q) for L, q in zip(net.layers, qinfo)],
+        "profile_check": {"violations": [], "usage": usage},
+        "netx": {"complete": not problems, "problems": problems},
+        "warnings": [],
+    }
+    if problems:
+        report["warnings"].append("the netx layers are incomplete (see netx.problems); the "
+                                  "delaysnn group of the HDF5 file is complete")
+    if enc_info["fraction_negative_features_clipped"] > 0:
+        report["warnings"].append(
+            f"{100 * enc_info['fraction_negative_features_clipped']:.2f}% of calibration "
+            "features are negative and become payload 0")
+    if evaluation is not False:
+        if evaluation is None:
+            x_ev, y_ev = _recipe_data(ck, eval_split, cache_dir)
+            data_name = f"{ck.data_recipe.get('dataset', '?')} {eval_split} split"
+        else:
+            x_ev, y_ev = _as_xy(evaluation, "evaluation", ck.n_channels)
+            data_name = "evaluation data passed in"
+        idx = _subsample(len(x_ev), max_eval)
+        x_ev = x_ev[idx]
+        y_ev = None if y_ev is None else y_ev[idx]
+        report["accuracy"] = evaluate(ck, net, x_ev, y_ev, data_name, progress=progress)
+        if not report["accuracy"]["readout_check"]["ok"]:
+            report["warnings"].append("the readout voltage exceeded vth << 6 on evaluation data: "
+                                      "the readout would spike; raise --headroom")
+    return net, report
+
+
+def evaluate(ck: Checkpoint, net: DeployedNetwork, x: np.ndarray, y: np.ndarray | None,
+             data_name: str, progress: bool = False) -> dict:
+    """Float vs quantized predictions on (x, y): accuracies (when labels are given) and
+    agreement. The quantized network runs in lava_runtime.emulator for T + latency steps."""
+    from lava_runtime.emulator import emulate
+
+    fr = simulate_float(ck, x)
+    pay = net.input.encode(x)
+    act = emulate(net, pay, progress=progress)
+    q_pred = act.predictions(net)
+    f_pred = fr.predictions()
+    i_pred = simulate_integer(net, pay).predictions(net)
+    limit = int(net.readout.neurons.vth) << 6
+    max_v = int(np.abs(act.readout_v).max()) if act.readout_v.size else 0
+    out = {"samples": int(len(x)), "data": data_name,
+           "quantized_backend": "lava_runtime.emulator (bit-exact fixed_pt, T + latency steps)",
+           "agreement_with_float": float(np.mean(q_pred == f_pred)),
+           "integer_sim_agreement_with_emulator": float(np.mean(i_pred == q_pred)),
+           "readout_check": {"max_abs_v": max_v, "limit": limit, "ok": max_v <= limit}}
+    if y is not None:
+        out["float"] = float(np.mean(f_pred == y))
+        out["quantized"] = float(np.mean(q_pred == y))
+        out["integer_sim_aligned"] = float(np.mean(i_pred == y))
+    else:
+        out["float"] = out["quantized"] = out["integer_sim_aligned"] = float("nan")
+    return out
+
+
+def _write_json_atomic(obj: dict, path: Path) -> None:
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w") as f:
+            json.dump(obj, f, indent=2, sort_keys=True)
+            f.write("\n")
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m export.to_lava", description=__doc__.split("\n")[0])
+    ap.add_argument("checkpoint", help="run folder (with checkpoint.pt) or checkpoint file")
+    ap.add_argument("--profile", default="loihi2", help="hardware profile name or .toml path")
+    ap.add_argument("--out", required=True, help="HDF5 file to write (netx + delaysnn groups)")
+    ap.add_argument("--json", default=None, help="also write the report as JSON here")
+    ap.add_argument("--num-message-bits", type=int, default=8, help="graded input payload bits")
+    ap.add_argument("--headroom", type=float, default=2.0,
+                    help="safety factor on measured current/voltage ranges")
+    ap.add_argument("--eval-split", default="val", help="split for the accuracy report")
+    ap.add_argument("--max-eval", type=int, default=None, help="evaluate on at most N samples")
+    ap.add_argument("--max-calibration", type=int, default=512,
+                    help="calibrate on at most N training samples")
+    ap.add_argument("--no-eval", action="store_true", help="skip the accuracy section")
+    a = ap.parse_args(argv)
+    out = Path(a.out)
+    for p in [out] + ([Path(a.json)] if a.json else []):
+        if not p.parent.is_dir():
+            print(f"error: output folder {p.parent} does not exist", file=sys.stderr)
+            return 2
+    try:
+        with warnings.catch_warnings():
+            net, report = export_checkpoint(
+                a.checkpoint, a.profile, num_message_bits=a.num_message_bits,
+                headroom=a.headroom, evaluation=False if a.no_eval else None,
+                eval_split=a.eval_split, max_eval=a.max_eval, max_calibration=a.max_calibration,
+                progress=True)
+        netx_h5.save(net, out)
+    except (ExportError, ValueError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    report["output"] = str(out)
+    print(format_report(report))
+    if a.json:
+        _write_json_atomic(report, Path(a.json))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
