@@ -216,3 +216,16 @@ def test_mapping_places_layers_in_order():
     m = map_to_cores(small_net(), neurons_per_core=3)
     assert [c.tolist() for c in m.core_of] == [[0, 0, 0, 1], [1, 1]]
     assert m.fits and m.n_cores == 2
+
+
+def test_xylo_fitting_network_has_no_per_op_energy():
+    fc1 = layer("fc1", 16, 8, [(i, i % 8, 0, 2) for i in range(16)], message_bits=4)
+    out = layer("out", 8, 3, [(i, i % 3, 0, 2) for i in range(8)], spiking=False)
+    net = network([fc1, out], n_channels=16)
+    a = activity(net, np.ones((1, T, 16)), [np.zeros((1, T + 2, 8))])
+    b = estimate(net, a, load_profile("xylo-audio2"))
+    assert b.refused == [] and b.cores is None
+    e = b.energy_per_sample_joules
+    assert e["total"] is None and e["breakdown"] == {}
+    assert e["not_counted"]["synaptic_ops"].startswith("SynSense publishes whole-inference energy")
+    assert "reference.bos_muir_2024_energy_per_inference" in b.sources
