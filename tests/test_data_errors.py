@@ -1,10 +1,7 @@
 """Every bad input gets a DataError (a ValueError) naming the problem, before any work."""
 from __future__ import annotations
 
-import shutil
 
-import h5py
-import numpy as np
 import pytest
 import soundfile as sf
 

@@ -5,7 +5,6 @@ import json
 import time
 from collections import Counter
 
-import numpy as np
 import pytest
 import torch
 

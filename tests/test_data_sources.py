@@ -4,7 +4,6 @@ from __future__ import annotations
 import json
 
 import numpy as np
-import pytest
 import torch
 
 from data_fakes import write_class_folder, write_rawhd, write_shd

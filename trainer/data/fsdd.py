@@ -26,7 +26,7 @@ VAL_STRATEGY = "takes"
 USES_N_MELS = True
 CLASS_NAMES = [str(d) for d in range(10)]
 TEST_TAKES = range(0, 5)
-_PATTERN = re.compile(r"^(\d)_([A-Za-z]+)_(\d+)\.wav$")
+_PATTERN = re.compile(r"^(\d)_([^_]+)_(\d+)\.wav$")
 
 
 def default_data_dir() -> Path:

@@ -3,6 +3,8 @@ from __future__ import annotations
 
 from types import ModuleType
 
+import numpy as np
+
 from . import folder, fsdd, rawhd, shd, synthetic
 from .dataset import DT_MS, FeatureDataset
 from .errors import DataError
@@ -50,13 +52,15 @@ def load_dataset(name: str = "synthetic", split: str = "train", data_dir=None, *
         raise DataError(f"dataset {name!r} has no option(s) {unknown}; its options: "
                         f"{dict(src.OPTIONS) or 'none'}")
     for arg, v in (("n_mels", n_mels), ("time_steps", time_steps), ("seed", seed)):
-        if isinstance(v, bool) or not isinstance(v, int) or v < (0 if arg == "seed" else 1):
+        if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < (0 if arg == "seed" else 1):
             raise DataError(f"{arg} must be a {'non-negative' if arg == 'seed' else 'positive'} integer, got {v!r}")
-    if isinstance(val_fraction, bool) or not isinstance(val_fraction, (int, float)) or not 0 <= val_fraction < 1:
+    n_mels, time_steps, seed = int(n_mels), int(time_steps), int(seed)
+    if isinstance(val_fraction, bool) or not isinstance(val_fraction, (int, float, np.floating)) \
+            or not 0 <= val_fraction < 1:
         raise DataError(f"val_fraction must be a number in [0, 1), got {val_fraction!r}")
     if split == "val" and val_fraction == 0:
         raise DataError("split='val' needs val_fraction > 0")
-    options = {**src.OPTIONS, **source_options}
+    options = {k: _plain(v) for k, v in {**src.OPTIONS, **source_options}.items()}
     data_dir_str = None if data_dir is None else str(data_dir)
 
     raw = src.load_split(data_dir, "test" if split == "test" else "train", n_mels=n_mels,
@@ -73,6 +77,11 @@ def load_dataset(name: str = "synthetic", split: str = "train", data_dir=None, *
         "val_strategy": src.VAL_STRATEGY,
     }
     return FeatureDataset(raw.x, raw.y, raw.meta, raw.class_names, recipe)
+
+
+def _plain(v):
+    """numpy scalars -> Python numbers, so that the recipe is JSON-serialisable."""
+    return v.item() if isinstance(v, np.generic) else v
 
 
 REBUILD_KEYS = ("dataset", "data_dir", "seed", "n_mels", "time_steps", "val_fraction", "options")

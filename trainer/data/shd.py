@@ -85,7 +85,7 @@ def load_split(data_dir, split: str, *, n_mels: int, time_steps: int, cache_dir,
     if n_mels != 40:
         raise DataError(f"n_mels={n_mels} does not apply to shd (700 cochlea channels); "
                         f"use the pool option to reduce channels")
-    if int(pool) != pool or pool < 1 or N_UNITS % pool:
+    if isinstance(pool, bool) or not isinstance(pool, (int, np.integer)) or pool < 1 or N_UNITS % pool:
         raise DataError(f"pool must be a positive divisor of {N_UNITS} (e.g. 1, 5, 10), got {pool!r}")
     pool = int(pool)
     if data_dir is None:
