@@ -1,7 +1,6 @@
 """Every bad input gets a DataError (a ValueError) naming the problem, before any work."""
 from __future__ import annotations
 
-
 import pytest
 import soundfile as sf
 
