@@ -1,0 +1,170 @@
+"""Fast ProcessModels for Lava's DelayDense and DelaySparse (fixed_pt and floating_pt).
+
+The stock models rebuild a ((max_delay + 1) * n_out, n_in) delay-weight matrix with np.where on
+every step. These build it once, as M of shape (n_in, (max_delay + 1) * n_out) (dense when small,
+CSR otherwise), and per step only touch the rows of active inputs; a ring buffer replaces
+np.roll. Results are identical to the stock models (tests check it), with one addition: when the
+process was given `buffer_reset_interval` (> 0) and `buffer_reset_offset`, the delay buffer is
+cleared at those steps, so each sample window starts from empty buffers (stock models ignore
+these parameters; with a network that drains during its padding the clear changes nothing).
+
+Select them with `run_config(backend, fast_models=True)` in lava_runtime.graph
+(Loihi2SimCfg(exception_proc_model_map={DelayDense: ..., DelaySparse: ...})).
+Importing this module imports Lava (worker side only).
+"""
+from __future__ import annotations
+
+import numpy as np
+import scipy.sparse as sp
+from lava.magma.core.decorator import implements, requires, tag
+from lava.magma.core.model.py.model import PyLoihiProcessModel
+from lava.magma.core.model.py.ports import PyInPort, PyOutPort
+from lava.magma.core.model.py.type import LavaPyType
+from lava.magma.core.resources import CPU
+from lava.magma.core.sync.protocols.loihi_protocol import LoihiProtocol
+from lava.proc.dense.process import DelayDense
+from lava.proc.sparse.process import DelaySparse
+from lava.utils.weightutils import clip_weights, determine_sign_mode, truncate_weights
+
+DENSE_LIMIT = 4_000_000  # entries of M above which the CSR form is used
+
+
+class _FastDelayBase(PyLoihiProcessModel):
+    fixed = True
+
+    def __init__(self, proc_params):
+        super().__init__(proc_params)
+        self._ready = False
+        self._clear_every = int(proc_params.get("buffer_reset_interval", 0) or 0)
+        self._clear_at = int(proc_params.get("buffer_reset_offset", 0) or 0)
+        if self._clear_every:
+            self._clear_at %= self._clear_every
+
+    def _setup(self) -> None:
+        w = self.weights.toarray() if sp.issparse(self.weights) else np.asarray(self.weights)
+        d = self.delays.toarray() if sp.issparse(self.delays) else np.asarray(self.delays)
+        d = np.broadcast_to(d, w.shape).astype(np.int64)
+        if self.fixed:
+            mode = self.proc_params.get("sign_mode") or determine_sign_mode(w)
+            w = clip_weights(w, mode, num_bits=8)
+            w = truncate_weights(w, mode, self.proc_params.get("num_weight_bits", 8))
+            if d.size and d.max() > 63:
+                raise ValueError(f"delays expect values between 0 and 63 for Loihi, got "
+                                 f"max {d.max()}")
+            self._exp = int(self.proc_params.get("weight_exp", 0))
+            dtype = np.int64
+        else:
+            dtype = np.float64
+        n_out, n_in = w.shape
+        self._nd = self.a_buff.shape[-1]  # max_delay + 1 (as the process sized its buffer)
+        self._n_out = n_out
+        post, pre = np.nonzero(w)
+        cols = d[post, pre] * n_out + post
+        m = sp.csr_matrix((w[post, pre].astype(dtype), (pre, cols)),
+                          shape=(n_in, self._nd * n_out))
+        self._dense = n_in * self._nd * n_out <= DENSE_LIMIT
+        self._m = m.toarray() if self._dense else m.T.tocsr()  # CSR form: (nd * n_out, n_in)
+        self._ring = np.zeros((self._nd, n_out), dtype=dtype)
+        self._head = 0
+        self._graded = int(np.asarray(self.num_message_bits).item()) > 0
+        self._dtype = dtype
+        self._ready = True
+
+    def run_spk(self):
+        if not self._ready:
+            self._setup()
+        if self._clear_every and self.time_step % self._clear_every == self._clear_at:
+            self._ring[:] = 0
+        ring, nd = self._ring, self._nd
+        self.a_out.send(ring[self._head])
+        ring[self._head] = 0
+        self._head = (self._head + 1) % nd
+        s_in = self.s_in.recv()
+        if not self._graded:
+            s_in = s_in.astype(bool)
+        active = np.flatnonzero(s_in)
+        if active.size == 0:
+            return
+        if self._dense:
+            if self._graded:
+                acc = s_in[active].astype(self._dtype) @ self._m[active]
+            else:
+                acc = self._m[active].sum(axis=0)
+        else:
+            acc = self._m @ s_in.astype(self._dtype)
+        acc = acc.reshape(nd, self._n_out)
+        if self.fixed:
+            acc = (np.left_shift(acc, self._exp) if self._exp > 0
+                   else np.right_shift(acc, -self._exp))
+        order = (self._head + np.arange(nd)) % nd  # ring row that leaves in 1 + d steps
+        ring[order] += acc
+
+
+class _FixedPorts:
+    s_in: PyInPort = LavaPyType(PyInPort.VEC_DENSE, bool, precision=1)
+    a_out: PyOutPort = LavaPyType(PyOutPort.VEC_DENSE, np.int32, precision=16)
+    a_buff: np.ndarray = LavaPyType(np.ndarray, np.int32, precision=16)
+    num_message_bits: np.ndarray = LavaPyType(np.ndarray, int, precision=5)
+
+
+class _FloatPorts:
+    s_in: PyInPort = LavaPyType(PyInPort.VEC_DENSE, bool, precision=1)
+    a_out: PyOutPort = LavaPyType(PyOutPort.VEC_DENSE, float)
+    a_buff: np.ndarray = LavaPyType(np.ndarray, float)
+    num_message_bits: np.ndarray = LavaPyType(np.ndarray, int, precision=5)
+
+
+@implements(proc=DelayDense, protocol=LoihiProtocol)
+@requires(CPU)
+@tag("fast", "fixed_pt")
+class FastDelayDenseFixed(_FastDelayBase):
+    s_in: PyInPort = _FixedPorts.s_in
+    a_out: PyOutPort = _FixedPorts.a_out
+    a_buff: np.ndarray = _FixedPorts.a_buff
+    num_message_bits: np.ndarray = _FixedPorts.num_message_bits
+    weights: np.ndarray = LavaPyType(np.ndarray, np.int32, precision=8)
+    delays: np.ndarray = LavaPyType(np.ndarray, np.int32, precision=6)
+
+
+@implements(proc=DelayDense, protocol=LoihiProtocol)
+@requires(CPU)
+@tag("fast", "floating_pt")
+class FastDelayDenseFloat(_FastDelayBase):
+    fixed = False
+    s_in: PyInPort = _FloatPorts.s_in
+    a_out: PyOutPort = _FloatPorts.a_out
+    a_buff: np.ndarray = _FloatPorts.a_buff
+    num_message_bits: np.ndarray = _FloatPorts.num_message_bits
+    weights: np.ndarray = LavaPyType(np.ndarray, float)
+    delays: np.ndarray = LavaPyType(np.ndarray, int)
+
+
+@implements(proc=DelaySparse, protocol=LoihiProtocol)
+@requires(CPU)
+@tag("fast", "fixed_pt")
+class FastDelaySparseFixed(_FastDelayBase):
+    s_in: PyInPort = _FixedPorts.s_in
+    a_out: PyOutPort = _FixedPorts.a_out
+    a_buff: np.ndarray = _FixedPorts.a_buff
+    num_message_bits: np.ndarray = _FixedPorts.num_message_bits
+    weights: sp.csr_matrix = LavaPyType(sp.csr_matrix, np.int32, precision=8)
+    delays: sp.csr_matrix = LavaPyType(sp.csr_matrix, np.int32, precision=6)
+
+
+@implements(proc=DelaySparse, protocol=LoihiProtocol)
+@requires(CPU)
+@tag("fast", "floating_pt")
+class FastDelaySparseFloat(_FastDelayBase):
+    fixed = False
+    s_in: PyInPort = _FloatPorts.s_in
+    a_out: PyOutPort = _FloatPorts.a_out
+    a_buff: np.ndarray = _FloatPorts.a_buff
+    num_message_bits: np.ndarray = _FloatPorts.num_message_bits
+    weights: sp.csr_matrix = LavaPyType(sp.csr_matrix, float)
+    delays: sp.csr_matrix = LavaPyType(sp.csr_matrix, int)
+
+
+FAST_MODELS = {
+    "fixed_pt": {DelayDense: FastDelayDenseFixed, DelaySparse: FastDelaySparseFixed},
+    "floating_pt": {DelayDense: FastDelayDenseFloat, DelaySparse: FastDelaySparseFloat},
+}
