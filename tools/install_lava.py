@@ -10,6 +10,10 @@ Both wheels declare Python <3.11 and pin torch 2.3, so they are installed with -
 2. lava/lib/dl/slayer/__init__.py imports `object_detection`, which needs torchvision; the import
    is made optional (netx and the rest of slayer do not use it).
 
+NeuroBench 2.3.0 (and snntorch, which it imports) are installed the same way, --no-deps: it
+declares torchaudio and tonic, which have no build matching torch 2.13; the parts this project
+uses (SynapticOperations, Benchmark, TorchModel) import without them.
+
 Usage: python tools/install_lava.py [--check]   (--check: patch state only, exit 1 if unpatched)
 """
 from __future__ import annotations
@@ -24,6 +28,7 @@ import tempfile
 from pathlib import Path
 
 LAVA_PINS = ["lava-nc==0.10.0", "lava-dl==0.6.0"]
+NO_DEPS_PINS = LAVA_PINS + ["neurobench==2.3.0", "snntorch==1.0.0"]
 MARKER = "# patched by delaysnn tools/install_lava.py"
 
 
@@ -83,9 +88,10 @@ def main(argv: list[str] | None = None) -> int:
         ok = is_patched()
         print("lava patched for Python 3.11" if ok else "lava NOT patched: run tools/install_lava.py")
         return 0 if ok else 1
-    if importlib.util.find_spec("lava") is None or importlib.util.find_spec("lava.lib.dl") is None:
+    if any(importlib.util.find_spec(m) is None
+           for m in ("lava", "lava.lib.dl", "neurobench", "snntorch")):
         subprocess.check_call([sys.executable, "-m", "pip", "install", "--quiet", "--no-deps",
-                               "--ignore-requires-python", *LAVA_PINS])
+                               "--ignore-requires-python", *NO_DEPS_PINS])
         importlib.invalidate_caches()
     changed = [p.name for p, fn in ((_site_file("magma/compiler/var_model.py"), patch_var_model),
                                     (_site_file("lib/dl/slayer/__init__.py"), patch_slayer_init))
