@@ -1,0 +1,122 @@
+"""Quantization follows Lava's fixed-point rules exactly (checked with Lava's own utilities)."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from lava.utils.weightutils import SignMode, clip_weights, determine_sign_mode, truncate_weights
+
+from export import lava_rules as lr
+from export.checkpoint import checkpoint_from_dict
+from export.float_reference import simulate_float
+from export.integer_sim import simulate_integer
+from export.quantize import QuantSettings, choose_input_encoding, quantize
+from export_checkpoints import make_checkpoint, make_features
+
+MODES = {"mixed": SignMode.MIXED, "excitatory": SignMode.EXCITATORY,
+         "inhibitory": SignMode.INHIBITORY}
+
+
+def lava_applied(w, nwb):
+    mode = determine_sign_mode(w)
+    return truncate_weights(clip_weights(w, mode, num_bits=8), mode, nwb)
+
+
+@pytest.mark.parametrize("nwb", [8, 6, 3])
+@pytest.mark.parametrize("kind", ["mixed", "excitatory", "inhibitory"])
+def test_weight_rule_equals_lava(nwb, kind):
+    rng = np.random.default_rng(nwb)
+    w = rng.integers(-400, 400, size=(30, 20))
+    if kind == "excitatory":
+        w = np.abs(w)
+    elif kind == "inhibitory":
+        w = -np.abs(w) - 1
+    assert lr.sign_mode(w) == kind
+    assert np.array_equal(lr.apply_weight_rule(w, nwb), lava_applied(w, nwb))
+
+
+def test_documented_examples():
+    w = np.array([-11, 13, 255, -300, 0])
+    assert lr.apply_weight_rule(w, 8).tolist() == [-12, 12, 254, -256, 0]
+    assert lr.representable_range("mixed", 8) == (-128, 127)
+    assert lr.representable_range("excitatory", 8) == (0, 255)
+
+
+@pytest.fixture(scope="module")
+def exported():
+    ck = checkpoint_from_dict(make_checkpoint(seed=3))
+    x, y = make_features(48, seed=4)
+    fr = simulate_float(ck, x)
+    enc, _ = choose_input_encoding(ck, x, 8)
+    net, infos = quantize(ck, enc, fr, QuantSettings(), "loihi2", "1")
+    return ck, x, y, fr, enc, net, infos
+
+
+def test_exported_weights_are_lava_fixed_points(exported):
+    ck, x, y, fr, enc, net, infos = exported
+    for L in net.layers:
+        for w, _ in L.slots():
+            assert np.array_equal(lava_applied(w, L.num_weight_bits), w)
+        # mixed signs, 8 bits: even integers in [-256, 254], shifted back by weight_exp = -1
+        assert L.weight_exp == -1
+        assert L.weight.min() >= -256 and L.weight.max() <= 254 and np.all(L.weight % 2 == 0)
+
+
+def test_neuron_parameters(exported):
+    ck, x, y, fr, enc, net, infos = exported
+    for L, C, q in zip(net.layers, ck.layers, infos):
+        n = L.neurons
+        assert n.du == 4095 and n.dv == C.dv and n.bias_exp == 6
+        assert np.all(np.abs(n.bias_mant) < 2 ** 12)
+        if C.spiking:
+            # the scale makes the float threshold an exact integer vth
+            assert n.vth == pytest.approx(C.threshold * q["scale"], abs=1e-9)
+            assert 0 < n.vth < 2 ** 17
+        else:
+            assert n.vth == 2 ** 17 - 1 and not n.spiking
+        assert n.v_scale == pytest.approx(1 / (64 * q["scale"]))
+    # the input scale maps the largest calibration feature to the top payload
+    assert enc.encode(x).max() == 255 and enc.scale == pytest.approx(255 / x.max())
+
+
+def test_integer_network_matches_dequantized_float(exported):
+    """The integer network computes what the float model with the quantized weights does:
+    a one-layer (readout only) net, so no threshold decision amplifies rounding."""
+    ck = checkpoint_from_dict(make_checkpoint(sizes=(12, 5), seed=5))
+    x, _ = make_features(16, seed=6)
+    fr = simulate_float(ck, x)
+    enc, _ = choose_input_encoding(ck, x, 8)
+    net, infos = quantize(ck, enc, fr, QuantSettings(), "loihi2", "1")
+    L, C, s = net.layers[0], ck.layers[0], infos[0]["scale"]
+    a, b = C.bn_affine()
+    deq = C.__class__(**{**C.__dict__, "weight": (L.weight >> 1) / s * enc.scale / a[C.post]})
+    fr_q = simulate_float(ck.__class__(**{**ck.__dict__, "layers": [deq]}),
+                          enc.encode(x) / enc.scale)
+    v_int = simulate_integer(net, enc.encode(x)).readout_v * net.readout.neurons.v_scale
+    # the only differences left: bias rounding (< 0.5 a_in unit per step) and decay truncation
+    assert np.abs(v_int - fr_q.readout_v).max() < 40 / s
+    assert np.abs(v_int - fr.readout_v).max() > np.abs(v_int - fr_q.readout_v).max()
+
+
+def test_quantized_classifies_like_float(exported):
+    ck, x, y, fr, enc, net, infos = exported
+    q = simulate_integer(net, enc.encode(x)).predictions(net)
+    assert np.mean(q == fr.predictions()) >= 0.85
+
+
+def test_emulator_agrees_with_integer_sim_without_bias():
+    """Two independent integer implementations (export.integer_sim, lava_runtime.emulator)
+    agree bit for bit on a bias-free net (with bias, the emulator's layers also integrate the
+    bias during their latency steps)."""
+    from lava_runtime.emulator import emulate
+    ck = checkpoint_from_dict(make_checkpoint(seed=7, bn=False, multi=6))
+    x, _ = make_features(12, seed=8)
+    fr = simulate_float(ck, x)
+    enc, _ = choose_input_encoding(ck, x, 8)
+    net, _ = quantize(ck, enc, fr, QuantSettings(), "loihi2", "1")
+    pay = enc.encode(x)
+    act, mine = emulate(net, pay), simulate_integer(net, pay)
+    L, T = net.latency, x.shape[1]
+    assert np.array_equal(act.readout_v[:, L:L + T], mine.readout_v)
+    for k, (s1, s2) in enumerate(zip(act.spikes, mine.spikes)):
+        assert s2.sum() > 0
+        assert np.array_equal(s1[:, k + 1:k + 1 + T], s2)
