@@ -1,0 +1,99 @@
+"""RUN_DIR files: checkpoint.pt (the export contract, docs/design.md section 2), last.pt (resume
+state), metrics.json, config.json; all written atomically (temp file in the folder + os.replace).
+"""
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import torch
+
+FORMAT, VERSION = "delaysnn-checkpoint", 1
+RESUME_FORMAT = "delaysnn-resume"
+CHECKPOINT, LAST, METRICS, CONFIG = "checkpoint.pt", "last.pt", "metrics.json", "config.json"
+
+
+class CheckpointError(ValueError):
+    """A RUN_DIR file is missing, corrupt or of another format."""
+
+
+def _atomic(path: Path, write) -> None:
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    try:
+        with open(tmp, "wb") as f:
+            write(f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+
+
+def atomic_torch_save(obj, path: Path) -> None:
+    _atomic(path, lambda f: torch.save(obj, f))
+
+
+def atomic_write_json(obj, path: Path) -> None:
+    _atomic(path, lambda f: f.write((json.dumps(obj, indent=2, sort_keys=True) + "\n").encode()))
+
+
+def build_checkpoint(model, cfg: dict, class_names, data_recipe: dict, epoch: int,
+                     val_accuracy: float) -> dict:
+    """The export contract as a plain dict (tensors on CPU)."""
+    layers = []
+    n_conn = len(model.connections)
+    for i, conn in enumerate(model.connections):
+        last = i == n_conn - 1
+        syn = conn.synapses()
+        bn = None
+        if not last and isinstance(model.norms[i], torch.nn.BatchNorm1d):
+            norm = model.norms[i]
+            bn = {k: getattr(norm, k).detach().cpu().to(torch.float32).clone()
+                  for k in ("weight", "bias", "running_mean", "running_var")}
+            bn["eps"] = float(norm.eps)
+        neuron = model.readout if last else model.lifs[i]
+        layers.append({
+            "name": "readout" if last else f"fc{i + 1}", "n_in": conn.n_in, "n_out": conn.n_out,
+            **syn, "bn": bn,
+            "neuron": {"decay": float(neuron.decay), "dv": int(neuron.dv),
+                       "threshold": float(cfg["threshold"]), "spiking": not last}})
+    return {
+        "format": FORMAT, "version": VERSION, "config": dict(cfg),
+        "class_names": list(class_names), "data_recipe": dict(data_recipe),
+        "epoch": int(epoch), "val_accuracy": float(val_accuracy), "layers": layers,
+        "model_state": {k: v.detach().cpu().clone() for k, v in model.state_dict().items()},
+    }
+
+
+def _load(path: Path, fmt: str, required: tuple[str, ...]) -> dict:
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"{path} does not exist")
+    try:
+        obj = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:  # any unpickling/zip error means the file is unusable
+        raise CheckpointError(f"{path} is corrupt or not a checkpoint ({type(e).__name__}: {e}); "
+                              f"delete it or use another RUN_DIR") from None
+    if not isinstance(obj, dict) or obj.get("format") != fmt:
+        raise CheckpointError(f"{path} is not a {fmt} file")
+    if obj.get("version") != VERSION:
+        raise CheckpointError(f"{path} has version {obj.get('version')!r}; this code reads "
+                              f"version {VERSION}")
+    missing = [k for k in required if k not in obj]
+    if missing:
+        raise CheckpointError(f"{path} is incomplete (missing {', '.join(missing)}); delete it "
+                              f"or use another RUN_DIR")
+    return obj
+
+
+def load_checkpoint(path: Path) -> dict:
+    return _load(path, FORMAT, ("config", "class_names", "data_recipe", "epoch", "val_accuracy",
+                                "layers", "model_state"))
+
+
+def load_resume(path: Path) -> dict:
+    return _load(path, RESUME_FORMAT, ("config", "epoch", "model_state", "optimizers",
+                                       "schedulers", "history", "best", "seconds", "rng"))

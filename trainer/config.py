@@ -1,0 +1,133 @@
+"""Training configuration: defaults from trainer/defaults.toml, overrides, validation.
+
+A config is a plain dict with exactly the keys of defaults.toml. ``resolve_config`` merges a
+TOML file, keyword overrides and ``key=value`` strings (parsed as TOML values) over the
+defaults and validates everything before any work starts.
+"""
+from __future__ import annotations
+
+import math
+import tomllib
+from pathlib import Path
+
+from .layers import METHODS
+
+DEFAULTS_PATH = Path(__file__).with_name("defaults.toml")
+MAX_DELAY_STEPS = 62   # lava-dl netx clamps delays to 62; Lava fixed_pt rejects > 63
+DATASET_NAMES = ("fsdd", "rawhd", "shd", "folder", "synthetic")
+# keys that may differ between a run and its --resume (they do not change the result)
+NON_IDENTITY_KEYS = ("device", "data_dir")
+
+
+def load_defaults() -> dict:
+    with open(DEFAULTS_PATH, "rb") as f:
+        return tomllib.load(f)
+
+
+def parse_set(items: list[str]) -> dict:
+    """Parse ``key=value`` strings; values are TOML (numbers, true/false, [lists], "strings"),
+    and a bare word is taken as a string."""
+    out = {}
+    for item in items:
+        if "=" not in item:
+            raise ValueError(f"--set expects key=value, got {item!r}")
+        key, raw = item.split("=", 1)
+        key = key.strip()
+        try:
+            value = tomllib.loads(f"v = {raw}")["v"]
+        except tomllib.TOMLDecodeError:
+            value = raw
+        out[key] = value
+    return out
+
+
+def resolve_config(config_file: str | Path | None = None, overrides: dict | None = None,
+                   sets: list[str] | None = None) -> dict:
+    """Defaults <- config file <- overrides (None values ignored) <- --set items; validated."""
+    cfg = load_defaults()
+    layers = []
+    if config_file:
+        path = Path(config_file)
+        if not path.is_file():
+            raise ValueError(f"config file {path} does not exist")
+        with open(path, "rb") as f:
+            try:
+                layers.append(tomllib.load(f))
+            except tomllib.TOMLDecodeError as e:
+                raise ValueError(f"config file {path} is not valid TOML: {e}") from None
+    layers.append({k: v for k, v in (overrides or {}).items() if v is not None})
+    layers.append(parse_set(sets or []))
+    for layer in layers:
+        unknown = sorted(set(layer) - set(cfg))
+        if unknown:
+            raise ValueError(f"unknown config key(s) {', '.join(unknown)}; known keys: "
+                             f"{', '.join(sorted(cfg))}")
+        cfg.update(layer)
+    validate_config(cfg)
+    return cfg
+
+
+def _check_type(cfg, key, types, what):
+    v = cfg[key]
+    if isinstance(v, bool) and bool not in types or not isinstance(v, types):
+        raise ValueError(f"{key} must be {what}, got {v!r}")
+
+
+def validate_config(cfg: dict) -> None:
+    """Raise ValueError naming the key, the bad value and what is allowed."""
+    if cfg["method"] not in METHODS:
+        raise ValueError(f"unknown method {cfg['method']!r}; choose one of {', '.join(METHODS)}")
+    if cfg["dataset"] not in DATASET_NAMES:
+        raise ValueError(f"unknown dataset {cfg['dataset']!r}; choose one of "
+                         f"{', '.join(DATASET_NAMES)}")
+    for key in ("sparsity", "tau", "threshold", "surrogate_alpha", "dropout", "lr", "max_lr",
+                "lr_positions", "l1", "sigma_final", "sigma_decay_fraction", "val_fraction"):
+        _check_type(cfg, key, (int, float), "a number")
+        if not math.isfinite(cfg[key]):
+            raise ValueError(f"{key} must be finite, got {cfg[key]!r}")
+    for key in ("epochs", "seed", "batch_size", "kernel_size", "n_mels", "time_steps"):
+        _check_type(cfg, key, (int,), "an integer")
+    for key in ("dale", "batchnorm"):
+        _check_type(cfg, key, (bool,), "true or false")
+    for key in ("dataset", "data_dir", "device", "method"):
+        _check_type(cfg, key, (str,), "a string")
+    if not 0 <= cfg["sparsity"] < 1:
+        raise ValueError(f"sparsity must be in [0, 1), got {cfg['sparsity']}")
+    K = cfg["kernel_size"]
+    if K < 1:
+        raise ValueError(f"kernel_size must be >= 1 (delays 0..K-1 steps), got {K}")
+    if K - 1 > MAX_DELAY_STEPS:
+        raise ValueError(f"kernel_size {K} gives a maximum delay of {K - 1} steps, above the "
+                         f"hardware limit of {MAX_DELAY_STEPS}; use kernel_size <= "
+                         f"{MAX_DELAY_STEPS + 1}")
+    if cfg["epochs"] < 1 or cfg["batch_size"] < 1:
+        raise ValueError("epochs and batch_size must be >= 1")
+    if cfg["seed"] < 0:
+        raise ValueError(f"seed must be >= 0, got {cfg['seed']}")
+    if not 0 <= cfg["dropout"] < 1:
+        raise ValueError(f"dropout must be in [0, 1), got {cfg['dropout']}")
+    if not 0 < cfg["sigma_decay_fraction"] <= 1:
+        raise ValueError(f"sigma_decay_fraction must be in (0, 1], got "
+                         f"{cfg['sigma_decay_fraction']}")
+    if not 0 < cfg["val_fraction"] < 1:
+        raise ValueError(f"val_fraction must be in (0, 1), got {cfg['val_fraction']}")
+    if not isinstance(cfg["data_options"], dict):
+        raise ValueError(f"data_options must be a table, got {cfg['data_options']!r}")
+    hidden = cfg["hidden"]
+    if not (isinstance(hidden, list) and hidden
+            and all(isinstance(h, int) and not isinstance(h, bool) and h >= 1 for h in hidden)):
+        raise ValueError(f"hidden must be a non-empty list of positive layer sizes, got {hidden!r}")
+    if cfg["tau"] <= 0 or cfg["lr"] <= 0 or cfg["max_lr"] <= 0 or cfg["lr_positions"] <= 0:
+        raise ValueError("tau, lr, max_lr and lr_positions must be > 0")
+    if cfg["l1"] < 0:
+        raise ValueError(f"l1 must be >= 0, got {cfg['l1']}")
+    from .neurons import decay_from_tau
+    decay_from_tau(cfg["tau"])
+    dev = cfg["device"]
+    if not (dev in ("auto", "cpu", "cuda") or (dev.startswith("cuda:") and dev[5:].isdigit())):
+        raise ValueError(f"device must be auto, cpu, cuda or cuda:N, got {dev!r}")
+
+
+def identity(cfg: dict) -> dict:
+    """The part of a config that defines a run (compared on --resume and for RUN_DIR reuse)."""
+    return {k: v for k, v in cfg.items() if k not in NON_IDENTITY_KEYS}

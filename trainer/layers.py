@@ -1,0 +1,167 @@
+"""Connection layers with per-synapse delays (steps), input (B, n_in, T) -> current (B, n_out, T).
+
+One class, four ways to hold delays (``method``):
+  dcls             learnable real positions per (post, pre) via the dcls package's Gaussian
+                   kernels (``Dcls1d``); ``hard=True`` rounds them to integer delays, one-hot.
+  structure        one frozen random integer delay per (post, pre); structure is learned.
+  structure-multi  candidates are (post, pre, delay) triples: a pair may hold several delays.
+  no-delay         every delay is 0.
+Weights: with sparsity 0 (and no Dale's principle) a plain signed weight per candidate;
+otherwise a magnitude ``theta >= 0`` per candidate, a fixed ``sign`` and a boolean ``mask`` of
+existing connections (DEEP R), rewired by trainer.rewiring. Unconnected entries of theta are 0,
+so the weight ``sign * theta`` is exact and the gradient at unconnected entries (RigL's regrowth
+score) flows through autograd.
+
+Delay convention: ``I[t] = sum_syn w * x[t - delay]``; a causal conv1d with left padding K-1
+puts delay d at kernel tap K-1-d. For DCLS, tap = round(P) + K//2, so delay = (K-1) - tap.
+"""
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+METHODS = ("dcls", "structure", "structure-multi", "no-delay")
+
+
+def n_connections(n_candidates: int, sparsity: float) -> int:
+    """Number of connections a layer keeps: round((1 - sparsity) * candidates), at least 1."""
+    return max(1, int(round((1.0 - sparsity) * n_candidates)))
+
+
+class DelayConnection(nn.Module):
+    def __init__(self, n_in: int, n_out: int, kernel_size: int, method: str, sparsity: float,
+                 generator: torch.Generator, dale: bool = False):
+        super().__init__()
+        if method not in METHODS:
+            raise ValueError(f"unknown method {method!r}; choose one of {', '.join(METHODS)}")
+        self.n_in, self.n_out, self.K = int(n_in), int(n_out), int(kernel_size)
+        self.method, self.sparsity, self.dale = method, float(sparsity), bool(dale)
+        self.sparse = self.sparsity > 0
+        self.signed = not (self.sparse or self.dale)
+        K = self.K
+        shape = (n_out, n_in, K) if method == "structure-multi" else (n_out, n_in)
+        n_cand = math.prod(shape)
+
+        if self.sparse:
+            n_keep = n_connections(n_cand, self.sparsity)
+            order = torch.randperm(n_cand, generator=generator)
+            mask = torch.zeros(n_cand, dtype=torch.bool)
+            mask[order[:n_keep]] = True
+            mask = mask.view(shape)
+        else:
+            n_keep = n_cand
+            mask = torch.ones(shape, dtype=torch.bool)
+        fan_in = max(1.0, n_keep / n_out)
+        bound = 1.0 / math.sqrt(fan_in)
+        init = (torch.rand(shape, generator=generator) * 2 - 1) * bound
+        if self.signed:
+            self.weight = nn.Parameter(init)
+        else:
+            if self.dale:
+                pre_sign = torch.where(torch.rand(n_in, generator=generator) < 0.5, -1.0, 1.0)
+                sign = pre_sign.view(1, n_in, *([1] * (len(shape) - 2))).expand(shape).clone()
+            else:
+                sign = torch.where(torch.rand(shape, generator=generator) < 0.5, -1.0, 1.0)
+            self.register_buffer("sign", sign)
+            self.theta = nn.Parameter(init.abs() * mask)
+        self.register_buffer("mask", mask)
+
+        if method == "dcls":
+            from DCLS.construct.modules import Dcls1d
+            self.dcls = Dcls1d(n_in, n_out, kernel_count=1, dilated_kernel_size=K, bias=False,
+                               version="gauss")
+            self.dcls.weight = None          # the weight lives here (signed or theta/sign)
+            self.dcls.SIG.requires_grad_(False)  # set by the sigma schedule, not learned
+            lo, hi = self.position_limits()
+            with torch.no_grad():
+                self.dcls.P.copy_(torch.rand(self.dcls.P.shape, generator=generator)
+                                  * (hi - lo) + lo)
+                self.dcls.SIG.fill_(K / 2)
+        elif method == "structure":
+            self.register_buffer("delay", torch.randint(0, K, shape, generator=generator))
+        # structure-multi: candidate index [.., .., d] is delay d; no-delay: delay 0
+
+    # ---- delays -------------------------------------------------------------------------
+    def position_limits(self) -> tuple[int, int]:
+        """DCLS position range so that the tap round(P) + K//2 stays in 0..K-1."""
+        return -(self.K // 2), self.K - 1 - self.K // 2
+
+    def clamp_positions(self) -> None:
+        if self.method == "dcls":
+            lo, hi = self.position_limits()
+            with torch.no_grad():
+                self.dcls.P.clamp_(lo, hi)
+
+    def set_sigma(self, sigma: float) -> None:
+        """Set the DCLS Gaussian width parameter (the kernel uses |sigma| + 0.27 taps)."""
+        if self.method == "dcls":
+            with torch.no_grad():
+                self.dcls.SIG.fill_(float(sigma))
+
+    def integer_delays(self) -> torch.Tensor:
+        """Integer delay (steps) of each (post, pre) pair, int64 (n_out, n_in); for
+        structure-multi the delays are the last candidate index, so this is not defined."""
+        if self.method == "dcls":
+            tap = (torch.round(self.dcls.P.detach()[0, :, :, 0]) + self.K // 2).long()
+            return (self.K - 1) - tap.clamp(0, self.K - 1)
+        if self.method == "structure":
+            return self.delay
+        if self.method == "no-delay":
+            return torch.zeros(self.n_out, self.n_in, dtype=torch.int64, device=self.mask.device)
+        raise ValueError("structure-multi has no single delay per pair")
+
+    # ---- weights ------------------------------------------------------------------------
+    def effective_weight(self) -> torch.Tensor:
+        """Signed weight of every candidate (zero where unconnected)."""
+        return self.weight if self.signed else self.sign * self.theta
+
+    def l1(self) -> torch.Tensor:
+        """sum |w| over existing connections."""
+        if self.signed:
+            return self.weight.abs().sum()
+        return (self.theta * self.mask).sum()
+
+    def connections(self) -> int:
+        return int(self.mask.sum())
+
+    def kernel(self, hard: bool) -> torch.Tensor:
+        """Conv1d kernel (n_out, n_in, K) for left padding K-1 (K = 1 for no-delay)."""
+        w = self.effective_weight()
+        if self.method == "structure-multi":
+            return w.flip(-1)
+        if self.method == "no-delay":
+            return w.unsqueeze(-1)
+        if self.method == "dcls" and not hard:
+            return self.dcls.DCK(w.unsqueeze(-1), self.dcls.P, self.dcls.SIG)
+        tap = (self.K - 1) - self.integer_delays()
+        k = torch.zeros(self.n_out, self.n_in, self.K, dtype=w.dtype, device=w.device)
+        return k.scatter(2, tap.unsqueeze(-1), w.unsqueeze(-1))
+
+    def forward(self, x: torch.Tensor, hard: bool = False) -> torch.Tensor:
+        k = self.kernel(hard)
+        if k.shape[-1] == 1:
+            return torch.matmul(k[..., 0], x)
+        return F.conv1d(F.pad(x, (k.shape[-1] - 1, 0)), k)
+
+    # ---- export -------------------------------------------------------------------------
+    @torch.no_grad()
+    def synapses(self) -> dict:
+        """Existing synapses with integer delays: pre, post, delay (int64), weight (float32),
+        sorted by (post, pre, delay)."""
+        w = self.effective_weight().detach()
+        mask = self.mask
+        if self.method == "structure-multi":
+            post, pre, delay = torch.nonzero(mask, as_tuple=True)
+            weight = w[post, pre, delay]
+        else:
+            post, pre = torch.nonzero(mask, as_tuple=True)
+            delay = self.integer_delays()[post, pre]
+            weight = w[post, pre]
+        key = (post * self.n_in + pre) * self.K + delay
+        order = torch.argsort(key)
+        return {"pre": pre[order].cpu().to(torch.int64), "post": post[order].cpu().to(torch.int64),
+                "delay": delay[order].cpu().to(torch.int64),
+                "weight": weight[order].cpu().to(torch.float32).contiguous()}

@@ -1,0 +1,79 @@
+"""The network: input -> hidden LIF layer(s) -> leaky-integrator readout, all feed-forward,
+every connection with per-synapse delays (trainer.layers.DelayConnection).
+
+Input x (B, T, C) float; output: readout membrane (B, n_classes, T). Loss and prediction use
+``sum_t softmax(v[:, :, t])`` (``class_scores``).
+"""
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .distributed import GlobalBatchNorm1d
+from .layers import DelayConnection
+from .neurons import LI, LIF
+
+
+class DelaySNN(nn.Module):
+    def __init__(self, n_in: int, n_classes: int, cfg: dict):
+        super().__init__()
+        gen = torch.Generator().manual_seed(int(cfg["seed"]))
+        sizes = [n_in, *cfg["hidden"], n_classes]
+        self.connections = nn.ModuleList(
+            DelayConnection(a, b, cfg["kernel_size"], cfg["method"], cfg["sparsity"], gen,
+                            dale=cfg["dale"]) for a, b in zip(sizes[:-1], sizes[1:]))
+        n_hidden = len(cfg["hidden"])
+        self.norms = nn.ModuleList(
+            GlobalBatchNorm1d(h) if cfg["batchnorm"] else nn.Identity() for h in cfg["hidden"])
+        self.lifs = nn.ModuleList(
+            LIF(cfg["tau"], cfg["threshold"], cfg["surrogate_alpha"]) for _ in range(n_hidden))
+        self.readout = LI(cfg["tau"])
+        self.dropout = float(cfg["dropout"])
+
+    def forward(self, x: torch.Tensor, hard: bool = False,
+                dropout_masks: list[torch.Tensor] | None = None) -> torch.Tensor:
+        """x (B, T, C) -> readout membrane (B, n_classes, T).
+
+        hard: integer delays and one-hot kernels (evaluation/export semantics).
+        dropout_masks: one (B, N) mask per hidden layer (already scaled by 1/(1-p)), applied
+        at every step; None = no dropout.
+        """
+        h = x.transpose(1, 2)
+        for i, (conn, norm, lif) in enumerate(zip(self.connections, self.norms, self.lifs)):
+            h = lif(norm(conn(h, hard=hard)))
+            if dropout_masks is not None:
+                h = h * dropout_masks[i].unsqueeze(-1)
+        return self.readout(self.connections[-1](h, hard=hard))
+
+    def dropout_masks(self, batch: int, generator: torch.Generator, device) -> list | None:
+        """Draw one (batch, N) mask per hidden layer from ``generator`` (CPU), or None."""
+        if self.dropout <= 0:
+            return None
+        keep = 1.0 - self.dropout
+        return [((torch.rand(batch, lif_n, generator=generator) < keep).float() / keep).to(device)
+                for lif_n in (c.n_out for c in self.connections[:-1])]
+
+    def set_sigma(self, sigma: float) -> None:
+        for c in self.connections:
+            c.set_sigma(sigma)
+
+    def clamp_positions(self) -> None:
+        for c in self.connections:
+            c.clamp_positions()
+
+    def l1(self) -> torch.Tensor:
+        return sum(c.l1() for c in self.connections)
+
+    def connection_counts(self) -> list[int]:
+        return [c.connections() for c in self.connections]
+
+
+def class_scores(v: torch.Tensor) -> torch.Tensor:
+    """Readout membrane (B, n_classes, T) -> sum over time of softmax over classes (B, n)."""
+    return F.softmax(v, dim=1).sum(dim=2)
+
+
+def loss_fn(v: torch.Tensor, y: torch.Tensor, reduction: str = "mean") -> torch.Tensor:
+    """Cross-entropy of the summed softmax (as the reference)."""
+    return F.cross_entropy(class_scores(v), y, reduction=reduction)

@@ -1,0 +1,289 @@
+"""Training: data -> DelaySNN -> RUN_DIR (checkpoint.pt, last.pt, metrics.json, config.json).
+
+Determinism: every random draw derives from the config seed (model init), the (seed, epoch)
+pair (shuffling) and the (seed, epoch, step) triple (dropout masks, drawn for the global batch
+and sliced per rank), so a run, its resumption and a DDP run with the same global batch agree.
+"""
+from __future__ import annotations
+
+import json
+import math
+import time
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from tqdm import tqdm
+
+from .checkpoint import (CHECKPOINT, CONFIG, LAST, METRICS, RESUME_FORMAT, VERSION,
+                         CheckpointError, atomic_torch_save, atomic_write_json, build_checkpoint,
+                         load_checkpoint, load_resume)
+from .config import identity, resolve_config
+from .distributed import DistInfo, setup, teardown
+from .evaluate import accuracy, has_train_kernels
+from .model import DelaySNN, class_scores, loss_fn
+from .rewiring import rewire
+
+
+@dataclass
+class RunResult:
+    run_dir: Path
+    metrics: dict | None        # None when the run stopped early (stop_after_epoch)
+    checkpoint: Path
+    completed: bool
+
+
+def _mix(*ints: int) -> int:
+    """A 63-bit seed from a tuple of non-negative ints (stable across runs and platforms)."""
+    h = 1469598103934665603
+    for i in ints:
+        h = ((h ^ (int(i) + 0x9E3779B9)) * 1099511628211) % (1 << 63)
+    return h
+
+
+def sigma_at(step: int, total_steps: int, cfg: dict) -> float:
+    """DCLS sigma at a global step: K/2 decaying geometrically to sigma_final at
+    sigma_decay_fraction of training, then constant."""
+    s0, s1 = cfg["kernel_size"] / 2, cfg["sigma_final"]
+    n = max(1, round(cfg["sigma_decay_fraction"] * total_steps))
+    return s1 if step >= n else s0 * (s1 / s0) ** (step / n)
+
+
+def _config_diff(a: dict, b: dict) -> str:
+    keys = sorted(set(a) | set(b))
+    return ", ".join(f"{k}: {a.get(k)!r} -> {b.get(k)!r}" for k in keys if a.get(k) != b.get(k))
+
+
+def prepare_run_dir(run_dir: Path, cfg: dict, resume: bool) -> dict | None:
+    """Check RUN_DIR before any work; return the resume state (last.pt) or None.
+    Raises ValueError / CheckpointError without touching any file."""
+    if run_dir.exists() and not run_dir.is_dir():
+        raise ValueError(f"RUN_DIR {run_dir} exists and is not a folder")
+    present = [f for f in (CHECKPOINT, LAST, METRICS, CONFIG) if (run_dir / f).exists()]
+    stored = None
+    if (run_dir / CONFIG).exists():
+        try:
+            stored = json.loads((run_dir / CONFIG).read_text())["config"]
+        except (ValueError, KeyError, TypeError) as e:
+            raise CheckpointError(f"{run_dir / CONFIG} is corrupt ({e}); delete RUN_DIR or use "
+                                  f"another --out") from None
+    if not resume:
+        if present:
+            if stored is not None and identity(stored) != identity(cfg):
+                raise ValueError(f"RUN_DIR {run_dir} holds another run (config differs: "
+                                 f"{_config_diff(identity(stored), identity(cfg))}); choose "
+                                 f"another --out or delete that folder")
+            raise ValueError(f"RUN_DIR {run_dir} already holds a run; pass --resume to continue "
+                             f"it, or choose another --out")
+        return None
+    if not present:
+        raise ValueError(f"--resume: RUN_DIR {run_dir} holds no run to resume; run without "
+                         f"--resume to start one")
+    if stored is not None and identity(stored) != identity(cfg):
+        raise ValueError(f"--resume: the config differs from the run in {run_dir} "
+                         f"({_config_diff(identity(stored), identity(cfg))}); resume with the "
+                         f"same config")
+    if not (run_dir / LAST).exists():
+        if (run_dir / CHECKPOINT).exists() or (run_dir / METRICS).exists():
+            raise CheckpointError(f"--resume: {run_dir / LAST} is missing although the run has "
+                                  f"results; delete RUN_DIR or use another --out")
+        return None              # killed before the first epoch ended: start from scratch
+    state = load_resume(run_dir / LAST)
+    if identity(state["config"]) != identity(cfg):
+        raise ValueError(f"--resume: the config differs from the run in {run_dir} "
+                         f"({_config_diff(identity(state['config']), identity(cfg))})")
+    return state
+
+
+def _load_data(cfg: dict):
+    from trainer.data import load_dataset
+    kw = dict(seed=cfg["seed"], n_mels=cfg["n_mels"], time_steps=cfg["time_steps"],
+              val_fraction=cfg["val_fraction"], **cfg["data_options"])
+    data_dir = cfg["data_dir"] or None
+    return tuple(load_dataset(cfg["dataset"], split, data_dir, **kw)
+                 for split in ("train", "val", "test"))
+
+
+def train(config: dict | str | Path | None = None, *, out: str | Path, resume: bool = False,
+          config_file: str | Path | None = None, sets: list[str] | None = None,
+          progress: bool = True, stop_after_epoch: int | None = None, **overrides) -> RunResult:
+    """Train a network and write RUN_DIR = ``out``.
+
+    config: a dict of config keys (see trainer/defaults.toml) or the path of a TOML file;
+    overrides: more config keys as keyword arguments (None = keep); sets: "key=value" strings.
+    resume: continue the run in ``out`` from last.pt (same config required).
+    stop_after_epoch: stop after that many epochs as if killed (for tests of --resume).
+    Returns RunResult; metrics as written to RUN_DIR/metrics.json.
+    """
+    if isinstance(config, (str, Path)):
+        config_file, config = config, None
+    cfg = resolve_config(config_file, {**(config or {}), **overrides}, sets)
+    run_dir = Path(out)
+    state = prepare_run_dir(run_dir, cfg, resume)
+    torch.set_flush_denormal(True)   # Gaussian kernel tails: 4x slower as denormals
+    warnings.filterwarnings("ignore", message="The value of the smallest subnormal")
+    info, device = setup(cfg["device"])
+    try:
+        return _train(cfg, run_dir, state, info, device, progress, stop_after_epoch)
+    finally:
+        teardown(info)
+
+
+def _train(cfg, run_dir, state, info: DistInfo, device, progress, stop_after_epoch) -> RunResult:
+    train_ds, val_ds, test_ds = _load_data(cfg)
+    if info.is_main:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        if not (run_dir / CONFIG).exists():
+            atomic_write_json({"config": cfg}, run_dir / CONFIG)
+    recipe = train_ds.recipe
+    n_in, n_classes = train_ds.x.shape[2], len(train_ds.class_names)
+    model = DelaySNN(n_in, n_classes, cfg).to(device)
+
+    pos = [c.dcls.P for c in model.connections if c.method == "dcls"]
+    pos_ids = {id(p) for p in pos}
+    weights = [p for p in model.parameters() if p.requires_grad and id(p) not in pos_ids]
+    n_train, gb = len(train_ds), cfg["batch_size"]
+    steps_per_epoch = math.ceil(n_train / gb)
+    total_steps = cfg["epochs"] * steps_per_epoch
+    opt_w = torch.optim.Adam(weights, lr=cfg["lr"])
+    sched_w = torch.optim.lr_scheduler.OneCycleLR(
+        opt_w, max_lr=cfg["max_lr"], total_steps=total_steps, div_factor=cfg["max_lr"] / cfg["lr"])
+    opt_p = torch.optim.Adam(pos, lr=cfg["lr_positions"]) if pos else None
+    sched_p = (torch.optim.lr_scheduler.CosineAnnealingLR(opt_p, T_max=total_steps)
+               if pos else None)
+
+    history, best, seconds, start_epoch = [], {"epoch": 0, "val_accuracy": -1.0}, 0.0, 0
+    if state is not None:
+        model.load_state_dict(state["model_state"])
+        opt_w.load_state_dict(state["optimizers"]["w"])
+        sched_w.load_state_dict(state["schedulers"]["w"])
+        if opt_p is not None:
+            opt_p.load_state_dict(state["optimizers"]["p"])
+            sched_p.load_state_dict(state["schedulers"]["p"])
+        torch.set_rng_state(state["rng"])
+        history, best = list(state["history"]), dict(state["best"])
+        seconds, start_epoch = float(state["seconds"]), int(state["epoch"])
+
+    net = model
+    if info.enabled:
+        from torch.nn.parallel import DistributedDataParallel as DDP
+        net = DDP(model, device_ids=[device.index] if device.type == "cuda" else None)
+    sparse = [c for c in model.connections if c.sparse]
+    clamp_only = [c for c in model.connections if not c.signed and not c.sparse]
+
+    x_train, y_train = train_ds.x, train_ds.y
+    for epoch in range(start_epoch, cfg["epochs"]):
+        t0 = time.perf_counter()
+        model.train()
+        order = torch.randperm(n_train, generator=torch.Generator().manual_seed(
+            _mix(cfg["seed"], epoch)))
+        totals = torch.zeros(3, dtype=torch.float64)   # loss sum, correct, samples (this rank)
+        bar = tqdm(range(steps_per_epoch), desc=f"epoch {epoch + 1}/{cfg['epochs']}",
+                   leave=False, disable=not (progress and info.is_main), unit="batch")
+        for step in bar:
+            gstep = epoch * steps_per_epoch + step
+            model.set_sigma(sigma_at(gstep, total_steps, cfg))
+            idx = order[step * gb:(step + 1) * gb]
+            parts = torch.tensor_split(torch.arange(len(idx)), info.world)
+            mine = parts[info.rank]
+            xb, yb = x_train[idx[mine]].to(device), y_train[idx[mine]].to(device)
+            masks = model.dropout_masks(len(idx), torch.Generator().manual_seed(
+                _mix(cfg["seed"], epoch, step)), "cpu")
+            if masks is not None:
+                masks = [m[mine].to(device) for m in masks]
+            v = net(xb, hard=False, dropout_masks=masks)
+            data_loss = loss_fn(v, yb, reduction="sum") * (info.world / len(idx))
+            loss = data_loss + cfg["l1"] * model.l1() if cfg["l1"] > 0 else data_loss
+            opt_w.zero_grad(set_to_none=True)
+            if opt_p is not None:
+                opt_p.zero_grad(set_to_none=True)
+            loss.backward()
+            cand = []
+            for c in sparse:                 # RigL score: gradient at every candidate
+                cand.append(c.theta.grad.detach().clone())
+                c.theta.grad.mul_(c.mask)    # unconnected entries do not move
+            opt_w.step()
+            sched_w.step()
+            if opt_p is not None:
+                opt_p.step()
+                sched_p.step()
+            model.clamp_positions()
+            for c, g in zip(sparse, cand):
+                _, regrown = rewire(c.theta.data, c.mask, g)
+                st = opt_w.state.get(c.theta)
+                if st and len(regrown):
+                    for key in ("exp_avg", "exp_avg_sq"):
+                        st[key].view(-1)[regrown] = 0
+            for c in clamp_only:
+                c.theta.data.clamp_(min=0)
+            with torch.no_grad():
+                pred = class_scores(v).argmax(1)
+                totals += torch.tensor([data_loss.item() * len(idx) / info.world,
+                                        float((pred == yb).sum()), len(yb)],
+                                       dtype=torch.float64)
+        bar.close()
+        if info.enabled:
+            import torch.distributed as dist
+            dist.all_reduce(totals)
+        train_seconds = time.perf_counter() - t0
+        seconds += train_seconds
+        if info.is_main:
+            val = accuracy(model, val_ds.x, val_ds.y, hard=True, device=device)
+            entry = {"epoch": epoch + 1, "loss": float(totals[0] / totals[2]),
+                     "train_accuracy": float(totals[1] / totals[2]), "val_accuracy": val,
+                     "connections": model.connection_counts(),
+                     "sigma": float(sigma_at((epoch + 1) * steps_per_epoch - 1, total_steps, cfg)),
+                     "seconds": train_seconds}
+            history.append(entry)
+            if val > best["val_accuracy"]:
+                best = {"epoch": epoch + 1, "val_accuracy": val}
+                atomic_torch_save(build_checkpoint(model, cfg, train_ds.class_names, recipe,
+                                                   epoch + 1, val), run_dir / CHECKPOINT)
+            atomic_torch_save({
+                "format": RESUME_FORMAT, "version": VERSION, "config": cfg, "epoch": epoch + 1,
+                "model_state": model.state_dict(),
+                "optimizers": {"w": opt_w.state_dict(),
+                               "p": opt_p.state_dict() if opt_p else None},
+                "schedulers": {"w": sched_w.state_dict(),
+                               "p": sched_p.state_dict() if sched_p else None},
+                "history": history, "best": best, "seconds": seconds,
+                "rng": torch.get_rng_state()}, run_dir / LAST)
+            tqdm.write(f"epoch {epoch + 1}/{cfg['epochs']}: loss {entry['loss']:.4f} "
+                       f"train {entry['train_accuracy']:.1%} val {val:.1%} connections "
+                       f"{entry['connections']} sigma {entry['sigma']:.2f} "
+                       f"({train_seconds:.1f} s)")
+        if stop_after_epoch is not None and epoch + 1 >= stop_after_epoch \
+                and epoch + 1 < cfg["epochs"]:
+            return RunResult(run_dir, None, run_dir / CHECKPOINT, completed=False)
+
+    metrics = None
+    if info.is_main:
+        metrics = _finish(cfg, run_dir, history, best, seconds, test_ds, device)
+    if info.enabled:
+        import torch.distributed as dist
+        dist.barrier()
+        if not info.is_main:
+            metrics = json.loads((run_dir / METRICS).read_text())
+    return RunResult(run_dir, metrics, run_dir / CHECKPOINT, completed=True)
+
+
+def _finish(cfg, run_dir, history, best, seconds, test_ds, device) -> dict:
+    """Evaluate the best checkpoint on the test split and write metrics.json."""
+    from .evaluate import model_from_checkpoint
+    ckpt = load_checkpoint(run_dir / CHECKPOINT)
+    model = model_from_checkpoint(ckpt, device)
+    test_hard = accuracy(model, test_ds.x, test_ds.y, hard=True)
+    test_soft = (accuracy(model, test_ds.x, test_ds.y, hard=False)
+                 if has_train_kernels(cfg) else test_hard)
+    metrics = {
+        "history": history, "best_epoch": best["epoch"], "val_accuracy": best["val_accuracy"],
+        "test_accuracy": test_hard, "test_accuracy_train_kernels": test_soft,
+        "connections": model.connection_counts(), "sparsity": cfg["sparsity"],
+        "method": cfg["method"], "seed": cfg["seed"], "epochs": cfg["epochs"],
+        "dataset": cfg["dataset"], "seconds": seconds, "n_test": len(test_ds),
+    }
+    atomic_write_json(metrics, run_dir / METRICS)
+    tqdm.write(f"best epoch {best['epoch']}: val {best['val_accuracy']:.2%}; test "
+               f"{test_hard:.2%} (integer delays), {test_soft:.2%} (training kernels)")
+    return metrics
