@@ -30,19 +30,22 @@ from lava_runtime.validate import validate_network, validate_payloads
 _CHUNK_ELEMS = 2 ** 24  # samples are processed in chunks of at most this many (step x neuron)
 
 
-def _synapse_groups(layer: ConnectionLayer) -> list[dict]:
+def _synapse_groups(layer: ConnectionLayer, max_payload: int) -> list[dict]:
     """Per slot (one Lava connection process): a sparse (G, n_in) float64 matrix whose row g
     holds the Lava-applied weights of the synapses of group g, a group being the synapses of
     one (delay, post) pair, which Lava sums before the weight_exp shift. Rows are sorted by
-    delay, so each delay is a contiguous block."""
+    delay, so each delay is a contiguous block. The matrix is float32 when every group sum is
+    below 2**24 for payloads up to max_payload (float32 is then exact and twice as fast)."""
     out = []
     for w, d in layer.slots():
         w = fp.lava_weights(w, layer.num_weight_bits)
         post, pre = np.nonzero(w)
         delay = d[post, pre]
         g_key, row = np.unique(delay * layer.n_out + post, return_inverse=True)
-        mat = sp.csr_matrix((w[post, pre].astype(np.float64), (row, pre)),
-                            shape=(len(g_key), layer.n_in))
+        wv = w[post, pre]
+        bound = np.bincount(row, weights=np.abs(wv) * float(max_payload)).max(initial=0)
+        dtype = np.float32 if bound < 2 ** 24 else np.float64
+        mat = sp.csr_matrix((wv.astype(dtype), (row, pre)), shape=(len(g_key), layer.n_in))
         g_delay, g_post = g_key // layer.n_out, g_key % layer.n_out
         bounds = np.flatnonzero(np.diff(g_delay, prepend=-1, append=-1))
         blocks = [(int(g_delay[lo]), lo, hi) for lo, hi in zip(bounds[:-1], bounds[1:])]
@@ -50,50 +53,77 @@ def _synapse_groups(layer: ConnectionLayer) -> list[dict]:
     return out
 
 
-def synaptic_input(layer: ConnectionLayer, x_cm: np.ndarray, groups=None) -> np.ndarray:
-    """a_in that `layer`'s LIF receives, as (K, N, n_out) int64, for presynaptic activity x_cm
-    (n_in, N, K) (payloads or 0/1 spikes; x_cm[:, :, k] is sent at window step k).
+def synaptic_input(layer: ConnectionLayer, x: np.ndarray, groups=None) -> np.ndarray:
+    """a_in that `layer`'s LIF receives, as (K, n_out, N) float64 holding exact integers, for
+    presynaptic activity x (n_in, K, N) (payloads or 0/1 spikes; x[:, k] is sent at window
+    step k). Layouts keep every inner loop contiguous over samples.
 
     Sums are float64 products of integers below 2**31 (validated), hence exact; the weight_exp
     shift is an exact power-of-two scaling followed by floor (= arithmetic right shift)."""
-    n_in, n, steps = x_cm.shape
-    groups = _synapse_groups(layer) if groups is None else groups
-    a_cm = np.zeros((layer.n_out, n, steps), dtype=np.float64)
-    xf = x_cm.reshape(n_in, n * steps).astype(np.float64)
+    n_in, steps, n = x.shape
+    if groups is None:
+        mb = layer.input_message_bits
+        groups = _synapse_groups(layer, 2 ** mb - 1 if mb else 1)
+    a_in = np.zeros((steps, layer.n_out, n), dtype=np.float64)
+    x2 = x.reshape(n_in, steps * n)
     scale = 2.0 ** layer.weight_exp
     for g in groups:
         if g["mat"].shape[0] == 0:
             continue
+        xf = x2 if x2.dtype == g["mat"].dtype else x2.astype(g["mat"].dtype)
         acc = np.asarray(g["mat"] @ xf)
         if layer.weight_exp != 0:
             acc *= scale
             if layer.weight_exp < 0:
                 np.floor(acc, out=acc)
-        acc = acc.reshape(-1, n, steps)
+        acc = acc.reshape(-1, steps, n)
         for delay, lo, hi in g["blocks"]:
             span = steps - 1 - delay  # source steps whose arrival k + 1 + d is in the window
-            for r in range(lo, hi) if span > 0 else ():
-                a_cm[g["post"][r], :, 1 + delay:] += acc[r, :, :span]
-    return np.ascontiguousarray(a_cm.transpose(2, 1, 0)).astype(np.int64)
+            if span > 0:
+                a_in[1 + delay:, g["post"][lo:hi], :] += acc[lo:hi, :span, :].transpose(1, 0, 2)
+    return a_in
 
 
 def lif_run(layer: ConnectionLayer, a_in: np.ndarray) -> np.ndarray:
-    """Run the layer's LIF population over a_in (K, N, n) (time-major). Returns spikes
-    (K, N, n) uint8 for a spiking layer, or the voltage v (K, N, n) int64 for the readout."""
+    """Run the layer's LIF population over a_in (K, n, N). Returns spikes (K, n, N) uint8 for
+    a spiking layer, or the voltage v (K, n, N) int64 for the readout.
+
+    float64 arithmetic is exact here (|v * keep| < 2**36) and trunc() rounds toward zero as
+    Lava's sign * (|x| >> 12) does; see fixed_point for the integer form."""
     nr = layer.neurons
-    steps, n, width = a_in.shape
-    u = np.zeros((n, width), dtype=np.int64)
-    v = np.zeros((n, width), dtype=np.int64)
-    bias = fp.effective_bias(nr.bias_mant, nr.bias_exp)[None, :]
-    thr = np.int64(nr.vth) << fp.VTH_SHIFT
-    out = np.zeros((steps, n, width), dtype=np.uint8 if nr.spiking else np.int64)
+    steps, width, n = a_in.shape
+    u = np.zeros((width, n))
+    v = np.zeros((width, n))
+    bias = fp.effective_bias(nr.bias_mant, nr.bias_exp).astype(np.float64)[:, None]
+    thr = float(np.int64(nr.vth) << fp.VTH_SHIFT)
+    keep_u = (4096 - (nr.du + 1)) / 4096.0
+    keep_v = (4096 - nr.dv) / 4096.0
+    m, lim = float(fp.MAX_UV), float(fp.MAX_UV - 1)
+    act_scale = float(2 ** fp.ACT_SHIFT)
+    out = np.zeros((steps, width, n), dtype=np.uint8 if nr.spiking else np.int64)
+    tmp = np.empty((width, n))
     for k in range(steps):
-        u = fp.lif_current(u, a_in[k], nr.du)
-        v = fp.lif_voltage(v, u, bias, nr.dv)
+        # u = wrap24(trunc(u * keep_u) + (a_in << 6)), Lava's single wrap
+        if keep_u:
+            np.multiply(u, keep_u, out=u)
+            np.trunc(u, out=u)
+            u += a_in[k] * act_scale
+        else:
+            np.multiply(a_in[k], act_scale, out=u)
+        if np.abs(u).max(initial=0) >= m:
+            x = u.copy()
+            u = np.where(x > m, x - 2 * m, x)
+            u = np.where(u <= -m, x + 2 * m, u)
+        # v = clip(trunc(v * keep_v) + u + bias)
+        np.multiply(v, keep_v, out=v)
+        np.trunc(v, out=v)
+        v += u
+        v += bias
+        np.clip(v, -lim, lim, out=v)
         if nr.spiking:
-            s = v > thr
-            v[s] = 0
-            out[k] = s
+            np.greater(v, thr, out=tmp)
+            out[k] = tmp
+            v[tmp.astype(bool)] = 0
         else:
             out[k] = v
     return out
@@ -113,7 +143,8 @@ def emulate(net: DeployedNetwork, payloads: np.ndarray, steps: int | None = None
     if steps < 1:
         raise ValueError(f"steps must be >= 1, got {steps}")
     t0 = time.perf_counter()
-    groups = [_synapse_groups(layer) for layer in net.layers]
+    groups = [_synapse_groups(layer, 2 ** layer.input_message_bits - 1
+                              if layer.input_message_bits else 1) for layer in net.layers]
     widest = max([net.input.n_channels] + [max(layer.n_out, *(g["mat"].shape[0] for g in gs))
                                            for layer, gs in zip(net.layers, groups)])
     chunk = max(1, _CHUNK_ELEMS // (steps * widest))
@@ -125,15 +156,15 @@ def emulate(net: DeployedNetwork, payloads: np.ndarray, steps: int | None = None
         starts = tqdm(starts, desc="emulate", unit="chunk")
     for lo in starts:
         hi = min(n, lo + chunk)
-        x_cm = np.zeros((net.input.n_channels, hi - lo, steps), dtype=np.float64)
-        x_cm[:, :, :min(T, steps)] = payloads[lo:hi, :steps].transpose(2, 0, 1)
+        x = np.zeros((net.input.n_channels, steps, hi - lo), dtype=np.float32)
+        x[:, :min(T, steps)] = payloads[lo:hi, :steps].transpose(2, 1, 0)
         for li, layer in enumerate(net.layers):
-            out = lif_run(layer, synaptic_input(layer, x_cm, groups[li]))  # (K, N, n)
+            out = lif_run(layer, synaptic_input(layer, x, groups[li]))  # (K, n, N)
             if layer.neurons.spiking:
-                spikes[li][lo:hi] = out.transpose(1, 0, 2)
-                x_cm = np.ascontiguousarray(out.transpose(2, 1, 0), dtype=np.float64)
+                spikes[li][lo:hi] = out.transpose(2, 0, 1)
+                x = np.ascontiguousarray(out.transpose(1, 0, 2), dtype=np.float32)
             else:
-                readout_v[lo:hi] = out.transpose(1, 0, 2)
+                readout_v[lo:hi] = out.transpose(2, 0, 1)
     return Activity(input_payload=payloads, spikes=spikes, readout_v=readout_v,
                     backend="emulator", seconds=time.perf_counter() - t0,
                     extra={"steps": steps})

@@ -135,7 +135,8 @@ def _run_lava(net, payloads, backend, timeout_s, fast_models, progress, steps, f
         readout_v = v.astype(np.float64) if float_v else v.astype(np.int64)
         extra = {"steps": keep, "window": window, "total_steps": total,
                  "fast_models": fast_models, "lava_run_seconds": done["run_seconds"],
-                 "steps_per_second": total / max(done["run_seconds"], 1e-9),
+                 "lava_startup_seconds": done["startup_seconds"],
+                 "steps_per_second": (total - 1) / max(done["run_seconds"], 1e-9),
                  "n_processes": done["n_processes"]}
         return Activity(input_payload=payloads, spikes=spikes, readout_v=readout_v,
                         backend=backend, seconds=seconds, extra=extra)
