@@ -123,6 +123,18 @@ def test_single_sign_layer_has_undefined_z_with_a_reason():
     assert res.to_json()["z"] is None
 
 
+def test_neurons_with_at_most_k_plus_1_sites_are_shuffle_invariant():
+    # 2 neurons x 5 sites, mixed signs, k=8: every other site is a neighbour -> no spread
+    layer = LayerSynapses("x", 5, 2, np.tile(np.arange(5), 2), np.repeat([0, 1], 5),
+                          np.zeros(10, np.int64), np.array([1, -1, 1, 1, -1] * 2, float))
+    res = sign_clustering(layer, k=8, n_shuffles=10)
+    assert res.n_neurons == res.n_neurons_shuffle_invariant == 2 and res.n_pairs == 40
+    assert res.observed == pytest.approx(16 / 40) and res.null_std == 0.0 and res.z is None
+    assert "at most k + 1" in res.note
+    res = sign_clustering(layer, k=1, n_shuffles=50)
+    assert res.n_neurons_shuffle_invariant == 0 and res.null_std > 0 and res.z is not None
+
+
 def test_layer_without_pairs():
     layer = LayerSynapses("x", 3, 3, np.arange(3), np.arange(3), np.zeros(3, np.int64),
                           np.ones(3))

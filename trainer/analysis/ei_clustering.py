@@ -11,7 +11,10 @@ Definition (per connection layer):
   within distance r_i: every site tied with the k-th is included, so no arbitrary tie-breaking is
   needed and the result is deterministic. Neurons with a single site contribute nothing.
 - Statistic: over all directed (site, neighbour) pairs of the layer, the fraction whose two signs
-  agree.
+  agree. A neuron with at most k + 1 sites has all its other sites as neighbours: its pairs
+  do not depend on the arrangement (they only dilute the fractions, z is unchanged), so very
+  sparse layers (few synapses per neuron) carry little information; `n_neurons_shuffle_invariant`
+  counts such neurons.
 - Null: the same statistic after permuting the signs uniformly among each neuron's own sites
   (positions fixed, each neuron's excitatory/inhibitory count preserved), `n_shuffles` times from
   `numpy.random.default_rng(seed)`. z = (observed - null mean) / null std (std with ddof=1);
@@ -58,6 +61,9 @@ class ClusteringResult:
     n_inhibitory: int
     n_zero_weight_excluded: int  # sites whose (summed) weight is exactly 0
     n_neurons: int  # neurons with >= 2 non-zero sites (the only ones that form pairs)
+    # neurons with 2..k+1 sites: all their other sites are neighbours, so shuffling cannot
+    # change their pairs; they dilute observed and shuffled fractions alike and leave z unchanged
+    n_neurons_shuffle_invariant: int
     n_pairs: int  # directed (site, neighbour) pairs
     observed: float | None  # fraction of pairs whose signs agree; None if there are no pairs
     null_mean: float | None
@@ -75,7 +81,9 @@ class ClusteringResult:
             "n_synapses": self.n_synapses, "n_excitatory": self.n_excitatory,
             "n_inhibitory": self.n_inhibitory,
             "n_zero_weight_excluded": self.n_zero_weight_excluded,
-            "n_neurons": self.n_neurons, "n_pairs": self.n_pairs,
+            "n_neurons": self.n_neurons,
+            "n_neurons_shuffle_invariant": self.n_neurons_shuffle_invariant,
+            "n_pairs": self.n_pairs,
             "k": self.k, "n_shuffles": self.n_shuffles, "seed": self.seed, "note": self.note,
         }
 
@@ -165,7 +173,8 @@ def sign_clustering(layer: LayerSynapses, k: int = DEFAULT_K,
     per_neuron = np.bincount(post, minlength=layer.n_out)
     base = dict(k=k, n_shuffles=n_shuffles, seed=seed, n_synapses=int(w.size),
                 n_excitatory=int((w > 0).sum()), n_inhibitory=int((w < 0).sum()),
-                n_zero_weight_excluded=n_zero, n_neurons=int((per_neuron >= 2).sum()))
+                n_zero_weight_excluded=n_zero, n_neurons=int((per_neuron >= 2).sum()),
+                n_neurons_shuffle_invariant=int(((per_neuron >= 2) & (per_neuron <= k + 1)).sum()))
     i, m = neighbour_pairs(post, pre, delay, k)
     if i.size == 0:
         return ClusteringResult(**base, n_pairs=0, observed=None, null_mean=None,
@@ -188,7 +197,7 @@ def sign_clustering(layer: LayerSynapses, k: int = DEFAULT_K,
         z, note = float((observed - mean) / std), None
     else:
         z = None
-        note = ("the shuffle null has zero spread (every neuron's non-zero synapses share one "
-                "sign, or each has a single site): z is undefined")
+        note = ("the shuffle null has zero spread (in every neuron the non-zero synapses share "
+                "one sign, or there are at most k + 1 of them): z is undefined")
     return ClusteringResult(**base, n_pairs=int(i.size), observed=observed, null_mean=mean,
                             null_std=std, z=z, p_value=p, note=note, null=null)

@@ -19,7 +19,7 @@ from .ei_clustering import ClusteringResult
 
 DPI = 100
 PANEL_PX = 200  # one receptive-field panel, square
-MOSAIC_MARGIN_PX = (140, 70)  # extra width (colour bar, labels), extra height (title)
+MOSAIC_MARGIN_PX = (170, 70)  # extra width (colour bar, labels), extra height (title)
 PLOT_PX = (420, 300)  # one panel of the per-layer plots (width, height)
 PLOT_MARGIN_PX = (40, 60)
 EXC_COLOUR, INH_COLOUR = "#d62728", "#1f77b4"
@@ -65,7 +65,7 @@ def receptive_field_mosaic(rfs: np.ndarray, neurons: Sequence[int], title: str,
     fig = _figure(*mosaic_size_px(rfs.shape[0]))
     vmax = float(np.abs(rfs).max()) or 1.0
     w_px, h_px = mosaic_size_px(rfs.shape[0])
-    grid = fig.add_gridspec(rows, cols, left=60 / w_px, right=1 - 80 / w_px,
+    grid = fig.add_gridspec(rows, cols, left=60 / w_px, right=1 - 110 / w_px,
                             bottom=40 / h_px, top=1 - 50 / h_px, wspace=0.25, hspace=0.35)
     image = None
     for p, (rf, j) in enumerate(zip(rfs, neurons)):
@@ -78,7 +78,7 @@ def receptive_field_mosaic(rfs: np.ndarray, neurons: Sequence[int], title: str,
             ax.set_ylabel("input channel", fontsize=7)
         if p // cols == rows - 1 or p + cols >= rfs.shape[0]:
             ax.set_xlabel("delay (steps)", fontsize=7)
-    cax = fig.add_axes((1 - 60 / w_px, 40 / h_px, 15 / w_px, 1 - 90 / h_px))
+    cax = fig.add_axes((1 - 90 / w_px, 40 / h_px, 15 / w_px, 1 - 90 / h_px))
     bar = fig.colorbar(image, cax=cax)
     bar.set_label("weight (+ excitatory, - inhibitory)", fontsize=7)
     bar.ax.tick_params(labelsize=6)
