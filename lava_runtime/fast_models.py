@@ -1,9 +1,9 @@
 """Fast ProcessModels for Lava's DelayDense and DelaySparse (fixed_pt and floating_pt).
 
 The stock models rebuild a ((max_delay + 1) * n_out, n_in) delay-weight matrix with np.where on
-every step. These build it once, as M of shape (n_in, (max_delay + 1) * n_out) (dense when small,
-CSR otherwise), and per step only touch the rows of active inputs; a ring buffer replaces
-np.roll. Results are identical to the stock models (tests check it), with one addition: when the
+every step. These build it once, as the CSR transpose of M (n_in, (max_delay + 1) * n_out), so a
+step costs one sparse product over the existing synapses (columns of inactive inputs contribute
+nothing; a step without input costs nothing); a ring buffer replaces np.roll. Results are identical to the stock models (tests check it), with one addition: when the
 process was given `buffer_reset_interval` (> 0) and `buffer_reset_offset`, the delay buffer is
 cleared at those steps, so each sample window starts from empty buffers (stock models ignore
 these parameters; with a network that drains during its padding the clear changes nothing).
@@ -25,9 +25,6 @@ from lava.magma.core.sync.protocols.loihi_protocol import LoihiProtocol
 from lava.proc.dense.process import DelayDense
 from lava.proc.sparse.process import DelaySparse
 from lava.utils.weightutils import clip_weights, determine_sign_mode, truncate_weights
-
-DENSE_LIMIT = 4_000_000  # entries of M above which the CSR form is used
-
 
 class _FastDelayBase(PyLoihiProcessModel):
     fixed = True
@@ -60,10 +57,9 @@ class _FastDelayBase(PyLoihiProcessModel):
         self._n_out = n_out
         post, pre = np.nonzero(w)
         cols = d[post, pre] * n_out + post
-        m = sp.csr_matrix((w[post, pre].astype(dtype), (pre, cols)),
-                          shape=(n_in, self._nd * n_out))
-        self._dense = n_in * self._nd * n_out <= DENSE_LIMIT
-        self._m = m.toarray() if self._dense else m.T.tocsr()  # CSR form: (nd * n_out, n_in)
+        # M^T in CSR: row (d * n_out + post) lists the inputs reaching post with delay d
+        self._m = sp.csr_matrix((w[post, pre].astype(dtype), (cols, pre)),
+                                shape=(self._nd * n_out, n_in))
         self._ring = np.zeros((self._nd, n_out), dtype=dtype)
         self._head = 0
         self._graded = int(np.asarray(self.num_message_bits).item()) > 0
@@ -82,17 +78,10 @@ class _FastDelayBase(PyLoihiProcessModel):
         s_in = self.s_in.recv()
         if not self._graded:
             s_in = s_in.astype(bool)
-        active = np.flatnonzero(s_in)
-        if active.size == 0:
+        if not s_in.any():
             return
-        if self._dense:
-            if self._graded:
-                acc = s_in[active].astype(self._dtype) @ self._m[active]
-            else:
-                acc = self._m[active].sum(axis=0)
-        else:
-            acc = self._m @ s_in.astype(self._dtype)
-        acc = acc.reshape(nd, self._n_out)
+        # M^T @ s: work proportional to the synapse count, not to n_in * nd * n_out
+        acc = (self._m @ s_in.astype(self._dtype)).reshape(nd, self._n_out)
         if self.fixed:
             acc = (np.left_shift(acc, self._exp) if self._exp > 0
                    else np.right_shift(acc, -self._exp))
