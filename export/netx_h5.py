@@ -50,13 +50,12 @@ def _json(obj) -> str:
 
 
 def netx_weights(layer: ConnectionLayer, w: np.ndarray) -> np.ndarray:
-    """Applied weights -> W = w * 2^weight_exp as stored for netx (exact or ExportError)."""
+    """Applied weights -> W = w * 2^weight_exp as stored for netx (rounded to the nearest
+    integer when the layer's weight_exp is finer than netx can express; netx_problems says so)."""
     e = layer.weight_exp
-    W = w << e if e >= 0 else w >> -e
-    if e < 0 and not np.array_equal(W << -e, w):
-        raise ExportError(f"layer {layer.name}: weights are not multiples of 2^{-e}; "
-                          "they cannot be written in netx's format")
-    return W
+    if e >= 0:
+        return w << e
+    return np.rint(w / 2.0 ** -e).astype(np.int64)
 
 
 def netx_problems(net: DeployedNetwork) -> list[str]:
@@ -71,10 +70,10 @@ def netx_problems(net: DeployedNetwork) -> list[str]:
         if L.max_delay > lr.NETX_MAX_DELAY:
             out.append(f"{L.name}: max delay {L.max_delay} > {lr.NETX_MAX_DELAY} "
                        "(netx clamps delays)")
-        W = L.weight << L.weight_exp if L.weight_exp >= 0 else L.weight >> -L.weight_exp
+        W = netx_weights(L, L.weight)
         if L.weight_exp < 0 and not np.array_equal(W << -L.weight_exp, L.weight):
-            out.append(f"{L.name}: weights not multiples of 2^{-L.weight_exp}")
-            continue
+            out.append(f"{L.name}: weight_exp {L.weight_exp} is finer than netx can express; "
+                       "netx weights are rounded (approximate)")
         mode = lr.sign_mode(W)
         lo, hi = {"mixed": (-128, 127), "excitatory": (0, 255), "inhibitory": (-255, 0)}[mode]
         if W.size and (W.min() < lo or W.max() > hi):

@@ -6,6 +6,13 @@ spike = 1), every synapse's contribution to a_in is the integer W = round(s_l * 
 
     a_in = sum W * payload          (exact in Lava: weight = W << k, weight_exp = -k, where k is
                                      the number of low bits Lava truncates; netx stores W itself)
+
+When the other limits leave the weights less than half their range (the graded-input layer:
+payload x weight x fan-in against a 17-bit threshold), the weights are scaled up by 2^j and
+weight_exp becomes -(k + j): a_in = floor(sum (W << k) * payload / 2^(k+j)) per delay slot, so
+weights keep full precision and only the sum is floored. netx cannot express that exponent (it
+derives it from the stored weights): such a layer is written to netx rounded and the file is
+marked netx-incomplete. `netx_exact=True` keeps weight_exp = -k everywhere instead.
     v (Lava) = 64 * s_l * v (float), vth = s_l * threshold (made an exact integer by choosing
     s_l = floor(threshold * s_max) / threshold), bias_mant = round(s_l * b), bias_exp = 6,
     du = 4095 (u = a_in << 6, no current memory), dv from the checkpoint.
@@ -29,6 +36,9 @@ from export.deployed import ConnectionLayer, DeployedNetwork, InputEncoding, Neu
 from export.errors import ExportError
 from export.float_reference import FloatResult
 
+# Loihi's weight exponent is a signed 4-bit field (-8..7); export never goes below -8.
+MIN_WEIGHT_EXP_ABS = 8
+
 # Lava's own widths, used when a profile does not set the corresponding limit.
 LAVA_BITS = {"weight_bits": 8, "du_bits": 12, "dv_bits": 12, "vth_bits": 17,
              "bias_mant_bits": 13, "bias_exp_bits": 3, "state_bits": 24}
@@ -44,17 +54,18 @@ class QuantSettings:
     state_bits: int = 24
     num_message_bits: int = 8
     headroom: float = 2.0
+    netx_exact: bool = False  # True: weight_exp only as netx can express it (-truncate bits)
 
     @classmethod
-    def from_profile(cls, profile, num_message_bits: int = 8, headroom: float = 2.0
-                     ) -> "QuantSettings":
+    def from_profile(cls, profile, num_message_bits: int = 8, headroom: float = 2.0,
+                     netx_exact: bool = False) -> "QuantSettings":
         def lim(key):
             v = profile.limit(key) if profile is not None else None
             return LAVA_BITS[key] if v is None else int(v)
         return cls(weight_bits=min(lim("weight_bits"), lr.LAVA_WEIGHT_BITS),
                    vth_bits=lim("vth_bits"), bias_mant_bits=lim("bias_mant_bits"),
                    state_bits=lim("state_bits"), num_message_bits=num_message_bits,
-                   headroom=headroom)
+                   headroom=headroom, netx_exact=netx_exact)
 
 
 def choose_input_encoding(ck: Checkpoint, x_cal: np.ndarray, num_message_bits: int
@@ -129,7 +140,13 @@ def quantize(ck: Checkpoint, enc: InputEncoding, calib: FloatResult, qs: QuantSe
             s = vth / L.threshold
         else:
             vth, s = vth_max, s_max
-        W = np.clip(np.rint(wp * s), qlo, qhi).astype(np.int64)
+        # extra right shift j when the weights would use less than half their range (typical
+        # for the graded-input layer): full weight precision, the sum floored once per slot
+        j = 0
+        if not qs.netx_exact and "weight_range" in cons and cons["weight_range"] > s:
+            j = max(0, min(int(math.floor(math.log2(cons["weight_range"] / s))),
+                           MIN_WEIGHT_EXP_ABS - k))
+        W = np.clip(np.rint(wp * s * 2 ** j), qlo, qhi).astype(np.int64)
         w_applied = W << k
         assert np.array_equal(lr.apply_weight_rule(w_applied, qs.weight_bits), w_applied)
         bias_f = np.rint(b * s)
@@ -139,14 +156,14 @@ def quantize(ck: Checkpoint, enc: InputEncoding, calib: FloatResult, qs: QuantSe
                                spiking=L.spiking, v_scale=1.0 / (64.0 * s))
         layers.append(ConnectionLayer(
             name=L.name, n_in=L.n_in, n_out=L.n_out, pre=L.pre.copy(), post=L.post.copy(),
-            delay=L.delay.copy(), weight=w_applied, weight_exp=-k,
+            delay=L.delay.copy(), weight=w_applied, weight_exp=-(k + j),
             num_weight_bits=qs.weight_bits, neurons=neurons, input_message_bits=input_bits))
-        err = W / s - wp
+        err = W / (s * 2 ** j) - wp
         wmax = max(pos, neg)
         infos.append({
             "layer": L.name, "sign_mode": mode, "scale": s, "scale_limited_by": binding,
             "scale_limits": {key: float(v) for key, v in sorted(cons.items())},
-            "weight_exp": -k, "W_range": [int(W.min()) if W.size else 0,
+            "weight_exp": -(k + j), "extra_shift": j, "W_range": [int(W.min()) if W.size else 0,
                                            int(W.max()) if W.size else 0],
             "W_representable": [qlo, qhi],
             "weight_levels_used_fraction": float(np.abs(W).max() / max(qhi, -qlo)) if W.size else 0.0,

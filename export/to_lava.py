@@ -84,13 +84,14 @@ def _as_xy(data, what: str, n_channels: int):
 def export_checkpoint(path: str | Path, profile: str = "loihi2", *, num_message_bits: int = 8,
                       headroom: float = 2.0, calibration=None, evaluation=None,
                       eval_split: str = "val", max_calibration: int | None = 512,
-                      max_eval: int | None = None, cache_dir=None, progress: bool = False
-                      ) -> tuple[DeployedNetwork, dict]:
+                      max_eval: int | None = None, cache_dir=None, progress: bool = False,
+                      netx_exact: bool = False) -> tuple[DeployedNetwork, dict]:
     """Checkpoint (run folder or .pt) -> (DeployedNetwork, report dict).
 
     calibration / evaluation: features (N, T, C) or (features, labels); None = rebuild the
     training / `eval_split` split from the checkpoint's data recipe (evaluation=False skips the
-    accuracy section). Raises ProfileViolation (listing every violation) or ExportError."""
+    accuracy section). netx_exact: restrict weight_exp to what netx can express (see
+    export.quantize), at the cost of weight precision in the graded-input layer. Raises ProfileViolation (listing every violation) or ExportError."""
     from hw_profiles import load_profile
 
     prof = load_profile(profile)
@@ -99,7 +100,7 @@ def export_checkpoint(path: str | Path, profile: str = "loihi2", *, num_message_
                           f"got {headroom}")
     ck_path = resolve_checkpoint_path(path)
     ck = load_checkpoint(ck_path)
-    qs = QuantSettings.from_profile(prof, num_message_bits, headroom)
+    qs = QuantSettings.from_profile(prof, num_message_bits, headroom, netx_exact)
 
     viol, usage = check_structure(ck.layers, prof, num_message_bits=num_message_bits,
                                   weight_bits=qs.weight_bits)
@@ -120,6 +121,7 @@ def export_checkpoint(path: str | Path, profile: str = "loihi2", *, num_message_
             "checkpoint_epoch": ck.epoch, "checkpoint_val_accuracy": ck.val_accuracy,
             "config": ck.config, "data_recipe": ck.data_recipe,
             "export_options": {"num_message_bits": num_message_bits, "headroom": headroom,
+                               "netx_exact": netx_exact,
                                "calibration_samples": int(len(x_cal))}}
     net, qinfo = quantize(ck, enc, calib, qs, prof.name, prof.version, meta)
     num_viol = check_numeric(net, prof)
@@ -225,6 +227,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--max-calibration", type=int, default=512,
                     help="calibrate on at most N training samples")
     ap.add_argument("--no-eval", action="store_true", help="skip the accuracy section")
+    ap.add_argument("--netx-exact", action="store_true",
+                    help="only weight exponents netx can express (less weight precision)")
     a = ap.parse_args(argv)
     out = Path(a.out)
     for p in [out] + ([Path(a.json)] if a.json else []):
@@ -237,7 +241,7 @@ def main(argv: list[str] | None = None) -> int:
                 a.checkpoint, a.profile, num_message_bits=a.num_message_bits,
                 headroom=a.headroom, evaluation=False if a.no_eval else None,
                 eval_split=a.eval_split, max_eval=a.max_eval, max_calibration=a.max_calibration,
-                progress=True)
+                progress=True, netx_exact=a.netx_exact)
         netx_h5.save(net, out)
     except (ExportError, ValueError) as e:
         print(f"error: {e}", file=sys.stderr)

@@ -54,7 +54,8 @@ def exported(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("netx")
     path = save_checkpoint(make_checkpoint(seed=11), tmp / "run")
     x, y = make_features(8, seed=12)
-    net, report = export_checkpoint(path, "loihi2", calibration=x, evaluation=(x, y))
+    net, report = export_checkpoint(path, "loihi2", calibration=x, evaluation=(x, y),
+                                    netx_exact=True)
     out = tmp / "net.h5"
     assert netx_h5.save(net, out) == []
     return net, report, out, x

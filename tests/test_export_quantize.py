@@ -56,8 +56,8 @@ def test_exported_weights_are_lava_fixed_points(exported):
     for L in net.layers:
         for w, _ in L.slots():
             assert np.array_equal(lava_applied(w, L.num_weight_bits), w)
-        # mixed signs, 8 bits: even integers in [-256, 254], shifted back by weight_exp = -1
-        assert L.weight_exp == -1
+        # mixed signs, 8 bits: even integers in [-256, 254], shifted back by weight_exp <= -1
+        assert L.weight_exp <= -1
         assert L.weight.min() >= -256 and L.weight.max() <= 254 and np.all(L.weight % 2 == 0)
 
 
@@ -88,7 +88,8 @@ def test_integer_network_matches_dequantized_float(exported):
     net, infos = quantize(ck, enc, fr, QuantSettings(), "loihi2", "1")
     L, C, s = net.layers[0], ck.layers[0], infos[0]["scale"]
     a, b = C.bn_affine()
-    deq = C.__class__(**{**C.__dict__, "weight": (L.weight >> 1) / s * enc.scale / a[C.post]})
+    deq = C.__class__(**{**C.__dict__,
+                         "weight": L.weight * 2.0 ** L.weight_exp / s * enc.scale / a[C.post]})
     fr_q = simulate_float(ck.__class__(**{**ck.__dict__, "layers": [deq]}),
                           enc.encode(x) / enc.scale)
     v_int = simulate_integer(net, enc.encode(x)).readout_v * net.readout.neurons.v_scale
@@ -120,3 +121,25 @@ def test_emulator_agrees_with_integer_sim_without_bias():
     for k, (s1, s2) in enumerate(zip(act.spikes, mine.spikes)):
         assert s2.sum() > 0
         assert np.array_equal(s1[:, k + 1:k + 1 + T], s2)
+
+
+def test_graded_layer_extra_shift_keeps_weight_precision():
+    """Small features make the graded-input layer threshold-limited: the default export then
+    shifts weight_exp below -1 (full weight range, netx marked approximate), which beats the
+    netx-exact export's weight error."""
+    from export.netx_h5 import netx_problems
+    ck = checkpoint_from_dict(make_checkpoint(seed=9))
+    x, _ = make_features(24, seed=10)
+    x = x * 0.02
+    fr = simulate_float(ck, x)
+    enc, _ = choose_input_encoding(ck, x, 8)
+    fine, qf = quantize(ck, enc, fr, QuantSettings(), "loihi2", "1")
+    exact, qe = quantize(ck, enc, fr, QuantSettings(netx_exact=True), "loihi2", "1")
+    assert qe[0]["weight_levels_used_fraction"] < 0.5 and exact.layers[0].weight_exp == -1
+    assert fine.layers[0].weight_exp < -1 and qf[0]["weight_levels_used_fraction"] > 0.5
+    assert qf[0]["weight_rms_error_rel"] < qe[0]["weight_rms_error_rel"] / 2
+    assert [p.split(":")[0] for p in netx_problems(fine)] == ["fc1"] and netx_problems(exact) == []
+    # the finer layer follows the float model at least as well
+    agree = [np.mean(simulate_integer(n, enc.encode(x)).predictions(n) == fr.predictions())
+             for n in (fine, exact)]
+    assert agree[0] >= agree[1]
