@@ -150,14 +150,14 @@ def run_config(backend: str, fast_models: bool):
     """The Lava RunConfig for a backend, with this runtime's process models."""
     from lava.magma.core.run_configs import Loihi2HwCfg, Loihi2SimCfg
 
-    from lava_runtime import processes as P
+    from lava_runtime.lava_procs import processes as P
     tag = "floating_pt" if backend == "lava-float" else "fixed_pt"
     fixed = tag == "fixed_pt"
     models = {P.PayloadSource: P.PySourceFixed if fixed else P.PySourceFloat,
               P.Recorder: P.PyRecorderFixed if fixed else P.PyRecorderFloat,
               P.ReadoutLIF: P.PyReadoutLifFixed if fixed else P.PyReadoutLifFloat}
     if fast_models:
-        from lava_runtime.fast_models import FAST_MODELS
+        from lava_runtime.lava_procs.fast_models import FAST_MODELS
         models.update(FAST_MODELS[tag])
     if backend == "loihi2":
         require_loihi2()
@@ -205,7 +205,7 @@ def build_graph(job: dict) -> dict:
     """Build the processes for a job (see _run_lava); returns {"head": a process, ...}."""
     from lava.proc.lif.process import LIFReset
 
-    from lava_runtime import processes as P
+    from lava_runtime.lava_procs import processes as P
     net: DeployedNetwork = job["net"]
     fixed = job["backend"] != "lava-float"
     window, keep, n = job["window"], job["keep"], job["n_samples"]

@@ -29,6 +29,19 @@ def _name_shared_memory(prefix: str) -> None:
     shared_memory._make_filename = lambda: "/" + prefix + secrets.token_hex(6)
 
 
+def _model_errors(head) -> str:
+    """The tracebacks of failed ProcessModels (Lava only logs them at INFO level)."""
+    try:
+        actors = head._runtime._messaging_infrastructure.actors
+        tbs = [a.exception[1] for a in actors if a.exception]
+    except Exception:  # private Lava API: its absence must not hide the original error
+        return ""
+    if not tbs:
+        return ""
+    last = [tb.strip().splitlines()[-1] for tb in tbs]
+    return ("process model error: " + "; ".join(last) + "\n\n" + "\n".join(tbs) + "\n")
+
+
 def main(job_dir: str) -> int:
     job_dir = Path(job_dir)
     prefix = os.environ.get("DELAYSNN_SHM_PREFIX", "")
@@ -59,7 +72,7 @@ def main(job_dir: str) -> int:
                     startup = t_run - t0
                 (job_dir / "progress").write_text(str(done_steps))
         except BaseException:
-            (job_dir / "error.txt").write_text(traceback.format_exc())
+            (job_dir / "error.txt").write_text(_model_errors(head) + traceback.format_exc())
             sys.stdout.flush()
             os._exit(1)
         t_stop = time.perf_counter()

@@ -108,7 +108,7 @@ def run_job(job_dir: Path, timeout_s: float, progress_total: int | None = None,
     tmp = job_dir / "tmp"
     tmp.mkdir(exist_ok=True)
     prefix = new_shm_prefix()
-    env = dict(os.environ, TMPDIR=str(tmp), **{SHM_PREFIX_ENV: prefix})
+    env = dict(os.environ, TMPDIR=str(tmp), PYTHONUNBUFFERED="1", **{SHM_PREFIX_ENV: prefix})
     env["PYTHONPATH"] = os.pathsep.join(
         [str(_REPO_ROOT)] + [p for p in env.get("PYTHONPATH", "").split(os.pathsep) if p])
     log_path = job_dir / "worker.log"

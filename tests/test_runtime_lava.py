@@ -1,0 +1,179 @@
+"""Real Lava runs (in the sandboxed worker) against the emulator; process hygiene.
+
+Each Lava run costs ~2-4 s (worker start, compile); networks and sample counts are small."""
+from __future__ import annotations
+
+import dataclasses
+import multiprocessing
+import os
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from lava_runtime import sandbox
+from lava_runtime.emulator import emulate
+from lava_runtime.graph import loihi2_available, run_network
+from lava_runtime.sandbox import LavaRunError, LavaTimeoutError
+from lava_runtime.synthetic_net import random_network, random_payloads
+from lava_runtime.validate import NetworkError, drains_between_samples
+
+
+def child_pids() -> set[int]:
+    me = str(os.getpid())
+    out = set()
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                stat = Path(f"/proc/{entry}/stat").read_text()
+            except OSError:
+                continue
+            if stat.rsplit(")", 1)[1].split()[1] == me:
+                out.add(int(entry))
+    return out
+
+
+def our_shm() -> set[str]:
+    """/dev/shm entries created by this runtime (sandbox names them dsnn<pid>x...)."""
+    return {p.name for p in Path("/dev/shm").iterdir() if p.name.startswith("dsnn")}
+
+
+@pytest.fixture
+def clean_afterwards():
+    """Asserts that the test leaves no child process, worker group or shared memory."""
+    kids, shm, mp_kids = child_pids(), our_shm(), set(multiprocessing.active_children())
+    yield
+    time.sleep(0.1)
+    assert child_pids() == kids
+    assert our_shm() == shm
+    assert set(multiprocessing.active_children()) == mp_kids
+
+
+def assert_same(a, b):
+    assert len(a.spikes) == len(b.spikes)
+    for x, y in zip(a.spikes, b.spikes):
+        assert x.shape == y.shape and np.array_equal(x, y)
+    assert a.readout_v.shape == b.readout_v.shape
+    assert np.array_equal(a.readout_v, b.readout_v)
+
+
+def test_lava_matches_emulator_multi_slot_sparse_and_dense(clean_afterwards):
+    """Random net: delays up to 62, several synapses per pair (several connection processes
+    summed into one LIF), a sparse and a dense layer, graded input, bias that fires on its own
+    (so the fast models' buffer clearing between samples matters)."""
+    net = random_network((16, 24, 5), time_steps=12, max_delay=62, extra_delays=0.4,
+                         density=0.3, bias_max=600, dv=0, seed=11)
+    dense = random_network((24, 5), time_steps=12, density=0.8, max_delay=30, seed=12)
+    net.layers[1] = dataclasses.replace(dense.layers[0], name="out", input_message_bits=0,
+                                        weight_exp=0)
+    assert not drains_between_samples(net)
+    assert len(net.layers[0].slots()) > 1
+    p = random_payloads(net, 3, seed=13)
+    window = net.input.time_steps + net.padding_steps()
+    lava = run_network(net, p, backend="lava", timeout_s=120, steps=window)
+    emu = emulate(net, p, steps=window)
+    assert lava.backend == "lava" and lava.extra["n_processes"] == 1 + len(
+        net.layers[0].slots()) + len(net.layers[1].slots()) + 2 + 2
+    assert emu.spike_counts()[0] > 50
+    assert_same(lava, emu)
+    with pytest.raises(NetworkError, match="use fast_models=True"):
+        run_network(net, p, fast_models=False)
+
+
+def test_stock_and_fast_models_identical(clean_afterwards):
+    net = random_network((10, 16, 4), time_steps=10, max_delay=20, extra_delays=0.2,
+                         density=0.4, bias_max=30, seed=21)
+    assert drains_between_samples(net)
+    p = random_payloads(net, 3, seed=22)
+    fast = run_network(net, p, fast_models=True, timeout_s=120)
+    stock = run_network(net, p, fast_models=False, timeout_s=120)
+    assert_same(fast, stock)
+    assert_same(fast, emulate(net, p))
+    assert fast.spike_counts()[0] > 0
+    assert fast.readout_v.shape == (3, 10 + 2, 4)
+    assert np.array_equal(fast.predictions(net), emulate(net, p).predictions(net))
+
+
+def float_reference(net, p, steps):
+    """numpy float64 version of Lava's floating_pt models for this graph."""
+    from lava_runtime.graph import float_layer_params
+    n, T, C = p.shape
+    x = np.zeros((n, steps, C))
+    x[:, :T] = p
+    out = []
+    for layer in net.layers:
+        fpp = float_layer_params(layer)
+        a = np.zeros((n, steps, layer.n_out))
+        for pre, post, d, w in zip(layer.pre, layer.post, layer.delay, layer.weight):
+            if d >= steps - 1:
+                continue
+            a[:, 1 + d:, post] += w * fpp["w_scale"] * x[:, :steps - 1 - d, pre]
+        u = np.zeros((n, layer.n_out))
+        v = np.zeros((n, layer.n_out))
+        y = np.zeros((n, steps, layer.n_out))
+        for k in range(steps):
+            u = u * (1 - fpp["du"]) + a[:, k]
+            v = v * (1 - fpp["dv"]) + u + fpp["bias"]
+            if layer.neurons.spiking:
+                s = v > fpp["vth"]
+                v[s] = 0
+                y[:, k] = s
+            else:
+                y[:, k] = v
+        out.append(y)
+        x = y
+    return out
+
+
+def test_lava_float_backend(clean_afterwards):
+    net = random_network((8, 12, 3), time_steps=10, max_delay=70, density=0.5, seed=31)
+    p = random_payloads(net, 2, seed=32)
+    with pytest.raises(NetworkError, match="exceeds 63 steps"):
+        run_network(net, p, backend="lava")  # refused up front for fixed_pt
+    steps = 10 + net.padding_steps()  # the whole window: delays > 63 act
+    assert net.layers[0].max_delay > 63
+    a = run_network(net, p, backend="lava-float", timeout_s=120, steps=steps)
+    ref = float_reference(net, p, steps)
+    assert a.backend == "lava-float" and a.readout_v.dtype == np.float64
+    assert np.array_equal(a.spikes[0], ref[0].astype(np.uint8)) and a.spikes[0].sum() > 0
+    np.testing.assert_allclose(a.readout_v, ref[1], rtol=1e-9, atol=1e-6)
+
+
+def test_failing_run_raises_and_cleans_up(clean_afterwards):
+    net = random_network((6, 8, 3), time_steps=5, max_delay=3, seed=41)
+    p = random_payloads(net, 2)
+    with pytest.raises(LavaRunError, match="Recorder fault injected at step 3") as err:
+        run_network(net, p, timeout_s=120, _fault=("raise", 3))
+    assert not isinstance(err.value, LavaTimeoutError)
+    assert not sandbox.group_members(err.value.pid)
+
+
+def test_hanging_run_times_out_and_cleans_up(clean_afterwards):
+    net = random_network((6, 8, 3), time_steps=5, max_delay=3, seed=42)
+    p = random_payloads(net, 2)
+    t0 = time.monotonic()
+    with pytest.raises(LavaTimeoutError, match="exceeded its timeout of 8 s") as err:
+        run_network(net, p, timeout_s=8, _fault=("hang", 2))
+    assert time.monotonic() - t0 < 8 + 10
+    assert not sandbox.group_members(err.value.pid)
+
+
+def test_loihi2_backend_needs_lava_loihi():
+    if loihi2_available():
+        pytest.skip("lava-loihi is installed here; the refusal cannot be observed")
+    net = random_network((4, 5, 2), time_steps=3, max_delay=2, seed=1)
+    with pytest.raises(RuntimeError, match="lava-loihi package.*not installed here"):
+        run_network(net, random_payloads(net, 1), backend="loihi2")
+
+
+def test_bad_arguments_refused_before_any_work(clean_afterwards):
+    net = random_network((4, 5, 2), time_steps=3, max_delay=2, seed=1)
+    p = random_payloads(net, 1)
+    with pytest.raises(ValueError, match="unknown backend 'cuda'"):
+        run_network(net, p, backend="cuda")
+    with pytest.raises(ValueError, match="timeout_s must be > 0"):
+        run_network(net, p, timeout_s=0)
+    window = net.input.time_steps + net.padding_steps()
+    with pytest.raises(ValueError, match=rf"steps must be in 1\.\.{window} "):
+        run_network(net, p, steps=99)
