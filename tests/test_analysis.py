@@ -159,7 +159,7 @@ def test_dense_reference_sized_layer():
                                                        np.arange(25), indexing="ij"))
     rng = np.random.default_rng(0)
     layer = LayerSynapses("fc1", 40, 256, pre, post, delay, rng.normal(size=post.size))
-    res = sign_clustering(layer, k=8, n_shuffles=200)
+    res = sign_clustering(layer, k=8, n_shuffles=50)  # timing with 200: bench/bench_analysis_clustering.py
     assert res.n_synapses == 256_000 and res.n_neurons == 256
     # per neuron: 38*23 interior sites x 8 pairs; edges and corners add ties (k-th distance 2
     # or sqrt 5 includes more) -- the total is at least 8 per site
