@@ -81,7 +81,7 @@ def validate_config(cfg: dict) -> None:
         raise ValueError(f"unknown dataset {cfg['dataset']!r}; choose one of "
                          f"{', '.join(DATASET_NAMES)}")
     for key in ("sparsity", "tau", "threshold", "surrogate_alpha", "dropout", "lr", "max_lr",
-                "lr_positions", "l1", "sigma_final", "sigma_decay_fraction", "val_fraction"):
+                "lr_positions", "l1", "sigma_final", "sigma_decay_fraction", "val_fraction", "sigma_end"):
         _check_type(cfg, key, (int, float), "a number")
         if not math.isfinite(cfg[key]):
             raise ValueError(f"{key} must be finite, got {cfg[key]!r}")
@@ -106,6 +106,11 @@ def validate_config(cfg: dict) -> None:
         raise ValueError(f"seed must be >= 0, got {cfg['seed']}")
     if not 0 <= cfg["dropout"] < 1:
         raise ValueError(f"dropout must be in [0, 1), got {cfg['dropout']}")
+    if not (cfg["sigma_final"] > 0 and 0 <= cfg["sigma_end"] <= cfg["sigma_final"]):
+        raise ValueError(f"need sigma_final > 0 and 0 <= sigma_end <= sigma_final, got "
+                         f"{cfg['sigma_final']} and {cfg['sigma_end']}")
+    if cfg["max_lr"] < cfg["lr"]:
+        raise ValueError(f"max_lr ({cfg['max_lr']}) must be >= lr ({cfg['lr']})")
     if not 0 < cfg["sigma_decay_fraction"] <= 1:
         raise ValueError(f"sigma_decay_fraction must be in (0, 1], got "
                          f"{cfg['sigma_decay_fraction']}")

@@ -118,6 +118,10 @@ class DelayConnection(nn.Module):
         """Signed weight of every candidate (zero where unconnected)."""
         return self.weight if self.signed else self.sign * self.theta
 
+    def dcls_weight_bound(self) -> float:
+        """Largest |weight| of the layer (a scale for tolerances)."""
+        return float(self.effective_weight().detach().abs().max())
+
     def l1(self) -> torch.Tensor:
         """sum |w| over existing connections."""
         if self.signed:

@@ -43,11 +43,15 @@ def _mix(*ints: int) -> int:
 
 
 def sigma_at(step: int, total_steps: int, cfg: dict) -> float:
-    """DCLS sigma at a global step: K/2 decaying geometrically to sigma_final at
-    sigma_decay_fraction of training, then constant."""
-    s0, s1 = cfg["kernel_size"] / 2, cfg["sigma_final"]
+    """DCLS sigma parameter at a global step: K/2 decaying geometrically to sigma_final at
+    sigma_decay_fraction of training, then linearly to sigma_end at the last step (so the
+    trained Gaussian kernels end close to the one-hot kernels of integer delays)."""
+    s0, s1, s2 = cfg["kernel_size"] / 2, cfg["sigma_final"], cfg["sigma_end"]
     n = max(1, round(cfg["sigma_decay_fraction"] * total_steps))
-    return s1 if step >= n else s0 * (s1 / s0) ** (step / n)
+    if step < n:
+        return s0 * (s1 / s0) ** (step / n)
+    rest = max(1, total_steps - 1 - n)
+    return s1 + (s2 - s1) * min(1.0, (step - n) / rest)
 
 
 def _config_diff(a: dict, b: dict) -> str:
@@ -107,13 +111,15 @@ def _load_data(cfg: dict):
 
 def train(config: dict | str | Path | None = None, *, out: str | Path, resume: bool = False,
           config_file: str | Path | None = None, sets: list[str] | None = None,
-          progress: bool = True, stop_after_epoch: int | None = None, **overrides) -> RunResult:
+          progress: bool = True, stop_after_epoch: int | None = None, on_step=None,
+          **overrides) -> RunResult:
     """Train a network and write RUN_DIR = ``out``.
 
     config: a dict of config keys (see trainer/defaults.toml) or the path of a TOML file;
     overrides: more config keys as keyword arguments (None = keep); sets: "key=value" strings.
     resume: continue the run in ``out`` from last.pt (same config required).
     stop_after_epoch: stop after that many epochs as if killed (for tests of --resume).
+    on_step: optional callable(model, epoch, step) after every optimiser step and rewiring.
     Returns RunResult; metrics as written to RUN_DIR/metrics.json.
     """
     if isinstance(config, (str, Path)):
@@ -125,12 +131,13 @@ def train(config: dict | str | Path | None = None, *, out: str | Path, resume: b
     warnings.filterwarnings("ignore", message="The value of the smallest subnormal")
     info, device = setup(cfg["device"])
     try:
-        return _train(cfg, run_dir, state, info, device, progress, stop_after_epoch)
+        return _train(cfg, run_dir, state, info, device, progress, stop_after_epoch, on_step)
     finally:
         teardown(info)
 
 
-def _train(cfg, run_dir, state, info: DistInfo, device, progress, stop_after_epoch) -> RunResult:
+def _train(cfg, run_dir, state, info: DistInfo, device, progress, stop_after_epoch,
+           on_step) -> RunResult:
     train_ds, val_ds, test_ds = _load_data(cfg)
     if info.is_main:
         run_dir.mkdir(parents=True, exist_ok=True)
@@ -217,6 +224,8 @@ def _train(cfg, run_dir, state, info: DistInfo, device, progress, stop_after_epo
                         st[key].view(-1)[regrown] = 0
             for c in clamp_only:
                 c.theta.data.clamp_(min=0)
+            if on_step is not None:
+                on_step(model, epoch, step)
             with torch.no_grad():
                 pred = class_scores(v).argmax(1)
                 totals += torch.tensor([data_loss.item() * len(idx) / info.world,
