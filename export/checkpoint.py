@@ -50,7 +50,6 @@ class Checkpoint:
     config: dict
     epoch: int
     val_accuracy: float | None
-    raw_meta: dict  # the remaining JSON-able top-level values
 
     @property
     def n_channels(self) -> int:
@@ -182,5 +181,4 @@ def checkpoint_from_dict(d: dict, path: str = "<dict>") -> Checkpoint:
     return Checkpoint(path=path, layers=layers, class_names=class_names,
                       data_recipe=dict(recipe), config=dict(d.get("config") or {}),
                       epoch=int(d.get("epoch", -1)),
-                      val_accuracy=None if va is None else float(va),
-                      raw_meta={})
+                      val_accuracy=None if va is None else float(va))

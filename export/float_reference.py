@@ -59,26 +59,26 @@ def softmax_scores(v: np.ndarray) -> np.ndarray:
 
 def delay_matrices(pre: np.ndarray, post: np.ndarray, delay: np.ndarray, weight: np.ndarray,
                    n_in: int, n_out: int) -> list[tuple[int, sp.csr_matrix]]:
-    """[(d, W_d)] with W_d (n_in, n_out) sparse: the synapses of delay d (duplicates summed)."""
+    """[(d, W_d)] with W_d (n_out, n_in) sparse: the synapses of delay d (duplicates summed)."""
     out = []
     for d in np.unique(delay):
         sel = delay == d
-        W = sp.coo_matrix((weight[sel], (pre[sel], post[sel])), shape=(n_in, n_out)).tocsr()
+        W = sp.coo_matrix((weight[sel], (post[sel], pre[sel])), shape=(n_out, n_in)).tocsr()
         out.append((int(d), W))
     return out
 
 
 def synaptic_input(x: np.ndarray, mats: list[tuple[int, sp.csr_matrix]], n_out: int) -> np.ndarray:
-    """(N, T, n_in) inputs -> (N, T, n_out): sum_d W_d^T x[t - d] (zero before step 0)."""
+    """(N, T, n_in) inputs -> (N, T, n_out): sum_d W_d x[t - d] (zero before step 0)."""
     N, T, n_in = x.shape
-    out = np.zeros((N, T, n_out))
-    flat = x.reshape(N * T, n_in)
+    out = np.zeros((n_out, N, T))
+    xt = np.ascontiguousarray(x.reshape(N * T, n_in).T, dtype=np.float64)
     for d, W in mats:
         if d >= T or W.nnz == 0:
             continue
-        z = np.asarray(flat @ W).reshape(N, T, n_out)
-        out[:, d:] += z[:, :T - d]
-    return out
+        z = (W @ xt).reshape(n_out, N, T)
+        out[:, :, d:] += z[:, :, :T - d]
+    return out.transpose(1, 2, 0)
 
 
 def _as_checkpoint(model) -> Checkpoint:

@@ -35,28 +35,39 @@ class IntegerResult:
 def layer_a_in(layer, x: np.ndarray) -> np.ndarray:
     """(N, T, n_in) int payloads/spikes -> (N, T, n_out) int64 a_in (before the << 6)."""
     N, T, n_in = x.shape
-    out = np.zeros((N, T, layer.n_out), dtype=np.int64)
-    flat = x.reshape(N * T, n_in).astype(np.int64)
+    out = np.zeros((layer.n_out, N, T), dtype=np.int64)
+    # integer products summed in float64: exact while |sums| < 2^53 (checked here)
+    bound = float(np.abs(x).max(initial=0)) * float(np.abs(layer.weight).sum())
+    if bound >= 2 ** 53:
+        raise ValueError(f"layer {layer.name}: synaptic sums could reach {bound:.3g} >= 2^53")
+    xt = np.ascontiguousarray(x.reshape(N * T, n_in).T, dtype=np.float64)  # (n_in, N*T)
     for d in np.unique(layer.delay):
         d = int(d)
         if d >= T:
             continue
         sel = layer.delay == d
-        W = sp.coo_matrix((layer.weight[sel].astype(np.int64), (layer.pre[sel], layer.post[sel])),
-                          shape=(n_in, layer.n_out)).tocsr()
-        z = np.asarray(flat @ W, dtype=np.int64).reshape(N, T, layer.n_out)
-        out[:, d:] += lr.shift(z[:, :T - d], layer.weight_exp)
-    return out
+        Wt = sp.coo_matrix((layer.weight[sel].astype(np.float64),
+                            (layer.post[sel], layer.pre[sel])), shape=(layer.n_out, n_in)).tocsr()
+        z = np.rint(Wt @ xt).astype(np.int64).reshape(layer.n_out, N, T)
+        out[:, :, d:] += lr.shift(z[:, :, :T - d], layer.weight_exp)
+    return out.transpose(1, 2, 0)
 
 
-def simulate_integer(net: DeployedNetwork, payloads: np.ndarray, *, state_bits: int = 24
-                     ) -> IntegerResult:
+def simulate_integer(net: DeployedNetwork, payloads: np.ndarray, *, state_bits: int = 24,
+                     batch_size: int = 64) -> IntegerResult:
     """Run the DeployedNetwork on int payloads (N, T, C) (from net.input.encode)."""
     x = np.asarray(payloads, dtype=np.int64)
     if x.ndim == 2:
         x = x[None]
     if x.ndim != 3 or x.shape[-1] != net.input.n_channels:
         raise ValueError(f"payloads must be (N, T, {net.input.n_channels}), got {x.shape}")
+    parts = [_run(net, x[i:i + batch_size], state_bits) for i in range(0, len(x), batch_size)]
+    return IntegerResult(np.concatenate([p.readout_v for p in parts]),
+                         [np.concatenate([p.spikes[k] for p in parts])
+                          for k in range(len(net.layers) - 1)])
+
+
+def _run(net: DeployedNetwork, x: np.ndarray, state_bits: int) -> IntegerResult:
     vmax = 2 ** (state_bits - 1) - 1
     spikes, readout = [], None
     h = x

@@ -37,7 +37,6 @@ def build_layer_summary(layer: ConnectionLayer, quant: dict) -> dict:
 def _hist_line(h: list[int], width: int = 40) -> str:
     if not h:
         return "(no synapses)"
-    top = max(h) or 1
     bars = " .:-=+*#%@"
     # compress to at most `width` bins
     n = len(h)
