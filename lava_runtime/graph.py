@@ -137,7 +137,7 @@ def _run_lava(net, payloads, backend, timeout_s, fast_models, progress, steps, f
                  "fast_models": fast_models, "lava_run_seconds": done["run_seconds"],
                  "lava_startup_seconds": done["startup_seconds"],
                  "steps_per_second": (total - 1) / max(done["run_seconds"], 1e-9),
-                 "n_processes": done["n_processes"]}
+                 "n_processes": done["n_processes"], "shm_segments": done["shm_segments"]}
         return Activity(input_payload=payloads, spikes=spikes, readout_v=readout_v,
                         backend=backend, seconds=seconds, extra=extra)
     finally:

@@ -70,6 +70,9 @@ def main(job_dir: str) -> int:
                 if done_steps == 1:
                     t_run = time.perf_counter()
                     startup = t_run - t0
+                    # proof for the caller that this run's segments carry the prefix
+                    n_shm = sum(1 for e in os.listdir("/dev/shm") if prefix and
+                                e.startswith(prefix)) if os.path.isdir("/dev/shm") else 0
                 (job_dir / "progress").write_text(str(done_steps))
         except BaseException:
             (job_dir / "error.txt").write_text(_model_errors(head) + traceback.format_exc())
@@ -78,6 +81,7 @@ def main(job_dir: str) -> int:
         t_stop = time.perf_counter()
         head.stop()
         result = {"steps": total, "run_seconds": t_stop - t_run, "startup_seconds": startup,
+                  "shm_segments": n_shm,
                   "total_seconds": time.perf_counter() - t0,
                   "n_processes": graph["n_processes"]}
         tmp = job_dir / "done.json.tmp"

@@ -89,6 +89,8 @@ def test_stock_and_fast_models_identical(clean_afterwards):
     fast = run_network(net, p, fast_models=True, timeout_s=120)
     stock = run_network(net, p, fast_models=False, timeout_s=120)
     assert_same(fast, stock)
+    # the run's shared memory carried the sandbox prefix (so the cleanup check above is real)
+    assert fast.extra["shm_segments"] > 0 and stock.extra["shm_segments"] > 0
     assert_same(fast, emulate(net, p))
     assert fast.spike_counts()[0] > 0
     assert fast.readout_v.shape == (3, 10 + 2, 4)
