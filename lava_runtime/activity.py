@@ -18,7 +18,8 @@ from export.deployed import DeployedNetwork
 class Activity:
     input_payload: np.ndarray  # (N, T, C) int64 graded payloads sent
     spikes: list[np.ndarray]  # per spiking (hidden) layer: (N, steps, n) uint8 0/1
-    readout_v: np.ndarray  # (N, steps, n_classes) int64, raw Lava voltage v
+    readout_v: np.ndarray  # (N, steps, n_classes) int64, raw Lava voltage v (float64 for the
+    #                        lava-float backend, in the same units)
     backend: str
     seconds: float = 0.0
     extra: dict = field(default_factory=dict)
