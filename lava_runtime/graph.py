@@ -190,8 +190,6 @@ def _connection(layer: ConnectionLayer, w: np.ndarray, d: np.ndarray, fixed: boo
     else:
         weights = w.astype(np.float64) * float_layer_params(layer)["w_scale"]
     delays = np.where(w != 0, d, 0).astype(np.int64)
-    if max_delay == 0:
-        kwargs["max_delay"] = 0
     density = np.count_nonzero(w) / max(1, w.size)
     if density < SPARSE_BELOW:
         proc = DelaySparse(weights=sp.csr_matrix(weights), delays=sp.csr_matrix(delays),
