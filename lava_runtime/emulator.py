@@ -1,16 +1,23 @@
 """Bit-exact emulator of the Lava fixed_pt graph (lava_runtime.graph), batched over samples.
 
-Each sample runs on a fresh network (u = v = 0, empty delay buffers), which is what the Lava run
-gives per sample window. Per layer and step k (window steps, int64):
+Time is in window steps k (input step t is sent at k = t). Each connection layer adds one step
+of latency, so layer i (0-based) first receives input at window step i + 1: it starts there
+from u = v = 0 (the Lava graph resets it at that step) and its outputs before it are 0. This is
+the trained model's aligned time axis (docs/design.md section 2): layer i's window step
+t + i + 1 is the float model's step t, and its bias starts acting at its step 0, not earlier.
+Per layer i and window step k >= i + 1 (int64 arithmetic):
 
     a_in[k] = sum over slots s, delays d of  shift(W_s,d @ x[k - 1 - d], weight_exp)
     u = wrap24(trunc(u * (4096 - du - 1) / 4096) + (a_in << 6))
     v = clip24(trunc(v * (4096 - dv) / 4096) + u + (bias_mant << bias_exp))
     spike = v > vth << 6;  v[spike] = 0           (readout: no spike test, v recorded)
 
-W_s,d holds the weights of slot s (one Lava connection process) with delay d, as Lava applies
-them (clip + truncate per slot, fixed_point.lava_weights); the shift is applied per slot, delay
-and source step, as Lava's delay models do. Each layer adds one step of latency.
+x is the previous layer's output (the payloads for layer 0), 0 before that layer's start step,
+which is what the Lava graph delivers: each connection process drops its delay buffer at the
+step its presynaptic layer starts. W_s,d holds the weights of slot s (one Lava connection
+process) with delay d, as Lava applies them (clip + truncate per slot,
+fixed_point.lava_weights); the shift is applied per slot, delay and source step, as Lava's delay
+models do.
 
 Synaptic sums are exact integer sums done as float64 matrix products (every partial sum is
 validated to stay below 2**31).
@@ -88,8 +95,15 @@ def synaptic_input(layer: ConnectionLayer, x: np.ndarray, groups=None) -> np.nda
     return a_in
 
 
-def lif_run(layer: ConnectionLayer, a_in: np.ndarray) -> np.ndarray:
-    """Run the layer's LIF population over a_in (K, n, N). Returns spikes (K, n, N) uint8 for
+def start_step(layer_index: int) -> int:
+    """Window step at which layer `layer_index` (0-based) starts from u = v = 0: the step its
+    first input arrives (one step of latency per connection layer)."""
+    return layer_index + 1
+
+
+def lif_run(layer: ConnectionLayer, a_in: np.ndarray, start: int = 0) -> np.ndarray:
+    """Run the layer's LIF population over a_in (K, n, N) from u = v = 0 at step `start`
+    (a_in before it is ignored, outputs before it are 0). Returns spikes (K, n, N) uint8 for
     a spiking layer, or the voltage v (K, n, N) int64 for the readout.
 
     float64 arithmetic is exact here (|v * keep| < 2**36) and trunc() rounds toward zero as
@@ -106,7 +120,7 @@ def lif_run(layer: ConnectionLayer, a_in: np.ndarray) -> np.ndarray:
     act_scale = float(2 ** fp.ACT_SHIFT)
     out = np.zeros((steps, width, n), dtype=np.uint8 if nr.spiking else np.int64)
     tmp = np.empty((width, n))
-    for k in range(steps):
+    for k in range(max(0, start), steps):
         # u = wrap24(trunc(u * keep_u) + (a_in << 6)), Lava's single wrap
         if keep_u:
             np.multiply(u, keep_u, out=u)
@@ -138,7 +152,9 @@ def emulate(net: DeployedNetwork, payloads: np.ndarray, steps: int | None = None
     """Emulate Lava's fixed_pt run of `net` on payloads (N, T, C) int64.
 
     steps: window steps recorded per sample (default T + latency, the Activity convention).
-    Returns an Activity with backend "emulator" (spikes per hidden layer, readout voltage).
+    Returns an Activity with backend "emulator" (spikes per hidden layer, readout voltage), in
+    window steps; layer i's values before window step i + 1 are 0 (see the module docstring,
+    and aligned() for the trained model's time axis).
     """
     validate_network(net, "emulator")
     payloads = validate_payloads(net, payloads)
@@ -163,7 +179,7 @@ def emulate(net: DeployedNetwork, payloads: np.ndarray, steps: int | None = None
         x = np.zeros((net.input.n_channels, steps, hi - lo), dtype=np.float32)
         x[:, :min(T, steps)] = payloads[lo:hi, :steps].transpose(2, 1, 0)
         for li, layer in enumerate(net.layers):
-            out = lif_run(layer, synaptic_input(layer, x, groups[li]))  # (K, n, N)
+            out = lif_run(layer, synaptic_input(layer, x, groups[li]), start_step(li))
             if layer.neurons.spiking:
                 spikes[li][lo:hi] = out.transpose(2, 0, 1)
                 x = np.ascontiguousarray(out.transpose(1, 0, 2), dtype=np.float32)
@@ -172,3 +188,17 @@ def emulate(net: DeployedNetwork, payloads: np.ndarray, steps: int | None = None
     return Activity(input_payload=payloads, spikes=spikes, readout_v=readout_v,
                     backend="emulator", seconds=time.perf_counter() - t0,
                     extra={"steps": steps})
+
+
+def aligned(activity: Activity, net: DeployedNetwork) -> tuple[np.ndarray, list[np.ndarray]]:
+    """The trained model's time axis (steps t = 0..T-1) cut out of an Activity's window steps:
+    (readout_v (N, T, n_classes), [spikes of hidden layer i (N, T, n_i)]), where layer i's
+    step t is window step t + i + 1. Raises ValueError if the activity is too short."""
+    T = net.input.time_steps
+    need = T + net.latency
+    if activity.readout_v.shape[1] < need:
+        raise ValueError(f"the activity holds {activity.readout_v.shape[1]} window steps per "
+                         f"sample; the aligned view needs T + latency = {need}")
+    spikes = [s[:, start_step(i):start_step(i) + T] for i, s in enumerate(activity.spikes)]
+    L = start_step(len(net.layers) - 1)
+    return activity.readout_v[:, L:L + T], spikes

@@ -8,10 +8,18 @@ Graph (one Lava run for a whole evaluation):
     Recorder per hidden LIF (spikes) and one for the readout voltage.
 
 Samples follow each other in windows of W = T + net.padding_steps() steps: sample i's input is
-sent at Lava steps i*W + 1 .. i*W + T, then zeros, so delay buffers drain; every LIF resets
-u = v = 0 at the first step of each window (LIFReset, reset_interval = W, reset_offset = 1), and
-the fast delay models also clear their buffers there. Each window is thus a fresh network;
-the first T + latency steps of each window are recorded (the Activity convention).
+sent at Lava steps i*W + 1 .. i*W + T (window steps 0..T-1), then zeros. Each connection layer
+adds one step of latency, so layer i (0-based) first receives input at window step i + 1; there
+its LIF resets u = v = 0 (LIFReset, reset_interval = W, reset_offset = i + 2: Lava's time_step
+starts at 1 and the reset happens before the step's input is integrated), so every layer runs
+on the trained model's aligned time axis from zero state, its bias acting from its own step 0
+on (lava_runtime.emulator states the arithmetic). The fast delay models of layer i drop their
+buffers at window step i (buffer_reset_offset = i + 1), before receiving that step's input:
+what layer i - 1 emitted before its own reset (the previous window's tail, or bias-driven
+spikes) never reaches layer i. Each window is thus a fresh network; the first T + latency steps
+of each window are recorded (the Activity convention), layer i's values before its reset step
+as 0. Lava's stock delay models cannot drop their buffers: with them (fast_models=False) the
+network must drain within its padding (validate.drains_between_samples).
 
 Backends: "lava" (Loihi2SimCfg, fixed_pt, bit-accurate; default), "lava-float" (floating_pt:
 weights, bias and threshold converted to the same voltage units, decays as fractions),
@@ -34,6 +42,7 @@ import numpy as np
 
 from export.deployed import ConnectionLayer, DeployedNetwork
 from lava_runtime.activity import Activity
+from lava_runtime.emulator import start_step
 from lava_runtime.sandbox import LavaRunError, cleanup_job_dir, run_job
 from lava_runtime.validate import (BACKENDS, NetworkError, drains_between_samples,
                                    validate_backend, validate_network, validate_payloads)
@@ -174,8 +183,23 @@ def float_layer_params(layer: ConnectionLayer) -> dict:
             "du": (nr.du + 1) / 4096.0, "dv": nr.dv / 4096.0, "vth": float(nr.vth) * 64.0}
 
 
+def lif_reset_offset(layer_index: int) -> int:
+    """LIFReset reset_offset of layer `layer_index` (0-based): Lava resets when
+    time_step % W == offset, time_step = window step + 1, and the layer starts at window step
+    emulator.start_step(i) = i + 1."""
+    return start_step(layer_index) + 1
+
+
+def buffer_reset_offset(layer_index: int) -> int:
+    """buffer_reset_offset of the fast delay models feeding layer `layer_index`: they drop
+    their buffer at the start of window step i (Lava step i + 1 mod W), the step the
+    presynaptic layer starts at (start_step(i - 1) = i; the input starts at 0), and keep what
+    they receive from that step on."""
+    return layer_index + 1
+
+
 def _connection(layer: ConnectionLayer, w: np.ndarray, d: np.ndarray, fixed: bool,
-                window: int):
+                window: int, layer_index: int):
     """One Lava connection process for one slot (w, d of shape (n_out, n_in))."""
     import scipy.sparse as sp
     from lava.proc.dense.process import DelayDense
@@ -183,7 +207,8 @@ def _connection(layer: ConnectionLayer, w: np.ndarray, d: np.ndarray, fixed: boo
 
     max_delay = int(d[w != 0].max()) if (w != 0).any() else 0
     kwargs = dict(num_message_bits=layer.input_message_bits, max_delay=max_delay,
-                  buffer_reset_interval=window, buffer_reset_offset=1)
+                  buffer_reset_interval=window,
+                  buffer_reset_offset=buffer_reset_offset(layer_index))
     if fixed:
         weights = w.astype(np.int64)
         kwargs.update(weight_exp=layer.weight_exp, num_weight_bits=layer.num_weight_bits)
@@ -225,24 +250,25 @@ def build_graph(job: dict) -> dict:
             lif_kw = dict(du=fpp["du"], dv=fpp["dv"], vth=fpp["vth"], bias_mant=fpp["bias"],
                           bias_exp=np.zeros(nr.n))
         cls = LIFReset if nr.spiking else P.ReadoutLIF
-        lif = cls(shape=(nr.n,), reset_interval=window, reset_offset=1,
+        lif = cls(shape=(nr.n,), reset_interval=window, reset_offset=lif_reset_offset(li),
                   name=f"{layer.name}_lif", **lif_kw)
         procs.append(lif)
         for w, d in layer.slots():
-            conn = _connection(layer, w, d, fixed, window)
+            conn = _connection(layer, w, d, fixed, window, li)
             prev_out.connect(conn.s_in)
             conn.a_out.connect(lif.a_in)
             procs.append(conn)
         if nr.spiking:
             path = out_dir / f"spikes_{li}.npy"
             rec = P.Recorder(n=nr.n, path=str(path), n_samples=n, window=window, keep=keep,
-                             dtype="uint8", **_fault_kwargs(fault))
+                             dtype="uint8", first_step=start_step(li), **_fault_kwargs(fault))
             fault = None  # inject at most once
             lif.s_out.connect(rec.a_in)
         else:
             path = out_dir / "readout_v.npy"
             rec = P.Recorder(n=nr.n, path=str(path), n_samples=n, window=window, keep=keep,
-                             dtype="int64" if fixed else "float64", **_fault_kwargs(fault))
+                             dtype="int64" if fixed else "float64", first_step=start_step(li),
+                             **_fault_kwargs(fault))
             lif.v_out.connect(rec.a_in)
         procs.append(rec)
         prev_out = lif.s_out

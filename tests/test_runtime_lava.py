@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from lava_runtime import fixed_point as fp
 from lava_runtime import sandbox
 from lava_runtime.emulator import emulate
 from lava_runtime.graph import loihi2_available, run_network
@@ -77,6 +78,50 @@ def test_lava_matches_emulator_multi_slot_sparse_and_dense(clean_afterwards):
         net.layers[0].slots()) + len(net.layers[1].slots()) + 2 + 2
     assert emu.spike_counts()[0] > 50
     assert_same(lava, emu)
+    with pytest.raises(NetworkError, match="use fast_models=True"):
+        run_network(net, p, fast_models=False)
+
+
+def biased_net(seed=61):
+    """12 -> 20 -> 16 -> 4, delays up to 62, several slots per layer, graded input, per-neuron
+    biases, and in both hidden layers neurons whose bias alone crosses threshold every step:
+    they spike before their layer's reset step and during the padding, which the next layer
+    must never see."""
+    net = random_network((12, 20, 16, 4), time_steps=10, max_delay=62, extra_delays=0.4,
+                         density=0.35, bias_max=2000, dv=300, vth=40, seed=seed)
+    rng = np.random.default_rng(seed)
+    for i in (0, 1):
+        nr = net.layers[i].neurons
+        b = nr.bias_mant.copy()
+        b[rng.choice(nr.n, size=4, replace=False)] = 4000  # > vth << 6 = 2560: fires alone
+        net.layers[i] = dataclasses.replace(net.layers[i],
+                                            neurons=dataclasses.replace(nr, bias_mant=b))
+    ro = net.layers[2]
+    net.layers[2] = dataclasses.replace(ro, neurons=dataclasses.replace(
+        ro.neurons, bias_mant=rng.integers(-300, 300, size=ro.n_out)))
+    return net
+
+
+def test_lava_matches_emulator_with_biases_that_fire_alone(clean_afterwards):
+    """Each layer resets at its own first input step (window step i + 1) and the delay buffers
+    drop what the presynaptic layer emitted before its reset: Lava equals the emulator over the
+    whole window of every sample, although bias-driven spikes run through the pre-roll and
+    padding steps of each window (the samples after the first start from that state)."""
+    net = biased_net()
+    for layer in net.layers[:2]:
+        nr = layer.neurons
+        assert fp.bias_can_fire(nr.vth, fp.effective_bias(nr.bias_mant, nr.bias_exp),
+                                nr.dv).sum() >= 4
+        assert len(layer.slots()) > 1 and layer.max_delay == 62
+    p = random_payloads(net, 3, seed=62)
+    window = net.input.time_steps + net.padding_steps()
+    lava = run_network(net, p, backend="lava", timeout_s=180, steps=window)
+    emu = emulate(net, p, steps=window)
+    assert_same(lava, emu)
+    # outputs before each layer's reset step are recorded as 0; after it, the layers are busy
+    for i, s in enumerate(emu.spikes):
+        assert not s[:, :i + 1].any() and s[:, i + 1:].sum(axis=(1, 2)).min() > 20
+    assert not emu.readout_v[:, :3].any() and np.all(emu.readout_v[:, 3] != 0)
     with pytest.raises(NetworkError, match="use fast_models=True"):
         run_network(net, p, fast_models=False)
 

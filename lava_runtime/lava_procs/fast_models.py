@@ -3,10 +3,14 @@
 The stock models rebuild a ((max_delay + 1) * n_out, n_in) delay-weight matrix with np.where on
 every step. These build it once, as the CSR transpose of M (n_in, (max_delay + 1) * n_out), so a
 step costs one sparse product over the existing synapses (columns of inactive inputs contribute
-nothing; a step without input costs nothing); a ring buffer replaces np.roll. Results are identical to the stock models (tests check it), with one addition: when the
-process was given `buffer_reset_interval` (> 0) and `buffer_reset_offset`, the delay buffer is
-cleared at those steps, so each sample window starts from empty buffers (stock models ignore
-these parameters; with a network that drains during its padding the clear changes nothing).
+nothing; a step without input costs nothing); a ring buffer replaces np.roll. Results are
+identical to the stock models (tests check it), with one addition: when the process was given
+`buffer_reset_interval` (> 0) and `buffer_reset_offset`, the delay buffer is cleared at the
+start of every step with time_step % interval == offset, before that step's output is sent and
+its input received: everything received before that step is dropped, that step's input is
+kept. lava_runtime.graph uses it so that a layer only ever sees what its presynaptic layer
+emitted after its own reset (stock models ignore these parameters; with a network that drains
+during its padding the clear changes nothing).
 
 Select them with `run_config(backend, fast_models=True)` in lava_runtime.graph
 (Loihi2SimCfg(exception_proc_model_map={DelayDense: ..., DelaySparse: ...})).

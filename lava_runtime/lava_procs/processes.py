@@ -2,9 +2,10 @@
 
 - PayloadSource: streams many samples of graded payloads from a .npy file (memory-mapped in the
   worker), one sample per window of `window` steps, zeros after the sample's T steps (padding).
-- Recorder: keeps the first `keep` steps of every window of what it receives and writes them
-  to a .npy file at the last step (reading Lava Vars back costs ~27 us per element; this does
-  not).
+- Recorder: keeps window steps first_step..keep-1 of every window of what it receives (0
+  before first_step: there the population still runs on from the previous window) and writes
+  them to a .npy file at the last step (reading Lava Vars back costs ~27 us per element; this
+  does not).
 - ReadoutLIF: a LIFReset population that never spikes and sends its voltage v every step
   (exactly Lava's LIF dynamics, without the threshold test).
 
@@ -73,15 +74,18 @@ class PySourceFloat(_SourceModel):
 
 class Recorder(AbstractProcess):
     """Records the first `keep` steps of each of `n_samples` windows into `path` (.npy,
-    shape (n_samples, keep, n), dtype `dtype`), written at the last step.
+    shape (n_samples, keep, n), dtype `dtype`), written at the last step. Window steps before
+    `first_step` (the step at which the recorded population resets) are recorded as 0.
 
     `fault` ("raise" or "hang", with `fault_step`) makes the model fail on purpose: it exists
     to test that a failing or hanging run is stopped and cleaned up."""
 
     def __init__(self, *, n: int, path: str, n_samples: int, window: int, keep: int,
-                 dtype: str, fault: str | None = None, fault_step: int = 1, **kwargs) -> None:
+                 dtype: str, first_step: int = 0, fault: str | None = None,
+                 fault_step: int = 1, **kwargs) -> None:
         super().__init__(n=n, path=path, n_samples=n_samples, window=window, keep=keep,
-                         dtype=dtype, fault=fault, fault_step=fault_step, **kwargs)
+                         dtype=dtype, first_step=first_step, fault=fault,
+                         fault_step=fault_step, **kwargs)
         self.a_in = InPort(shape=(n,))
 
 
@@ -91,6 +95,7 @@ class _RecorderModel(PyLoihiProcessModel):
         p = proc_params
         self._path = p["path"]
         self._window, self._keep = int(p["window"]), int(p["keep"])
+        self._first = int(p["first_step"])
         self._n = int(p["n_samples"])
         self._last = self._n * self._window
         self._buf = np.zeros((self._n, self._keep, int(p["n"])), dtype=np.dtype(p["dtype"]))
@@ -105,7 +110,7 @@ class _RecorderModel(PyLoihiProcessModel):
             while True:  # "hang": never return, like a deadlocked Lava run
                 time.sleep(1.0)
         i, k = divmod(t - 1, self._window)
-        if i < self._n and k < self._keep:
+        if i < self._n and self._first <= k < self._keep:
             self._buf[i, k] = x
         if t == self._last:
             tmp = self._path + ".tmp.npy"
