@@ -78,3 +78,20 @@ def test_exact_connection_count(method, n_cand):
 def test_unknown_method():
     with pytest.raises(ValueError, match="unknown method 'gauss'; choose one of dcls"):
         DelayConnection(2, 2, 3, "gauss", 0.0, torch.Generator())
+
+
+def test_dale_gives_each_presynaptic_neuron_one_sign():
+    layer = DelayConnection(30, 20, 5, "structure", 0.5, torch.Generator().manual_seed(4), dale=True)
+    sign = layer.sign
+    assert torch.equal(sign, sign[:1].expand_as(sign))          # constant over post
+    assert set(sign[0].tolist()) == {-1.0, 1.0}
+    syn = layer.synapses()
+    for p in range(30):
+        w = syn["weight"][syn["pre"] == p]
+        assert (w >= 0).all() or (w <= 0).all()
+
+
+def test_l1_is_sum_of_absolute_weights_of_existing_connections():
+    for s in (0.0, 0.7):
+        layer = DelayConnection(8, 6, 5, "structure-multi", s, torch.Generator().manual_seed(5))
+        assert torch.isclose(layer.l1(), layer.synapses()["weight"].abs().sum())

@@ -159,3 +159,16 @@ def test_corrupt_last_checkpoint_on_resume(run, tmp_path):
 def test_resume_of_nothing(tmp_path):
     with pytest.raises(ValueError, match="holds no run to resume"):
         trainer.train(TINY, out=tmp_path / "none", resume=True, progress=False)
+
+
+def test_two_hidden_layers_structure_multi_sparse(tmp_path):
+    cfg = {**TINY, "method": "structure-multi", "sparsity": 0.8, "hidden": [8, 6], "epochs": 1,
+           "batchnorm": True, "dale": True}
+    result = trainer.train(cfg, out=tmp_path / "deep", progress=False)
+    ckpt = torch.load(tmp_path / "deep" / "checkpoint.pt", weights_only=True)
+    assert [l["name"] for l in ckpt["layers"]] == ["fc1", "fc2", "readout"]
+    assert [len(l["weight"]) for l in ckpt["layers"]] == result.metrics["connections"] == \
+        [round(0.2 * 40 * 8 * 9), round(0.2 * 8 * 6 * 9), round(0.2 * 6 * 10 * 9)]
+    test = load_dataset("synthetic", "test", n_test=60, n_train=200)
+    model = model_from_checkpoint(ckpt)
+    assert np.array_equal(float_semantics(ckpt, test.x), predict(model, test.x, hard=True).numpy())

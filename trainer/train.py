@@ -136,6 +136,39 @@ def train(config: dict | str | Path | None = None, *, out: str | Path, resume: b
         teardown(info)
 
 
+def optimisation_step(model, net, xb, yb, masks, loss_scale: float, l1: float, opt_w, opt_p,
+                      sparse, clamp_only):
+    """One step: forward with training kernels, loss (sum over the local batch times
+    ``loss_scale``, so DDP's gradient average equals the global-batch mean), backward, Adam
+    steps, position clamping, DEEP R + RigL rewiring of the sparse layers (``sparse``) and
+    magnitude clamping of sign-constrained dense ones (``clamp_only``).
+    Returns (readout membrane, scaled data loss)."""
+    v = net(xb, hard=False, dropout_masks=masks)
+    data_loss = loss_fn(v, yb, reduction="sum") * loss_scale
+    loss = data_loss + l1 * model.l1() if l1 > 0 else data_loss
+    opt_w.zero_grad(set_to_none=True)
+    if opt_p is not None:
+        opt_p.zero_grad(set_to_none=True)
+    loss.backward()
+    cand = []
+    for c in sparse:                 # RigL score: gradient at every candidate
+        cand.append(c.theta.grad.detach().clone())
+        c.theta.grad.mul_(c.mask)    # unconnected entries do not move
+    opt_w.step()
+    if opt_p is not None:
+        opt_p.step()
+    model.clamp_positions()
+    for c, g in zip(sparse, cand):
+        _, regrown = rewire(c.theta.data, c.mask, g)
+        st = opt_w.state.get(c.theta)
+        if st and len(regrown):      # a regrown synapse starts with fresh Adam moments
+            for key in ("exp_avg", "exp_avg_sq"):
+                st[key].view(-1)[regrown] = 0
+    for c in clamp_only:
+        c.theta.data.clamp_(min=0)
+    return v, data_loss
+
+
 def _train(cfg, run_dir, state, info: DistInfo, device, progress, stop_after_epoch,
            on_step) -> RunResult:
     train_ds, val_ds, test_ds = _load_data(cfg)
@@ -199,31 +232,11 @@ def _train(cfg, run_dir, state, info: DistInfo, device, progress, stop_after_epo
                 _mix(cfg["seed"], epoch, step)), "cpu")
             if masks is not None:
                 masks = [m[mine].to(device) for m in masks]
-            v = net(xb, hard=False, dropout_masks=masks)
-            data_loss = loss_fn(v, yb, reduction="sum") * (info.world / len(idx))
-            loss = data_loss + cfg["l1"] * model.l1() if cfg["l1"] > 0 else data_loss
-            opt_w.zero_grad(set_to_none=True)
-            if opt_p is not None:
-                opt_p.zero_grad(set_to_none=True)
-            loss.backward()
-            cand = []
-            for c in sparse:                 # RigL score: gradient at every candidate
-                cand.append(c.theta.grad.detach().clone())
-                c.theta.grad.mul_(c.mask)    # unconnected entries do not move
-            opt_w.step()
+            v, data_loss = optimisation_step(model, net, xb, yb, masks, info.world / len(idx),
+                                             cfg["l1"], opt_w, opt_p, sparse, clamp_only)
             sched_w.step()
-            if opt_p is not None:
-                opt_p.step()
+            if sched_p is not None:
                 sched_p.step()
-            model.clamp_positions()
-            for c, g in zip(sparse, cand):
-                _, regrown = rewire(c.theta.data, c.mask, g)
-                st = opt_w.state.get(c.theta)
-                if st and len(regrown):
-                    for key in ("exp_avg", "exp_avg_sq"):
-                        st[key].view(-1)[regrown] = 0
-            for c in clamp_only:
-                c.theta.data.clamp_(min=0)
             if on_step is not None:
                 on_step(model, epoch, step)
             with torch.no_grad():
