@@ -6,7 +6,6 @@
 - export.float_reference  float model with integer delays from the synapse lists
 - export.quantize     BatchNorm folding, scales, Lava weight rule, neuron parameters
 - export.lava_rules   Lava's fixed-point rules written out (weights, shifts, LIF decays)
-- export.integer_sim  numpy simulation of the integer network (aligned time)
 - export.profile_check    hardware-profile limits (violations are ProfileViolation)
 - export.netx_h5      save / load HDF5 (netx layout + the complete delaysnn group)
 - export.report       report summary and text

@@ -98,9 +98,6 @@ def format_report(r: dict) -> str:
         out.append(f"  float model, integer delays (export.float_reference): {acc['float']:.4f}")
         out.append(f"  quantized network ({acc['quantized_backend']}): {acc['quantized']:.4f}; "
                    f"same class as float on {100 * acc['agreement_with_float']:.1f}%")
-        if "integer_sim_aligned" in acc:
-            out.append(f"  quantized, per-layer aligned reset (export.integer_sim): "
-                       f"{acc['integer_sim_aligned']:.4f}")
         rc = acc.get("readout_check")
         if rc:
             out.append(f"  readout voltage: max |v| {rc['max_abs_v']} of vth<<6 = {rc['limit']} "

@@ -11,9 +11,9 @@ import numpy as np
 import pytest
 
 from export import netx_h5, to_lava
-from export.integer_sim import simulate_integer
 from export.to_lava import export_checkpoint
 from export_checkpoints import make_checkpoint, make_features, save_checkpoint
+from lava_runtime.emulator import aligned, emulate
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -66,13 +66,17 @@ def test_netx_runs_bit_exact(exported):
     pay = net.input.encode(x[:1])
     T, L = net.input.time_steps, net.latency
     v, spikes = run_netx(out, pay[0], len(net.layers) - 1, T + L, net.input.num_message_bits)
-    mine = simulate_integer(net, pay)
+    act = emulate(net, pay)
+    mine_v, mine_s = aligned(act, net)
     assert np.any(net.layers[0].neurons.bias_mant != 0)  # the bias path is exercised
-    # Lava time step k (1-based) is row k-1; layer i sees aligned input t at step t + i + 2
-    assert np.array_equal(v[L:L + T], mine.readout_v[0])
-    for i, (s_lava, s_mine) in enumerate(zip(spikes, mine.spikes)):
+    # Lava time step k (1-based) is row k-1 = window step k-1; layer i starts (resets) at
+    # window step i + 1, where netx's per-layer reset offset (reset_offset + 1 + i) puts it
+    assert np.array_equal(v[L:L + T], mine_v[0])
+    for i, (s_lava, s_mine) in enumerate(zip(spikes, mine_s)):
         assert s_mine.sum() > 0
         assert np.array_equal(s_lava[i + 1:i + 1 + T], s_mine[0])
+        # the whole recorded window from the layer's reset step on, not only the aligned part
+        assert np.array_equal(s_lava[i + 1:].astype(np.uint8), act.spikes[i][0, i + 1:])
 
 
 def test_round_trip(exported):

@@ -8,9 +8,9 @@ from lava.utils.weightutils import SignMode, clip_weights, determine_sign_mode, 
 from export import lava_rules as lr
 from export.checkpoint import checkpoint_from_dict
 from export.float_reference import simulate_float
-from export.integer_sim import simulate_integer
 from export.quantize import QuantSettings, choose_input_encoding, quantize
 from export_checkpoints import make_checkpoint, make_features
+from lava_runtime.emulator import aligned, emulate
 
 MODES = {"mixed": SignMode.MIXED, "excitatory": SignMode.EXCITATORY,
          "inhibitory": SignMode.INHIBITORY}
@@ -92,7 +92,7 @@ def test_integer_network_matches_dequantized_float(exported):
                          "weight": L.weight * 2.0 ** L.weight_exp / s * enc.scale / a[C.post]})
     fr_q = simulate_float(ck.__class__(**{**ck.__dict__, "layers": [deq]}),
                           enc.encode(x) / enc.scale)
-    v_int = simulate_integer(net, enc.encode(x)).readout_v * net.readout.neurons.v_scale
+    v_int = aligned(emulate(net, enc.encode(x)), net)[0] * net.readout.neurons.v_scale
     # the only differences left: bias rounding (< 0.5 a_in unit per step) and decay truncation
     assert np.abs(v_int - fr_q.readout_v).max() < 40 / s
     assert np.abs(v_int - fr.readout_v).max() > np.abs(v_int - fr_q.readout_v).max()
@@ -100,27 +100,8 @@ def test_integer_network_matches_dequantized_float(exported):
 
 def test_quantized_classifies_like_float(exported):
     ck, x, y, fr, enc, net, infos = exported
-    q = simulate_integer(net, enc.encode(x)).predictions(net)
+    q = emulate(net, enc.encode(x)).predictions(net)
     assert np.mean(q == fr.predictions()) >= 0.85
-
-
-def test_emulator_agrees_with_integer_sim_on_bn_network():
-    """Two independent integer implementations (export.integer_sim, lava_runtime.emulator)
-    agree bit for bit on a BatchNorm network (per-neuron biases): both run every layer on the
-    aligned time axis from zero state."""
-    from lava_runtime.emulator import aligned, emulate
-    ck = checkpoint_from_dict(make_checkpoint(sizes=(12, 24, 16, 16, 5), seed=7, multi=6))
-    x, _ = make_features(24, seed=8)
-    fr = simulate_float(ck, x)
-    enc, _ = choose_input_encoding(ck, x, 8)
-    net, _ = quantize(ck, enc, fr, QuantSettings(), "loihi2", "1")
-    assert all(np.any(L.neurons.bias_mant != 0) for L in net.layers)
-    pay = enc.encode(x)
-    (v, spikes), mine = aligned(emulate(net, pay), net), simulate_integer(net, pay)
-    assert np.array_equal(v, mine.readout_v)
-    for s1, s2 in zip(spikes, mine.spikes):
-        assert s2.sum() > 0
-        assert np.array_equal(s1, s2)
 
 
 def test_graded_layer_extra_shift_keeps_weight_precision():
@@ -140,6 +121,6 @@ def test_graded_layer_extra_shift_keeps_weight_precision():
     assert qf[0]["weight_rms_error_rel"] < qe[0]["weight_rms_error_rel"] / 2
     assert [p.split(":")[0] for p in netx_problems(fine)] == ["fc1"] and netx_problems(exact) == []
     # the finer layer follows the float model at least as well
-    agree = [np.mean(simulate_integer(n, enc.encode(x)).predictions(n) == fr.predictions())
+    agree = [np.mean(emulate(n, enc.encode(x)).predictions(n) == fr.predictions())
              for n in (fine, exact)]
     assert agree[0] >= agree[1]

@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 
 from export import netx_h5
-from export.integer_sim import simulate_integer
 from export.to_lava import export_checkpoint
+from lava_runtime.emulator import aligned, emulate
 from test_export_netx import run_netx
 
 REPO = Path(__file__).resolve().parents[1]
@@ -55,6 +55,6 @@ def test_trained_run_in_netx_bit_exact(run_dir):
         pay = net.input.encode(ds.x[:1].numpy())
         T, L = net.input.time_steps, net.latency
         v, spikes = run_netx(path, pay[0], 1, T + L, net.input.num_message_bits)
-    mine = simulate_integer(net, pay)
-    assert np.array_equal(v[L:L + T], mine.readout_v[0])
-    assert np.array_equal(spikes[0][1:1 + T], mine.spikes[0][0])
+    mine_v, mine_s = aligned(emulate(net, pay), net)
+    assert np.array_equal(v[L:L + T], mine_v[0])
+    assert np.array_equal(spikes[0][1:1 + T], mine_s[0][0])
