@@ -2,8 +2,11 @@
 
 Every backend returns this, the budget estimator reads it. Times are window steps: each sample
 is run for `steps = T + latency` steps of its own (padding for delay buffers excluded);
-input step t (0..T-1) is sent at window step t, and the readout voltage at window step
-t + latency corresponds to the trained model's readout at step t.
+input step t (0..T-1) is sent at window step t. Hidden layer i (0-based) starts from zero state
+at window step i + 1 (its first input; values before are 0), so its spikes at window step
+t + i + 1 are the trained model's layer-i spikes at step t, and the readout voltage at window
+step t + latency is the trained model's readout at step t (lava_runtime.emulator.aligned cuts
+out that view).
 """
 from __future__ import annotations
 

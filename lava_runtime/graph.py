@@ -80,8 +80,9 @@ def run_network(net: DeployedNetwork, payloads: np.ndarray, backend: str = "lava
     backend: "lava" | "lava-float" | "loihi2" | "emulator".
     timeout_s: bound on the whole Lava run (s); default default_timeout_s(total steps).
     fast_models: use lava_runtime.fast_models for DelayDense/DelaySparse (identical results,
-        much faster); False runs Lava's stock models (then the network must drain within its
-        padding, see validate.drains_between_samples).
+        much faster, and they drop their buffers at each layer's reset); False runs Lava's stock
+        models (then no hidden neuron may spike without input, see
+        validate.drains_between_samples; other networks are refused).
     steps: window steps recorded per sample (default T + latency).
     Returns an Activity. Raises ValueError/NetworkError before any work on bad input,
     LavaTimeoutError on timeout, LavaRunError if Lava fails.
@@ -96,10 +97,11 @@ def run_network(net: DeployedNetwork, payloads: np.ndarray, backend: str = "lava
         require_loihi2()
     if not fast_models and not drains_between_samples(net):
         raise NetworkError(
-            "this network can keep spiking after its input ends (a hidden layer has du != "
-            "4095 or a bias that alone crosses threshold), so Lava's stock delay models, which "
-            "cannot clear their buffers between samples, would leak one sample into the next; "
-            "use fast_models=True")
+            "this network can spike without input (a hidden layer has du != 4095 or a bias "
+            "that alone crosses threshold), so with Lava's stock delay models, which cannot "
+            "drop their buffers, spikes a layer emits before its reset step (the previous "
+            "sample's tail, or bias alone) would reach the next layer and the run would not "
+            "equal the trained model; use fast_models=True")
     return _run_lava(net, payloads, backend, timeout_s, fast_models, progress, steps, _fault)
 
 

@@ -181,9 +181,11 @@ def validate_payloads(net: DeployedNetwork, payloads: np.ndarray) -> np.ndarray:
 
 
 def drains_between_samples(net: DeployedNetwork) -> bool:
-    """True when, after its input ends, the network goes silent by itself, so that
-    net.padding_steps() of zero input empty every delay buffer (needed when the stock Lava delay
-    models run many samples in one run: they cannot clear their buffers).
+    """True when no hidden neuron can spike without input, so that (a) the network goes silent
+    after its input ends and net.padding_steps() of zero input empty every delay buffer, and
+    (b) no layer spikes before its reset step (window step i + 1, lava_runtime.graph). Needed
+    by Lava's stock delay models, which cannot drop their buffers: a spike emitted before a
+    layer's reset would otherwise reach the next layer.
 
     Holds iff every hidden layer has du = 4095 (no current memory) and no neuron's bias alone
     can carry it over threshold.
