@@ -62,3 +62,11 @@ def test_two_neuron_network_runs_and_stops():
     assert v.tolist() == [0, 16256, 32512, 48768, 0, 16256, 32512, 48768, 0, 16256]
     assert not multiprocessing.active_children()
     assert _shm_entries() <= shm_before
+
+
+def test_lava_imports_after_multiprocessing_context_is_set():
+    """Lava's import used to call set_start_method('fork') unconditionally and fail."""
+    code = ("import multiprocessing as mp; mp.set_start_method('fork'); "
+            "import lava.magma.runtime.message_infrastructure.multiprocessing; print('ok')")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert r.returncode == 0 and r.stdout.strip() == "ok", r.stderr

@@ -9,6 +9,10 @@ Both wheels declare Python <3.11 and pin torch 2.3, so they are installed with -
    mutable defaults, which Python 3.11 rejects; they become `field(default_factory=ByteEncoder)`.
 2. lava/lib/dl/slayer/__init__.py imports `object_detection`, which needs torchvision; the import
    is made optional (netx and the rest of slayer do not use it).
+3. lava/magma/runtime/message_infrastructure/multiprocessing.py calls
+   `mp.set_start_method('fork')` at import, which raises "context has already been set" when
+   anything in the process used multiprocessing first (e.g. an earlier test); it now sets the
+   start method only when none is set yet (Linux's default is fork anyway).
 
 NeuroBench 2.3.0 (and snntorch, which it imports) are installed the same way, --no-deps: it
 declares torchaudio and tonic, which have no build matching torch 2.13; the parts this project
@@ -74,10 +78,25 @@ def patch_slayer_init(path: Path) -> bool:
     return False
 
 
+def patch_start_method(path: Path) -> bool:
+    src = path.read_text()
+    old = "    mp.set_start_method('fork')\n"
+    new_line = ("    if mp.get_start_method(allow_none=True) is None:  " + MARKER + "\n"
+                "        mp.set_start_method('fork')\n")
+    if old in src and new_line not in src:
+        _write_atomic(path, src.replace(old, new_line, 1))
+        return True
+    return False
+
+
+MP_FILE = "magma/runtime/message_infrastructure/multiprocessing.py"
+
+
 def is_patched() -> bool:
     vm = _site_file("magma/compiler/var_model.py").read_text()
     sl = _site_file("lib/dl/slayer/__init__.py").read_text()
-    return "ByteEncoder = ByteEncoder()" not in vm and MARKER in sl
+    mp = _site_file(MP_FILE).read_text()
+    return "ByteEncoder = ByteEncoder()" not in vm and MARKER in sl and MARKER in mp
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -94,7 +113,8 @@ def main(argv: list[str] | None = None) -> int:
                                "--ignore-requires-python", *NO_DEPS_PINS])
         importlib.invalidate_caches()
     changed = [p.name for p, fn in ((_site_file("magma/compiler/var_model.py"), patch_var_model),
-                                    (_site_file("lib/dl/slayer/__init__.py"), patch_slayer_init))
+                                    (_site_file("lib/dl/slayer/__init__.py"), patch_slayer_init),
+                                    (_site_file(MP_FILE), patch_start_method))
                if fn(p)]
     print("lava: patched " + ", ".join(changed) if changed else "lava: already patched")
     if not is_patched():
