@@ -1,0 +1,99 @@
+"""Stage cache of `python -m lava_runtime report`: RUN_DIR/report/manifest.json.
+
+Each stage (export, float, emulator, lava, budget, analysis) records the key it was computed
+from (checkpoint / network / data SHA-256, options) and the files it wrote, relative to the
+report folder. A stage is reused only when its recorded key equals the current one and all its
+files exist; otherwise it is recomputed and re-recorded. Every write is atomic (temp file in the
+same folder, then os.replace).
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+MANIFEST = "manifest.json"
+FORMAT = "delaysnn-report-manifest"
+
+
+def sha256_file(path: str | Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def sha256_arrays(*arrays: np.ndarray) -> str:
+    """SHA-256 over the dtype, shape and bytes of each array (a data fingerprint)."""
+    h = hashlib.sha256()
+    for a in arrays:
+        a = np.ascontiguousarray(a)
+        h.update(f"{a.dtype.str}{a.shape}".encode())
+        h.update(a.tobytes())
+    return h.hexdigest()
+
+
+def _json_default(o):
+    if isinstance(o, np.integer):
+        return int(o)
+    if isinstance(o, np.floating):
+        return float(o)
+    if isinstance(o, np.ndarray):
+        return o.tolist()
+    if isinstance(o, Path):
+        return str(o)
+    raise TypeError(f"not JSON-serialisable: {type(o).__name__}")
+
+
+def write_bytes_atomic(data: bytes, path: Path) -> None:
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+
+
+def write_json_atomic(obj, path: Path) -> None:
+    text = json.dumps(obj, indent=1, default=_json_default, allow_nan=True) + "\n"
+    write_bytes_atomic(text.encode("utf-8"), path)
+
+
+def read_json(path: Path) -> dict:
+    return json.loads(Path(path).read_text())
+
+
+class StageCache:
+    """The manifest of one report folder (which must exist)."""
+
+    def __init__(self, folder: str | Path):
+        self.folder = Path(folder)
+        self.path = self.folder / MANIFEST
+        self.stages: dict[str, dict] = {}
+        self.problem: str | None = None  # why an existing manifest was not usable
+        if self.path.is_file():
+            try:
+                data = read_json(self.path)
+                if data.get("format") != FORMAT or not isinstance(data.get("stages"), dict):
+                    raise ValueError(f"format is not {FORMAT}")
+                self.stages = data["stages"]
+            except (ValueError, OSError) as e:
+                self.problem = f"{self.path} is unreadable ({e}); every stage is recomputed"
+
+    def fresh(self, stage: str, key: dict) -> bool:
+        """Whether `stage` was computed from `key` and all its files are still there."""
+        entry = self.stages.get(stage)
+        if entry is None or entry.get("key") != json.loads(json.dumps(key)):
+            return False
+        return all((self.folder / f).is_file() for f in entry.get("files", []))
+
+    def record(self, stage: str, key: dict, files: list[str]) -> None:
+        self.stages[stage] = {"key": key, "files": list(files)}
+        write_json_atomic({"format": FORMAT, "version": 1, "stages": self.stages}, self.path)
