@@ -39,18 +39,6 @@ HTML_NAME = "report.html"
 STAGE_VERSION = 1  # bump when a stage's output format changes (invalidates cached stages)
 N_STAGES = 6
 
-# Units of the training config keys (trainer/defaults.toml); "" = dimensionless / a name.
-CONFIG_UNITS = {
-    "n_mels": "input channels", "time_steps": "steps (10 ms each)", "val_fraction": "fraction",
-    "sparsity": "fraction of candidate connections absent", "epochs": "epochs",
-    "batch_size": "samples", "hidden": "neurons per hidden layer",
-    "kernel_size": "steps (delays 0..K-1)", "tau": "steps", "threshold": "membrane units",
-    "dropout": "probability", "lr": "per step", "max_lr": "per step", "lr_positions": "per step",
-    "sigma_final": "taps", "sigma_end": "taps", "sigma_decay_fraction": "fraction of training",
-    "surrogate_alpha": "", "l1": "", "seed": "", "dale": "", "batchnorm": "", "method": "",
-    "dataset": "", "data_dir": "", "device": "", "data_options": "",
-}
-
 
 @dataclass
 class ReportInputs:
@@ -186,17 +174,27 @@ def make_report(run_dir, out=None, *, profile_set: str = DEFAULTS["profile_set"]
     timeout_s: bound on the Lava run (s; default lava_runtime.graph.default_timeout_s)."""
     inp = check_inputs(run_dir, out, profile_set=profile_set, lava_limit=lava_limit,
                        split=split, export_profile=export_profile, timeout_s=timeout_s)
+    folder = inp.run_dir / REPORT_DIR
+    created = not folder.exists()
+    folder.mkdir(exist_ok=True)
+    try:
+        return _make_report(inp, folder, progress)
+    except BaseException:
+        if created and not any(folder.iterdir()):
+            folder.rmdir()  # a failure before the first product leaves no empty folder
+        raise
+
+
+def _make_report(inp: ReportInputs, folder: Path, progress: bool) -> dict:
     from export.netx_h5 import load, save
     from export.to_lava import export_checkpoint
     from lava_runtime.budget import compare
     from lava_runtime.budget_report import plot_budgets
     from lava_runtime.graph import run_network
-    from lava_runtime.report_page import build_page
     from lava_runtime.report_html import render_html
+    from lava_runtime.report_page import build_page
     from lava_runtime.run_cli import outputs_match
 
-    folder = inp.run_dir / REPORT_DIR
-    folder.mkdir(exist_ok=True)
     cache = StageCache(folder)
     if cache.problem and progress:
         print(f"note: {cache.problem}")

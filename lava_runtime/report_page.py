@@ -11,6 +11,18 @@ import json
 
 STEP_MS = 10.0  # one time step (docs/design.md section 1)
 
+# Units of the training config keys (trainer/defaults.toml); "" = dimensionless / a name.
+CONFIG_UNITS = {
+    "n_mels": "input channels", "time_steps": "steps (10 ms each)", "val_fraction": "fraction",
+    "sparsity": "fraction of candidate connections absent", "epochs": "epochs",
+    "batch_size": "samples", "hidden": "neurons per hidden layer",
+    "kernel_size": "steps (delays 0..K-1)", "tau": "steps", "threshold": "membrane units",
+    "dropout": "probability", "lr": "per step", "max_lr": "per step", "lr_positions": "per step",
+    "sigma_final": "taps", "sigma_end": "taps", "sigma_decay_fraction": "fraction of training",
+    "surrogate_alpha": "", "l1": "", "seed": "", "dale": "", "batchnorm": "", "method": "",
+    "dataset": "", "data_dir": "", "device": "", "data_options": "",
+}
+
 
 def pct(v) -> str | None:
     """0..1 fraction -> percent with one decimal (None stays None)."""
@@ -33,8 +45,6 @@ def _value(v) -> str:
 
 
 def config_section(data: dict) -> dict:
-    from lava_runtime.report import CONFIG_UNITS
-
     cfg = data["config"]
     rows = [[k, _value(cfg[k]), CONFIG_UNITS.get(k, "")] for k in sorted(cfg)]
     m = data["metrics"]

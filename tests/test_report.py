@@ -219,6 +219,9 @@ def test_val_split_evaluates_the_float_model(run_dir, tmp_path):
     (["{run}", "--out", "{missing}/page.html"],
      r"--out .*missing/page.html: folder .*missing does not exist"),
     (["{run}", "--export-profile", "gpu"], r"--export-profile gpu is a dense profile"),
+    # refused by the exporter itself (Loihi 1 has no graded spikes): no empty report/ is left
+    (["{run}", "--export-profile", "loihi1"],
+     r"network does not fit hardware profile 'loihi1'.*nothing was written"),
 ])
 def test_bad_input_is_refused_before_any_work(run_dir, tmp_path, capsys, args, message):
     from lava_runtime.__main__ import main
