@@ -17,7 +17,7 @@ CONFIG_UNITS = {
     "sparsity": "fraction of candidate connections absent", "epochs": "epochs",
     "batch_size": "samples", "hidden": "neurons per hidden layer",
     "kernel_size": "steps (delays 0..K-1)", "tau": "steps", "threshold": "membrane units",
-    "dropout": "probability", "lr": "per step", "max_lr": "per step", "lr_positions": "per step",
+    "dropout": "probability", "lr": "", "max_lr": "", "lr_positions": "",
     "sigma_final": "taps", "sigma_end": "taps", "sigma_decay_fraction": "fraction of training",
     "surrogate_alpha": "", "l1": "", "seed": "", "dale": "", "batchnorm": "", "method": "",
     "dataset": "", "data_dir": "", "device": "", "data_options": "",
@@ -69,7 +69,7 @@ def config_section(data: dict) -> dict:
         layer_rows.append([L["name"], f"{L['n_in']} -> {L['n_out']}", L["synapses"],
                            L["connected_pairs"], pct(L["density"]), d["max"], num(d["mean"]),
                            "spiking LIF" if L["spiking"] else "readout (no spikes)",
-                           L["input_message_bits"]])
+                           L["input_message_bits"] or "binary spikes"])
     return {"title": "Run and configuration",
             "tables": [
                 {"caption": "Run", "header": ["item", "value", "unit"], "rows": run_rows},
@@ -80,7 +80,7 @@ def config_section(data: dict) -> dict:
                             f"steps, {exp['steps_per_sample']} steps per sample)",
                  "header": ["layer", "shape (in -> out)", "synapses", "connected pairs",
                             "density (%)", "max delay (steps)", "mean delay (steps)", "neurons",
-                            "input message (bits)"],
+                            "input messages (graded bits)"],
                  "rows": layer_rows,
                  "note": "; ".join(exp.get("warnings", [])) or None},
             ]}
