@@ -22,7 +22,10 @@ $(STAMP): pyproject.toml tools/install_lava.py
 demo: $(STAMP)
 	$(PY) -m lava_runtime demo --out runs/demo
 
+# The report test opens the HTML page in headless Chromium (Debian's package; installed with
+# apt-get when missing and run as root, else the script says how and that test is skipped).
 test: $(STAMP)
+	sh tools/ensure_chromium.sh
 	$(PY) -m pytest -q
 
 clean-env:

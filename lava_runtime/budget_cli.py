@@ -68,7 +68,7 @@ def budget_json(budgets: list[Budget]) -> dict:
 
 def run_budget(net_path, profile: str = "loihi2", dataset: str = "synthetic", data_dir=None,
                split: str = "test", limit: int | None = None, json_path=None, plot_path=None,
-               seed: int = 0, progress: bool = True) -> list[Budget]:
+               progress: bool = True) -> list[Budget]:
     """Emulate `net_path` (an export.netx_h5 file) on `limit` samples of `dataset`/`split` and
     estimate its budget on `profile` ("all" = every profile in hw_profiles). Prints the tables;
     writes JSON / PNG when paths are given. Every argument is checked before any work."""
@@ -85,17 +85,10 @@ def run_budget(net_path, profile: str = "loihi2", dataset: str = "synthetic", da
 
     from export.netx_h5 import load
     from lava_runtime.emulator import emulate
-    from trainer.data import load_dataset
+    from lava_runtime.run_cli import load_features
 
     net = load(net_path)
-    ds = load_dataset(dataset, split=split, data_dir=data_dir, seed=seed,
-                      n_mels=net.input.n_channels, time_steps=net.input.time_steps)
-    x = ds.x.numpy()
-    if x.shape[1:] != (net.input.time_steps, net.input.n_channels):
-        raise ValueError(f"dataset {dataset} gives samples of shape {x.shape[1:]}, the network "
-                         f"expects ({net.input.time_steps}, {net.input.n_channels})")
-    if limit is not None:
-        x = x[:limit]
+    x, _ = load_features(net, dataset, split, data_dir, limit)
     act = emulate(net, net.input.encode(x), progress=progress)
     budgets = compare(net, act, profiles)
 
@@ -130,15 +123,13 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--data-dir", default=None, help="dataset folder")
     p.add_argument("--split", default="test", choices=["train", "val", "test"])
     p.add_argument("--limit", type=int, default=None, help="use the first N samples")
-    p.add_argument("--seed", type=int, default=0, help="seed of the validation carve")
     p.add_argument("--json", default=None, help="write the budget as JSON to this file")
     p.add_argument("--plot", default=None, help="write an energy plot (PNG) to this file")
 
 
 def main(args: argparse.Namespace) -> int:
     run_budget(args.net, profile=args.profile, dataset=args.dataset, data_dir=args.data_dir,
-               split=args.split, limit=args.limit, json_path=args.json, plot_path=args.plot,
-               seed=args.seed)
+               split=args.split, limit=args.limit, json_path=args.json, plot_path=args.plot)
     return 0
 
 

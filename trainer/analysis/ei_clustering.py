@@ -193,7 +193,7 @@ def sign_clustering(layer: LayerSynapses, k: int = DEFAULT_K,
         null[start:start + nb] = (i.size + dot) / (2.0 * i.size)
     mean, std = float(null.mean()), float(null.std(ddof=1))
     p = float((1 + np.sum(null >= observed - 1e-12)) / (1 + n_shuffles))
-    if std > 0:
+    if std > 1e-12 * max(abs(mean), 1.0):  # below that the spread is rounding noise
         z, note = float((observed - mean) / std), None
     else:
         z = None
