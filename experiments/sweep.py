@@ -9,29 +9,43 @@ evaluate it with the bit-exact emulator, and tabulate and plot accuracy against 
 is a thin layer over :func:`sweep` (same defaults). Layout of OUT:
 
 - ``runs/{method}_s{sparsity}_seed{seed}/``: one trainer RUN_DIR per run (checkpoint.pt,
-  last.pt, metrics.json, config.json) plus ``net.h5`` (the loihi2 export). A run with
-  metrics.json is complete and skipped; a partial one is continued from last.pt
-  (``resume=True``), so killing and restarting the sweep resumes where it stopped. A RUN_DIR
-  holding another config (other epochs, other --set values) is an error before any work.
+  last.pt, metrics.json, config.json) plus ``net.h5`` (the loihi2 export), ``sweep.lock``
+  (held while the run trains) and, with --jobs > 1, the worker's ``sweep_spec.json`` and
+  ``sweep_stderr.log``. A run with metrics.json is complete and skipped; a partial one is
+  continued from last.pt (``resume=True``), so killing and restarting the sweep resumes where
+  it stopped (at the last finished epoch; workers end with the sweep). A RUN_DIR holding
+  another config (other epochs, other --set values) is an error before any work.
 - ``results.json``: one entry per evaluated run (written atomically after each run; a run whose
   checkpoint is unchanged since its entry is not evaluated again).
 - ``results.md``, ``accuracy_vs_connections.png``: mean and spread over seeds per
   (method, sparsity); ``sweep_log.json``: every invocation's command, stage, machine and seconds.
 
 Stages ``train`` and ``evaluate`` import nothing from Lava (the emulator is plain numpy), so
-they run on a machine without lava-nc. Summarize needs matplotlib (Agg).
+they run on a machine without lava-nc; they do import ``trainer.data``, whose audio reader
+imports soundfile at module level (trainer/data/audio_io.py). Summarize needs matplotlib (Agg).
 
-Default epochs (DEFAULT_EPOCHS = 15): one seed of the 28 FSDD runs (4 methods x 7 sparsities,
-defaults.toml otherwise: 40 -> 256 -> 10, K = 25, batch 64, 2430 training samples) should take
-about two hours on this 2-core CPU machine. Measured with ``python -m experiments.time_epochs``
-(one epoch per run, trainer training seconds per epoch, validation excluded), at sparsity 0 / 0.9:
-see MEASURED_EPOCH_SECONDS below; the shared machine's 1-minute load average during the
-measurement was 5-6 (other jobs on the 2 cores), so these figures are roughly 2x what an idle
-machine gives. Arithmetic: mean over methods and sparsities of (epoch seconds + about 2 s of
-validation) x 15 epochs + about 15 s per run (data, test evaluation) + evaluation stage (about
-5 s per run: export + emulator on 300 test samples) -> see the estimate printed by
-``estimate_hours()``; with the loaded-machine figures it is about 3.7 h, so on an idle machine
-(about half) about 1.9 h. More seeds: ``--seeds 0 1 2`` (three times as long) where time allows.
+Default epochs (DEFAULT_EPOCHS = 12), sized so that one seed of the 28 FSDD runs (4 methods x
+7 sparsities; defaults.toml otherwise: 40 -> 256 -> 10, K = 25, batch 64, 2430 training
+samples, 38 steps per epoch) takes about two hours on this 2-core CPU machine. Measured with
+``nice -n 5 python -m experiments.time_epochs`` (one epoch per run, sparsity 0 and 0.9) while
+other jobs shared the 2 cores (1-minute load average 5.0-5.9), so wall seconds overstate an
+idle machine; per epoch, trainer seconds (wall, loaded) -> CPU seconds of the process:
+
+    method            s = 0            s = 0.9
+    dcls              39.7 -> 27.4     50.2 -> 35.5
+    structure         26.8 -> 18.3     23.9 -> 20.3
+    structure-multi   26.3 -> 17.7     30.4 -> 20.2
+    no-delay           8.2 ->  6.7      8.0 ->  7.7     mean CPU 19.2 s per epoch
+
+(a 40-epoch dense dcls FSDD run with these defaults, on the same loaded machine, averaged 22 s
+per epoch, i.e. about 13.5 s for the mean method at the ratios above). With CPU seconds as wall seconds
+(an upper bound when torch uses both cores) plus 2 s validation per epoch, 10 s per run for data,
+checkpoints and the test evaluation, and 2 s per run for the evaluate stage (measured: export +
+emulator on 300 test samples + budget, 1.7-1.9 s):
+28 x (12 x (19.2 + 2) + 10 + 2) s = 7460 s = 2.1 h (upper bound); at 13.5 s per epoch,
+28 x (12 x 15.5 + 12) s = 5540 s = 1.5 h. ``estimate_hours()`` repeats this arithmetic.
+The trainer's own default (40 epochs) reached 92.3% test on dense dcls; 12 epochs is what two
+hours allow here. On a GPU, pass ``--epochs 40`` (and ``--seeds 0 1 2``) where time allows.
 """
 from __future__ import annotations
 
@@ -49,7 +63,7 @@ from pathlib import Path
 
 METHODS = ("dcls", "structure", "structure-multi", "no-delay")
 SPARSITIES = (0.0, 0.5, 0.75, 0.875, 0.9375, 0.96875, 0.984375)
-DEFAULT_EPOCHS = 15
+DEFAULT_EPOCHS = 12
 STAGES = ("train", "evaluate", "summarize", "all")
 PROFILE = "loihi2"
 RESULTS = "results.json"
@@ -61,10 +75,13 @@ RESULTS_FORMAT = "delaysnn-sweep-results"
 
 # seconds per training epoch measured here (FSDD, 2 cores, load average 5-6), by
 # (method, sparsity); see the module docstring and experiments.time_epochs
-MEASURED_EPOCH_SECONDS: dict[tuple[str, float], float] = {}
-RUN_OVERHEAD_SECONDS = 15.0   # data loading, checkpointing, test evaluation per run
+MEASURED_EPOCH_SECONDS: dict[tuple[str, float], float] = {
+    ("dcls", 0.0): 27.4, ("dcls", 0.9): 35.5, ("structure", 0.0): 18.3, ("structure", 0.9): 20.3,
+    ("structure-multi", 0.0): 17.7, ("structure-multi", 0.9): 20.2, ("no-delay", 0.0): 6.7,
+    ("no-delay", 0.9): 7.7}   # CPU seconds per epoch (an upper bound of idle wall seconds)
+RUN_OVERHEAD_SECONDS = 10.0   # data loading, checkpointing, test evaluation per run
 VAL_SECONDS = 2.0             # validation per epoch
-EVAL_SECONDS = 5.0            # export + emulator + budget per run
+EVAL_SECONDS = 2.0            # export + emulator + budget per run (evaluate stage)
 
 
 def estimate_hours(epochs: int = DEFAULT_EPOCHS, n_runs: int = len(METHODS) * len(SPARSITIES),
@@ -200,75 +217,131 @@ def check_existing(out: Path, specs: list[dict]) -> None:
 
 # ----------------------------------------------------------------------------- train stage
 
-def _set_threads(n: int) -> None:
-    import torch
-    torch.set_num_threads(max(1, int(n)))
+class RunLocked(RuntimeError):
+    """Another process holds the run's lock (it is training that run now)."""
+
+
+LOCK = "sweep.lock"
+
+
+def _lock_run(run_dir: Path):
+    """Hold RUN_DIR/sweep.lock (flock, released when the process ends); RunLocked if taken."""
+    import fcntl
+
+    run_dir.mkdir(parents=True, exist_ok=True)
+    fd = os.open(run_dir / LOCK, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(fd)
+        raise RunLocked(f"{run_dir} is being trained by another process (it holds "
+                        f"{run_dir / LOCK}); stop that sweep first") from None
+    return fd
 
 
 def train_one(spec: dict, run_dir: str, progress: bool = False) -> dict:
-    """Train (or continue) one run into run_dir; {name, seconds, resumed}. Worker entry point."""
+    """Train (or continue, resume=True, when RUN_DIR holds a partial run) one run into run_dir,
+    holding its lock; {name, seconds, resumed}."""
     import trainer
 
     run_dir = Path(run_dir)
-    resume = run_state(run_dir) == "partial"
-    t0 = time.perf_counter()
-    res = trainer.train(dict(spec["overrides"]), out=run_dir, resume=resume, sets=spec["sets"],
-                        progress=progress)
-    if not res.completed:
-        raise RuntimeError(f"{spec['name']}: training stopped before its last epoch")
-    return {"name": spec["name"], "seconds": time.perf_counter() - t0, "resumed": resume}
+    fd = _lock_run(run_dir)
+    try:
+        resume = run_state(run_dir) == "partial"
+        t0 = time.perf_counter()
+        res = trainer.train(dict(spec["overrides"]), out=run_dir, resume=resume,
+                            sets=spec["sets"], progress=progress)
+        if not res.completed:
+            raise RuntimeError(f"{spec['name']}: training stopped before its last epoch")
+        return {"name": spec["name"], "seconds": time.perf_counter() - t0, "resumed": resume}
+    finally:
+        os.close(fd)
+
+
+def _start_worker(spec: dict, run_dir: Path, threads: int):
+    """Start ``python -m experiments.sweep_worker RUN_DIR`` (stdout shared, stderr appended to
+    RUN_DIR/sweep_stderr.log); returns the Popen."""
+    import subprocess
+
+    from experiments.sweep_worker import SPEC
+
+    run_dir.mkdir(parents=True, exist_ok=True)
+    _atomic_write_json({**{k: v for k, v in spec.items() if k != "config"}, "threads": threads},
+                       run_dir / SPEC)
+    repo = Path(__file__).resolve().parents[1]
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join([str(repo)] + ([env["PYTHONPATH"]]
+                                                        if env.get("PYTHONPATH") else []))
+    with open(run_dir / "sweep_stderr.log", "ab") as err:
+        return subprocess.Popen([sys.executable, "-m", "experiments.sweep_worker",
+                                 str(run_dir.resolve())], cwd=repo, env=env, stderr=err)
+
+
+def _worker_failure(name: str, run_dir: Path, code: int) -> str:
+    from experiments.sweep_worker import EXIT_LOCKED
+
+    if code == EXIT_LOCKED:
+        return f"{name}: being trained by another process (it holds {run_dir / LOCK})"
+    log = run_dir / "sweep_stderr.log"
+    lines = [ln for ln in log.read_text(errors="replace").splitlines() if ln.strip()]
+    last = lines[-1] if lines else "no error output"
+    return f"{name}: exit status {code}: {last} (see {log})"
 
 
 def train_stage(out: Path, specs: list[dict], jobs: int = 1, progress: bool = True) -> dict:
-    """Train every spec whose RUN_DIR is not complete; ``jobs`` runs at a time (spawned worker
-    processes when jobs > 1, each with torch threads = max(1, cores // jobs)).
-    Returns {"trained": [names], "skipped": [names], "seconds": wall}. A failing run does not
-    stop the others; RuntimeError listing the failures is raised at the end."""
+    """Train every spec whose RUN_DIR is not complete; ``jobs`` runs at a time (jobs > 1: worker
+    processes ``python -m experiments.sweep_worker``, each with torch threads =
+    max(1, cores // jobs); they end with the sweep). Returns {"trained": [names],
+    "skipped": [names], "seconds": wall}. A failing run does not stop the others;
+    RuntimeError listing the failures is raised at the end."""
     from tqdm import tqdm
 
     t0 = time.perf_counter()
-    todo = [sp for sp in specs if run_state(out / "runs" / sp["name"]) != "complete"]
-    skipped = [sp["name"] for sp in specs if run_state(out / "runs" / sp["name"]) == "complete"]
+    state = {sp["name"]: run_state(out / "runs" / sp["name"]) for sp in specs}
+    todo = [sp for sp in specs if state[sp["name"]] != "complete"]
+    skipped = [sp["name"] for sp in specs if state[sp["name"]] == "complete"]
     trained, failed = [], []
     threads = max(1, _cores() // jobs)
     bar = tqdm(total=len(todo), desc="train", unit="run", disable=not progress or not todo)
-    if todo:
-        (out / "runs").mkdir(parents=True, exist_ok=True)
     if todo and jobs == 1:
         import torch
         before = torch.get_num_threads()
-        _set_threads(threads)
+        torch.set_num_threads(threads)
         try:
             for sp in todo:
                 bar.set_postfix_str(sp["name"])
                 try:
                     trained.append(train_one(sp, str(out / "runs" / sp["name"]))["name"])
-                except (ValueError, RuntimeError) as e:
+                except (ValueError, RuntimeError) as e:   # RunLocked, config and data errors
                     failed.append(f"{sp['name']}: {e}")
                 bar.update(1)
         finally:
-            _set_threads(before)
+            torch.set_num_threads(before)
     elif todo:
-        import multiprocessing as mp
-        from concurrent.futures import ProcessPoolExecutor, as_completed
-
-        with ProcessPoolExecutor(max_workers=min(jobs, len(todo)),
-                                 mp_context=mp.get_context("spawn"),
-                                 initializer=_set_threads, initargs=(threads,)) as pool:
-            futs = {pool.submit(train_one, sp, str(out / "runs" / sp["name"])): sp
-                    for sp in todo}
-            try:
-                for f in as_completed(futs):
-                    sp = futs[f]
-                    try:
-                        trained.append(f.result()["name"])
-                    except Exception as e:  # noqa: BLE001 - reported together at the end
-                        failed.append(f"{sp['name']}: {type(e).__name__}: {e}")
-                    bar.set_postfix_str(sp["name"])
+        queue, running = list(todo), {}
+        try:
+            while queue or running:
+                while queue and len(running) < jobs:
+                    sp = queue.pop(0)
+                    rd = out / "runs" / sp["name"]
+                    running[sp["name"]] = (_start_worker(sp, rd, threads), rd)
+                time.sleep(0.2)
+                for name, (proc, rd) in list(running.items()):
+                    code = proc.poll()
+                    if code is None:
+                        continue
+                    del running[name]
+                    if code == 0:
+                        trained.append(name)
+                    else:
+                        failed.append(_worker_failure(name, rd, code))
+                    bar.set_postfix_str(name)
                     bar.update(1)
-            except BaseException:
-                pool.shutdown(wait=True, cancel_futures=True)
-                raise
+        finally:
+            for proc, _ in running.values():   # interrupted: stop the workers we started
+                proc.terminate()
+            for proc, _ in running.values():
+                proc.wait()
     bar.close()
     if failed:
         raise RuntimeError(f"{len(failed)} of {len(todo)} runs failed (the others are kept; "
@@ -349,7 +422,7 @@ def evaluate_run(run_dir: Path, data: _DataCache, profile: str = PROFILE) -> dic
         "connections": int(sum(metrics["connections"])),
         "synops_per_sample": float(b.synops_per_sample),
         "spikes_per_sample": float(b.spikes_per_sample),
-        "energy_per_sample_joules": b.energy_total,
+        "energy_per_sample_joules": None if b.energy_total is None else float(b.energy_total),
         "profile": profile, "refused": list(b.refused),
         "export_warnings": list(report["warnings"]),
         "train_seconds": float(metrics["seconds"]),
@@ -523,6 +596,10 @@ def plot_accuracy_vs_connections(rows: list[dict], path: Path) -> None:
     _atomic_write_bytes(buf.getvalue(), path)
 
 
+def _hours(seconds: float) -> str:
+    return f"{seconds / 3600:.2f} h" if seconds >= 3600 else f"{seconds / 60:.1f} min"
+
+
 def _time_lines(out: Path, entries: list[dict]) -> list[str]:
     log = json.loads((out / LOG).read_text()) if (out / LOG).is_file() else []
     lines = []
@@ -531,12 +608,12 @@ def _time_lines(out: Path, entries: list[dict]) -> list[str]:
         wall = sum(c["train"]["seconds"] for c in train_calls)
         machines = sorted({f"{c['machine']} ({c['device']})" for c in train_calls})
         lines.append(f"- Machine: {'; '.join(machines)}.")
-        lines.append(f"- Training stage wall time: {wall / 3600:.2f} h over {len(train_calls)} "
+        lines.append(f"- Training stage wall time: {_hours(wall)} over {len(train_calls)} "
                      f"invocation(s) with --jobs {', '.join(sorted({str(c['jobs']) for c in train_calls}))}.")
     ts = sum(e["train_seconds"] for e in entries)
     es = sum(e["evaluate_seconds"] for e in entries)
-    lines.append(f"- Sum over runs: training {ts / 3600:.2f} h (trainer epochs, excluding "
-                 f"validation), evaluation {es / 60:.1f} min (export + emulator + budget).")
+    lines.append(f"- Sum over runs: training {_hours(ts)} (trainer epochs, excluding "
+                 f"validation), evaluation {_hours(es)} (export + emulator + budget).")
     return lines
 
 
@@ -560,8 +637,9 @@ def summarize_stage(out: Path, specs: list[dict] | None = None, docs: Path | Non
     plot_accuracy_vs_connections(rows, out / PLOT)
     epochs = sorted({e["epochs"] for e in entries})
     datasets = sorted({e["dataset"] for e in entries})
+    bullets = [f"- {line}" for line in comp]
     md = "\n".join([f"# Sweep results ({', '.join(datasets)}, {'/'.join(map(str, epochs))} "
-                    "epochs)", "", table, "", *comp, "", caveat, "",
+                    "epochs)", "", table, "", *bullets, "", caveat, "",
                     f"![accuracy vs connections]({PLOT})", ""])
     _atomic_write_bytes(md.encode(), out / RESULTS_MD)
     if docs is not None:
@@ -576,13 +654,14 @@ def summarize_stage(out: Path, specs: list[dict] | None = None, docs: Path | Non
         if command and command not in cmds:
             cmds.append(command)
         doc = [
-            "# Results: learned delays on FSDD, accuracy against connections", "",
+            f"# Results: learned delays on {', '.join(datasets)}, accuracy against connections",
+            "",
             "Produced by `experiments/sweep.py` (train every method at every sparsity, export "
             f"the best checkpoint of each run to Lava for {PROFILE}, evaluate it with the "
             "bit-exact emulator, tabulate). Command(s), from the repository root:", "",
             "```", *cmds, "```", "",
-            f"- Dataset: {', '.join(datasets)} (official split; validation carved from the "
-            "training set chooses the best epoch; the test set chooses nothing).",
+            f"- Dataset: {', '.join(datasets)} (validation carved from the training split "
+            "chooses each run's best epoch; the test split chooses nothing).",
             f"- Epochs per run: {', '.join(map(str, epochs))}; seeds: "
             f"{', '.join(str(s) for s in sorted({e['seed'] for e in entries}))}.",
             *_time_lines(out, entries), "",
@@ -591,7 +670,8 @@ def summarize_stage(out: Path, specs: list[dict] | None = None, docs: Path | Non
             "sample standard deviation over seeds (no ± with one seed). Synaptic operations "
             f"per sample are `lava_runtime.budget.estimate(...).synops_per_sample` on {PROFILE}.",
             "", table, "", f"![accuracy vs connections]({DOCS_PLOT})", "",
-            "## Did structure learning beat DCLS at high sparsity?", "", *comp, "", caveat, ""]
+            "## Did structure learning beat DCLS at high sparsity?", "", *bullets, "", caveat,
+            ""]
         _atomic_write_bytes("\n".join(doc).encode(), docs)
     return {"rows": rows, "comparison": comp}
 

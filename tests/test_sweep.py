@@ -1,11 +1,12 @@
 """experiments.sweep: a tiny synthetic sweep through train -> evaluate -> summarize (+ docs),
 resumption (a second invocation trains and evaluates nothing; a run without metrics.json is
-continued with resume=True), config mismatches and bad input refused before any work, and the
+continued with resume=True; a run locked by another process is not touched), config mismatches and bad input refused before any work, and the
 aggregation / comparison text on hand-made rows."""
 from __future__ import annotations
 
 import json
 import math
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -129,6 +130,14 @@ def test_partial_run_is_continued_with_resume(swept, monkeypatch):
     before = json.loads(metrics.read_text())
     metrics.unlink()                       # as if killed after the last epoch's last.pt
     assert sw.run_state(out / "runs" / name) == "partial"
+    fd = sw._lock_run(out / "runs" / name)     # as if another sweep were training it
+    try:
+        with pytest.raises(RuntimeError, match=r"1 of 1 runs failed .*structure_s0.75_seed0 is "
+                                               r"being trained by another process"):
+            sw.sweep(out, stage="train", **_kwargs())
+    finally:
+        os.close(fd)
+    assert calls == []
     r = sw.sweep(out, stage="train", **_kwargs())
     assert r["train"]["trained"] == [name] and len(calls) == 1 and calls[0]["resume"] is True
     after = json.loads(metrics.read_text())
