@@ -38,10 +38,10 @@ idle machine; per epoch, trainer seconds (wall, loaded) -> CPU seconds of the pr
     no-delay           8.2 ->  6.7      8.0 ->  7.7     mean CPU 19.2 s per epoch
 
 (a 40-epoch dense dcls FSDD run with these defaults, on the same loaded machine, averaged 22 s
-per epoch, i.e. about 13.5 s for the mean method at the ratios above). With CPU seconds as wall seconds
-(an upper bound when torch uses both cores) plus 2 s validation per epoch, 10 s per run for data,
-checkpoints and the test evaluation, and 2 s per run for the evaluate stage (measured: export +
-emulator on 300 test samples + budget, 1.7-1.9 s):
+per epoch, i.e. about 13.5 s for the mean method at the ratios above). With CPU seconds as
+wall seconds (an upper bound when torch uses both cores) plus 2 s validation per epoch, 10 s
+per run for data, checkpoints and the test evaluation, and 2 s per run for the evaluate stage
+(measured: export + emulator on 300 test samples + budget, 1.7-1.9 s):
 28 x (12 x (19.2 + 2) + 10 + 2) s = 7460 s = 2.1 h (upper bound); at 13.5 s per epoch,
 28 x (12 x 15.5 + 12) s = 5540 s = 1.5 h. ``estimate_hours()`` repeats this arithmetic.
 The trainer's own default (40 epochs) reached 92.3% test on dense dcls; 12 epochs is what two
@@ -608,8 +608,9 @@ def _time_lines(out: Path, entries: list[dict]) -> list[str]:
         wall = sum(c["train"]["seconds"] for c in train_calls)
         machines = sorted({f"{c['machine']} ({c['device']})" for c in train_calls})
         lines.append(f"- Machine: {'; '.join(machines)}.")
+        jobs = ", ".join(sorted({str(c["jobs"]) for c in train_calls}))
         lines.append(f"- Training stage wall time: {_hours(wall)} over {len(train_calls)} "
-                     f"invocation(s) with --jobs {', '.join(sorted({str(c['jobs']) for c in train_calls}))}.")
+                     f"invocation(s) with --jobs {jobs}.")
     ts = sum(e["train_seconds"] for e in entries)
     es = sum(e["evaluate_seconds"] for e in entries)
     lines.append(f"- Sum over runs: training {_hours(ts)} (trainer epochs, excluding "
@@ -750,13 +751,14 @@ def sweep(out: str | Path = "runs/sweep", *, dataset: str = "fsdd", data_dir: st
 
 
 def _check_data(cfg: dict) -> None:
-    """Load the test split once (features are cached), so a missing data folder fails before
-    any training starts."""
+    """Load the test and training splits once before any training: a missing data folder fails
+    here, and the feature cache is filled before parallel workers would each compute it."""
     from trainer.data import load_dataset
 
-    load_dataset(cfg["dataset"], "test", cfg["data_dir"] or None, seed=cfg["seed"],
-                 n_mels=cfg["n_mels"], time_steps=cfg["time_steps"],
-                 val_fraction=cfg["val_fraction"], **cfg["data_options"])
+    for split in ("test", "train"):
+        load_dataset(cfg["dataset"], split, cfg["data_dir"] or None, seed=cfg["seed"],
+                     n_mels=cfg["n_mels"], time_steps=cfg["time_steps"],
+                     val_fraction=cfg["val_fraction"], **cfg["data_options"])
 
 
 def build_parser() -> argparse.ArgumentParser:

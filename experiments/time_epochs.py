@@ -44,12 +44,13 @@ def time_epochs(dataset: str = "fsdd", methods=METHODS, sparsities=(0.0, 0.9), e
                 wall = time.perf_counter() - t0
                 r1 = resource.getrusage(resource.RUSAGE_SELF)
                 cpu = (r1.ru_utime - r0.ru_utime) + (r1.ru_stime - r0.ru_stime)
+            load1 = os.getloadavg()[0]
             row = {"method": method, "sparsity": float(s),
                    "epoch_seconds": [h["seconds"] for h in res.metrics["history"]],
-                   "wall_seconds": wall, "cpu_seconds": cpu, "load_avg": [load0, os.getloadavg()[0]]}
-            print(f"{method:16s} s={s:<8g} epoch s {', '.join(f'{x:.1f}' for x in row['epoch_seconds'])}"
-                  f"  wall {wall:.1f} s  cpu {cpu:.1f} s  load {row['load_avg'][0]:.1f}->{row['load_avg'][1]:.1f}",
-                  flush=True)
+                   "wall_seconds": wall, "cpu_seconds": cpu, "load_avg": [load0, load1]}
+            per_epoch = ", ".join(f"{x:.1f}" for x in row["epoch_seconds"])
+            print(f"{method:16s} s={s:<8g} epoch s {per_epoch}  wall {wall:.1f} s  "
+                  f"cpu {cpu:.1f} s  load {load0:.1f}->{load1:.1f}", flush=True)
             rows.append(row)
     return rows
 

@@ -1,7 +1,8 @@
 """experiments.sweep: a tiny synthetic sweep through train -> evaluate -> summarize (+ docs),
 resumption (a second invocation trains and evaluates nothing; a run without metrics.json is
-continued with resume=True; a run locked by another process is not touched), config mismatches and bad input refused before any work, and the
-aggregation / comparison text on hand-made rows."""
+continued with resume=True; a run locked by another process is not touched), config
+mismatches and bad input refused before any work, and the aggregation / comparison text on
+hand-made rows."""
 from __future__ import annotations
 
 import json
