@@ -5,7 +5,7 @@ configuration runs in its own subprocess (so peak memory is its own): a few warm
 timed full training steps (forward with training kernels, backward, Adam, rewiring) through
 trainer.train.optimisation_step. The baseline, measured in the same run, is the same network
 with nn.Conv1d layers holding dense (post, pre, K) kernels. Prints samples/s, peak memory (CUDA:
-max allocated; CPU: peak RSS of the subprocess) and the ratio to the dense baseline.
+max allocated; CPU: peak RSS of the subprocess minus its RSS after imports) and the ratio to the dense baseline.
 
     python bench/train_speed.py [--steps 5] [--device cpu] [--batch 256]
 """
@@ -24,6 +24,12 @@ REPO = Path(__file__).resolve().parents[1]
 METHODS = ["dcls", "structure", "structure-multi", "no-delay"]
 
 
+def _rss_bytes() -> int:
+    """Current resident set size of this process (bytes, Linux)."""
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+
+
 def measure(kind: str, sparsity: float, steps: int, batch: int, device: str) -> dict:
     import torch
     from torch import nn
@@ -33,6 +39,7 @@ def measure(kind: str, sparsity: float, steps: int, batch: int, device: str) -> 
     from trainer.train import optimisation_step
     torch.set_flush_denormal(True)
     dev = torch.device(device)
+    base_rss = _rss_bytes()
     g = torch.Generator().manual_seed(0)
     x = (torch.rand(batch, 100, 40, generator=g) * 0.08).to(dev)
     y = torch.randint(0, 10, (batch,), generator=g).to(dev)
@@ -78,7 +85,7 @@ def measure(kind: str, sparsity: float, steps: int, batch: int, device: str) -> 
         torch.cuda.synchronize()
         peak = torch.cuda.max_memory_allocated()
     else:
-        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 - base_rss
     sec = time.perf_counter() - t0
     return {"kind": kind, "sparsity": sparsity, "samples_per_s": steps * batch / sec,
             "peak_bytes": int(peak)}
