@@ -12,7 +12,7 @@ import trainer
 
 REPO = Path(__file__).resolve().parents[1]
 CFG = {"dataset": "synthetic", "method": "dcls", "sparsity": 0.5, "hidden": [12],
-       "kernel_size": 7, "epochs": 2, "batch_size": 40, "lr": 0.05, "max_lr": 0.1,
+       "kernel_size": 7, "epochs": 2, "batch_size": 40, "lr": 0.05, "max_lr": 0.1, "num_threads": 1,
        "data_options": {"n_train": 160, "n_test": 40}}
 
 

@@ -13,7 +13,7 @@ import trainer
 from trainer.data.synthetic import class_offsets
 
 TASK = {"dataset": "synthetic", "n_mels": 10, "hidden": [16], "tau": 2.0, "epochs": 15,
-        "batch_size": 32, "seed": 0,
+        "batch_size": 32, "seed": 0, "num_threads": 1,
         "data_options": {"n_train": 500, "n_test": 200, "n_classes": 5, "data_seed": 79}}
 
 

@@ -53,6 +53,7 @@ def test_training_keeps_count_and_zeros(tmp_path, method):
 
     result = trainer.train({"dataset": "synthetic", "method": method, "sparsity": 0.9,
                             "hidden": [16], "epochs": 2, "lr": 0.1, "max_lr": 0.2, "batch_size": 50, "kernel_size": 9,
+                            "num_threads": 1,
                             "data_options": {"n_train": 200, "n_test": 40}},
                            out=tmp_path / "run", progress=False, on_step=on_step)
     assert len(checked) == 2 * 4

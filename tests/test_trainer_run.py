@@ -13,7 +13,7 @@ from trainer.data import load_dataset
 from trainer.evaluate import model_from_checkpoint, predict
 
 TINY = {"dataset": "synthetic", "method": "dcls", "hidden": [16], "kernel_size": 9,
-        "epochs": 2, "batch_size": 50, "data_options": {"n_train": 200, "n_test": 60}}
+        "epochs": 2, "batch_size": 50, "num_threads": 1, "data_options": {"n_train": 200, "n_test": 60}}
 
 
 @pytest.fixture(scope="module")

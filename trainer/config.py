@@ -16,7 +16,7 @@ DEFAULTS_PATH = Path(__file__).with_name("defaults.toml")
 MAX_DELAY_STEPS = 62   # lava-dl netx clamps delays to 62; Lava fixed_pt rejects > 63
 DATASET_NAMES = ("fsdd", "rawhd", "shd", "folder", "synthetic")
 # keys that may differ between a run and its --resume (they do not change the result)
-NON_IDENTITY_KEYS = ("device", "data_dir")
+NON_IDENTITY_KEYS = ("device", "data_dir", "num_threads")
 
 
 def load_defaults() -> dict:
@@ -85,7 +85,8 @@ def validate_config(cfg: dict) -> None:
         _check_type(cfg, key, (int, float), "a number")
         if not math.isfinite(cfg[key]):
             raise ValueError(f"{key} must be finite, got {cfg[key]!r}")
-    for key in ("epochs", "seed", "batch_size", "kernel_size", "n_mels", "time_steps"):
+    for key in ("epochs", "seed", "batch_size", "kernel_size", "n_mels", "time_steps",
+                "num_threads"):
         _check_type(cfg, key, (int,), "an integer")
     for key in ("dale", "batchnorm"):
         _check_type(cfg, key, (bool,), "true or false")
@@ -102,6 +103,8 @@ def validate_config(cfg: dict) -> None:
                          f"{MAX_DELAY_STEPS + 1}")
     if cfg["epochs"] < 1 or cfg["batch_size"] < 1:
         raise ValueError("epochs and batch_size must be >= 1")
+    if cfg["num_threads"] < 0:
+        raise ValueError(f"num_threads must be >= 0 (0 = torch's default), got {cfg['num_threads']}")
     if cfg["seed"] < 0:
         raise ValueError(f"seed must be >= 0, got {cfg['seed']}")
     if not 0 <= cfg["dropout"] < 1:

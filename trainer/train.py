@@ -129,10 +129,14 @@ def train(config: dict | str | Path | None = None, *, out: str | Path, resume: b
     state = prepare_run_dir(run_dir, cfg, resume)
     torch.set_flush_denormal(True)   # Gaussian kernel tails: 4x slower as denormals
     warnings.filterwarnings("ignore", message="The value of the smallest subnormal")
+    threads = torch.get_num_threads()
     info, device = setup(cfg["device"])
+    if cfg["num_threads"] > 0:
+        torch.set_num_threads(cfg["num_threads"])
     try:
         return _train(cfg, run_dir, state, info, device, progress, stop_after_epoch, on_step)
     finally:
+        torch.set_num_threads(threads)
         teardown(info)
 
 
