@@ -557,6 +557,34 @@ def comparison_lines(rows: list[dict], baseline: str = "dcls",
     return out
 
 
+def matched_connection_lines(rows: list[dict], baseline: str = "dcls",
+                             contenders=("structure-multi",), top: int = 3) -> list[str]:
+    """Compare at (nearly) equal connection count, the claim's own terms. structure-multi's
+    candidates span (pre, post, delay), K times dcls's (pre, post), so equal sparsity is not
+    equal connections: each of the contender's ``top`` sparsest points is paired with the
+    baseline point of nearest connection count (at most 2x apart; otherwise said so)."""
+    out = []
+    base = [r for r in rows if r["method"] == baseline]
+    for c in contenders:
+        mine = sorted((r for r in rows if r["method"] == c), key=lambda r: r["connections"][0])
+        if not mine or not base:
+            continue
+        for r in mine[:top]:
+            n = r["connections"][0]
+            b = min(base, key=lambda q: abs(math.log(q["connections"][0] / n)))
+            nb = b["connections"][0]
+            if abs(math.log(nb / n)) > math.log(2):
+                out.append(f"{c} with {n:,.0f} connections: no {baseline} run within 2x "
+                           f"of that connection count.")
+                continue
+            ma, mb = r["test_accuracy"][0], b["test_accuracy"][0]
+            verb = "beat" if ma > mb else ("tied with" if ma == mb else "did not beat")
+            out.append(f"{c} with {n:,.0f} connections (sparsity {r['sparsity']:g}) {verb} "
+                       f"{baseline} with {nb:,.0f} connections (sparsity {b['sparsity']:g}): "
+                       f"{100 * ma:.1f}% vs {100 * mb:.1f}%.")
+    return out
+
+
 def caveat_line(rows: list[dict]) -> str:
     seeds = sorted({r["n_seeds"] for r in rows})
     n_test = sorted({n for r in rows for n in r["n_test"]})
@@ -633,7 +661,7 @@ def summarize_stage(out: Path, specs: list[dict] | None = None, docs: Path | Non
                          + "; run --stage train and --stage evaluate first")
     rows = aggregate(entries)
     table = results_table(rows)
-    comp = comparison_lines(rows)
+    comp = comparison_lines(rows) + matched_connection_lines(rows)
     caveat = caveat_line(rows)
     plot_accuracy_vs_connections(rows, out / PLOT)
     epochs = sorted({e["epochs"] for e in entries})

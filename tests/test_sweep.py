@@ -211,3 +211,21 @@ def test_aggregate_and_comparison_text():
     assert sw.comparison_lines(rows, contenders=("structure-multi",)) == []   # no such rows
     assert sw.comparison_lines(rows, baseline="no-delay") == [
         "No sparsity has both structure and no-delay results: no comparison."]
+
+
+def test_matched_connection_comparison_pairs_nearest_count():
+    """structure-multi at sparsity S has K times dcls's connections: compare at equal counts."""
+    def row(method, s, acc, conn):
+        return {"method": method, "sparsity": s, "n_seeds": 1, "test_accuracy": (acc, None),
+                "connections": (conn, None)}
+    rows = [row("dcls", 0.5, 0.83, 6400), row("dcls", 0.75, 0.87, 3200),
+            row("structure-multi", 0.984375, 0.85, 5000),
+            row("structure-multi", 0.96875, 0.70, 10000),
+            row("structure-multi", 0.5, 0.20, 160000)]
+    assert sw.matched_connection_lines(rows) == [
+        "structure-multi with 5,000 connections (sparsity 0.984375) beat dcls with 6,400 "
+        "connections (sparsity 0.5): 85.0% vs 83.0%.",
+        "structure-multi with 10,000 connections (sparsity 0.96875) did not beat dcls with "
+        "6,400 connections (sparsity 0.5): 70.0% vs 83.0%.",
+        "structure-multi with 160,000 connections: no dcls run within 2x of that connection "
+        "count."]
