@@ -57,9 +57,10 @@ import os
 import platform
 import shlex
 import sys
-import tempfile
 import time
 from pathlib import Path
+
+from trainer.atomic_files import write_bytes_atomic, write_json_atomic
 
 METHODS = ("dcls", "structure", "structure-multi", "no-delay")
 SPARSITIES = (0.0, 0.5, 0.75, 0.875, 0.9375, 0.96875, 0.984375)
@@ -101,23 +102,6 @@ def estimate_hours(epochs: int = DEFAULT_EPOCHS, n_runs: int = len(METHODS) * le
 def run_name(method: str, sparsity: float, seed: int) -> str:
     """RUN_DIR name of one run: ``{method}_s{sparsity}_seed{seed}`` (sparsity as repr(float))."""
     return f"{method}_s{float(sparsity)!r}_seed{int(seed)}"
-
-
-def _atomic_write_bytes(data: bytes, path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-
-
-def _atomic_write_json(obj, path: Path) -> None:
-    _atomic_write_bytes((json.dumps(obj, indent=2, sort_keys=True) + "\n").encode(), path)
 
 
 def _sha256(path: Path) -> str:
@@ -266,8 +250,8 @@ def _start_worker(spec: dict, run_dir: Path, threads: int):
     from experiments.sweep_worker import SPEC
 
     run_dir.mkdir(parents=True, exist_ok=True)
-    _atomic_write_json({**{k: v for k, v in spec.items() if k != "config"}, "threads": threads},
-                       run_dir / SPEC)
+    write_json_atomic({**{k: v for k, v in spec.items() if k != "config"}, "threads": threads},
+                      run_dir / SPEC, sort_keys=True)
     repo = Path(__file__).resolve().parents[1]
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join([str(repo)] + ([env["PYTHONPATH"]]
@@ -458,7 +442,7 @@ def evaluate_stage(out: Path, specs: list[dict], data_dir: str | None = None,
         except ValueError as e:  # ExportError / ProfileViolation / DataError: reported at the end
             failed.append(f"{sp['name']}: {type(e).__name__}: {e}")
             continue
-        _atomic_write_json(res, out / RESULTS)
+        write_json_atomic(res, out / RESULTS, sort_keys=True)
         evaluated.append(sp["name"])
     if failed:
         raise RuntimeError(f"{len(failed)} of {len(todo)} evaluations failed (the others are in "
@@ -621,7 +605,7 @@ def plot_accuracy_vs_connections(rows: list[dict], path: Path) -> None:
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=120)
     plt.close(fig)
-    _atomic_write_bytes(buf.getvalue(), path)
+    write_bytes_atomic(buf.getvalue(), path)
 
 
 def _hours(seconds: float) -> str:
@@ -670,11 +654,11 @@ def summarize_stage(out: Path, specs: list[dict] | None = None, docs: Path | Non
     md = "\n".join([f"# Sweep results ({', '.join(datasets)}, {'/'.join(map(str, epochs))} "
                     "epochs)", "", table, "", *bullets, "", caveat, "",
                     f"![accuracy vs connections]({PLOT})", ""])
-    _atomic_write_bytes(md.encode(), out / RESULTS_MD)
+    write_bytes_atomic(md.encode(), out / RESULTS_MD)
     if docs is not None:
         docs = Path(docs)
         plot_bytes = (out / PLOT).read_bytes()
-        _atomic_write_bytes(plot_bytes, docs.parent / DOCS_PLOT)
+        write_bytes_atomic(plot_bytes, docs.parent / DOCS_PLOT)
         log = json.loads((out / LOG).read_text()) if (out / LOG).is_file() else []
         cmds = []
         for c in log:
@@ -701,7 +685,7 @@ def summarize_stage(out: Path, specs: list[dict] | None = None, docs: Path | Non
             "", table, "", f"![accuracy vs connections]({DOCS_PLOT})", "",
             "## Did structure learning beat DCLS at high sparsity?", "", *bullets, "", caveat,
             ""]
-        _atomic_write_bytes("\n".join(doc).encode(), docs)
+        write_bytes_atomic("\n".join(doc).encode(), docs)
     return {"rows": rows, "comparison": comp}
 
 
@@ -725,7 +709,7 @@ def _append_log(out: Path, entry: dict) -> None:
     path = out / LOG
     log = json.loads(path.read_text()) if path.is_file() else []
     log.append(entry)
-    _atomic_write_json(log, path)
+    write_json_atomic(log, path, sort_keys=True)
 
 
 def sweep(out: str | Path = "runs/sweep", *, dataset: str = "fsdd", data_dir: str | None = None,

@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 import scipy.sparse as sp
 
-from export.checkpoint import Checkpoint, CkptLayer, load_checkpoint
+from export.checkpoint import Checkpoint, load_checkpoint
 
 
 @dataclass

@@ -20,12 +20,11 @@ from __future__ import annotations
 
 import argparse
 import hashlib
-import json
-import os
 import sys
-import tempfile
 import warnings
 from pathlib import Path
+
+from trainer.atomic_files import write_json_atomic
 
 import numpy as np
 
@@ -198,19 +197,6 @@ def evaluate(ck: Checkpoint, net: DeployedNetwork, x: np.ndarray, y: np.ndarray 
     return out
 
 
-def _write_json_atomic(obj: dict, path: Path) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w") as f:
-            json.dump(obj, f, indent=2, sort_keys=True)
-            f.write("\n")
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-
-
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m export.to_lava", description=__doc__.split("\n")[0])
     ap.add_argument("checkpoint", help="run folder (with checkpoint.pt) or checkpoint file")
@@ -247,7 +233,7 @@ def main(argv: list[str] | None = None) -> int:
     report["output"] = str(out)
     print(format_report(report))
     if a.json:
-        _write_json_atomic(report, Path(a.json))
+        write_json_atomic(report, Path(a.json), sort_keys=True)
     return 0
 
 

@@ -7,14 +7,11 @@ Thin argparse layer over :func:`run_budget`. Plug into a parent parser with
 from __future__ import annotations
 
 import argparse
-import json
-import os
-import tempfile
 from pathlib import Path
 
-import numpy as np
 
 from hw_profiles import list_profiles, load_profile
+from trainer.atomic_files import write_json_atomic
 from lava_runtime.budget import Budget, compare
 from lava_runtime.budget_report import (format_comparison, format_layers, format_summary,
                                         plot_budgets)
@@ -29,28 +26,6 @@ def _check_out(path, suffix: str, what: str) -> Path | None:
     if not path.parent.is_dir():
         raise ValueError(f"{what} {path}: folder {path.parent} does not exist")
     return path
-
-
-def write_json_atomic(obj, path: Path) -> None:
-    fd, tmp = tempfile.mkstemp(suffix=".json", dir=path.parent, prefix=f".{path.name}.")
-    try:
-        with os.fdopen(fd, "w") as f:
-            json.dump(obj, f, indent=1, default=_json_default)
-            f.write("\n")
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-
-
-def _json_default(o):
-    if isinstance(o, np.integer):
-        return int(o)
-    if isinstance(o, np.floating):
-        return float(o)
-    if isinstance(o, Path):
-        return str(o)
-    raise TypeError(f"not JSON-serialisable: {type(o).__name__}")
 
 
 def budget_json(budgets: list[Budget]) -> dict:
@@ -101,7 +76,7 @@ def run_budget(net_path, profile: str = "loihi2", dataset: str = "synthetic", da
     if len(budgets) > 1:
         print(format_comparison(budgets))
     if json_path is not None:
-        write_json_atomic(budget_json(budgets), json_path)
+        write_json_atomic(budget_json(budgets), json_path, indent=1)
     if plot_path is not None:
         plot_budgets(budgets, plot_path)
     return budgets

@@ -8,12 +8,11 @@ OUT: `train/` (run folder: checkpoint.pt, metrics.json), `net.h5` (the deployed 
 from __future__ import annotations
 
 import argparse
-import json
-import os
 import shutil
-import tempfile
 import time
 from pathlib import Path
+
+from trainer.atomic_files import write_json_atomic
 
 DEFAULTS = {
     "method": "structure",  # delays by structure: frozen random delays, DEEP R + RigL rewiring
@@ -24,13 +23,6 @@ DEFAULTS = {
     "profile": "loihi2",
 }
 SUMMARY = "summary.json"
-
-
-def _write_json(obj: dict, path: Path) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
-    with os.fdopen(fd, "w") as f:
-        json.dump(obj, f, indent=2, default=float)
-    os.replace(tmp, path)
 
 
 def _prepare(out: Path) -> None:
@@ -53,8 +45,6 @@ def demo(out: str | Path = "runs/demo", *, method: str = DEFAULTS["method"],
 
     lava_limit: samples of the test split run through Lava (None = all; the emulator always runs
     all of them)."""
-    import numpy as np
-
     import trainer
     from export.netx_h5 import save
     from export.to_lava import export_checkpoint
@@ -81,7 +71,7 @@ def demo(out: str | Path = "runs/demo", *, method: str = DEFAULTS["method"],
     net, report = export_checkpoint(out / "train", profile=profile)
     net_path = out / "net.h5"
     save(net, net_path)
-    _write_json(report, out / "export.json")
+    write_json_atomic(report, out / "export.json")
     timings["export_s"] = time.perf_counter() - t
 
     print("[3/4] run the test split: emulator, then Lava (Loihi 2 simulator, fixed_pt)")
@@ -92,7 +82,7 @@ def demo(out: str | Path = "runs/demo", *, method: str = DEFAULTS["method"],
     n_lava = len(y) if lava_limit is None else min(lava_limit, len(y))
     lava = evaluate(net, payloads[:n_lava], y[:n_lava], backend="lava", compare="emulator",
                     progress=True)
-    _write_json({"emulator": emu, "lava": lava}, out / "run.json")
+    write_json_atomic({"emulator": emu, "lava": lava}, out / "run.json")
 
     print(f"[4/4] budget on {profile}")
     budgets = run_budget(net_path, profile=profile, dataset="synthetic", split="test",
@@ -116,7 +106,7 @@ def demo(out: str | Path = "runs/demo", *, method: str = DEFAULTS["method"],
                     "total_s": time.perf_counter() - t0},
         "budget": b,
     }
-    _write_json(summary, out / SUMMARY)
+    write_json_atomic(summary, out / SUMMARY)
     print(format_summary(summary))
     return summary
 

@@ -21,15 +21,14 @@ file is written atomically. All arguments are checked before any work.
 from __future__ import annotations
 
 import argparse
-import json
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from lava_runtime.report_cache import (StageCache, read_json, sha256_arrays, sha256_file,
-                                       write_bytes_atomic, write_json_atomic)
+from lava_runtime.report_cache import StageCache, read_json, sha256_arrays, sha256_file
+from trainer.atomic_files import write_bytes_atomic, write_json_atomic
 
 DEFAULTS = {"profile_set": "all", "lava_limit": 100, "split": "test",
             "export_profile": "loihi2"}

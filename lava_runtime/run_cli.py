@@ -7,10 +7,9 @@ runs a second backend on the same payloads and reports the fraction of samples w
 from __future__ import annotations
 
 import argparse
-import json
-import os
-import tempfile
 from pathlib import Path
+
+from trainer.atomic_files import write_json_atomic
 
 import numpy as np
 
@@ -128,10 +127,7 @@ def run(net_path, dataset: str = "synthetic", data_dir=None, split: str = "test"
     report.update(network=str(net_path), dataset=dataset, split=split)
     print(format_report(report))
     if json_path is not None:
-        fd, tmp = tempfile.mkstemp(dir=json_path.parent, suffix=".tmp")
-        with os.fdopen(fd, "w") as f:
-            json.dump(report, f, indent=2)
-        os.replace(tmp, json_path)
+        write_json_atomic(report, json_path)
     return report
 
 

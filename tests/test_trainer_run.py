@@ -172,3 +172,11 @@ def test_two_hidden_layers_structure_multi_sparse(tmp_path):
     test = load_dataset("synthetic", "test", n_test=60, n_train=200)
     model = model_from_checkpoint(ckpt)
     assert np.array_equal(float_semantics(ckpt, test.x), predict(model, test.x, hard=True).numpy())
+
+
+def test_train_leaves_flush_denormal_off(tmp_path):
+    """train() turns flush-to-zero on for speed; it must not leak into the caller's process
+    (scipy's cKDTree, used by trainer.analyze, segfaults under it)."""
+    trainer.train({**TINY, "epochs": 1}, out=tmp_path / "run", progress=False)
+    tiny = np.array([1e-310])  # a float64 subnormal: flushed to 0 while the flag is on
+    assert (tiny * 1.0)[0] != 0.0

@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from trainer.analysis import figures
-from trainer.analysis.atomic_files import write_json_atomic
+from trainer.atomic_files import write_json_atomic
 from trainer.analysis.checkpoint_view import CheckpointError, CheckpointView, load_checkpoint
 from trainer.analysis.delay_counts import connections_per_delay
 from trainer.analysis.ei_clustering import (DEFAULT_K, DEFAULT_SEED, DEFAULT_SHUFFLES,
@@ -189,7 +189,7 @@ def analyze(run_dir: str | Path, out: str | Path | None = None, *,
         "layers": layers_json,
         "files": files,
     }
-    write_json_atomic(out / "analysis.json", result)
+    write_json_atomic(result, out / "analysis.json", allow_nan=False)
     return result
 
 

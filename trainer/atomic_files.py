@@ -1,6 +1,8 @@
-"""Write result files atomically: a temp file in the target folder, then `os.replace`.
+"""Write files atomically: a temp file in the target folder, then `os.replace`.
 
-A crash or an error never leaves a half-written file under the final name.
+A crash or an error never leaves a half-written file under the final name; the temp file is
+removed on failure. Every stage of the project (trainer, export, lava_runtime, experiments)
+writes its results through these functions.
 """
 from __future__ import annotations
 
@@ -8,16 +10,21 @@ import json
 import os
 import tempfile
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, BinaryIO, Callable
+
+import numpy as np
 
 
-def _atomic(path: Path, write: Callable[[str], None], suffix: str) -> Path:
+def write_atomic(path: str | Path, write: Callable[[BinaryIO], None]) -> Path:
+    """Call write(f) on a binary temp file beside `path`, then rename it to `path`."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=suffix, dir=path.parent)
-    os.close(fd)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
-        write(tmp)
+        with os.fdopen(fd, "wb") as f:
+            write(f)
+            f.flush()
+            os.fsync(f.fileno())
         os.replace(tmp, path)
     except BaseException:
         if os.path.exists(tmp):
@@ -26,15 +33,39 @@ def _atomic(path: Path, write: Callable[[str], None], suffix: str) -> Path:
     return path
 
 
-def write_json_atomic(path: Path, obj: Any) -> Path:
-    """Write `obj` as indented JSON (NaN/inf rejected: callers must store None instead)."""
-    def write(tmp: str) -> None:
-        with open(tmp, "w", encoding="utf-8") as f:
-            json.dump(obj, f, indent=2, allow_nan=False)
-            f.write("\n")
-    return _atomic(path, write, ".json.tmp")
+def write_bytes_atomic(data: bytes, path: str | Path) -> Path:
+    return write_atomic(path, lambda f: f.write(data))
 
 
-def save_figure_atomic(fig, path: Path, dpi: int) -> Path:
+def json_default(o: Any) -> Any:
+    """numpy scalars and arrays, and paths, as plain JSON values."""
+    if isinstance(o, np.integer):
+        return int(o)
+    if isinstance(o, np.floating):
+        return float(o)
+    if isinstance(o, np.bool_):
+        return bool(o)
+    if isinstance(o, np.ndarray):
+        return o.tolist()
+    if isinstance(o, Path):
+        return str(o)
+    raise TypeError(f"not JSON-serialisable: {type(o).__name__}")
+
+
+def write_json_atomic(obj: Any, path: str | Path, *, indent: int = 2, sort_keys: bool = False,
+                      allow_nan: bool = True) -> Path:
+    """Write `obj` as JSON (numpy values converted), ending with a newline."""
+    text = json.dumps(obj, indent=indent, sort_keys=sort_keys, allow_nan=allow_nan,
+                      default=json_default) + "\n"
+    return write_bytes_atomic(text.encode("utf-8"), path)
+
+
+def save_figure_atomic(fig, path: str | Path, dpi: int) -> Path:
     """Save a matplotlib figure as PNG at `dpi` (no tight bbox: the pixel size is the figure's)."""
-    return _atomic(path, lambda tmp: fig.savefig(tmp, format="png", dpi=dpi), ".png.tmp")
+    return write_atomic(path, lambda f: fig.savefig(f, format="png", dpi=dpi))
+
+
+def torch_save_atomic(obj: Any, path: str | Path) -> Path:
+    import torch
+
+    return write_atomic(path, lambda f: torch.save(obj, f))

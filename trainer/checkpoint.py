@@ -3,8 +3,6 @@ state), metrics.json, config.json; all written atomically (temp file in the fold
 """
 from __future__ import annotations
 
-import json
-import os
 from pathlib import Path
 
 import torch
@@ -16,28 +14,6 @@ CHECKPOINT, LAST, METRICS, CONFIG = "checkpoint.pt", "last.pt", "metrics.json", 
 
 class CheckpointError(ValueError):
     """A RUN_DIR file is missing, corrupt or of another format."""
-
-
-def _atomic(path: Path, write) -> None:
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    try:
-        with open(tmp, "wb") as f:
-            write(f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
-
-
-def atomic_torch_save(obj, path: Path) -> None:
-    _atomic(path, lambda f: torch.save(obj, f))
-
-
-def atomic_write_json(obj, path: Path) -> None:
-    _atomic(path, lambda f: f.write((json.dumps(obj, indent=2, sort_keys=True) + "\n").encode()))
 
 
 def build_checkpoint(model, cfg: dict, class_names, data_recipe: dict, epoch: int,

@@ -16,8 +16,9 @@ from pathlib import Path
 import torch
 from tqdm import tqdm
 
+from .atomic_files import torch_save_atomic, write_json_atomic
 from .checkpoint import (CHECKPOINT, CONFIG, LAST, METRICS, RESUME_FORMAT, VERSION,
-                         CheckpointError, atomic_torch_save, atomic_write_json, build_checkpoint,
+                         CheckpointError, build_checkpoint,
                          load_checkpoint, load_resume)
 from .config import identity, resolve_config
 from .distributed import DistInfo, setup, teardown
@@ -127,15 +128,18 @@ def train(config: dict | str | Path | None = None, *, out: str | Path, resume: b
     cfg = resolve_config(config_file, {**(config or {}), **overrides}, sets)
     run_dir = Path(out)
     state = prepare_run_dir(run_dir, cfg, resume)
-    torch.set_flush_denormal(True)   # Gaussian kernel tails: 4x slower as denormals
     warnings.filterwarnings("ignore", message="The value of the smallest subnormal")
     threads = torch.get_num_threads()
     info, device = setup(cfg["device"])
     if cfg["num_threads"] > 0:
         torch.set_num_threads(cfg["num_threads"])
+    # Gaussian kernel tails: 4x slower as denormals. The flag is process-wide and breaks other
+    # code (scipy's cKDTree segfaults under it), so it is switched off again on the way out.
+    torch.set_flush_denormal(True)
     try:
         return _train(cfg, run_dir, state, info, device, progress, stop_after_epoch, on_step)
     finally:
+        torch.set_flush_denormal(False)
         torch.set_num_threads(threads)
         teardown(info)
 
@@ -179,7 +183,7 @@ def _train(cfg, run_dir, state, info: DistInfo, device, progress, stop_after_epo
     if info.is_main:
         run_dir.mkdir(parents=True, exist_ok=True)
         if not (run_dir / CONFIG).exists():
-            atomic_write_json({"config": cfg}, run_dir / CONFIG)
+            write_json_atomic({"config": cfg}, run_dir / CONFIG, sort_keys=True)
     recipe = train_ds.recipe
     n_in, n_classes = train_ds.x.shape[2], len(train_ds.class_names)
     model = DelaySNN(n_in, n_classes, cfg).to(device)
@@ -264,9 +268,9 @@ def _train(cfg, run_dir, state, info: DistInfo, device, progress, stop_after_epo
             history.append(entry)
             if val > best["val_accuracy"]:
                 best = {"epoch": epoch + 1, "val_accuracy": val}
-                atomic_torch_save(build_checkpoint(model, cfg, train_ds.class_names, recipe,
+                torch_save_atomic(build_checkpoint(model, cfg, train_ds.class_names, recipe,
                                                    epoch + 1, val), run_dir / CHECKPOINT)
-            atomic_torch_save({
+            torch_save_atomic({
                 "format": RESUME_FORMAT, "version": VERSION, "config": cfg, "epoch": epoch + 1,
                 "model_state": model.state_dict(),
                 "optimizers": {"w": opt_w.state_dict(),
@@ -309,7 +313,7 @@ def _finish(cfg, run_dir, history, best, seconds, test_ds, device) -> dict:
         "method": cfg["method"], "seed": cfg["seed"], "epochs": cfg["epochs"],
         "dataset": cfg["dataset"], "seconds": seconds, "n_test": len(test_ds),
     }
-    atomic_write_json(metrics, run_dir / METRICS)
+    write_json_atomic(metrics, run_dir / METRICS, sort_keys=True)
     tqdm.write(f"best epoch {best['epoch']}: val {best['val_accuracy']:.2%}; test "
                f"{test_hard:.2%} (integer delays), {test_soft:.2%} (training kernels)")
     return metrics

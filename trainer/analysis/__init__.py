@@ -8,7 +8,6 @@ Modules:
   nearest-neighbour sign agreement against a sign-shuffle null (z-score);
 - `delay_counts`: connections per delay, split by sign;
 - `figures`: matplotlib (Agg) PNGs of the above;
-- `atomic_files`: write JSON / PNG through a temp file and `os.replace`.
 
 `trainer.analyze` ties them together (`analyze(run_dir, ...)` and the CLI).
 """
