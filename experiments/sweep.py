@@ -50,7 +50,6 @@ hours allow here. On a GPU, pass ``--epochs 40`` (and ``--seeds 0 1 2``) where t
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import math
 import os
@@ -60,7 +59,7 @@ import sys
 import time
 from pathlib import Path
 
-from trainer.atomic_files import write_bytes_atomic, write_json_atomic
+from trainer.file_io import sha256_file, write_bytes_atomic, write_json_atomic
 
 METHODS = ("dcls", "structure", "structure-multi", "no-delay")
 SPARSITIES = (0.0, 0.5, 0.75, 0.875, 0.9375, 0.96875, 0.984375)
@@ -102,14 +101,6 @@ def estimate_hours(epochs: int = DEFAULT_EPOCHS, n_runs: int = len(METHODS) * le
 def run_name(method: str, sparsity: float, seed: int) -> str:
     """RUN_DIR name of one run: ``{method}_s{sparsity}_seed{seed}`` (sparsity as repr(float))."""
     return f"{method}_s{float(sparsity)!r}_seed{int(seed)}"
-
-
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def _cores() -> int:
@@ -396,7 +387,7 @@ def evaluate_run(run_dir: Path, data: _DataCache, profile: str = PROFILE) -> dic
     return {
         "method": cfg["method"], "sparsity": float(cfg["sparsity"]), "seed": int(cfg["seed"]),
         "epochs": int(cfg["epochs"]), "dataset": cfg["dataset"],
-        "checkpoint_sha256": _sha256(run_dir / CHECKPOINT),
+        "checkpoint_sha256": sha256_file(run_dir / CHECKPOINT),
         "best_epoch": metrics["best_epoch"], "val_accuracy": metrics["val_accuracy"],
         "test_accuracy": metrics["test_accuracy"],
         "test_accuracy_train_kernels": metrics["test_accuracy_train_kernels"],
@@ -430,7 +421,7 @@ def evaluate_stage(out: Path, specs: list[dict], data_dir: str | None = None,
     for sp in done:
         entry = res["runs"].get(sp["name"])
         ck = out / "runs" / sp["name"] / CHECKPOINT
-        if entry is not None and entry.get("checkpoint_sha256") == _sha256(ck):
+        if entry is not None and entry.get("checkpoint_sha256") == sha256_file(ck):
             skipped.append(sp["name"])
         else:
             todo.append(sp)

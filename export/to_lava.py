@@ -19,12 +19,11 @@ Nothing is written unless every check passes.
 from __future__ import annotations
 
 import argparse
-import hashlib
 import sys
 import warnings
 from pathlib import Path
 
-from trainer.atomic_files import write_json_atomic
+from trainer.file_io import sha256_file, write_json_atomic
 
 import numpy as np
 
@@ -38,14 +37,6 @@ from export.quantize import QuantSettings, choose_input_encoding, quantize
 from export.report import build_layer_summary, format_report
 
 EXPORTER = "delaysnn export.to_lava 1"
-
-
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def _subsample(n: int, k: int | None) -> np.ndarray:
@@ -115,7 +106,7 @@ def export_checkpoint(path: str | Path, profile: str = "loihi2", *, num_message_
                           f"was trained on {ck.time_steps}")
     enc, enc_info = choose_input_encoding(ck, x_cal, num_message_bits)
     calib = simulate_float(ck, x_cal)
-    meta = {"exporter": EXPORTER, "checkpoint_sha256": _sha256(ck_path),
+    meta = {"exporter": EXPORTER, "checkpoint_sha256": sha256_file(ck_path),
             "checkpoint_epoch": ck.epoch, "checkpoint_val_accuracy": ck.val_accuracy,
             "config": ck.config, "data_recipe": ck.data_recipe,
             "export_options": {"num_message_bits": num_message_bits, "headroom": headroom,

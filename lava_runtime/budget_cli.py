@@ -11,7 +11,7 @@ from pathlib import Path
 
 
 from hw_profiles import list_profiles, load_profile
-from trainer.atomic_files import write_json_atomic
+from trainer.file_io import write_json_atomic
 from lava_runtime.budget import Budget, compare
 from lava_runtime.budget_report import (format_comparison, format_layers, format_summary,
                                         plot_budgets)

@@ -12,7 +12,7 @@ import shutil
 import time
 from pathlib import Path
 
-from trainer.atomic_files import write_json_atomic
+from trainer.file_io import write_json_atomic
 
 DEFAULTS = {
     "method": "structure",  # delays by structure: frozen random delays, DEEP R + RigL rewiring

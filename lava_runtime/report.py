@@ -27,8 +27,8 @@ from pathlib import Path
 
 import numpy as np
 
-from lava_runtime.report_cache import StageCache, read_json, sha256_arrays, sha256_file
-from trainer.atomic_files import write_bytes_atomic, write_json_atomic
+from lava_runtime.report_cache import StageCache, read_json, sha256_arrays
+from trainer.file_io import sha256_file, write_bytes_atomic, write_json_atomic
 
 DEFAULTS = {"profile_set": "all", "lava_limit": 100, "split": "test",
             "export_profile": "loihi2"}

@@ -12,20 +12,12 @@ import hashlib
 import json
 from pathlib import Path
 
-from trainer.atomic_files import write_json_atomic
+from trainer.file_io import write_json_atomic
 
 import numpy as np
 
 MANIFEST = "manifest.json"
 FORMAT = "delaysnn-report-manifest"
-
-
-def sha256_file(path: str | Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def sha256_arrays(*arrays: np.ndarray) -> str:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from trainer.atomic_files import write_json_atomic
+from trainer.file_io import write_json_atomic
 
 import numpy as np
 

@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from trainer.analysis import figures
-from trainer.atomic_files import write_json_atomic
+from trainer.file_io import write_json_atomic
 from trainer.analysis.checkpoint_view import CheckpointError, CheckpointView, load_checkpoint
 from trainer.analysis.delay_counts import connections_per_delay
 from trainer.analysis.ei_clustering import (DEFAULT_K, DEFAULT_SEED, DEFAULT_SHUFFLES,

@@ -16,7 +16,7 @@ from pathlib import Path
 import torch
 from tqdm import tqdm
 
-from .atomic_files import torch_save_atomic, write_json_atomic
+from .file_io import torch_save_atomic, write_json_atomic
 from .checkpoint import (CHECKPOINT, CONFIG, LAST, METRICS, RESUME_FORMAT, VERSION,
                          CheckpointError, build_checkpoint,
                          load_checkpoint, load_resume)

@@ -14,7 +14,7 @@ import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
-from trainer.atomic_files import save_figure_atomic
+from trainer.file_io import save_figure_atomic
 from .ei_clustering import ClusteringResult
 
 DPI = 100

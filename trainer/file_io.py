@@ -1,4 +1,6 @@
-"""Write files atomically: a temp file in the target folder, then `os.replace`.
+"""File I/O shared by every stage: atomic writes and content hashes.
+
+Atomic: a temp file in the target folder, then `os.replace`.
 
 A crash or an error never leaves a half-written file under the final name; the temp file is
 removed on failure. Every stage of the project (trainer, export, lava_runtime, experiments)
@@ -6,6 +8,7 @@ writes its results through these functions.
 """
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import tempfile
@@ -69,3 +72,12 @@ def torch_save_atomic(obj: Any, path: str | Path) -> Path:
     import torch
 
     return write_atomic(path, lambda f: torch.save(obj, f))
+
+
+def sha256_file(path: str | Path) -> str:
+    """Hex SHA-256 of a file's bytes (read in 1 MiB blocks)."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
