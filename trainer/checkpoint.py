@@ -1,4 +1,5 @@
-"""RUN_DIR files: checkpoint.pt (the export contract, docs/design.md section 2), last.pt (resume
+"""RUN_DIR files: checkpoint.pt (the export contract, docs/design.md section 2),
+checkpoint_init.pt (the same at initialisation, for before/after analyses), last.pt (resume
 state), metrics.json, config.json; all written atomically (temp file in the folder + os.replace).
 """
 from __future__ import annotations
@@ -10,6 +11,7 @@ import torch
 FORMAT, VERSION = "delaysnn-checkpoint", 1
 RESUME_FORMAT = "delaysnn-resume"
 CHECKPOINT, LAST, METRICS, CONFIG = "checkpoint.pt", "last.pt", "metrics.json", "config.json"
+INIT_CHECKPOINT = "checkpoint_init.pt"  # same format, the network at initialisation (epoch 0)
 
 
 class CheckpointError(ValueError):
