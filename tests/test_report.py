@@ -143,9 +143,12 @@ def test_report_config_ei_statistic_and_figures(run_dir, report):
         assert _row(layer["name"], "trained", s["n_synapses"], s["n_excitatory"],
                     s["n_inhibitory"], s["n_pairs"], f"{s['observed_fraction']:.4g}") in page
     srcs = IMG_SRC.findall(page)
-    # receptive fields of fc1 and readout, E/I clustering, delay histograms, connections per
-    # delay, budget energy plot
-    assert len(srcs) == len(analysis["files"]["receptive_fields"]) + 3 + 1 == 6
+    # receptive fields of fc1 and readout, trained and at initialisation (the trainer writes
+    # checkpoint_init.pt), E/I clustering, delay histograms, connections per delay, budget plot
+    files = analysis["files"]
+    assert len(files["receptive_fields_before"]) == 2
+    assert len(srcs) == len(files["receptive_fields"]) + len(files["receptive_fields_before"]) \
+        + 3 + 1 == 8
     import base64
     for s in srcs:
         assert s.startswith("data:image/png;base64,")
