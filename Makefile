@@ -14,7 +14,7 @@ env: $(STAMP)
 $(STAMP): pyproject.toml tools/install_lava.py
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet "$(TORCH_SPEC)"
+	$(PY) -m pip install --quiet $(TORCH_SPEC)
 	$(PY) -m pip install --quiet -e ".[dev]"
 	$(PY) tools/install_lava.py
 	touch $(STAMP)
