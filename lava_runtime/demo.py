@@ -50,8 +50,7 @@ def demo(out: str | Path = "runs/demo", *, method: str = DEFAULTS["method"],
     from export.to_lava import export_checkpoint
     from hw_profiles import load_profile
     from lava_runtime.budget_cli import budget_json, run_budget
-    from lava_runtime.run_cli import evaluate
-    from trainer.data import dataset_from_recipe
+    from lava_runtime.run_cli import evaluate, load_features
 
     load_profile(profile)  # unknown profile: fail before any work
     out = Path(out)
@@ -75,8 +74,7 @@ def demo(out: str | Path = "runs/demo", *, method: str = DEFAULTS["method"],
     timings["export_s"] = time.perf_counter() - t
 
     print("[3/4] run the test split: emulator, then Lava (Loihi 2 simulator, fixed_pt)")
-    test = dataset_from_recipe(_recipe(res.checkpoint), split="test")
-    x, y = test.x.numpy(), test.y.numpy()
+    x, y = load_features(net, "synthetic", "test")  # the recipe stored at export
     payloads = net.input.encode(x)
     emu = evaluate(net, payloads, y, backend="emulator", progress=False)
     n_lava = len(y) if lava_limit is None else min(lava_limit, len(y))
@@ -109,12 +107,6 @@ def demo(out: str | Path = "runs/demo", *, method: str = DEFAULTS["method"],
     write_json_atomic(summary, out / SUMMARY)
     print(format_summary(summary))
     return summary
-
-
-def _recipe(ckpt_path: Path) -> dict:
-    import torch
-
-    return torch.load(ckpt_path, map_location="cpu", weights_only=False)["data_recipe"]
 
 
 def format_summary(s: dict) -> str:
