@@ -10,43 +10,13 @@ import h5py
 import numpy as np
 import pytest
 
-from export import netx_h5, to_lava
+from export import netx_h5
 from export.to_lava import export_checkpoint
 from export_checkpoints import make_checkpoint, make_features, save_checkpoint
 from lava_runtime.emulator import aligned, emulate
+from netx_runner import run_netx
 
 REPO = Path(__file__).resolve().parents[1]
-
-
-def run_netx(path, payload, n_hidden, steps, message_bits):
-    """Run the file through lava-dl netx (fixed_pt) on one sample; per-layer reset offsets so
-    each layer starts from zero state at its first aligned input (bias has not acted yet).
-    Returns (readout v (steps, n), [hidden spikes (steps, n)])."""
-    from lava.lib.dl.netx.hdf5 import Network
-    from lava.magma.core.run_conditions import RunSteps
-    from lava.magma.core.run_configs import Loihi2SimCfg
-    from lava.proc.io.source import RingBuffer
-    from lava.proc.monitor.process import Monitor
-
-    nx = Network(net_config=str(path), input_message_bits=message_bits,
-                 reset_interval=steps + 5, reset_offset=1)
-    assert len(nx.layers) == n_hidden + 1
-    data = np.zeros((payload.shape[1], steps), dtype=np.int32)
-    data[:, :payload.shape[0]] = payload.T
-    src = RingBuffer(data=data)
-    src.s_out.connect(nx.inp)
-    mons = []
-    for i, layer in enumerate(nx.layers):
-        m = Monitor()
-        m.probe(layer.neuron.v if i == n_hidden else layer.neuron.s_out, steps)
-        mons.append(m)
-    try:
-        nx.run(condition=RunSteps(num_steps=steps), run_cfg=Loihi2SimCfg(select_tag="fixed_pt"))
-        got = [next(iter(m.get_data().values())) for m in mons]
-    finally:
-        nx.stop()
-    spikes = [g["s_out"] for g in got[:-1]]
-    return got[-1]["v"], spikes
 
 
 @pytest.fixture(scope="module")
@@ -65,7 +35,8 @@ def test_netx_runs_bit_exact(exported):
     net, report, out, x = exported
     pay = net.input.encode(x[:1])
     T, L = net.input.time_steps, net.latency
-    v, spikes = run_netx(out, pay[0], len(net.layers) - 1, T + L, net.input.num_message_bits)
+    v, spikes = run_netx(out, pay[0], T + L, net.input.num_message_bits, len(net.layers) - 1,
+                         reset_interval=T + L + 5)
     act = emulate(net, pay)
     mine_v, mine_s = aligned(act, net)
     assert np.any(net.layers[0].neurons.bias_mant != 0)  # the bias path is exercised

@@ -22,36 +22,7 @@ from lava_runtime.emulator import emulate
 from lava_runtime.graph import run_network
 from lava_runtime.synthetic_net import random_network, random_payloads
 from lava_runtime.validate import drains_between_samples
-
-
-def run_netx(path, payload, steps, message_bits, n_hidden):
-    """One sample through netx (fixed_pt, fresh state, per-layer resets with reset_interval =
-    steps, reset_offset = 1): (readout v, [hidden spikes]) with rows = Lava steps 1..steps
-    (row k = this runtime's window step k)."""
-    from lava.lib.dl.netx.hdf5 import Network
-    from lava.magma.core.run_conditions import RunSteps
-    from lava.magma.core.run_configs import Loihi2SimCfg
-    from lava.proc.io.source import RingBuffer
-    from lava.proc.monitor.process import Monitor
-
-    nx = Network(net_config=str(path), input_message_bits=message_bits, reset_interval=steps,
-                 reset_offset=1)
-    assert len(nx.layers) == n_hidden + 1
-    data = np.zeros((payload.shape[1], steps), dtype=np.int32)
-    data[:, :payload.shape[0]] = payload.T
-    src = RingBuffer(data=data)
-    src.s_out.connect(nx.inp)
-    mons = []
-    for i, layer in enumerate(nx.layers):
-        m = Monitor()
-        m.probe(layer.neuron.v if i == n_hidden else layer.neuron.s_out, steps)
-        mons.append(m)
-    try:
-        nx.run(condition=RunSteps(num_steps=steps), run_cfg=Loihi2SimCfg(select_tag="fixed_pt"))
-        got = [next(iter(m.get_data().values())) for m in mons]
-    finally:
-        nx.stop()
-    return got[-1]["v"], [g["s_out"] for g in got[:-1]]
+from netx_runner import run_netx
 
 
 def netx_net(bias_mant_max, strong=0, seed=51):
