@@ -12,7 +12,7 @@ import pytest
 from export import netx_h5
 from export.to_lava import export_checkpoint
 from lava_runtime.emulator import aligned, emulate
-from test_export_netx import run_netx
+from netx_runner import run_netx
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -54,7 +54,8 @@ def test_trained_run_in_netx_bit_exact(run_dir):
         assert netx_h5.save(net, path) == []
         pay = net.input.encode(ds.x[:1].numpy())
         T, L = net.input.time_steps, net.latency
-        v, spikes = run_netx(path, pay[0], 1, T + L, net.input.num_message_bits)
+        v, spikes = run_netx(path, pay[0], T + L, net.input.num_message_bits, 1,
+                             reset_interval=T + L + 5)
     mine_v, mine_s = aligned(emulate(net, pay), net)
     assert np.array_equal(v[L:L + T], mine_v[0])
     assert np.array_equal(spikes[0][1:1 + T], mine_s[0][0])
