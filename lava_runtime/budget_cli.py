@@ -11,6 +11,7 @@ from pathlib import Path
 
 
 from hw_profiles import list_profiles, load_profile
+from lava_runtime.run_cli import check_limit, check_net_path, load_features
 from trainer.file_io import write_json_atomic
 from lava_runtime.budget import Budget, compare
 from lava_runtime.budget_report import (format_comparison, format_layers, format_summary,
@@ -49,18 +50,13 @@ def run_budget(net_path, profile: str = "loihi2", dataset: str = "synthetic", da
     writes JSON / PNG when paths are given. Every argument is checked before any work."""
     names = list_profiles() if profile == "all" else [profile]
     profiles = [load_profile(n) for n in names]
-    if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int) or limit < 1):
-        raise ValueError(f"--limit must be a positive integer, got {limit!r}")
+    check_limit(limit)
     json_path = _check_out(json_path, ".json", "--json")
     plot_path = _check_out(plot_path, ".png", "--plot")
-    net_path = Path(net_path)
-    if not net_path.is_file():
-        raise ValueError(f"network file {net_path} does not exist (export one with "
-                         f"python -m export.to_lava)")
+    net_path = check_net_path(net_path)
 
     from export.netx_h5 import load
     from lava_runtime.emulator import emulate
-    from lava_runtime.run_cli import load_features
 
     net = load(net_path)
     x, _ = load_features(net, dataset, split, data_dir, limit)

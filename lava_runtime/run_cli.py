@@ -98,6 +98,22 @@ def format_report(r: dict) -> str:
     return "\n".join(lines)
 
 
+def check_limit(limit) -> None:
+    """--limit: None or a positive integer."""
+    if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int)
+                              or limit < 1):
+        raise ValueError(f"--limit must be a positive integer, got {limit!r}")
+
+
+def check_net_path(net_path) -> Path:
+    """An existing exported network file."""
+    net_path = Path(net_path)
+    if not net_path.is_file():
+        raise ValueError(f"network file {net_path} does not exist (export one with "
+                         f"python -m export.to_lava)")
+    return net_path
+
+
 def run(net_path, dataset: str = "synthetic", data_dir=None, split: str = "test",
         backend: str = "lava", limit: int | None = None, json_path=None,
         compare: str | None = None, timeout_s: float | None = None,
@@ -107,18 +123,13 @@ def run(net_path, dataset: str = "synthetic", data_dir=None, split: str = "test"
     if backend not in BACKENDS or (compare is not None and compare not in BACKENDS):
         raise ValueError(f"backends are {', '.join(BACKENDS)}; got {backend!r}"
                          + (f" and {compare!r}" if compare else ""))
-    if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int)
-                              or limit < 1):
-        raise ValueError(f"--limit must be a positive integer, got {limit!r}")
+    check_limit(limit)
     if json_path is not None:
         json_path = Path(json_path)
         if json_path.suffix != ".json" or not json_path.parent.is_dir():
             raise ValueError(f"--json must be a .json file in an existing folder, got "
                              f"{json_path}")
-    net_path = Path(net_path)
-    if not net_path.is_file():
-        raise ValueError(f"network file {net_path} does not exist (export one with "
-                         f"python -m export.to_lava)")
+    net_path = check_net_path(net_path)
     from export.netx_h5 import load
 
     net = load(net_path)
