@@ -260,12 +260,21 @@ def answer_lines(comps: list[dict], baseline: str, group_order: list[str]) -> li
     return out
 
 
-def _missing_lines(missing: list[dict]) -> list[str]:
+def _missing_lines(missing: list[dict], planned: list[dict]) -> list[str]:
+    """One line per group: "all N points" or the missing (sparsity, seeds)."""
     by: dict[str, dict[float, list[int]]] = {}
     for p in missing:
         by.setdefault(p["group"], {}).setdefault(p["nominal_sparsity"], []).append(p["seed"])
-    return [f"- {g}: " + "; ".join(f"sparsity {s:g} seed(s) {', '.join(map(str, seeds))}"
-                                  for s, seeds in sm.items()) for g, sm in by.items()]
+    out = []
+    for g, sm in by.items():
+        n_missing = sum(len(v) for v in sm.values())
+        if n_missing == sum(p["group"] == g for p in planned):
+            out.append(f"- {g}: all {n_missing} points")
+        else:
+            out.append(f"- {g}: " + "; ".join(f"sparsity {s:g} seed(s) "
+                                              f"{', '.join(map(str, seeds))}"
+                                              for s, seeds in sm.items()))
+    return out
 
 
 # ----------------------------------------------------------------------------- plots
@@ -301,7 +310,8 @@ def plots(rows: list[dict], comps: list[dict], group_order: list[str]) -> dict[s
     ax.set(xlabel="synapses (all layers)", ylabel="test accuracy % (integer delays)",
            title="accuracy against synapses (mean, 95% interval over seeds)")
     ax.grid(True, which="both", alpha=0.3)
-    ax.legend(fontsize=8)
+    if groups:
+        ax.legend(fontsize=8)
     fig.tight_layout()
     out[PLOT_ACC] = _png(fig)
 
@@ -320,7 +330,7 @@ def plots(rows: list[dict], comps: list[dict], group_order: list[str]) -> dict[s
     fig.tight_layout()
     out[PLOT_DIFF] = _png(fig)
 
-    layer = next((l for r in rows for l in r["ei"]), None)
+    layer = next((l for r in rows for l in r["ei"]), "fc1")
     fig, ax = plt.subplots(figsize=(7.5, 4.5))
     for i, g in enumerate(groups):
         rs = [r for r in rows if r["group"] == g and r["ei"].get(layer)]
@@ -351,9 +361,9 @@ def plots(rows: list[dict], comps: list[dict], group_order: list[str]) -> dict[s
 
 def report(results: str | Path = "docs/results/sweep", docs: str | Path = "docs/results.md", *,
            config: str | Path = "experiments/fsdd.toml", readme: str | Path | None = None) -> dict:
-    """Write the docs page, its plots and (with ``readme``) the README block from the point
-    JSONs in ``results``; see the module docstring. Everything is read and checked before
-    anything is written. Returns {"rows", "comparisons", "answer", "missing", "summary"}."""
+    """Write the docs page, its plots (when there are points) and (with ``readme``) the README
+    block from the point JSONs in ``results``; see the module docstring. Everything is read and
+    checked before anything is written. Returns {"rows", "comparisons", "answer", "missing", "summary"}."""
     docs = Path(docs)
     if not docs.parent.is_dir():
         raise ValueError(f"--docs {docs}: folder {docs.parent} does not exist")
@@ -375,13 +385,14 @@ def report(results: str | Path = "docs/results/sweep", docs: str | Path = "docs/
     comps = paired(c["counted"], base)
     comps.sort(key=lambda x: (order.index(x["group"]), x["nominal_sparsity"]))
     answer = answer_lines(comps, base, order)
-    pngs = plots(rows, comps, order)
+    pngs = plots(rows, comps, order) if rows else {}
 
     n_plan, n_have = len(c["planned"]), len(c["counted"])
     seeds = grid["seeds"]
-    grid_line = (f"`{config}`: {len(order)} groups, sparsities "
+    active = [g for g in order if any(p["group"] == g for p in c["planned"])]
+    grid_line = (f"`{config}`: groups {', '.join(active)}; sparsities "
                  f"{', '.join(f'{s:g}' for s in grid['sparsities'])}, seeds "
-                 f"{', '.join(map(str, seeds))}, {grid['epochs']} epochs (checkpoint: the best "
+                 f"{', '.join(map(str, seeds))}; {grid['epochs']} epochs (checkpoint: the best "
                  f"validation epoch; the test split chooses nothing)")
     status = (f"{n_have} of {n_plan} points of the grid are in `{results}`"
               + ("." if not c["missing"] else f"; {len(c['missing'])} are missing (listed "
@@ -437,7 +448,7 @@ def report(results: str | Path = "docs/results/sweep", docs: str | Path = "docs/
                f"![E/I clustering]({PLOT_EI})", ""]
     if c["missing"]:
         md += ["## Missing points", "", f"{len(c['missing'])} of {n_plan} planned points have "
-               f"no valid file in `{results}`:", "", *_missing_lines(c["missing"]), ""]
+               f"no valid file in `{results}`:", "", *_missing_lines(c["missing"], c["planned"]), ""]
     if c["stale"] or c["extra"]:
         md += ["## Point files left out", "",
                *[f"- `{n}.json`: config differs from the grid: {why}" for n, why in c["stale"]],
@@ -454,8 +465,8 @@ def report(results: str | Path = "docs/results/sweep", docs: str | Path = "docs/
                       f"{r['synapses']:,} | {z} | {r['train_seconds']:.0f} |")
         md.append("")
 
-    readme_block = _readme_block(grid, config, results, docs, n_have, n_plan, answer, rows,
-                                 c["missing"])
+    readme_block = _readme_block(active, grid, config, results, docs, n_have, n_plan, answer,
+                                 rows, c["missing"])
     for name, data in pngs.items():
         write_bytes_atomic(data, docs.parent / name)
     write_bytes_atomic("\n".join(md).encode(), docs)
@@ -497,8 +508,9 @@ def _ei_table(rows: list[dict]) -> str:
     return "\n".join(lines)
 
 
-def _readme_block(grid, config, results, docs, n_have, n_plan, answer, rows, missing) -> str:
-    out = [f"- Grid `{config}`: methods {', '.join(g['name'] for g in grid['groups'])} at "
+def _readme_block(active, grid, config, results, docs, n_have, n_plan, answer, rows,
+                  missing) -> str:
+    out = [f"- Grid `{config}`: groups {', '.join(active)} at "
            f"sparsities {', '.join(f'{s:g}' for s in grid['sparsities'])}, "
            f"{len(grid['seeds'])} seeds, {grid['epochs']} epochs. {n_have} of {n_plan} points "
            f"are in `{results}` (details and plots: [{docs}]({docs}))."]
