@@ -237,7 +237,12 @@ def run(config: str | Path = DEFAULT_CONFIG, *, results: str | Path = DEFAULT_RE
     meta = {**git_state(), "command": command or "experiments.sweep.run(...)"}
     started = not ray.is_initialized()
     if started:
-        init_ray(address, num_cpus)
+        try:
+            init_ray(address, num_cpus)
+        except (ConnectionError, RuntimeError) as e:   # no cluster there, or refused
+            raise ValueError(f"cannot start or reach Ray"
+                             f"{'' if address is None else ' at ' + address}: "
+                             f"{str(e).strip().splitlines()[0]}") from None
     try:
         have = ray.cluster_resources()
         need = ("GPU", 1) if device == "cuda" else ("CPU", cpus_per_trial)
