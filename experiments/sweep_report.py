@@ -186,7 +186,9 @@ def _pct(iv: dict | None, digits: int = 1) -> str:
     if iv is None:
         return "-"
     s = f"{100 * iv['mean']:.{digits}f}"
-    return s if iv["lo"] is None else f"{s} [{100 * iv['lo']:.{digits}f}, {100 * iv['hi']:.{digits}f}]"
+    if iv["lo"] is None:
+        return s
+    return f"{s} [{100 * iv['lo']:.{digits}f}, {100 * iv['hi']:.{digits}f}]"
 
 
 def _num(iv: dict | None, digits: int = 1) -> str:
@@ -363,7 +365,8 @@ def report(results: str | Path = "docs/results/sweep", docs: str | Path = "docs/
            config: str | Path = "experiments/fsdd.toml", readme: str | Path | None = None) -> dict:
     """Write the docs page, its plots (when there are points) and (with ``readme``) the README
     block from the point JSONs in ``results``; see the module docstring. Everything is read and
-    checked before anything is written. Returns {"rows", "comparisons", "answer", "missing", "summary"}."""
+    checked before anything is written. Returns {"rows", "comparisons", "answer", "missing",
+    "stale", "extra", "summary", "readme_block"}."""
     docs = Path(docs)
     if not docs.parent.is_dir():
         raise ValueError(f"--docs {docs}: folder {docs.parent} does not exist")
@@ -448,7 +451,8 @@ def report(results: str | Path = "docs/results/sweep", docs: str | Path = "docs/
                f"![E/I clustering]({PLOT_EI})", ""]
     if c["missing"]:
         md += ["## Missing points", "", f"{len(c['missing'])} of {n_plan} planned points have "
-               f"no valid file in `{results}`:", "", *_missing_lines(c["missing"], c["planned"]), ""]
+               f"no valid file in `{results}`:", "",
+               *_missing_lines(c["missing"], c["planned"]), ""]
     if c["stale"] or c["extra"]:
         md += ["## Point files left out", "",
                *[f"- `{n}.json`: config differs from the grid: {why}" for n, why in c["stale"]],
