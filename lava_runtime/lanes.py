@@ -19,11 +19,16 @@ import os
 
 from export.deployed import DeployedNetwork
 
-MAX_AUTO_LANES = 256  # beyond this the runtime's per-step cost is < 1% of a step (bench)
+MAX_AUTO_LANES = 256  # samples/s levels off from about 64 lanes at FSDD size (bench/lava_speed.py)
 MEMORY_FRACTION = 0.25  # of the available RAM (and of free /dev/shm) a run may use
 MEMORY_CAP_BYTES = 2 ** 30  # and at most this much
 CHANNEL_DEPTH = 64  # Lava's pypy_channel_size: messages each channel buffers in shared memory
 _BYTES = 8  # per element (int64 / float64 state; int32 messages counted as 8 for headroom)
+
+
+def samples_done(steps_done: int, window: int, lanes: int, n_samples: int) -> int:
+    """Samples finished after `steps_done` Lava steps: lanes per finished window."""
+    return min(n_samples, steps_done // window * lanes)
 
 
 def lane_shape(lanes: int, n: int) -> tuple[int, ...]:

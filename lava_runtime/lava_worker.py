@@ -53,6 +53,7 @@ def main(job_dir: str) -> int:
         from lava.magma.core.run_conditions import RunSteps
 
         from lava_runtime.graph import build_graph, run_config
+        from lava_runtime.lanes import samples_done
 
         t0 = time.perf_counter()
         graph = build_graph(job)
@@ -74,7 +75,7 @@ def main(job_dir: str) -> int:
                     # proof for the caller that this run's segments carry the prefix
                     n_shm = sum(1 for e in os.listdir("/dev/shm") if prefix and
                                 e.startswith(prefix)) if os.path.isdir("/dev/shm") else 0
-                finished = min(n_samples, done_steps // window * lanes)
+                finished = samples_done(done_steps, window, lanes, n_samples)
                 (job_dir / "progress").write_text(str(finished))
         except BaseException:
             (job_dir / "error.txt").write_text(_model_errors(head) + traceback.format_exc())

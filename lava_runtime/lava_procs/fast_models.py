@@ -5,7 +5,10 @@ The stock models rebuild a ((max_delay + 1) * n_out, n_in) delay-weight matrix w
 every step. These build it once, as the CSR transpose of M (n_in, (max_delay + 1) * n_out), so a
 step costs one sparse product over the existing synapses times the lanes (a step without input
 costs nothing); a ring buffer of shape (max_delay + 1, n_out, lanes) replaces np.roll, every
-lane being computed exactly as a single-lane model computes it. Results are identical to the
+lane being computed exactly as a single-lane model computes it. Sums are float64 in both
+precisions: fixed_pt sums are integers below 2**31 (lava_runtime.validate), hence exact, and
+the weights carry the factor 2**weight_exp, so Lava's arithmetic right shift of each
+(delay, post) sum is a floor. Results are identical to the
 stock models (tests check it), with one addition: when the process was given
 `buffer_reset_interval` (> 0) and `buffer_reset_offset`, the delay buffer is cleared at the
 start of every step with time_step % interval == offset, before that step's output is sent and
