@@ -82,12 +82,13 @@ def default_timeout_s(total_steps: int, lanes: int = 1) -> float:
 
 def lane_payloads(payloads: np.ndarray, lanes: int) -> np.ndarray:
     """Payloads (N, T, C) laid out for PayloadSource: (rounds, T, lanes, C) int32, sample
-    r * lanes + j in round r, lane j; zeros where N ends inside the last round."""
+    r * lanes + j in round r, lane j; zeros where N ends inside the last round. (A transposed
+    view: np.save writes it in that order without another copy.)"""
     n, T, C = payloads.shape
     rounds = -(-n // lanes)
     out = np.zeros((rounds * lanes, T, C), dtype=np.int32)
     out[:n] = payloads
-    return np.ascontiguousarray(out.reshape(rounds, lanes, T, C).transpose(0, 2, 1, 3))
+    return out.reshape(rounds, lanes, T, C).transpose(0, 2, 1, 3)
 
 
 def run_network(net: DeployedNetwork, payloads: np.ndarray, backend: str = "lava",
