@@ -19,7 +19,9 @@ import os
 
 from export.deployed import DeployedNetwork
 
-MAX_AUTO_LANES = 256  # samples/s levels off from about 64 lanes at FSDD size (bench/lava_speed.py)
+# at FSDD size, 64 to 256 lanes gave similar samples/s (noisy shared machine; measure with
+# bench/lava_speed.py --lanes N); more lanes only cost memory
+MAX_AUTO_LANES = 256
 MEMORY_FRACTION = 0.25  # of the available RAM (and of free /dev/shm) a run may use
 MEMORY_CAP_BYTES = 2 ** 30  # and at most this much
 CHANNEL_DEPTH = 64  # Lava's pypy_channel_size: messages each channel buffers in shared memory
