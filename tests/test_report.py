@@ -249,7 +249,7 @@ def test_bad_checkpoint_is_refused_before_any_work(tmp_path, capsys):
     (run / "checkpoint.pt").write_bytes(b"not a checkpoint")
     with pytest.raises(SystemExit):
         main(["report", str(run)])
-    assert "cannot be read as a delaysnn checkpoint" in capsys.readouterr().err
+    assert "checkpoint.pt is not a PyTorch file" in capsys.readouterr().err
     assert [p.name for p in run.iterdir()] == ["checkpoint.pt"]
 
 
