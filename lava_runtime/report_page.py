@@ -125,7 +125,12 @@ def accuracy_section(data: dict) -> dict:
             "tables": [{"caption": "Accuracy at each stage",
                         "header": ["stage", "accuracy (%)", "samples", "data"], "rows": rows,
                         "note": "Training kernels equal integer delays unless the method is "
-                                "dcls (Gaussian kernels in training)."}] + tables}
+                                "dcls (Gaussian kernels in training). Lava = Lava's Loihi 2 CPU "
+                                "simulator (Loihi2SimCfg, fixed_pt) running this project's "
+                                "ProcessModels for the input source, recorders, readout and "
+                                "delay connections (docs/design.md, section 4). Nothing on this "
+                                "page ran on a Loihi chip: the loihi2 backend is untested."}]
+            + tables}
 
 
 def _energy(b: dict):
