@@ -97,7 +97,7 @@ def same(a, b) -> bool:
 
 
 def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap = argparse.ArgumentParser(description=" ".join(__doc__.split("\n\n")[0].split()))
     ap.add_argument("--stock-samples", type=int, default=4,
                     help="samples through the stock and fast Lava runs")
     ap.add_argument("--emulator-samples", type=int, default=FSDD_TEST_SAMPLES,

@@ -25,8 +25,10 @@ they run on a machine without lava-nc; they do import ``trainer.data``, whose au
 imports soundfile at module level (trainer/data/audio_io.py). Summarize needs matplotlib (Agg).
 
 Default epochs (DEFAULT_EPOCHS = 12), sized so that one seed of the 28 FSDD runs (4 methods x
-7 sparsities; defaults.toml otherwise: 40 -> 256 -> 10, K = 25, batch 64, 2430 training
-samples, 38 steps per epoch) takes about two hours on this 2-core CPU machine. Measured with
+7 sparsities; defaults.toml otherwise: 40 -> 256 -> 10, K = 25, 2430 training samples) takes
+about two hours on this 2-core CPU machine. The timings below were measured when defaults.toml
+had batch 64 (38 steps per epoch); the default is now batch 32 (76 smaller steps per epoch) and
+has not been re-timed, so treat the hours as approximate. Measured with
 ``nice -n 5 python -m experiments.time_epochs`` (one epoch per run, sparsity 0 and 0.9) while
 other jobs shared the 2 cores (1-minute load average 5.0-5.9), so wall seconds overstate an
 idle machine; per epoch, trainer seconds (wall, loaded) -> CPU seconds of the process:
@@ -44,8 +46,9 @@ per run for data, checkpoints and the test evaluation, and 2 s per run for the e
 (measured: export + emulator on 300 test samples + budget, 1.7-1.9 s):
 28 x (12 x (19.2 + 2) + 10 + 2) s = 7460 s = 2.1 h (upper bound); at 13.5 s per epoch,
 28 x (12 x 15.5 + 12) s = 5540 s = 1.5 h. ``estimate_hours()`` repeats this arithmetic.
-The trainer's own default (40 epochs) reached 92.3% test on dense dcls; 12 epochs is what two
-hours allow here. On a GPU, pass ``--epochs 40`` (and ``--seeds 0 1 2``) where time allows.
+The trainer's own default (40 epochs, batch 32) reached 97.67% test on dense dcls (README); 12
+epochs is what two hours allow here. On a GPU, pass ``--epochs 40`` (and ``--seeds 0 1 2``)
+where time allows.
 """
 from __future__ import annotations
 
@@ -766,7 +769,7 @@ def _check_data(cfg: dict) -> None:
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m experiments.sweep",
-                                description=__doc__.splitlines()[0])
+                                description=" ".join(__doc__.split("\n\n")[0].split()))
     p.add_argument("--out", default="runs/sweep", help="sweep folder (default runs/sweep)")
     p.add_argument("--dataset", default="fsdd", help="trainer.data name (default fsdd)")
     p.add_argument("--data-dir", default=None, help="the dataset's folder (default: its own)")
