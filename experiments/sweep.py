@@ -62,7 +62,8 @@ import sys
 import time
 from pathlib import Path
 
-from trainer.file_io import sha256_file, write_bytes_atomic, write_json_atomic
+from trainer.file_io import (read_json_file, sha256_file, write_bytes_atomic,
+                             write_json_atomic)
 
 METHODS = ("dcls", "structure", "structure-multi", "no-delay")
 SPARSITIES = (0.0, 0.5, 0.75, 0.875, 0.9375, 0.96875, 0.984375)
@@ -607,7 +608,7 @@ def _hours(seconds: float) -> str:
 
 
 def _time_lines(out: Path, entries: list[dict]) -> list[str]:
-    log = json.loads((out / LOG).read_text()) if (out / LOG).is_file() else []
+    log = _read_log(out)
     lines = []
     train_calls = [c for c in log if c.get("stage") in ("train", "all") and c.get("train")]
     if train_calls:
@@ -653,7 +654,7 @@ def summarize_stage(out: Path, specs: list[dict] | None = None, docs: Path | Non
         docs = Path(docs)
         plot_bytes = (out / PLOT).read_bytes()
         write_bytes_atomic(plot_bytes, docs.parent / DOCS_PLOT)
-        log = json.loads((out / LOG).read_text()) if (out / LOG).is_file() else []
+        log = _read_log(out)
         cmds = []
         for c in log:
             if c.get("stage") in ("train", "all", "evaluate") and c["command"] not in cmds:
@@ -699,9 +700,20 @@ def _machine(device: str) -> tuple[str, str]:
            f"torch {tv}", dev
 
 
+def _read_log(out: Path) -> list:
+    """OUT/sweep_log.json ([] when absent); a corrupt one is a one-line ValueError."""
+    path = out / LOG
+    if not path.is_file():
+        return []
+    log = read_json_file(path, ValueError, "delete it (it only records past invocations)")
+    if not isinstance(log, list):
+        raise ValueError(f"{path} is not a sweep log (a JSON list); delete it")
+    return log
+
+
 def _append_log(out: Path, entry: dict) -> None:
     path = out / LOG
-    log = json.loads(path.read_text()) if path.is_file() else []
+    log = _read_log(out)
     log.append(entry)
     write_json_atomic(log, path, sort_keys=True)
 
@@ -727,6 +739,8 @@ def sweep(out: str | Path = "runs/sweep", *, dataset: str = "fsdd", data_dir: st
                       data_dir=data_dir, epochs=epochs, device=device, sets=sets,
                       data_options=data_options)
     check_existing(out, specs)
+    if out.is_dir():
+        _read_log(out)  # a corrupt log fails now, not after the work
     if stage in ("train", "all"):
         _check_data(specs[0]["config"])
     out.mkdir(parents=True, exist_ok=True)

@@ -235,3 +235,16 @@ def test_bad_config_json_on_resume(tmp_path, capsys):
     code, line = one_line_error(capsys, trainer_main, ["train", "--out", str(run), "--resume"])
     assert code == 2 and f"{run / 'config.json'} is corrupt" in line
     assert [p.name for p in run.iterdir()] == ["config.json"]
+
+
+def test_bad_sweep_log_json(tmp_path, capsys):
+    from experiments.sweep import main
+    out = tmp_path / "sweep"
+    out.mkdir()
+    (out / "sweep_log.json").write_bytes(b"[{\"command\": ")
+    code, line = one_line_error(capsys, main, [
+        "--out", str(out), "--dataset", "synthetic", "--methods", "dcls", "--sparsities", "0",
+        "--seeds", "0", "--epochs", "1", "--stage", "train", "--no-progress"])
+    assert code == 2
+    assert line.startswith(f"error: {out / 'sweep_log.json'} is not valid JSON (")
+    assert [p.name for p in out.iterdir()] == ["sweep_log.json"]  # nothing trained

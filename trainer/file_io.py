@@ -110,3 +110,18 @@ def load_torch_file(path: str | Path, error: type[Exception] = ValueError, advic
         first = (str(e).strip().splitlines() or [""])[0]
         raise error(f"{path} cannot be read by torch.load ({type(e).__name__}: {first}){tail}") \
             from None
+
+
+def read_json_file(path: str | Path, error: type[Exception] = ValueError, advice: str = "") -> Any:
+    """json.loads of a UTF-8 file; a file that is not valid JSON text raises `error` with one
+    line naming the file and the position, followed by `advice` (what to do)."""
+    path = Path(path)
+    tail = f"; {advice}" if advice else ""
+    try:
+        return json.loads(path.read_bytes().decode("utf-8"))
+    except UnicodeDecodeError as e:
+        raise error(f"{path} is not a JSON text file (byte {e.start} is not UTF-8){tail}") \
+            from None
+    except json.JSONDecodeError as e:
+        raise error(f"{path} is not valid JSON ({e.msg} at line {e.lineno} column {e.colno})"
+                    f"{tail}") from None
