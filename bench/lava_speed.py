@@ -140,7 +140,7 @@ def build(shape: str, n: int, seed: int):
 
 
 def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap = argparse.ArgumentParser(description=" ".join(__doc__.split("\n\n")[0].split()))
     ap.add_argument("--shape", choices=["fsdd", "shd"], default="fsdd",
                     help="fsdd: 40 -> 256 -> 10 graded (the target case); shd: 700 -> 256 -> "
                          "256 -> 20 binary spikes")

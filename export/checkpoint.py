@@ -89,13 +89,10 @@ def _np(x: Any, dtype, what: str) -> np.ndarray:
 
 def load_checkpoint(path: str | Path) -> Checkpoint:
     """Load and check a checkpoint; every problem is an ExportError naming the field."""
-    import torch
+    from trainer.file_io import load_torch_file
 
     p = resolve_checkpoint_path(path)
-    try:
-        d = torch.load(p, map_location="cpu", weights_only=True)
-    except Exception as e:  # noqa: BLE001 - report any unpickling failure the same way
-        raise ExportError(f"{p}: cannot be read as a delaysnn checkpoint ({e})") from e
+    d = load_torch_file(p, ExportError, "pass a checkpoint.pt written by python -m trainer train")
     return checkpoint_from_dict(d, str(p))
 
 

@@ -189,7 +189,8 @@ def evaluate(ck: Checkpoint, net: DeployedNetwork, x: np.ndarray, y: np.ndarray 
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m export.to_lava", description=__doc__.split("\n")[0])
+    ap = argparse.ArgumentParser(prog="python -m export.to_lava",
+                                 description=" ".join(__doc__.split("\n\n")[0].split()))
     ap.add_argument("checkpoint", help="run folder (with checkpoint.pt) or checkpoint file")
     ap.add_argument("--profile", default="loihi2", help="hardware profile name or .toml path")
     ap.add_argument("--out", required=True, help="HDF5 file to write (netx + delaysnn groups)")

@@ -35,7 +35,7 @@ DEFAULTS = {"profile_set": "all", "lava_limit": 100, "split": "test",
 SPLITS = ("train", "val", "test")
 REPORT_DIR = "report"
 HTML_NAME = "report.html"
-STAGE_VERSION = 1  # bump when a stage's output format changes (invalidates cached stages)
+STAGE_VERSION = 2  # bump when a stage's output format changes (invalidates cached stages)
 N_STAGES = 6
 
 

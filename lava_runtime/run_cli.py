@@ -158,14 +158,22 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--dataset", default="synthetic", help="dataset name (trainer.data)")
     p.add_argument("--data-dir", default=None, help="dataset folder")
     p.add_argument("--split", default="test", choices=["train", "val", "test"])
-    p.add_argument("--backend", default="lava", choices=list(BACKENDS))
+    p.add_argument("--backend", default="lava", choices=list(BACKENDS),
+                   help="lava: Lava's Loihi 2 CPU simulator (Loihi2SimCfg, fixed_pt, "
+                        "bit-accurate) with this project's ProcessModels (default); lava-float: "
+                        "the same in floating_pt; emulator: this project's vectorised "
+                        "bit-exact emulator, no Lava; loihi2: Loihi2HwCfg with Intel's "
+                        "lava-loihi. UNTESTED: never run on a chip by this project; expect to "
+                        "add Lava's embedded I/O adapters between the Python source, recorders "
+                        "and readout and the on-chip processes (docs/design.md, section 4)")
     p.add_argument("--compare", default=None, choices=list(BACKENDS),
                    help="also run this backend and report the exact-match fraction")
     p.add_argument("--limit", type=int, default=None, help="use the first N samples")
     p.add_argument("--timeout", type=float, default=None,
                    help="bound on each Lava run (s); default scales with the step count")
     p.add_argument("--stock-models", action="store_true",
-                   help="use Lava's stock DelayDense/DelaySparse models (slow; one lane)")
+                   help="use Lava's stock DelayDense/DelaySparse models (slow; one lane; only "
+                        "for networks whose hidden neurons cannot spike without input)")
     p.add_argument("--lanes", type=int, default=None,
                    help="samples run side by side per Lava step (default: chosen from the "
                         "network size and memory; 1 with --stock-models)")

@@ -55,6 +55,9 @@ def resolve_config(config_file: str | Path | None = None, overrides: dict | None
                 layers.append(tomllib.load(f))
             except tomllib.TOMLDecodeError as e:
                 raise ValueError(f"config file {path} is not valid TOML: {e}") from None
+            except UnicodeDecodeError as e:
+                raise ValueError(f"config file {path} is not a TOML text file (byte {e.start} "
+                                 f"is not UTF-8)") from None
     layers.append({k: v for k, v in (overrides or {}).items() if v is not None})
     layers.append(parse_set(sets or []))
     for layer in layers:
