@@ -245,7 +245,7 @@ def read_graph(graph_or_path):
         raise ExportError(f"NIR file {p} does not exist")
     from trainer.file_io import sha256_file
     try:
-        g = nir.read(str(p))
+        g = nir.read(str(p), type_check=False)  # shapes are checked here, per node
     except Exception as e:  # noqa: BLE001 - any reader failure is one clear error
         raise ExportError(f"{p}: cannot be read as a NIR graph ({type(e).__name__}: {e})") from e
     if not isinstance(g, nir.NIRGraph):
