@@ -273,3 +273,23 @@ def test_time_step_comes_from_the_graph_or_the_command(tmp_path):
     ck, info = nir_to_checkpoint(g, dt_ms=1.0)
     assert ck.layers[0].dv == round(4096 * 0.1) and info["layers"][0]["decay_exact"] == 0.9
     np.testing.assert_allclose(ck.layers[0].weight, 0.1)
+
+
+def test_command_calibrates_on_a_dataset_and_reports(tmp_path):
+    """`python -m export.from_nir G --data synthetic`: calibration on the training split, the
+    accuracy report on the validation split, class names from the dataset."""
+    rng = np.random.default_rng(5)
+    g = _chain(("w1", nir.Linear(weight=rng.normal(0.05, 0.3, (16, 40)))), ("hid", _lif(16)),
+               ("w2", nir.Linear(weight=rng.normal(0, 1, (10, 16)))), ("out", _li(10)),
+               n_in=40, n_out=10)
+    nir.write(str(tmp_path / "g.nir"), g)
+    out = tmp_path / "net.h5"
+    assert from_nir_main([str(tmp_path / "g.nir"), "--dt-ms", "1", "--data", "synthetic",
+                          "--time-steps", "30", "--max-calibration", "40", "--max-eval", "20",
+                          "--out", str(out), "--json", str(tmp_path / "r.json")]) == 0
+    rep = json.loads((tmp_path / "r.json").read_text())
+    assert rep["accuracy"]["samples"] == 20 and "synthetic val" in rep["accuracy"]["data"]
+    net = netx_h5.load(out)
+    assert net.meta["exporter"] == "delaysnn export.from_nir 1"
+    assert net.meta["data_recipe"]["dataset"] == "synthetic" and net.input.time_steps == 30
+    assert len(net.class_names) == 10 and net.layers[0].neurons.dv == 410  # 1 - 1ms/10ms
