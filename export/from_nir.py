@@ -148,12 +148,19 @@ def _neuron(name: str, node, dt: float, n: int, spiking: bool) -> dict:
         tau_syn = _vec(name, "tau_syn", node.tau_syn, n)
         if np.any(tau_syn <= 0):
             _refuse(name, "time constants must be > 0")
-        k, alpha = _decay_12bit(name, "tau_syn", dt / tau_syn)
-        k_alpha = 4096 - k  # alpha = 1 - dt/tau_syn = k_alpha / 4096 after rounding
-        if k_alpha > 4095:
+        rate = dt / tau_syn
+        if np.any(rate > 1):
+            _refuse(name, f"dt/tau_syn = {rate.max():.4g} > 1: forward Euler needs dt <= tau_syn; "
+                          "pass the producer's time step (--dt-ms)")
+        k = np.rint(4096 * rate).astype(np.int64)  # alpha = 1 - dt/tau_syn = 1 - k / 4096
+        if np.ptp(k) > 0:
+            _refuse(name, f"tau_syn differs across neurons (12-bit decays {k.min()}..{k.max()}); "
+                          "a layer of this project shares one current decay")
+        if k[0] == 0:
             _refuse(name, "tau_syn rounds to a current decay of 1 (no leak), which Lava's du "
-                          "cannot hold; use a finite tau_syn")
-        p["du"] = 4095 - k_alpha
+                          "cannot hold; use a shorter tau_syn")
+        alpha = 1 - rate
+        p["du"] = int(k[0]) - 1  # Lava keeps (4095 - du) / 4096 of u per step
         gain = gain * _vec(name, "w_in", node.w_in, n) / (tau_syn / dt)
         info.update(tau_syn_s=float(tau_syn[0]), current_decay_exact=float(alpha[0]),
                     current_decay=(4095 - p["du"]) / 4096, du=p["du"])
@@ -233,6 +240,23 @@ def _topological(nodes: dict, succ: dict, pred: dict) -> None:
         k = sorted(k for k, d in indeg.items() if d > 0)[0]
         _refuse(k, "lies on a cycle: recurrent connections are not supported (feed-forward "
                    "chains only)")
+
+
+def layers_digest(layers) -> str:
+    """sha256 of the float network of CkptLayers (synapses, weights, biases, neurons): equal
+    digests mean the same float network."""
+    import hashlib
+
+    h = hashlib.sha256()
+    for L in layers:
+        h.update(json.dumps([L.name, L.n_in, L.n_out, L.dv, L.du, L.threshold, L.spiking,
+                             L.bn is None]).encode())
+        for a in (L.pre, L.post, L.delay):
+            h.update(np.ascontiguousarray(a, dtype=np.int64).tobytes())
+        a, b = L.bn_affine()
+        for arr in (L.weight, a, b):
+            h.update(np.ascontiguousarray(arr, dtype=np.float64).tobytes())
+    return h.hexdigest()
 
 
 def read_graph(graph_or_path):
@@ -443,8 +467,10 @@ def export_nir(path, dt_ms: float | None = None, profile: str = "loihi2", *,
     """A .nir file -> (DeployedNetwork, report), as export.to_lava.export_checkpoint for a
     checkpoint. Calibration / evaluation features: passed in ((N, T, C) or (features, labels)),
     or rebuilt from `data_recipe` (default: the recipe export.to_nir stored in the graph).
-    A graph written by export.to_nir carries its checkpoint's provenance, so the deployed
-    network equals the one export.to_lava makes from that checkpoint, byte for byte.
+    A graph written by export.to_nir carries its checkpoint's provenance and the digest of its
+    float network: when the imported network still has that digest, the deployed network equals
+    the one export.to_lava makes from that checkpoint, byte for byte; a graph changed since
+    records the checkpoint as "derived_from".
     export_kw: num_message_bits, headroom, eval_split, max_calibration, max_eval, cache_dir,
     progress, netx_exact (as export_checkpoint)."""
     from export.to_lava import export_loaded
@@ -456,11 +482,18 @@ def export_nir(path, dt_ms: float | None = None, profile: str = "loihi2", *,
     if calibration is None and not ck.data_recipe:
         raise ExportError("no calibration features: pass --features FILE.npz or --data NAME "
                           "(the graph carries no data recipe)")
-    prov = info["delaysnn_metadata"].get("provenance")
-    if prov is None:
+    own = info["delaysnn_metadata"]
+    prov = own.get("provenance")
+    if prov is not None and own.get("layers_sha256") != layers_digest(ck.layers):
+        # written by export.to_nir, then changed: the checkpoint's provenance no longer holds
+        prov = {"derived_from": prov}
+    elif prov is not None:
+        prov = dict(prov)
+    if prov is None or "derived_from" in prov:
         prov = {"exporter": EXPORTER, "nir_sha256": sha, "config": ck.config,
                 "data_recipe": ck.data_recipe,
-                "nir_import": {k: info[k] for k in ("dt_ms", "discretisation", "layers")}}
+                "nir_import": {k: info[k] for k in ("dt_ms", "discretisation", "layers")},
+                **(prov or {})}
     source = {"path": str(path), "sha256": sha, "epoch": ck.epoch,
               "val_accuracy": ck.val_accuracy}
     net, report = export_loaded(ck, profile, provenance=prov, source=source,

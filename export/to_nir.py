@@ -14,9 +14,9 @@ Neurons (the inverse of export.from_nir's forward-Euler rule, so that importing 
 float network): hidden layers are LIF with tau = 4096 dt / dv, R = tau / dt (input gain
 R dt / tau = 1), v_leak = 0, v_threshold = threshold, v_reset = 0; the readout is LI with the
 same tau, R, v_leak; a layer with dv = 0 (no leak) is IF / I with R = 1 / dt.
-Graph metadata: "dt" (seconds) and "delaysnn" (JSON: dt_ms, class_names, data_recipe, and the
-checkpoint's provenance, so export.from_nir rebuilds byte for byte the deployed file that
-export.to_lava writes). Synapses whose float weight is exactly 0 cannot be told apart from
+Graph metadata: "dt" (seconds) and "delaysnn" (JSON: dt_ms, class_names, data_recipe, the
+checkpoint's provenance and the digest of the float network, so export.from_nir rebuilds byte
+for byte the deployed file that export.to_lava writes, and notices a graph changed since). Synapses whose float weight is exactly 0 cannot be told apart from
 absent ones in a dense Linear and are dropped (counted in info).
 """
 from __future__ import annotations
@@ -32,7 +32,7 @@ import numpy as np
 
 from export.checkpoint import load_checkpoint, resolve_checkpoint_path
 from export.errors import ExportError
-from export.from_nir import META_KEY, _nir
+from export.from_nir import META_KEY, _nir, layers_digest, nir_to_checkpoint
 
 NIR_FORMAT = "delaysnn-nir"
 DEFAULT_DT_MS = 10.0  # one step of this project's features
@@ -93,8 +93,11 @@ def checkpoint_to_nir(path, dt_ms: float | None = None):
     own = {"format": NIR_FORMAT, "version": 1, "dt_ms": dt_ms,
            "class_names": list(ck.class_names), "data_recipe": ck.data_recipe,
            "provenance": checkpoint_provenance(ck, sha256_file(ck_path))}
-    graph = nir.NIRGraph(nodes=nodes, edges=edges,
-                         metadata={"dt": dt, META_KEY: json.dumps(own, sort_keys=True)})
+    graph = nir.NIRGraph(nodes=nodes, edges=edges, metadata={"dt": dt})
+    # the digest of the float network export.from_nir reads back: it keeps the provenance only
+    # while the graph still holds this network
+    own["layers_sha256"] = layers_digest(nir_to_checkpoint(graph)[0].layers)
+    graph.metadata[META_KEY] = json.dumps(own, sort_keys=True)
     info = {"checkpoint": str(ck_path), "dt_ms": dt_ms, "layers": len(ck.layers),
             "nodes": len(nodes), "synapses": int(sum(L.pre.size for L in ck.layers)),
             "dropped_zero_weight_synapses": dropped}

@@ -56,6 +56,13 @@ def test_round_trip_gives_the_byte_identical_deployed_file(tmp_path):
     assert filecmp.cmp(tmp_path / "direct.h5", tmp_path / "via_nir.h5", shallow=False)
     assert [L["dv"] for L in report["nir"]["layers"]] == [400, 300, 200]
 
+    # a graph changed after export.to_nir no longer claims to be the checkpoint's network
+    g.nodes["fc2.w0"].weight[0, 0] += 0.5
+    nir.write(str(tmp_path / "edited.nir"), g)
+    edited, _ = export_nir(tmp_path / "edited.nir", calibration=x, evaluation=False)
+    assert edited.meta["exporter"] == "delaysnn export.from_nir 1"
+    assert edited.meta["derived_from"]["checkpoint_sha256"] == direct.meta["checkpoint_sha256"]
+
 
 # ---- a graph built with `nir` directly, with delays ------------------------------------------
 
