@@ -478,7 +478,7 @@ def export_nir(path, dt_ms: float | None = None, profile: str = "loihi2", *,
     graph, sha = read_graph(path)
     ck, info = nir_to_checkpoint(graph, dt_ms, lif_readout=lif_readout,
                                  class_names=class_names, data_recipe=data_recipe)
-    ck.path = str(path)
+    ck.path = "<NIRGraph>" if sha is None else str(path)
     if calibration is None and not ck.data_recipe:
         raise ExportError("no calibration features: pass --features FILE.npz or --data NAME "
                           "(the graph carries no data recipe)")
@@ -494,7 +494,7 @@ def export_nir(path, dt_ms: float | None = None, profile: str = "loihi2", *,
                 "data_recipe": ck.data_recipe,
                 "nir_import": {k: info[k] for k in ("dt_ms", "discretisation", "layers")},
                 **(prov or {})}
-    source = {"path": str(path), "sha256": sha, "epoch": ck.epoch,
+    source = {"path": ck.path, "sha256": sha, "epoch": ck.epoch,
               "val_accuracy": ck.val_accuracy}
     net, report = export_loaded(ck, profile, provenance=prov, source=source,
                                 calibration=calibration, evaluation=evaluation, **export_kw)

@@ -16,7 +16,7 @@ from export.errors import ExportError
 from export.float_reference import simulate_float
 from export.from_nir import export_nir, main as from_nir_main, nir_to_checkpoint
 from export.to_lava import export_checkpoint
-from export.to_nir import checkpoint_to_nir, main as to_nir_main
+from export.to_nir import main as to_nir_main
 from lava_runtime.emulator import aligned, emulate
 from export_checkpoints import make_checkpoint, make_features, save_checkpoint
 from nir_graphs import delay_graph, simulate_nir
