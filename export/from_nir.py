@@ -20,8 +20,9 @@ weight nodes in series, per-neuron differences this project's layers cannot hold
 threshold), v_reset != 0, delays that are not whole steps, biases that NIR feeds into a
 synaptic current (Loihi adds biases to v).
 
-Discretisation: forward Euler with step dt (seconds; what snnTorch and Norse simulate), the
-current updated before the voltage. This project's neuron (docs/design.md section 2, Lava LIF)
+Discretisation: forward Euler with step dt (seconds; the rule snnTorch and Norse simulate
+with), the current updated before the voltage as in snnTorch's Synaptic (a producer that updates
+v from the previous step's current, such as Norse's CubaLIF, differs by one step there). This project's neuron (docs/design.md section 2, Lava LIF)
 is v[t] = decay * v[t-1] + I[t], I[t] = sum_syn w x[t - delay] + b, spike = v > threshold, then
 v = 0. Per NIR node (W, b: the Affine / Linear weights and bias, x: presynaptic activity):
 
