@@ -103,6 +103,33 @@ def test_nir_graph_with_delays_matches_reference_and_quantizes(tmp_path):
     assert report["accuracy"]["agreement_with_float"] >= 0.8
 
 
+def test_hidden_cubalif_maps_to_lava_current_decay(tmp_path):
+    """A hidden CubaLIF (w_in, R, v_leak) becomes Lava's u with du from tau_syn: the float model
+    equals NIR's equations exactly (decays 1/2 and 3/4 are exact), and the emulator runs it."""
+    rng = np.random.default_rng(8)
+    dt, n = 1e-3, 12
+    cuba = nir.CubaLIF(tau_syn=np.full(n, 2 * dt), tau_mem=np.full(n, 4 * dt), r=np.full(n, 2.0),
+                       v_leak=np.full(n, 0.1), v_threshold=np.ones(n), v_reset=np.zeros(n),
+                       w_in=np.full(n, 1.5))
+    g = _chain(("w1", nir.Linear(weight=rng.normal(0.3, 0.5, (n, 5)))), ("cuba", cuba),
+               ("w2", nir.Linear(weight=rng.normal(0, 1, (3, n)))),
+               ("out", nir.LI(tau=np.full(3, 8 * dt), r=np.ones(3), v_leak=np.zeros(3))),
+               n_in=5, n_out=3)
+    x = rng.random((16, 25, 5)) * (rng.random((16, 25, 5)) < 0.4)
+    ck, info = nir_to_checkpoint(g, dt_ms=1.0)
+    assert ck.layers[0].du == 2047 and ck.layers[0].current_decay == 0.5
+    assert ck.layers[0].dv == 1024
+    fr = simulate_float(ck, x, keep_spikes=True)
+    ref = simulate_nir(g, x, dt)
+    assert ref["cuba"].sum() > 50 and np.array_equal(fr.spikes[0], ref["cuba"])
+    np.testing.assert_allclose(fr.readout_v, ref["out"], rtol=1e-9, atol=1e-9)
+    nir.write(str(tmp_path / "g.nir"), g)
+    net, report = export_nir(tmp_path / "g.nir", dt_ms=1.0, calibration=x, evaluation=x)
+    assert net.layers[0].neurons.du == 2047
+    _, spikes = aligned(emulate(net, net.input.encode(x)), net)
+    assert np.mean(spikes[0] != ref["cuba"]) < 0.02
+
+
 # ---- snnTorch: export_to_nir of a trained network --------------------------------------------
 
 def train_snntorch(x, y, n_hidden=12, steps=15, seed=0):
