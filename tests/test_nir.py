@@ -41,6 +41,8 @@ def test_round_trip_gives_the_byte_identical_deployed_file(tmp_path):
     from the NIR graph equals the one export.to_lava writes from the checkpoint."""
     ck_path = save_checkpoint(sorted_checkpoint(multi=6, max_delay=8), tmp_path / "run")
     x, y = make_features()
+    assert to_nir_main([str(tmp_path / "nowhere"), "--out", str(tmp_path / "net.nir")]) == 2
+    assert not (tmp_path / "net.nir").exists()
     assert to_nir_main([str(ck_path.parent), "--out", str(tmp_path / "net.nir")]) == 0
     g = nir.read(str(tmp_path / "net.nir"))
     assert float(g.metadata["dt"]) == 0.01
