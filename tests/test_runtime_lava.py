@@ -36,8 +36,10 @@ def child_pids() -> set[int]:
 
 
 def our_shm() -> set[str]:
-    """/dev/shm entries created by this runtime (sandbox names them dsnn<pid>x...)."""
-    return {p.name for p in Path("/dev/shm").iterdir() if p.name.startswith("dsnn")}
+    """/dev/shm entries of runs started by this process (sandbox names them dsnn<pid>x...;
+    other processes on the machine may hold their own)."""
+    mine = f"dsnn{os.getpid()}x"
+    return {p.name for p in Path("/dev/shm").iterdir() if p.name.startswith(mine)}
 
 
 @pytest.fixture
