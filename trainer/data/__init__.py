@@ -21,6 +21,8 @@ Public API (docs/design.md section 1)::
   ``../shared/data/fsdd/recordings`` from the repository root (:mod:`.fsdd`);
 - ``rawhd``: Heidelberg Digits audio folder (FLAC, 20 classes) (:mod:`.rawhd`; option resample_hz);
 - ``shd``: Spiking Heidelberg Digits HDF5 binned to 10 ms (:mod:`.shd`; option pool=1);
+- ``ssc``: Spiking Speech Commands, the same layout, 35 classes, official validation file
+  (:mod:`.ssc`; option pool=1);
 - ``folder``: class subfolders of audio files, hashed split (:mod:`.folder`; option test_percent=20).
 
 Audio sources share the RawHD Mel front end :func:`features` (:mod:`.frontend`) and cache the
