@@ -263,7 +263,7 @@ def run(config: str | Path = DEFAULT_CONFIG, *, results: str | Path = DEFAULT_RE
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m experiments.sweep",
-                                description=__doc__.splitlines()[0])
+                                description=" ".join(__doc__.split("\n\n")[0].split()))
     sub = p.add_subparsers(dest="cmd", required=True)
     r = sub.add_parser("run", help="run the points that have no JSON yet (Ray)")
     r.add_argument("--config", default=DEFAULT_CONFIG, help=f"grid (default {DEFAULT_CONFIG})")

@@ -23,4 +23,4 @@ def test_help_description_is_a_whole_sentence(command, capsys):
     else:
         from experiments.sweep import main
         text = _description(main, ["--help"], capsys)
-        assert text.endswith("tabulate and plot accuracy against connections.")
+        assert text.endswith("one small JSON per point; a report built from those JSONs.")
