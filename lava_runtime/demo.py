@@ -83,6 +83,9 @@ def demo(out: str | Path = "runs/demo", *, method: str = DEFAULTS["method"],
     out = Path(out)
     _prepare(out)
     load_1min = os.getloadavg()[0]
+    cpu0 = _cpu_seconds()
+    import torch
+    threads = torch.get_num_threads()  # the trainer's num_threads = 0 keeps torch's default
     t0 = time.perf_counter()
     timings = {}
 
@@ -139,7 +142,11 @@ def demo(out: str | Path = "runs/demo", *, method: str = DEFAULTS["method"],
         "spikes_per_sample_per_layer": emu["spikes_per_sample_per_layer"],
         "seconds": {**timings, "emulator_s": emu["seconds"], "lava_s": lava["seconds"],
                     "total_s": time.perf_counter() - t0},
-        "machine": {"cpu_count": os.cpu_count(), "load_average_1min_at_start": round(load_1min, 2),
+        # CPU seconds (user + system) of this process and its finished children (the Lava
+        # worker): on a busy machine, a better guide than wall time to a quiet machine's time
+        "cpu_s": round(_cpu_seconds() - cpu0, 1),
+        "machine": {"cpu_count": os.cpu_count(), "torch_threads": threads,
+                    "load_average_1min_at_start": round(load_1min, 2),
                     "load_average_1min_at_end": round(os.getloadavg()[0], 2)},
         "budget": b,
         "next_commands": next_commands(out, net_path),
@@ -149,6 +156,12 @@ def demo(out: str | Path = "runs/demo", *, method: str = DEFAULTS["method"],
         write_json_atomic(summary, json_path)
     print(format_summary(summary))
     return summary
+
+
+def _cpu_seconds() -> float:
+    import resource
+    return sum(r.ru_utime + r.ru_stime for r in (resource.getrusage(resource.RUSAGE_SELF),
+                                                 resource.getrusage(resource.RUSAGE_CHILDREN)))
 
 
 def _python() -> str:
@@ -194,7 +207,7 @@ def format_summary(s: dict) -> str:
         + ", ".join(f"{v:.1f}" for v in s["spikes_per_sample_per_layer"]),
         f"  seconds   train {sec['train_s']:.0f}   baseline {sec['baseline_train_s']:.0f}   "
         f"export {sec['export_s']:.1f}   emulator {sec['emulator_s']:.2f}   "
-        f"Lava {sec['lava_s']:.1f}   total {sec['total_s']:.0f}",
+        f"Lava {sec['lava_s']:.1f}   total {sec['total_s']:.0f} (CPU {s['cpu_s']:.0f})",
         "",
         "next:",
         f"  {s['next_commands'][0]}   # HTML page: every stage, all budgets, receptive fields",

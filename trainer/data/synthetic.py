@@ -4,14 +4,14 @@ Built so that delays are necessary: classes differ only in the relative timing o
 groups, over spans longer than a short membrane time constant can bridge.
 
 Channels (C = ``n_mels``, default 40) form G = min(4, max(2, C // 10)) groups of neighbouring
-channels (4 groups of 10 at C = 40). Time slots lie every round(0.08 T) steps from 0 to
-round(0.24 T) (T = ``time_steps``; slots 0, 8, 16, 24 at T = 100). Each class puts every group
-in its own slot: ``o[c, g]`` is the slot of group g, and classes differ in which group takes
-which slot (at G = 4: a permutation of the four slots, 24 patterns up to a shift in time).
-So all classes have the same events at the same spacing; only the order of the groups tells
-them apart, and any two groups are >= 8 steps apart: a network whose neurons forget within a
-few steps (tau = 2 steps) sees each group alone, while delays of 0..24 steps (K = 25) can
-line up every class's groups on one neuron.
+channels (4 groups of 10 at C = 40). Four time slots are spread evenly from 0 to round(0.24 T)
+steps (T = ``time_steps``; slots 0, 8, 16, 24 at T = 100). Each class puts every group in its
+own slot: ``o[c, g]`` is the slot of group g, and classes differ in which group takes which slot
+(:func:`timing_patterns`; at G = 4 the 24 permutations of the slots). At G = 4 all classes thus
+have the same events at the same spacing and only the order of the groups tells them apart;
+any two groups are >= 8 steps apart, so a network whose neurons forget within a few steps
+(tau = 2 steps) sees each group alone, while delays of 0..24 steps (K = 25) can line up every
+class's groups on one neuron. (Fewer channels give fewer groups and patterns: 2 groups, 6.)
 A sample of class c has one Gaussian bump (sigma 1.5 steps) per group, centred at
 ``s + o[c, g] + jitter``: s, the sample's start, is uniform in round(0.1 T) .. round(0.6 T),
 jitter ~ N(0, 1 step) per group. Bump height 0.075 * a * p: a ~ U(0.7, 1.0) per group and sample,
@@ -48,7 +48,7 @@ MAX_VALUE = 80 * 0.00099
 MAX_GROUPS = 4
 CHANNELS_PER_GROUP = 10
 OFFSET_SPAN = 0.24     # slots lie in 0 .. round(OFFSET_SPAN * T) steps
-SLOT_GAP = 0.08        # every round(SLOT_GAP * T) steps
+N_SLOTS = 4            # evenly spread
 
 
 def n_groups(n_channels: int) -> int:
@@ -66,9 +66,10 @@ def class_offsets(n_classes: int, n_channels: int, time_steps: int, data_seed: i
 
 
 def slots(time_steps: int) -> np.ndarray:
-    """Times (steps from the sample's start) a group's bump can take: int64 (S,)."""
-    gap = max(1, int(round(SLOT_GAP * time_steps)))
-    return np.arange(0, int(round(OFFSET_SPAN * time_steps)) + 1, gap)
+    """Times (steps from the sample's start) a group's bump can take: int64 (4,), evenly spread
+    over 0 .. round(0.24 T) (0, 8, 16, 24 at T = 100)."""
+    span = int(round(OFFSET_SPAN * time_steps))
+    return np.round(np.linspace(0, span, N_SLOTS)).astype(np.int64)
 
 
 def timing_patterns(n_groups_: int, time_steps: int) -> np.ndarray:
