@@ -122,8 +122,10 @@ def test_fetch_fsdd_verifies_unpacks_and_reuses(tmp_path):
 def test_fetch_fsdd_refuses_a_wrong_archive_or_wrong_recordings(tmp_path):
     zpath, sha, manifest = _fake_release(tmp_path)
     cache = tmp_path / "cache"
-    with pytest.raises(DataError, match=r"checksum mismatch for fsdd-v1.0.10.zip .*expected 0{64}; "
-                                        r"download .* by hand and place it at"):
+    with pytest.raises(DataError, match=r"fsdd-v1.0.10.zip \(downloaded from file:.*\) has sha256 "
+                                        + sha + r", expected 0{64} for FSDD v1.0.10; .*"
+                                        r"DELAYSNN_FSDD_SHA256=" + sha + r" \(the recordings are still "
+                                        r"checked .*recordings/\*.wav files in .*--data-dir"):
         dl.fetch_fsdd(cache, url=zpath.as_uri(), sha256="0" * 64, recordings_sha256=manifest)
     assert list(cache.iterdir()) == []
     with pytest.raises(DataError, match=r"recordings in .*fsdd-v1.0.10.zip are not FSDD v1.0.10's"):
@@ -137,12 +139,26 @@ def test_fetch_fsdd_takes_a_zip_placed_by_hand(tmp_path):
     cache = tmp_path / "cache"
     cache.mkdir()
     (cache / "fsdd-v1.0.10.zip").write_bytes(b"PK not it")
-    with pytest.raises(DataError, match=r"fsdd-v1.0.10.zip has sha256 .*, expected " + sha):
+    with pytest.raises(DataError, match=r"fsdd-v1.0.10.zip \(placed by hand\) has sha256 .*, expected " + sha):
         dl.fetch_fsdd(cache, url="http://127.0.0.1:9/x.zip", sha256=sha, recordings_sha256=manifest)
     assert (cache / "fsdd-v1.0.10.zip").read_bytes() == b"PK not it"     # the user's file is kept
     (cache / "fsdd-v1.0.10.zip").write_bytes(zpath.read_bytes())
     rec = dl.fetch_fsdd(cache, url="http://127.0.0.1:9/x.zip", sha256=sha, recordings_sha256=manifest)
     assert len(list(rec.glob("*.wav"))) == 16
+
+
+def test_fsdd_archive_checksum_can_be_overridden_but_recordings_are_still_checked(monkeypatch, tmp_path):
+    """$DELAYSNN_FSDD_SHA256 replaces the pinned archive checksum (for a re-generated zip of the
+    same release); the recordings' own digest still has to match."""
+    zpath, sha, manifest = _fake_release(tmp_path)
+    monkeypatch.setenv("DELAYSNN_FSDD_SHA256", sha)
+    with pytest.raises(DataError, match="are not FSDD v1.0.10's"):
+        dl.fetch_fsdd(tmp_path / "a", url=zpath.as_uri(), recordings_sha256="2" * 64)
+    rec = dl.fetch_fsdd(tmp_path / "b", url=zpath.as_uri(), recordings_sha256=manifest)
+    assert len(list(rec.glob("*.wav"))) == 16
+    monkeypatch.delenv("DELAYSNN_FSDD_SHA256")
+    with pytest.raises(DataError, match="expected " + dl.FSDD_SHA256):     # the pinned value again
+        dl.fetch_fsdd(tmp_path / "c", url=zpath.as_uri(), recordings_sha256=manifest)
 
 
 def _no_ci_copy(monkeypatch, tmp_path):
@@ -189,6 +205,6 @@ def test_fsdd_offline_fails_fast_naming_the_url_and_the_folder(monkeypatch, tmp_
     msg = str(err.value)
     assert "\n" not in msg
     assert msg.startswith("cannot download fsdd-v1.0.10.zip from http://127.0.0.1:9/v1.0.10.zip (")
-    assert f"put its recordings/*.wav files in {cache / 'fsdd-v1.0.10' / 'recordings'}" in msg
+    assert f"put the release's recordings/*.wav files in {cache / 'fsdd-v1.0.10' / 'recordings'}" in msg
     assert "--data-dir" in msg
     assert list(cache.iterdir()) == []

@@ -158,14 +158,15 @@ def fetch_fsdd(cache_dir, *, url: str | None = None, sha256: str | None = None,
 
     Present already: returned as is. Otherwise the release zip (``url``, default
     :data:`FSDD_URL`) is downloaded to ``<cache_dir>/fsdd-v1.0.10.zip`` (or taken from there when
-    placed by hand), its SHA-256 checked (``sha256``, default :data:`FSDD_SHA256`), its
-    ``recordings/*.wav`` and top-level files unpacked into a temp folder, the WAVs' manifest
-    checked (``recordings_sha256``, default :data:`FSDD_RECORDINGS_SHA256`), and the folder
-    moved into place; the zip is then deleted. Any failure raises a one-line DataError naming
-    the URL and the folder to fill by hand, and leaves no partial folder.
+    placed by hand), its SHA-256 checked (``sha256``, default ``$DELAYSNN_FSDD_SHA256`` if set,
+    else :data:`FSDD_SHA256`), its ``recordings/*.wav`` and top-level files unpacked into a temp
+    folder, the WAVs' manifest checked (``recordings_sha256``, default
+    :data:`FSDD_RECORDINGS_SHA256`), and the folder moved into place; the zip is then deleted.
+    Any failure raises a one-line DataError naming the URL and the folder to fill by hand, and
+    leaves no partial folder (a downloaded zip that fails its check is deleted too).
     """
     url = FSDD_URL if url is None else url
-    sha256 = FSDD_SHA256 if sha256 is None else sha256
+    sha256 = (os.environ.get("DELAYSNN_FSDD_SHA256") or FSDD_SHA256) if sha256 is None else sha256
     recordings_sha256 = FSDD_RECORDINGS_SHA256 if recordings_sha256 is None else recordings_sha256
     cache_dir = Path(cache_dir)
     target = cache_dir / FSDD_FOLDER
@@ -176,22 +177,28 @@ def fetch_fsdd(cache_dir, *, url: str | None = None, sha256: str | None = None,
         raise DataError(f"{target} exists but has no recordings/ folder; delete it or put the FSDD "
                         f"v1.0.10 .wav files in {rec}")
     zip_path = cache_dir / f"{FSDD_FOLDER}.zip"
-    by_hand = (f"download {url} by hand and place it at {zip_path} (checked and unpacked on the next "
-               f"run), or put its recordings/*.wav files in {rec}, or pass --data-dir FOLDER")
-    if zip_path.is_file():
-        got = hashlib.sha256(zip_path.read_bytes()).hexdigest()
-        if got != sha256.lower():
-            raise DataError(f"{zip_path} has sha256 {got}, expected {sha256} (FSDD {FSDD_RELEASE}); "
-                            f"delete it, then {by_hand}")
-    else:
-        download_file(url, zip_path, sha256=sha256, timeout_s=timeout_s, hint=by_hand)
+    or_by_hand = f"or put the release's recordings/*.wav files in {rec}, or pass --data-dir FOLDER"
+    placed = zip_path.is_file()
+    if not placed:   # checked below, like a zip placed by hand
+        download_file(url, zip_path, timeout_s=timeout_s,
+                      hint=f"download {url} by hand and place it at {zip_path} (checked and "
+                           f"unpacked on the next run), {or_by_hand}")
+    got = hashlib.sha256(zip_path.read_bytes()).hexdigest()
+    if got != sha256.lower():
+        source = "placed by hand" if placed else f"downloaded from {url}"
+        if not placed:
+            zip_path.unlink()
+        raise DataError(f"{zip_path} ({source}) has sha256 {got}, expected {sha256} for FSDD "
+                        f"{FSDD_RELEASE}; if GitHub now serves another zip of the same release, "
+                        f"accept it with DELAYSNN_FSDD_SHA256={got} (the recordings are still "
+                        f"checked against their own digest), {or_by_hand}")
     tmp = Path(tempfile.mkdtemp(prefix=FSDD_FOLDER + ".", suffix=".part", dir=cache_dir))
     try:
         _unpack_fsdd(zip_path, tmp)
         got = recordings_manifest_sha256(tmp / "recordings")
         if got != recordings_sha256.lower():
             raise DataError(f"the recordings in {zip_path} are not FSDD {FSDD_RELEASE}'s (manifest "
-                            f"sha256 {got}, expected {recordings_sha256}); {by_hand}")
+                            f"sha256 {got}, expected {recordings_sha256}); {or_by_hand}")
         os.replace(tmp, target)
     finally:
         if tmp.exists():
