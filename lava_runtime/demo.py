@@ -31,6 +31,8 @@ DEFAULTS = {
     "seed": 0,
     "hidden": 128,  # hidden LIF neurons
     "tau": 2.0,  # membrane time constant (steps) of every neuron: forgets within a few steps
+    "num_threads": 1,  # torch CPU threads for training: one suits this tiny network (torch's
+    # default, one per core, oversubscribes a shared machine) and fixes the float summation order
     "profile": "loihi2",
 }
 BASELINE = "no-delay"
@@ -52,11 +54,13 @@ def _prepare(out: Path) -> None:
 def demo(out: str | Path = "runs/demo", *, method: str = DEFAULTS["method"],
          sparsity: float = DEFAULTS["sparsity"], epochs: int = DEFAULTS["epochs"],
          seed: int = DEFAULTS["seed"], hidden: int = DEFAULTS["hidden"],
-         tau: float = DEFAULTS["tau"], profile: str = DEFAULTS["profile"],
+         tau: float = DEFAULTS["tau"], num_threads: int = DEFAULTS["num_threads"],
+         profile: str = DEFAULTS["profile"],
          lava_limit: int | None = None, json_path: str | Path | None = None) -> dict:
     """Run the whole pipeline; return (and write OUT/summary.json) the summary.
 
-    tau: membrane time constant (steps) of both networks. lava_limit: samples of the test split
+    tau: membrane time constant (steps) of both networks; num_threads: torch CPU threads for
+    training (0 = torch's default). lava_limit: samples of the test split
     run through Lava (None = all; the emulator always runs all of them). json_path: also write
     the summary there (a .json file; its folder must exist)."""
     import trainer
@@ -73,7 +77,7 @@ def demo(out: str | Path = "runs/demo", *, method: str = DEFAULTS["method"],
         raise ValueError(f"--method {BASELINE} is the baseline the demo compares against; "
                          f"choose a method with delays (dcls, structure, structure-multi)")
     config = {"dataset": "synthetic", "method": method, "sparsity": sparsity, "epochs": epochs,
-              "seed": seed, "hidden": [hidden], "tau": tau}
+              "seed": seed, "hidden": [hidden], "tau": tau, "num_threads": num_threads}
     baseline_config = {**config, "method": BASELINE, "sparsity": 0.0}
     resolve_config(None, config, None)  # bad values: fail before any work
     if json_path is not None:
@@ -84,8 +88,6 @@ def demo(out: str | Path = "runs/demo", *, method: str = DEFAULTS["method"],
     _prepare(out)
     load_1min = os.getloadavg()[0]
     cpu0 = _cpu_seconds()
-    import torch
-    threads = torch.get_num_threads()  # the trainer's num_threads = 0 keeps torch's default
     t0 = time.perf_counter()
     timings = {}
 
@@ -145,7 +147,7 @@ def demo(out: str | Path = "runs/demo", *, method: str = DEFAULTS["method"],
         # CPU seconds (user + system) of this process and its finished children (the Lava
         # worker): on a busy machine, a better guide than wall time to a quiet machine's time
         "cpu_s": round(_cpu_seconds() - cpu0, 1),
-        "machine": {"cpu_count": os.cpu_count(), "torch_threads": threads,
+        "machine": {"cpu_count": os.cpu_count(), "training_threads": num_threads,
                     "load_average_1min_at_start": round(load_1min, 2),
                     "load_average_1min_at_end": round(os.getloadavg()[0], 2)},
         "budget": b,
@@ -228,6 +230,9 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--hidden", type=int, default=DEFAULTS["hidden"])
     p.add_argument("--tau", type=float, default=DEFAULTS["tau"],
                    help=f"membrane time constant in steps (default {DEFAULTS['tau']})")
+    p.add_argument("--num-threads", type=int, default=DEFAULTS["num_threads"],
+                   help=f"torch CPU threads for training (default {DEFAULTS['num_threads']}; "
+                        "0 = torch's default)")
     p.add_argument("--profile", default=DEFAULTS["profile"])
     p.add_argument("--lava-limit", type=int, default=None,
                    help="test samples run through Lava (default: all)")
@@ -239,6 +244,7 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
 
 def main(args: argparse.Namespace) -> int:
     demo(args.out, method=args.method, sparsity=args.sparsity, epochs=args.epochs,
-         seed=args.seed, hidden=args.hidden, tau=args.tau, profile=args.profile,
+         seed=args.seed, hidden=args.hidden, tau=args.tau, num_threads=args.num_threads,
+         profile=args.profile,
          lava_limit=args.lava_limit, json_path=args.json)
     return 0
