@@ -60,9 +60,9 @@ def demo(out: str | Path = "runs/demo", *, method: str = DEFAULTS["method"],
     """Run the whole pipeline; return (and write OUT/summary.json) the summary.
 
     tau: membrane time constant (steps) of both networks; num_threads: torch CPU threads for
-    training (0 = torch's default). lava_limit: samples of the test split
-    run through Lava (None = all; the emulator always runs all of them). json_path: also write
-    the summary there (a .json file; its folder must exist)."""
+    training (0 = torch's default). lava_limit: samples of the test split run through Lava
+    (None = all; the emulator always runs all of them). json_path: also write the summary there
+    (a .json file; its folder must exist)."""
     import trainer
     from export.netx_h5 import save
     from export.to_lava import export_checkpoint
@@ -245,6 +245,5 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
 def main(args: argparse.Namespace) -> int:
     demo(args.out, method=args.method, sparsity=args.sparsity, epochs=args.epochs,
          seed=args.seed, hidden=args.hidden, tau=args.tau, num_threads=args.num_threads,
-         profile=args.profile,
-         lava_limit=args.lava_limit, json_path=args.json)
+         profile=args.profile, lava_limit=args.lava_limit, json_path=args.json)
     return 0

@@ -208,3 +208,19 @@ def test_fsdd_offline_fails_fast_naming_the_url_and_the_folder(monkeypatch, tmp_
     assert f"put the release's recordings/*.wav files in {cache / 'fsdd-v1.0.10' / 'recordings'}" in msg
     assert "--data-dir" in msg
     assert list(cache.iterdir()) == []
+
+
+def test_trainer_cli_offline_prints_one_line(monkeypatch, tmp_path, capsys):
+    """`python -m trainer train --dataset fsdd ...` with no copy and no network: exit code 2 and
+    one line naming the URL and the folder; no run folder is created."""
+    import trainer.__main__ as cli
+    _no_ci_copy(monkeypatch, tmp_path)
+    monkeypatch.setattr(dl, "FSDD_URL", "http://127.0.0.1:9/v1.0.10.zip")
+    monkeypatch.setenv("DELAYSNN_CACHE", str(tmp_path / "cache"))
+    rc = cli.main(["train", "--dataset", "fsdd", "--method", "dcls", "--epochs", "1",
+                   "--out", str(tmp_path / "run"), "--no-progress"])
+    err = capsys.readouterr().err.strip()
+    assert rc == 2 and "\n" not in err
+    assert err.startswith("error: cannot download fsdd-v1.0.10.zip from http://127.0.0.1:9/v1.0.10.zip")
+    assert str(tmp_path / "cache" / "fsdd-v1.0.10" / "recordings") in err
+    assert not (tmp_path / "run").exists()

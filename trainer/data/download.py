@@ -169,8 +169,8 @@ def fetch_fsdd(cache_dir, *, url: str | None = None, sha256: str | None = None,
     sha256 = (os.environ.get("DELAYSNN_FSDD_SHA256") or FSDD_SHA256) if sha256 is None else sha256
     recordings_sha256 = FSDD_RECORDINGS_SHA256 if recordings_sha256 is None else recordings_sha256
     cache_dir = Path(cache_dir)
-    target = cache_dir / FSDD_FOLDER
-    rec = target / "recordings"
+    rec = fsdd_cache_folder(cache_dir)
+    target = rec.parent
     if rec.is_dir():
         return rec
     if target.exists():
