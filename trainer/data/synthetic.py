@@ -12,6 +12,8 @@ have the same events at the same spacing and only the order of the groups tells 
 any two groups are >= 8 steps apart, so a network whose neurons forget within a few steps
 (tau = 2 steps) sees each group alone, while delays of 0..24 steps (K = 25) can line up every
 class's groups on one neuron. (Fewer channels give fewer groups and patterns: 2 groups, 6.)
+Neurons with a long memory need no delays here: with the trainer's default tau = 10.05 steps,
+the membrane itself bridges 8 steps, so use a short tau (the demo's 2 steps) to show delays.
 A sample of class c has one Gaussian bump (sigma 1.5 steps) per group, centred at
 ``s + o[c, g] + jitter``: s, the sample's start, is uniform in round(0.1 T) .. round(0.6 T),
 jitter ~ N(0, 1 step) per group. Bump height 0.075 * a * p: a ~ U(0.7, 1.0) per group and sample,
