@@ -75,9 +75,11 @@ def test_groups_are_never_active_together():
     assert gaps.min() >= 8 and off.max() <= 24
 
 
-def test_more_classes_than_timing_patterns_is_refused():
-    # 16 channels = 2 groups over 4 slots: 6 relative timings (+-8, +-16, +-24 steps)
-    assert len(load_dataset("synthetic", "test", n_mels=16, n_classes=6, n_test=6)) == 6
-    with pytest.raises(DataError, match=r"16 channels \(2 groups\) in 100 steps give only 6 timing "
+def test_few_channels_still_give_four_groups_and_fewer_are_refused_clearly():
+    # any C >= 4 channels: 4 groups, 24 orders of the slots
+    assert len(load_dataset("synthetic", "test", n_mels=10, time_steps=30, n_classes=24, n_test=24)) == 24
+    # 2 channels = 2 groups over 4 slots: 6 relative timings (+-8, +-16, +-24 steps)
+    assert len(load_dataset("synthetic", "test", n_mels=2, n_classes=6, n_test=6)) == 6
+    with pytest.raises(DataError, match=r"2 channels \(2 groups\) in 100 steps give only 6 timing "
                                         r"patterns, fewer than n_classes=7; use fewer classes"):
-        load_dataset("synthetic", "test", n_mels=16, n_classes=7)
+        load_dataset("synthetic", "test", n_mels=2, n_classes=7)

@@ -3,15 +3,15 @@
 Built so that delays are necessary: classes differ only in the relative timing of channel
 groups, over spans longer than a short membrane time constant can bridge.
 
-Channels (C = ``n_mels``, default 40) form G = min(4, max(2, C // 10)) groups of neighbouring
-channels (4 groups of 10 at C = 40). Four time slots are spread evenly from 0 to round(0.24 T)
+Channels (C = ``n_mels``, default 40) form G = min(4, C) groups of neighbouring channels
+(4 groups of 10 at C = 40). Four time slots are spread evenly from 0 to round(0.24 T)
 steps (T = ``time_steps``; slots 0, 8, 16, 24 at T = 100). Each class puts every group in its
 own slot: ``o[c, g]`` is the slot of group g, and classes differ in which group takes which slot
 (:func:`timing_patterns`; at G = 4 the 24 permutations of the slots). At G = 4 all classes thus
 have the same events at the same spacing and only the order of the groups tells them apart;
 any two groups are >= 8 steps apart, so a network whose neurons forget within a few steps
 (tau = 2 steps) sees each group alone, while delays of 0..24 steps (K = 25) can line up every
-class's groups on one neuron. (Fewer channels give fewer groups and patterns: 2 groups, 6.)
+class's groups on one neuron. (C = 2 or 3 channels give 2 or 3 groups and fewer patterns.)
 Neurons with a long memory need no delays here: with the trainer's default tau = 10.05 steps,
 the membrane itself bridges 8 steps, so use a short tau (the demo's 2 steps) to show delays.
 A sample of class c has one Gaussian bump (sigma 1.5 steps) per group, centred at
@@ -48,13 +48,12 @@ PEAK = 0.075
 NOISE = 0.006
 MAX_VALUE = 80 * 0.00099
 MAX_GROUPS = 4
-CHANNELS_PER_GROUP = 10
 OFFSET_SPAN = 0.24     # slots lie in 0 .. round(OFFSET_SPAN * T) steps
 N_SLOTS = 4            # evenly spread
 
 
 def n_groups(n_channels: int) -> int:
-    return min(MAX_GROUPS, max(2, n_channels // CHANNELS_PER_GROUP))
+    return min(MAX_GROUPS, n_channels)
 
 
 def channel_groups(n_channels: int) -> np.ndarray:
@@ -90,7 +89,7 @@ def _task(n_classes, n_channels, time_steps, data_seed):
     if n_classes > len(patterns):
         raise DataError(f"synthetic: {n_channels} channels ({n_groups(n_channels)} groups) in "
                         f"{time_steps} steps give only {len(patterns)} timing patterns, fewer than "
-                        f"n_classes={n_classes}; use fewer classes or >= 40 channels")
+                        f"n_classes={n_classes}; use fewer classes or >= 4 channels")
     offsets = patterns[rng.permutation(len(patterns))[:n_classes]]
     profile = rng.uniform(0.6, 1.0, size=n_channels)
     return offsets, profile
