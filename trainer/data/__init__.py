@@ -17,8 +17,9 @@ Public API (docs/design.md section 1)::
 
 - ``synthetic`` (default, no files): classes differ only in relative channel timing
   (:mod:`.synthetic`; options n_classes=10, n_train=1000, n_test=200, data_seed=0);
-- ``fsdd``: Free Spoken Digit Dataset WAVs, official split; default folder
-  ``../shared/data/fsdd/recordings`` from the repository root (:mod:`.fsdd`);
+- ``fsdd``: Free Spoken Digit Dataset WAVs, official split; without data_dir the CI copy
+  ``../shared/data/fsdd/recordings`` from the repository root, else release v1.0.10 in the
+  cache folder, downloaded there on first use (:mod:`.fsdd`);
 - ``rawhd``: Heidelberg Digits audio folder (FLAC, 20 classes) (:mod:`.rawhd`; option resample_hz);
 - ``shd``: Spiking Heidelberg Digits HDF5 binned to 10 ms (:mod:`.shd`; option pool=1);
 - ``ssc``: Spiking Speech Commands, the same layout, 35 classes, official validation file
@@ -30,7 +31,7 @@ features on disk (:mod:`.feature_cache`; ``cache_dir`` or ``$DELAYSNN_CACHE`` or
 ``~/.cache/delaysnn``). Validation is carved from the official training split by ``seed``
 (:mod:`.validation_split`): FSDD by take per speaker, rawhd/shd by whole speakers, others at
 random per class. Bad input raises :class:`DataError` (a ValueError) before any work.
-Downloads (SHD, HD audio; checksum-verified, fail fast offline): :mod:`.download`.
+Downloads (SHD, HD audio, FSDD; checksum-verified, fail fast offline): :mod:`.download`.
 """
 from .dataset import DT_MS, FeatureDataset
 from .errors import DataError

@@ -1,7 +1,10 @@
 """Free Spoken Digit Dataset: a folder of ``{digit}_{speaker}_{index}.wav`` (8 kHz, 16-bit mono).
 
 Official split: take index 0-4 -> test (300 files), 5-49 -> train (2700). 10 classes "0".."9".
-Default folder: ``../shared/data/fsdd/recordings`` from the repository root, when it exists.
+Folder lookup when no data_dir is given, first hit wins: ``../shared/data/fsdd/recordings``
+from the repository root (the CI copy); ``<cache>/fsdd-v1.0.10/recordings`` (an earlier download,
+or files placed there by hand); else the pinned release v1.0.10 is downloaded there
+(:func:`trainer.data.download.fetch_fsdd`: checksum-verified, fails within seconds offline).
 Validation: all 6 speakers are in the test set too, so it is carved per speaker by take index
 (strategy "takes": the same held-out takes for every digit of a speaker).
 Meta per sample: speaker, file (name inside the folder), take (int).
@@ -16,7 +19,9 @@ import numpy as np
 from .audio_features import audio_features
 from .audio_folder import list_audio, require_dir
 from .dataset import SourceSplit
+from .download import fetch_fsdd
 from .errors import DataError
+from .feature_cache import default_cache_dir
 from .frontend import MelRecipe
 
 NAME = "fsdd"
@@ -34,13 +39,15 @@ def default_data_dir() -> Path:
     return Path(__file__).resolve().parents[2].parent / "shared" / "data" / "fsdd" / "recordings"
 
 
-def resolve_data_dir(data_dir) -> Path:
+def resolve_data_dir(data_dir, cache_dir=None) -> Path:
+    """The recordings folder: ``data_dir``, or the lookup of the module docstring (which may
+    download FSDD v1.0.10 into ``cache_dir``, None = the feature cache's default folder)."""
     if data_dir is None:
         d = default_data_dir()
-        if not d.is_dir():
-            raise DataError(f"FSDD recordings not found at the default {d}; pass the folder of "
-                            f"FSDD .wav files with --data-dir / data_dir=")
-        return d.resolve()
+        if d.is_dir():
+            return d.resolve()
+        cache = default_cache_dir() if cache_dir is None else Path(cache_dir)
+        return fetch_fsdd(cache).resolve()
     return require_dir(Path(data_dir), "FSDD recordings", "pass the folder of {digit}_{speaker}_{index}.wav files")
 
 
@@ -67,7 +74,7 @@ def list_files(folder: Path, split: str) -> tuple[list[Path], np.ndarray, list[d
 
 
 def load_split(data_dir, split: str, *, n_mels: int, time_steps: int, cache_dir) -> SourceSplit:
-    folder = resolve_data_dir(data_dir)
+    folder = resolve_data_dir(data_dir, cache_dir)
     files, y, meta = list_files(folder, split)
     recipe = MelRecipe(n_mels=n_mels, n_frames=time_steps)
     x = audio_features(files, recipe, stem=f"fsdd-{split}", cache_dir=cache_dir)

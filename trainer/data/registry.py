@@ -38,8 +38,10 @@ def load_dataset(name: str = "synthetic", split: str = "train", data_dir=None, *
     training set by ``seed``: by speaker / take / at random, as the source's docstring says;
     a source with VAL_STRATEGY "official" (ssc) reads its own validation file instead) or
     "test" (the official test set; never used to choose anything).
-    data_dir: the source's folder (None: FSDD default folder; synthetic needs none).
-    cache_dir: feature cache folder (None: $DELAYSNN_CACHE or ~/.cache/delaysnn).
+    data_dir: the source's folder (None: FSDD's lookup, see fsdd.py: CI copy, cache, download;
+    synthetic needs none).
+    cache_dir: feature cache folder, also where FSDD is downloaded (None: $DELAYSNN_CACHE or
+    ~/.cache/delaysnn).
     n_mels: Mel bands for audio sources, channels for synthetic; time_steps: steps of 10 ms.
     val_fraction: share of the training set (speakers / takes / samples) held out, in [0, 1).
     source_options: per-source options, see :func:`source_options`.
