@@ -1,5 +1,9 @@
 """Free Spoken Digit Dataset: a folder of ``{digit}_{speaker}_{index}.wav`` (8 kHz, 16-bit mono).
 
+Front end: the Mel recipe resamples to ``SAMPLE_RATE_HZ`` = 8000 Hz (a no-op on FSDD's own files),
+and the recipe travels with the trained network, so audio recorded at another rate is resampled
+to what the network learned (bands up to 4 kHz).
+
 Official split: take index 0-4 -> test (300 files), 5-49 -> train (2700). 10 classes "0".."9".
 Default folder: ``../shared/data/fsdd/recordings`` from the repository root, when it exists.
 Validation: all 6 speakers are in the test set too, so it is carved per speaker by take index
@@ -26,6 +30,7 @@ VAL_STRATEGY = "takes"
 USES_N_MELS = True
 CLASS_NAMES = [str(d) for d in range(10)]
 TEST_TAKES = range(0, 5)
+SAMPLE_RATE_HZ = 8000
 _PATTERN = re.compile(r"^(\d)_([^_]+)_(\d+)\.wav$")
 
 
@@ -66,9 +71,13 @@ def list_files(folder: Path, split: str) -> tuple[list[Path], np.ndarray, list[d
     return files, np.array(labels, dtype=np.int64), meta
 
 
-def load_split(data_dir, split: str, *, n_mels: int, time_steps: int, cache_dir) -> SourceSplit:
+def mel_recipe(n_mels: int, time_steps: int) -> MelRecipe:
+    """The front end of this source: the default Mel recipe at 8 kHz."""
+    return MelRecipe(n_mels=n_mels, n_frames=time_steps, resample_hz=SAMPLE_RATE_HZ)
+
+
+def load_split(data_dir, split: str, *, frontend: MelRecipe, cache_dir) -> SourceSplit:
     folder = resolve_data_dir(data_dir)
     files, y, meta = list_files(folder, split)
-    recipe = MelRecipe(n_mels=n_mels, n_frames=time_steps)
-    x = audio_features(files, recipe, stem=f"fsdd-{split}", cache_dir=cache_dir)
+    x = audio_features(files, frontend, stem=f"fsdd-{split}", cache_dir=cache_dir)
     return SourceSplit(x, y, meta, list(CLASS_NAMES))
