@@ -5,6 +5,9 @@ and the recipe travels with the trained network, so audio recorded at another ra
 to what the network learned (bands up to 4 kHz).
 
 Official split: take index 0-4 -> test (300 files), 5-49 -> train (2700). 10 classes "0".."9".
+New voices: option ``test_speaker`` (default None = the official split) holds one speaker out:
+test = all of that speaker's files (500), train = every file of the other speakers, so the test
+voice is never heard in training (leave-one-speaker-out: one run per speaker).
 Default folder: ``../shared/data/fsdd/recordings`` from the repository root, when it exists.
 Validation: all 6 speakers are in the test set too, so it is carved per speaker by take index
 (strategy "takes": the same held-out takes for every digit of a speaker).
@@ -25,7 +28,7 @@ from .frontend import MelRecipe
 
 NAME = "fsdd"
 DESCRIPTION = "Free Spoken Digit Dataset WAVs, official split (index 0-4 test), 10 classes"
-OPTIONS: dict = {}
+OPTIONS: dict = {"test_speaker": None}
 VAL_STRATEGY = "takes"
 USES_N_MELS = True
 CLASS_NAMES = [str(d) for d in range(10)]
@@ -49,35 +52,51 @@ def resolve_data_dir(data_dir) -> Path:
     return require_dir(Path(data_dir), "FSDD recordings", "pass the folder of {digit}_{speaker}_{index}.wav files")
 
 
-def list_files(folder: Path, split: str) -> tuple[list[Path], np.ndarray, list[dict]]:
-    """(files, labels, meta) of one official split, sorted by file name."""
+def list_files(folder: Path, split: str, test_speaker: str | None = None
+               ) -> tuple[list[Path], np.ndarray, list[dict]]:
+    """(files, labels, meta) of one split, sorted by file name: the official split (takes 0-4
+    are test), or with ``test_speaker`` that speaker's files (test) against everyone else's."""
     wavs = list_audio(folder, (".wav",))
     if not wavs:
         hint = " (it has a recordings/ subfolder: pass that)" if (folder / "recordings").is_dir() else ""
         raise DataError(f"no .wav files in FSDD folder {folder}{hint}")
-    files, labels, meta = [], [], []
+    parsed = []
     for p in wavs:
         m = _PATTERN.match(p.name)
         if m is None:
             raise DataError(f"FSDD file name {p.name} in {folder} is not {{digit}}_{{speaker}}_{{index}}.wav")
-        digit, speaker, take = int(m.group(1)), m.group(2), int(m.group(3))
-        if (take in TEST_TAKES) != (split == "test"):
+        parsed.append((p, int(m.group(1)), m.group(2), int(m.group(3))))
+    if test_speaker is not None:
+        speakers = sorted({sp for _, _, sp, _ in parsed})
+        if test_speaker not in speakers:
+            raise DataError(f"test_speaker {test_speaker!r} is not in FSDD folder {folder}; "
+                            f"its speakers: {', '.join(speakers)}")
+    files, labels, meta = [], [], []
+    for p, digit, speaker, take in parsed:
+        is_test = take in TEST_TAKES if test_speaker is None else speaker == test_speaker
+        if is_test != (split == "test"):
             continue
         files.append(p)
         labels.append(digit)
         meta.append({"speaker": speaker, "file": p.name, "take": take})
     if not files:
-        raise DataError(f"FSDD folder {folder} has no {split} files (takes {'0-4' if split == 'test' else '5+'})")
+        which = f"speaker {test_speaker}" if test_speaker is not None else (
+            "takes 0-4" if split == "test" else "takes 5+")
+        raise DataError(f"FSDD folder {folder} has no {split} files ({which})")
     return files, np.array(labels, dtype=np.int64), meta
 
 
-def mel_recipe(n_mels: int, time_steps: int) -> MelRecipe:
+def mel_recipe(n_mels: int, time_steps: int, test_speaker=None) -> MelRecipe:
     """The front end of this source: the default Mel recipe at 8 kHz."""
     return MelRecipe(n_mels=n_mels, n_frames=time_steps, resample_hz=SAMPLE_RATE_HZ)
 
 
-def load_split(data_dir, split: str, *, frontend: MelRecipe, cache_dir) -> SourceSplit:
+def load_split(data_dir, split: str, *, frontend: MelRecipe, cache_dir,
+               test_speaker=None) -> SourceSplit:
+    if test_speaker is not None and not isinstance(test_speaker, str):
+        raise DataError(f"test_speaker must be a speaker name (e.g. 'george') or None, got "
+                        f"{test_speaker!r}")
     folder = resolve_data_dir(data_dir)
-    files, y, meta = list_files(folder, split)
+    files, y, meta = list_files(folder, split, test_speaker)
     x = audio_features(files, frontend, stem=f"fsdd-{split}", cache_dir=cache_dir)
     return SourceSplit(x, y, meta, list(CLASS_NAMES))
