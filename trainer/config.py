@@ -81,12 +81,13 @@ def validate_config(cfg: dict) -> None:
         raise ValueError(f"unknown dataset {cfg['dataset']!r}; choose one of "
                          f"{', '.join(DATASET_NAMES)}")
     for key in ("sparsity", "tau", "threshold", "surrogate_alpha", "dropout", "lr", "max_lr",
-                "lr_positions", "l1", "sigma_final", "sigma_decay_fraction", "val_fraction", "sigma_end"):
+                "lr_positions", "l1", "sigma_final", "sigma_decay_fraction", "val_fraction", "sigma_end",
+                "augment_speed", "augment_noise_db"):
         _check_type(cfg, key, (int, float), "a number")
         if not math.isfinite(cfg[key]):
             raise ValueError(f"{key} must be finite, got {cfg[key]!r}")
     for key in ("epochs", "seed", "batch_size", "kernel_size", "n_mels", "time_steps",
-                "num_threads"):
+                "num_threads", "augment_shift", "augment_bands"):
         _check_type(cfg, key, (int,), "an integer")
     for key in ("dale", "batchnorm"):
         _check_type(cfg, key, (bool,), "true or false")
@@ -131,6 +132,8 @@ def validate_config(cfg: dict) -> None:
         raise ValueError(f"l1 must be >= 0, got {cfg['l1']}")
     from .neurons import decay_from_tau
     decay_from_tau(cfg["tau"])
+    from .augment import Augmentation
+    Augmentation.from_config(cfg)
     dev = cfg["device"]
     if not (dev in ("auto", "cpu", "cuda") or (dev.startswith("cuda:") and dev[5:].isdigit())):
         raise ValueError(f"device must be auto, cpu, cuda or cuda:N, got {dev!r}")

@@ -20,6 +20,7 @@ from .file_io import torch_save_atomic, write_json_atomic
 from .checkpoint import (CHECKPOINT, CONFIG, INIT_CHECKPOINT, LAST, METRICS, RESUME_FORMAT, VERSION,
                          CheckpointError, build_checkpoint,
                          load_checkpoint, load_resume)
+from .augment import Augmentation, augment
 from .config import identity, resolve_config
 from .distributed import DistInfo, setup, teardown
 from .evaluate import accuracy, has_train_kernels
@@ -224,6 +225,7 @@ def _train(cfg, run_dir, state, info: DistInfo, device, progress, stop_after_epo
     clamp_only = [c for c in model.connections if not c.signed and not c.sparse]
 
     x_train, y_train = train_ds.x, train_ds.y
+    aug = Augmentation.from_config(cfg)
     for epoch in range(start_epoch, cfg["epochs"]):
         t0 = time.perf_counter()
         model.train()
@@ -238,7 +240,11 @@ def _train(cfg, run_dir, state, info: DistInfo, device, progress, stop_after_epo
             idx = order[step * gb:(step + 1) * gb]
             parts = torch.tensor_split(torch.arange(len(idx)), info.world)
             mine = parts[info.rank]
-            xb, yb = x_train[idx[mine]].to(device), y_train[idx[mine]].to(device)
+            xb_all = x_train[idx]
+            if aug.enabled:   # drawn for the global batch, sliced per rank (as dropout masks)
+                xb_all = augment(xb_all, aug, torch.Generator().manual_seed(
+                    _mix(cfg["seed"], epoch, step, 1)))
+            xb, yb = xb_all[mine].to(device), y_train[idx[mine]].to(device)
             masks = model.dropout_masks(len(idx), torch.Generator().manual_seed(
                 _mix(cfg["seed"], epoch, step)), "cpu")
             if masks is not None:
