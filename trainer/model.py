@@ -30,15 +30,19 @@ class DelaySNN(nn.Module):
             LIF(cfg["tau"], cfg["threshold"], cfg["surrogate_alpha"]) for _ in range(n_hidden))
         self.readout = LI(cfg["tau"])
         self.dropout = float(cfg["dropout"])
+        self.input_threshold = float(cfg.get("input_threshold", 0.0))
 
     def forward(self, x: torch.Tensor, hard: bool = False,
                 dropout_masks: list[torch.Tensor] | None = None) -> torch.Tensor:
         """x (B, T, C) -> readout membrane (B, n_classes, T).
 
         hard: integer delays and one-hot kernels (evaluation/export semantics).
+        Inputs below ``input_threshold`` are dropped first (export.deployed.InputEncoding).
         dropout_masks: one (B, N) mask per hidden layer (already scaled by 1/(1-p)), applied
         at every step; None = no dropout.
         """
+        if self.input_threshold > 0:   # the input event rule of export.deployed.InputEncoding
+            x = x * (x >= self.input_threshold)
         h = x.transpose(1, 2)
         for i, (conn, norm, lif) in enumerate(zip(self.connections, self.norms, self.lifs)):
             h = lif(norm(conn(h, hard=hard)))
