@@ -24,7 +24,7 @@ from .augment import Augmentation, augment
 from .config import identity, resolve_config
 from .distributed import DistInfo, setup, teardown
 from .evaluate import accuracy, has_train_kernels
-from .model import DelaySNN, class_scores, loss_fn
+from .model import DelaySNN, class_scores, loss_fn, spike_penalty
 from .rewiring import rewire
 
 
@@ -146,15 +146,21 @@ def train(config: dict | str | Path | None = None, *, out: str | Path, resume: b
 
 
 def optimisation_step(model, net, xb, yb, masks, loss_scale: float, l1: float, opt_w, opt_p,
-                      sparse, clamp_only):
+                      sparse, clamp_only, spike_reg: float = 0.0, spike_target: float = 0.0):
     """One step: forward with training kernels, loss (sum over the local batch times
     ``loss_scale``, so DDP's gradient average equals the global-batch mean), backward, Adam
     steps, position clamping, DEEP R + RigL rewiring of the sparse layers (``sparse``) and
     magnitude clamping of sign-constrained dense ones (``clamp_only``).
+    ``spike_reg`` weighs model.spike_penalty (hidden firing rates above ``spike_target``).
     Returns (readout membrane, scaled data loss)."""
-    v = net(xb, hard=False, dropout_masks=masks)
+    if spike_reg > 0:
+        v, spikes = net(xb, hard=False, dropout_masks=masks, return_spikes=True)
+    else:
+        v = net(xb, hard=False, dropout_masks=masks)
     data_loss = loss_fn(v, yb, reduction="sum") * loss_scale
     loss = data_loss + l1 * model.l1() if l1 > 0 else data_loss
+    if spike_reg > 0:
+        loss = loss + spike_reg * spike_penalty(spikes, spike_target).sum() * loss_scale
     opt_w.zero_grad(set_to_none=True)
     if opt_p is not None:
         opt_p.zero_grad(set_to_none=True)
@@ -250,7 +256,8 @@ def _train(cfg, run_dir, state, info: DistInfo, device, progress, stop_after_epo
             if masks is not None:
                 masks = [m[mine].to(device) for m in masks]
             v, data_loss = optimisation_step(model, net, xb, yb, masks, info.world / len(idx),
-                                             cfg["l1"], opt_w, opt_p, sparse, clamp_only)
+                                             cfg["l1"], opt_w, opt_p, sparse, clamp_only,
+                                             cfg["spike_reg"], cfg["spike_target"])
             sched_w.step()
             if sched_p is not None:
                 sched_p.step()
