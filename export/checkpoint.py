@@ -31,13 +31,24 @@ class CkptLayer:
     dv: int
     threshold: float
     spiking: bool
+    # Not in checkpoint files (trainer layers have neither); export.from_nir sets them:
+    bias: np.ndarray | None = None  # (n_out,) float64, added to I after BatchNorm
+    du: int = 4095  # current decay (Lava du): i = (4095 - du)/4096 * i + I; 4095 = no memory
+
+    @property
+    def current_decay(self) -> float:
+        """Synaptic current multiplier per step, (4095 - du) / 4096 (0: no current state)."""
+        return (4095 - self.du) / 4096
 
     def bn_affine(self) -> tuple[np.ndarray, np.ndarray]:
-        """(a, b), each (n_out,) float64: BatchNorm (eval mode) as I -> a * I + b."""
+        """(a, b), each (n_out,) float64: BatchNorm (eval mode) and `bias` as I -> a * I + b."""
         if self.bn is None:
-            return np.ones(self.n_out), np.zeros(self.n_out)
-        a = self.bn["weight"] / np.sqrt(self.bn["running_var"] + self.bn["eps"])
-        b = self.bn["bias"] - self.bn["running_mean"] * a
+            a, b = np.ones(self.n_out), np.zeros(self.n_out)
+        else:
+            a = self.bn["weight"] / np.sqrt(self.bn["running_var"] + self.bn["eps"])
+            b = self.bn["bias"] - self.bn["running_mean"] * a
+        if self.bias is not None:
+            b = b + self.bias
         return a, b
 
 

@@ -42,8 +42,10 @@ def write_class_folder(root: Path, classes=("bark", "meow", "moo"), per_class: i
     return root
 
 
-def write_shd(path: Path, times: list, units: list, labels, speakers, drop: str | None = None) -> Path:
-    """An SHD-format HDF5 file (ragged vlen datasets); ``drop`` leaves one key out."""
+def write_shd(path: Path, times: list, units: list, labels, speakers, drop: str | None = None,
+              keys: list[str] | None = None) -> Path:
+    """An SHD-format HDF5 file (ragged vlen datasets, also SSC's layout); ``drop`` leaves one
+    key out; ``keys``: class names written as extra/keys (bytes), as SSC files carry them."""
     path.parent.mkdir(parents=True, exist_ok=True)
     with h5py.File(path, "w") as f:
         if drop != "spikes/times":
@@ -58,4 +60,6 @@ def write_shd(path: Path, times: list, units: list, labels, speakers, drop: str 
             f.create_dataset("labels", data=np.asarray(labels, dtype=np.uint8))
         if drop != "extra/speaker":
             f.create_dataset("extra/speaker", data=np.asarray(speakers, dtype=np.uint8))
+        if keys is not None:
+            f.create_dataset("extra/keys", data=np.array([k.encode() for k in keys]))
     return path

@@ -30,7 +30,7 @@ def test_data_error_is_a_value_error():
 
 
 def test_unknown_dataset_lists_known_names():
-    with pytest.raises(DataError, match=r"unknown dataset 'timit'; known datasets: synthetic, fsdd, rawhd, shd, folder"):
+    with pytest.raises(DataError, match=r"unknown dataset 'timit'; known datasets: synthetic, fsdd, rawhd, shd, ssc, folder"):
         load_dataset("timit")
 
 

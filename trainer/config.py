@@ -14,7 +14,7 @@ from .layers import METHODS
 
 DEFAULTS_PATH = Path(__file__).with_name("defaults.toml")
 MAX_DELAY_STEPS = 62   # lava-dl netx clamps delays to 62; Lava fixed_pt rejects > 63
-DATASET_NAMES = ("fsdd", "rawhd", "shd", "folder", "synthetic")
+DATASET_NAMES = ("fsdd", "rawhd", "shd", "ssc", "folder", "synthetic")
 # keys that may differ between a run and its --resume (they do not change the result)
 NON_IDENTITY_KEYS = ("device", "data_dir", "num_threads")
 

@@ -5,13 +5,13 @@ from types import ModuleType
 
 import numpy as np
 
-from . import folder, fsdd, rawhd, shd, synthetic
+from . import folder, fsdd, rawhd, shd, ssc, synthetic
 from .dataset import DT_MS, FeatureDataset
 from .errors import DataError
 from .frontend import MelRecipe
 from .validation_split import carve_validation
 
-_SOURCES: dict[str, ModuleType] = {m.NAME: m for m in (synthetic, fsdd, rawhd, shd, folder)}
+_SOURCES: dict[str, ModuleType] = {m.NAME: m for m in (synthetic, fsdd, rawhd, shd, ssc, folder)}
 
 #: name -> one-line description, in the order shown to users ("synthetic" is the default).
 DATASETS: dict[str, str] = {name: m.DESCRIPTION for name, m in _SOURCES.items()}
@@ -42,7 +42,8 @@ def load_dataset(name: str = "synthetic", split: str = "train", data_dir=None, *
     """Features of one split of dataset ``name`` (see :data:`DATASETS`) as a FeatureDataset.
 
     split: "train" (official training set minus validation), "val" (carved from the official
-    training set by ``seed``: by speaker / take / at random, as the source's docstring says) or
+    training set by ``seed``: by speaker / take / at random, as the source's docstring says;
+    a source with VAL_STRATEGY "official" (ssc) reads its own validation file instead) or
     "test" (the official test set; never used to choose anything).
     data_dir: the source's folder (None: FSDD default folder; synthetic needs none).
     cache_dir: feature cache folder (None: $DELAYSNN_CACHE or ~/.cache/delaysnn).
@@ -75,9 +76,10 @@ def load_dataset(name: str = "synthetic", split: str = "train", data_dir=None, *
     mel = _mel_recipe(src, n_mels, time_steps, frontend, options)
     shape = {"frontend": mel} if mel is not None else {"n_mels": n_mels, "time_steps": time_steps}
 
-    raw = src.load_split(data_dir, "test" if split == "test" else "train", cache_dir=cache_dir,
-                         **shape, **options)
-    if split != "test":
+    official_val = src.VAL_STRATEGY == "official"  # the source ships its own validation file
+    file_split = {"test": "test", "val": "valid" if official_val else "train"}.get(split, "train")
+    raw = src.load_split(data_dir, file_split, cache_dir=cache_dir, **shape, **options)
+    if split != "test" and not official_val:
         train_idx, val_idx = carve_validation(raw.y, raw.meta, src.VAL_STRATEGY, float(val_fraction), seed)
         raw = raw.subset(train_idx if split == "train" else val_idx)
     recipe = {
