@@ -67,6 +67,11 @@ class Checkpoint:
         return self.layers[0].n_in
 
     @property
+    def input_threshold(self) -> float:
+        """Input event threshold (feature units, export.deployed.InputEncoding); 0 = none."""
+        return float(self.config.get("input_threshold", 0.0))
+
+    @property
     def time_steps(self) -> int | None:
         t = self.data_recipe.get("time_steps")
         return int(t) if t is not None else None

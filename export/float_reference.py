@@ -9,7 +9,8 @@ Semantics (docs/design.md section 2), per sample, per layer, per step t = 0..T-1
     spike[t] = v[t] > threshold;  v[t] = 0 where spike      (hidden layers)
     readout: the same without spikes; prediction = argmax_c sum_t softmax(v_readout[t])_c
 
-Inputs of the first layer are the float features (N, T, C); hidden layers receive 0/1 spikes.
+Inputs of the first layer are the float features (N, T, C), gated by the input event threshold
+(export.deployed.InputEncoding); hidden layers receive 0/1 spikes.
 Arithmetic is float64 (numpy + scipy.sparse), deterministic. Consumers: export calibration and
 report, tests comparing float vs Lava accuracy, the demo.
 """
@@ -22,6 +23,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from export.checkpoint import Checkpoint, load_checkpoint
+from export.deployed import gate_events
 
 
 @dataclass
@@ -101,6 +103,7 @@ def simulate_float(model: Checkpoint | str | Path, x, *, keep_spikes: bool = Fal
         x = x[None]
     if x.ndim != 3 or x.shape[-1] != ck.n_channels:
         raise ValueError(f"features must be (N, T, {ck.n_channels}), got shape {x.shape}")
+    x = gate_events(x, ck.input_threshold)
     prepared = []
     for L in ck.layers:
         a, b = L.bn_affine()

@@ -17,6 +17,7 @@ gives the same bytes):
                         attrs format, version, netx_complete, netx_problems (JSON),
                         profile_name, profile_version, class_names (JSON), meta (JSON)
         input/          attrs n_channels, time_steps, num_message_bits, scale
+                        [, event_threshold (feature units; absent = 0)]
         layers/<i>/     attrs name, n_in, n_out, weight_exp, num_weight_bits,
                         input_message_bits; datasets pre, post, delay, weight (int64, every
                         synapse, all slots); neuron/ attrs n, du, dv, vth, bias_exp, spiking,
@@ -127,6 +128,8 @@ def _write(f: h5py.File, net: DeployedNetwork) -> None:
     gi.attrs["time_steps"] = np.int64(net.input.time_steps)
     gi.attrs["num_message_bits"] = np.int64(net.input.num_message_bits)
     gi.attrs["scale"] = np.float64(net.input.scale)
+    if net.input.event_threshold > 0:   # written only when set: older files stay byte-identical
+        gi.attrs["event_threshold"] = np.float64(net.input.event_threshold)
     gl = own.create_group("layers", track_order=True)
     for i, L in enumerate(net.layers):
         g = gl.create_group(str(i), track_order=True)
@@ -218,7 +221,8 @@ def _read(own: h5py.Group) -> DeployedNetwork:
     enc = InputEncoding(n_channels=int(gi.attrs["n_channels"]),
                         time_steps=int(gi.attrs["time_steps"]),
                         num_message_bits=int(gi.attrs["num_message_bits"]),
-                        scale=float(gi.attrs["scale"]))
+                        scale=float(gi.attrs["scale"]),
+                        event_threshold=float(gi.attrs.get("event_threshold", 0.0)))
     layers = []
     gl = own["layers"]
     for i in range(len(gl)):

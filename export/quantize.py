@@ -81,9 +81,12 @@ def choose_input_encoding(ck: Checkpoint, x_cal: np.ndarray, num_message_bits: i
                           "are non-negative, so such features cannot be encoded")
     top = 2 ** num_message_bits - 1
     enc = InputEncoding(n_channels=ck.n_channels, time_steps=int(x_cal.shape[1]),
-                        num_message_bits=num_message_bits, scale=top / x_max)
+                        num_message_bits=num_message_bits, scale=top / x_max,
+                        event_threshold=ck.input_threshold)
     neg = float(np.mean(x_cal < 0))
     info = {"feature_max": x_max, "scale": enc.scale, "num_message_bits": num_message_bits,
+            "event_threshold": enc.event_threshold,
+            "events_per_sample": float(np.count_nonzero(enc.encode(x_cal)) / len(x_cal)),
             "fraction_negative_features_clipped": neg,
             "rms_encoding_error": float(np.sqrt(np.mean(
                 (enc.encode(x_cal) / enc.scale - x_cal) ** 2)))}

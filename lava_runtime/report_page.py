@@ -61,6 +61,8 @@ def config_section(data: dict) -> dict:
         ["input channels", rec.get("n_mels"), "channels"],
         ["time steps per sample", rec.get("time_steps"), f"steps ({STEP_MS:g} ms each)"],
         ["data options", _value(rec.get("options", {})), ""],
+        ["audio front end sample rate", (rec.get("frontend") or {}).get("resample_hz", "n/a"),
+         "Hz (new audio is resampled to it)"],
     ]
     exp = data["export"]
     layer_rows = []

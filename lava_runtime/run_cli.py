@@ -21,12 +21,16 @@ def load_features(net, dataset: str, split: str = "test", data_dir=None,
                   limit: int | None = None):
     """(x (N, T, C) float32 numpy, y (N,) int64) for `net`: trainer.data.load_dataset with the
     feature recipe stored at export (net.meta["data_recipe"]: seed, n_mels, options...) when it
-    names the same dataset; otherwise with the network's channel and step counts."""
-    from trainer.data import load_dataset
+    names the same dataset; otherwise with the network's channel and step counts. Audio always
+    goes through the network's own front end (recipe["frontend"]: Mel bands, frames and the
+    sample rate it was trained at; other rates are resampled to it)."""
+    from trainer.data import load_dataset, source_has_frontend
 
     recipe = net.meta.get("data_recipe") or {}
     kwargs = {"n_mels": net.input.n_channels, "time_steps": net.input.time_steps,
               "seed": int(recipe.get("seed", 0))}
+    if recipe.get("frontend") and source_has_frontend(dataset):
+        kwargs["frontend"] = recipe["frontend"]
     if recipe.get("dataset") == dataset:
         kwargs.update(n_mels=recipe.get("n_mels", kwargs["n_mels"]),
                       time_steps=recipe.get("time_steps", kwargs["time_steps"]),

@@ -84,12 +84,14 @@ def validate_config(cfg: dict) -> None:
         raise ValueError(f"unknown dataset {cfg['dataset']!r}; choose one of "
                          f"{', '.join(DATASET_NAMES)}")
     for key in ("sparsity", "tau", "threshold", "surrogate_alpha", "dropout", "lr", "max_lr",
-                "lr_positions", "l1", "sigma_final", "sigma_decay_fraction", "val_fraction", "sigma_end"):
+                "lr_positions", "l1", "sigma_final", "sigma_decay_fraction", "val_fraction", "sigma_end",
+                "augment_speed", "augment_noise_db", "input_threshold", "spike_reg",
+                "spike_target"):
         _check_type(cfg, key, (int, float), "a number")
         if not math.isfinite(cfg[key]):
             raise ValueError(f"{key} must be finite, got {cfg[key]!r}")
     for key in ("epochs", "seed", "batch_size", "kernel_size", "n_mels", "time_steps",
-                "num_threads"):
+                "num_threads", "augment_shift", "augment_bands"):
         _check_type(cfg, key, (int,), "an integer")
     for key in ("dale", "batchnorm"):
         _check_type(cfg, key, (bool,), "true or false")
@@ -130,10 +132,17 @@ def validate_config(cfg: dict) -> None:
         raise ValueError(f"hidden must be a non-empty list of positive layer sizes, got {hidden!r}")
     if cfg["tau"] <= 0 or cfg["lr"] <= 0 or cfg["max_lr"] <= 0 or cfg["lr_positions"] <= 0:
         raise ValueError("tau, lr, max_lr and lr_positions must be > 0")
+    if cfg["spike_reg"] < 0 or not 0 <= cfg["spike_target"] <= 1:
+        raise ValueError(f"need spike_reg >= 0 and spike_target in [0, 1] (spikes per neuron "
+                         f"per step), got {cfg['spike_reg']} and {cfg['spike_target']}")
+    if cfg["input_threshold"] < 0:
+        raise ValueError(f"input_threshold must be >= 0 (feature units), got {cfg['input_threshold']}")
     if cfg["l1"] < 0:
         raise ValueError(f"l1 must be >= 0, got {cfg['l1']}")
     from .neurons import decay_from_tau
     decay_from_tau(cfg["tau"])
+    from .augment import Augmentation
+    Augmentation.from_config(cfg)
     dev = cfg["device"]
     if not (dev in ("auto", "cpu", "cuda") or (dev.startswith("cuda:") and dev[5:].isdigit())):
         raise ValueError(f"device must be auto, cpu, cuda or cuda:N, got {dev!r}")

@@ -20,10 +20,11 @@ from .file_io import torch_save_atomic, write_json_atomic
 from .checkpoint import (CHECKPOINT, CONFIG, INIT_CHECKPOINT, LAST, METRICS, RESUME_FORMAT, VERSION,
                          CheckpointError, build_checkpoint,
                          load_checkpoint, load_resume)
+from .augment import Augmentation, augment
 from .config import identity, resolve_config
 from .distributed import DistInfo, setup, teardown
 from .evaluate import accuracy, has_train_kernels
-from .model import DelaySNN, class_scores, loss_fn
+from .model import DelaySNN, class_scores, loss_fn, spike_penalty
 from .rewiring import rewire
 
 
@@ -145,15 +146,21 @@ def train(config: dict | str | Path | None = None, *, out: str | Path, resume: b
 
 
 def optimisation_step(model, net, xb, yb, masks, loss_scale: float, l1: float, opt_w, opt_p,
-                      sparse, clamp_only):
+                      sparse, clamp_only, spike_reg: float = 0.0, spike_target: float = 0.0):
     """One step: forward with training kernels, loss (sum over the local batch times
     ``loss_scale``, so DDP's gradient average equals the global-batch mean), backward, Adam
     steps, position clamping, DEEP R + RigL rewiring of the sparse layers (``sparse``) and
     magnitude clamping of sign-constrained dense ones (``clamp_only``).
+    ``spike_reg`` weighs model.spike_penalty (hidden firing rates above ``spike_target``).
     Returns (readout membrane, scaled data loss)."""
-    v = net(xb, hard=False, dropout_masks=masks)
+    if spike_reg > 0:
+        v, spikes = net(xb, hard=False, dropout_masks=masks, return_spikes=True)
+    else:
+        v = net(xb, hard=False, dropout_masks=masks)
     data_loss = loss_fn(v, yb, reduction="sum") * loss_scale
     loss = data_loss + l1 * model.l1() if l1 > 0 else data_loss
+    if spike_reg > 0:
+        loss = loss + spike_reg * spike_penalty(spikes, spike_target).sum() * loss_scale
     opt_w.zero_grad(set_to_none=True)
     if opt_p is not None:
         opt_p.zero_grad(set_to_none=True)
@@ -224,6 +231,7 @@ def _train(cfg, run_dir, state, info: DistInfo, device, progress, stop_after_epo
     clamp_only = [c for c in model.connections if not c.signed and not c.sparse]
 
     x_train, y_train = train_ds.x, train_ds.y
+    aug = Augmentation.from_config(cfg)
     for epoch in range(start_epoch, cfg["epochs"]):
         t0 = time.perf_counter()
         model.train()
@@ -238,13 +246,18 @@ def _train(cfg, run_dir, state, info: DistInfo, device, progress, stop_after_epo
             idx = order[step * gb:(step + 1) * gb]
             parts = torch.tensor_split(torch.arange(len(idx)), info.world)
             mine = parts[info.rank]
-            xb, yb = x_train[idx[mine]].to(device), y_train[idx[mine]].to(device)
+            xb_all = x_train[idx]
+            if aug.enabled:   # drawn for the global batch, sliced per rank (as dropout masks)
+                xb_all = augment(xb_all, aug, torch.Generator().manual_seed(
+                    _mix(cfg["seed"], epoch, step, 1)))
+            xb, yb = xb_all[mine].to(device), y_train[idx[mine]].to(device)
             masks = model.dropout_masks(len(idx), torch.Generator().manual_seed(
                 _mix(cfg["seed"], epoch, step)), "cpu")
             if masks is not None:
                 masks = [m[mine].to(device) for m in masks]
             v, data_loss = optimisation_step(model, net, xb, yb, masks, info.world / len(idx),
-                                             cfg["l1"], opt_w, opt_p, sparse, clamp_only)
+                                             cfg["l1"], opt_w, opt_p, sparse, clamp_only,
+                                             cfg["spike_reg"], cfg["spike_target"])
             sched_w.step()
             if sched_p is not None:
                 sched_p.step()
