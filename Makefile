@@ -40,6 +40,7 @@ demo: $(STAMP)
 # The report test opens the HTML page in headless Chromium (Debian's package; installed with
 # apt-get when missing and run as root, else the script says how and that test is skipped).
 test: $(TEST_STAMP)
+	@echo "make: checking for Chromium (installs Debian's package when missing and root)"
 	sh tools/ensure_chromium.sh
 	@echo "make: running the test suite (pytest; a few minutes on 2 cores)"
 	$(PY) -m pytest -q
