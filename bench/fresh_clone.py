@@ -33,26 +33,33 @@ DEFAULT_OUT = REPO / "docs" / "results" / "fresh_clone_make_test.json"
 
 
 def time_run(clone: Path, env: dict, log: Path) -> dict:
-    """One `bash .ci/run` in ``clone``: {"install_s", "test_s", "total_s", "rc", "summary"}."""
+    """One `bash .ci/run` in ``clone``: {"install_s", "test_s", "total_s", "rc", "summary",
+    "steps"}; steps: each `make: ...` progress line with the seconds until the next one."""
     t0 = time.perf_counter()
     t_test = None
     summary = ""
+    marks = []
     with open(log, "w") as f:
         proc = subprocess.Popen(["bash", ".ci/run"], cwd=clone, env=env, text=True,
                                 stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
         for line in proc.stdout:
-            f.write(f"{time.perf_counter() - t0:8.1f} {line}")
+            now = time.perf_counter()
+            f.write(f"{now - t0:8.1f} {line}")
+            if line.startswith("make: "):
+                marks.append((line.strip(), now))
             if line.startswith(TEST_START):
-                t_test = time.perf_counter()
+                t_test = now
             if re.search(r"\d+ (passed|failed)", line):
                 summary = line.strip().strip("= ")
         rc = proc.wait()
     t1 = time.perf_counter()
+    ends = [t for _, t in marks[1:]] + [t1]
+    steps = [{"step": text, "s": round(end - t, 1)} for (text, t), end in zip(marks, ends)]
     if t_test is None:
-        return {"rc": rc, "install_s": None, "test_s": None, "total_s": t1 - t0,
+        return {"rc": rc, "install_s": None, "test_s": None, "total_s": t1 - t0, "steps": steps,
                 "summary": f"no '{TEST_START}' line: the install failed (see the log)"}
     return {"rc": rc, "install_s": t_test - t0, "test_s": t1 - t_test, "total_s": t1 - t0,
-            "summary": summary}
+            "steps": steps, "summary": summary}
 
 
 def measure(runs: int = 2, shared: Path | None = None, keep: bool = False) -> dict:
