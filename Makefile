@@ -42,7 +42,7 @@ demo: $(STAMP)
 test: $(TEST_STAMP)
 	@echo "make: checking for Chromium (installs Debian's package when missing and root)"
 	sh tools/ensure_chromium.sh
-	@echo "make: running the test suite (pytest; a few minutes on 2 cores)"
+	@echo "make: running the test suite (pytest: the longest step, see README Install notes)"
 	$(PY) -m pytest -q
 
 clean-env:

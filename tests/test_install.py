@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import importlib.util
 import multiprocessing
-import os
 import subprocess
 import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
+from shm_hygiene import leaked_shm, shm_entries
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -93,10 +93,6 @@ def test_lava_and_netx_import():
     assert hasattr(netx, "hdf5") and hasattr(netx.hdf5, "Network")
 
 
-def _shm_entries() -> set[str]:
-    return set(os.listdir("/dev/shm")) if os.path.isdir("/dev/shm") else set()
-
-
 def test_two_neuron_network_runs_and_stops():
     """LIF (biased to fire) -> Dense -> LIF: the second neuron fires, then everything stops."""
     from lava.magma.core.run_conditions import RunSteps
@@ -105,7 +101,7 @@ def test_two_neuron_network_runs_and_stops():
     from lava.proc.lif.process import LIF
     from lava.proc.monitor.process import Monitor
 
-    shm_before = _shm_entries()
+    shm_before = shm_entries()
     # fixed_pt: bias 64 << 0 adds one weight unit per step; v > vth << 6 fires.
     pre = LIF(shape=(1,), du=4095, dv=0, vth=2, bias_mant=64 * 3, bias_exp=0)
     syn = Dense(weights=np.array([[254]]))
@@ -123,7 +119,7 @@ def test_two_neuron_network_runs_and_stops():
     # 254 << 6 = 16256 per step and fires when v > 1000 << 6 = 64000 (then v = 0)
     assert v.tolist() == [0, 16256, 32512, 48768, 0, 16256, 32512, 48768, 0, 16256]
     assert not multiprocessing.active_children()
-    assert _shm_entries() <= shm_before
+    assert leaked_shm(shm_before) == set()   # another job's segments do not count
 
 
 def test_lava_imports_after_multiprocessing_context_is_set():
