@@ -76,7 +76,8 @@ def measure(runs: int = 2, shared: Path | None = None, keep: bool = False) -> di
         env = {**os.environ, "CI": "true", "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1",
                "DELAYSNN_CACHE": str(work / "cache"), "XDG_CACHE_HOME": str(work / "xdg-cache")}
         result = {"command": "CI=true bash .ci/run (make test) in a fresh clone",
-                  "commit": commit, "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+                  "commit": commit,
+                  "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
                   "cpu_count": os.cpu_count(), "load_avg_1min_before": os.getloadavg()[0],
                   "fresh_caches": ["DELAYSNN_CACHE", "XDG_CACHE_HOME (pip)"],
                   "threads": {"OMP_NUM_THREADS": 1, "MKL_NUM_THREADS": 1}, "runs": []}

@@ -30,8 +30,8 @@ def test_patched_wheels_are_installed():
     check = subprocess.run([sys.executable, "tools/patched_wheels.py", "--check"], cwd=REPO,
                            capture_output=True, text=True)
     assert check.returncode == 0, check.stdout + check.stderr
-    assert "lava-nc 0.10.0+delaysnn1, lava-dl 0.6.0+delaysnn1, neurobench 2.3.0+delaysnn1 installed" \
-        in check.stdout
+    assert ("lava-nc 0.10.0+delaysnn1, lava-dl 0.6.0+delaysnn1, neurobench 2.3.0+delaysnn1 "
+            "installed") in check.stdout
 
 
 def test_pip_check_is_clean():
@@ -61,7 +61,8 @@ def test_metadata_rewrite_relaxes_pins_and_keeps_the_description():
     (spec,) = [s for s in tool.SPECS if s.name == "lava-dl"]
     new = tool.rewrite_metadata(UPSTREAM_LAVA_DL, spec).split("\n")
     assert "Version: 0.6.0+delaysnn1" in new and "Requires-Python: >=3.10,<3.12" in new
-    assert "Requires-Dist: torch>=2.3.1" in new and "Requires-Dist: lava-nc==0.10.0+delaysnn1" in new
+    assert "Requires-Dist: torch>=2.3.1" in new
+    assert "Requires-Dist: lava-nc==0.10.0+delaysnn1" in new
     assert 'Requires-Dist: torchvision<0.19.0,>=0.18.0; extra == "object-detection"' in new
     assert "Provides-Extra: object-detection" in new and "Provides-Extra: cuda" in new
     assert not [line for line in new if "pytest" in line or "nittest2" in line]
