@@ -187,9 +187,11 @@ def build(spec: Spec, wheel_dir: Path) -> Path:
     """Download, patch and repack one release into wheel_dir; return the wheel's path."""
     with tempfile.TemporaryDirectory(prefix="delaysnn-wheel-") as tmp:
         tmp = Path(tmp)
-        subprocess.run([sys.executable, "-m", "pip", "download", "--quiet", "--no-deps",
-                        "--ignore-requires-python", "--dest", str(tmp / "dl"),
-                        f"{spec.name}=={spec.version}"], check=True)
+        if subprocess.run([sys.executable, "-m", "pip", "download", "--quiet", "--no-deps",
+                           "--ignore-requires-python", "--dest", str(tmp / "dl"),
+                           f"{spec.name}=={spec.version}"]).returncode != 0:
+            raise SystemExit(f"patched_wheels: could not download {spec.name}=={spec.version} "
+                             "(pip's message above; a network or index problem?)")
         (upstream,) = (tmp / "dl").glob("*.whl")
         _wheel_cli("unpack", "--dest", str(tmp / "src"), str(upstream))
         (root,) = (tmp / "src").iterdir()
