@@ -83,6 +83,8 @@ def measure(runs: int = 2, shared: Path | None = None, keep: bool = False) -> di
                   "threads": {"OMP_NUM_THREADS": 1, "MKL_NUM_THREADS": 1}, "runs": []}
         for i in range(runs):
             r = time_run(work / "repo", env, work / f"run{i + 1}.log")
+            for step in r["steps"]:   # no machine paths in the results
+                step["step"] = step["step"].replace(str(work), "<tmp>")
             r["load_avg_1min_after"] = os.getloadavg()[0]
             result["runs"].append(r)
             print(f"run {i + 1}: rc {r['rc']}, install {r['install_s'] or 0:.0f} s, "
