@@ -18,19 +18,16 @@ Public API (docs/design.md section 1)::
 
 - ``synthetic`` (default, no files): classes differ only in relative channel timing
   (:mod:`.synthetic`; options n_classes=10, n_train=1000, n_test=200, data_seed=0);
-- ``fsdd``: Free Spoken Digit Dataset WAVs, official split; without data_dir the CI copy
+- ``fsdd``: Free Spoken Digit Dataset WAVs, official split (option test_speaker: one voice held
+  out); without data_dir the CI copy
   ``../shared/data/fsdd/recordings`` from the repository root, else release v1.0.10 in the
   cache folder, downloaded there on first use (:mod:`.fsdd`);
 - ``rawhd``: Heidelberg Digits audio folder (FLAC, 20 classes) (:mod:`.rawhd`; option resample_hz);
 - ``shd``: Spiking Heidelberg Digits HDF5 binned to 10 ms (:mod:`.shd`; option pool=1);
-<<<<<<< HEAD
-- ``folder``: class subfolders of audio files, hashed split (:mod:`.folder`; options
-  test_percent=20, sample_rate_hz=16000).
-=======
 - ``ssc``: Spiking Speech Commands, the same layout, 35 classes, official validation file
   (:mod:`.ssc`; option pool=1);
-- ``folder``: class subfolders of audio files, hashed split (:mod:`.folder`; option test_percent=20).
->>>>>>> i13
+- ``folder``: class subfolders of audio files, hashed split (:mod:`.folder`; options
+  test_percent=20, sample_rate_hz=16000).
 
 Audio sources share the RawHD Mel front end :func:`features` (:mod:`.frontend`), resampling to a
 fixed rate per source (fsdd 8 kHz, rawhd 48 kHz, folder 16 kHz by default); the recipe used is
