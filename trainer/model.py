@@ -15,14 +15,22 @@ from .layers import DelayConnection
 from .neurons import LI, LIF
 
 
+def _max_density() -> float:
+    """The default crossover, for configs written before the key existed (old checkpoints)."""
+    from .config import load_defaults
+    return float(load_defaults()["sparse_max_density"])
+
+
 class DelaySNN(nn.Module):
     def __init__(self, n_in: int, n_classes: int, cfg: dict):
         super().__init__()
         gen = torch.Generator().manual_seed(int(cfg["seed"]))
         sizes = [n_in, *cfg["hidden"], n_classes]
+        density = cfg["sparse_max_density"] if "sparse_max_density" in cfg else _max_density()
         self.connections = nn.ModuleList(
             DelayConnection(a, b, cfg["kernel_size"], cfg["method"], cfg["sparsity"], gen,
-                            dale=cfg["dale"]) for a, b in zip(sizes[:-1], sizes[1:]))
+                            dale=cfg["dale"], sparse_max_density=density)
+            for a, b in zip(sizes[:-1], sizes[1:]))
         n_hidden = len(cfg["hidden"])
         self.norms = nn.ModuleList(
             GlobalBatchNorm1d(h) if cfg["batchnorm"] else nn.Identity() for h in cfg["hidden"])
