@@ -145,3 +145,17 @@ def test_scheduled_rewiring_keeps_exact_count(tmp_path, monkeypatch, method, opt
     assert sum(sum(h["regrown"]) for h in history) > 10
     assert any(not torch.equal(a, b) for a, b in zip(seen, seen[1:]))
     assert n_sparse_path[0] == {"structure": 2, "structure-multi": 0, "no-delay": 2}[method]
+
+
+def test_auto_interval_is_per_execution_path():
+    """rewire_interval 0: the reference's every-step regrowth where the candidate gradient is
+    free (dense kernel, e.g. dcls), every SPARSE_PATH_INTERVAL steps on the sparse path."""
+    from trainer.layers import DelayConnection
+    from trainer.train import SPARSE_PATH_INTERVAL, RewireSchedule
+    g = torch.Generator().manual_seed(0)
+    dense = DelayConnection(20, 10, 9, "dcls", 0.9, g)
+    sparse = DelayConnection(20, 10, 9, "structure", 0.9, g, sparse_max_density=0.05)
+    auto, fixed = RewireSchedule(100, interval=0), RewireSchedule(100, interval=3)
+    assert auto.layer_interval(dense) == 1 and auto.layer_interval(sparse) == SPARSE_PATH_INTERVAL
+    assert fixed.layer_interval(dense) == 3 == fixed.layer_interval(sparse)
+    assert [s for s in range(25) if auto.regrowth_step(s, sparse)] == [0, 10, 20]

@@ -131,8 +131,9 @@ def validate_config(cfg: dict) -> None:
         raise ValueError("tau, lr, max_lr and lr_positions must be > 0")
     if cfg["l1"] < 0:
         raise ValueError(f"l1 must be >= 0, got {cfg['l1']}")
-    if cfg["rewire_interval"] < 1:
-        raise ValueError(f"rewire_interval must be >= 1 step, got {cfg['rewire_interval']}")
+    if cfg["rewire_interval"] < 0:
+        raise ValueError(f"rewire_interval must be >= 1 step, or 0 (auto), got "
+                         f"{cfg['rewire_interval']}")
     if not 0 <= cfg["rigl_drop_fraction"] < 1:
         raise ValueError(f"rigl_drop_fraction must be in [0, 1), got {cfg['rigl_drop_fraction']}")
     if not 0 < cfg["rigl_stop_fraction"] <= 1:

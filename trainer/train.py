@@ -145,11 +145,19 @@ def train(config: dict | str | Path | None = None, *, out: str | Path, resume: b
         teardown(info)
 
 
+# rewire_interval = 0 (auto) on sparse-path layers: their dense candidate gradient, which costs
+# as much as a dense layer's weight gradient, is then computed on 1 step in 10. Dense-kernel
+# layers get it free with every backward pass, so they keep the reference's every-step rule.
+SPARSE_PATH_INTERVAL = 10
+
+
 @dataclass
 class RewireSchedule:
     """DEEP R + RigL settings of a run (trainer.rewiring; keys of trainer/defaults.toml)."""
     total_steps: int
-    interval: int = 1              # rewire_interval: RigL regrowth by score every N steps
+    interval: int = 1              # rewire_interval: RigL regrowth by score every N steps;
+                                   # 0 = auto: 1 on dense-kernel layers, SPARSE_PATH_INTERVAL
+                                   # on sparse-path layers
     drop_fraction: float = 0.0     # rigl_drop_fraction (cosine-decayed)
     stop_fraction: float = 1.0     # rigl_stop_fraction
     regrow: str = "gradient"       # gradient | random
@@ -163,8 +171,15 @@ class RewireSchedule:
                    cfg["rigl_stop_fraction"], cfg["regrow"], cfg["deepr_temperature"],
                    cfg["seed"], world)
 
-    def regrowth_step(self, step: int) -> bool:
-        return is_regrowth_step(step, self.total_steps, self.interval, self.stop_fraction)
+    def layer_interval(self, layer) -> int:
+        """Steps between regrowths by score for one layer (resolves interval 0 = auto)."""
+        if self.interval > 0:
+            return self.interval
+        return SPARSE_PATH_INTERVAL if layer.sparse_path else 1
+
+    def regrowth_step(self, step: int, layer) -> bool:
+        return is_regrowth_step(step, self.total_steps, self.layer_interval(layer),
+                                self.stop_fraction)
 
 
 def optimisation_step(model, net, xb, yb, masks, loss_scale: float, l1: float, opt_w, opt_p,
@@ -176,10 +191,10 @@ def optimisation_step(model, net, xb, yb, masks, loss_scale: float, l1: float, o
     magnitude clamping of sign-constrained dense ones (``clamp_only``).
     Returns (readout membrane, scaled data loss, regrown connections per sparse layer)."""
     schedule = schedule or RewireSchedule(total_steps=step + 1)
-    by_score = schedule.regrowth_step(step)
-    need_grad = by_score and schedule.regrow == "gradient"
-    for c in sparse:
-        c.want_candidate_grad(need_grad)
+    by_score = [schedule.regrowth_step(step, c) for c in sparse]
+    need_grad = [b and schedule.regrow == "gradient" for b in by_score]
+    for c, want in zip(sparse, need_grad):
+        c.want_candidate_grad(want)
     v = net(xb, hard=False, dropout_masks=masks)
     data_loss = loss_fn(v, yb, reduction="sum") * loss_scale
     loss = data_loss + l1 * model.l1() if l1 > 0 else data_loss
@@ -188,8 +203,8 @@ def optimisation_step(model, net, xb, yb, masks, loss_scale: float, l1: float, o
         opt_p.zero_grad(set_to_none=True)
     loss.backward()
     cand = []
-    for c in sparse:                 # RigL score: gradient at every candidate
-        g = c.candidate_grad() if need_grad else None
+    for c, want in zip(sparse, need_grad):    # RigL score: gradient at every candidate
+        g = c.candidate_grad() if want else None
         if g is not None and c.sparse_path and schedule.world > 1:
             import torch.distributed as dist       # theta.grad is averaged by DDP; this too
             dist.all_reduce(g)
@@ -211,7 +226,7 @@ def optimisation_step(model, net, xb, yb, masks, loss_scale: float, l1: float, o
                 math.sqrt(2 * lr * schedule.temperature) * noise.to(theta.device))
         removed = remove_crossed(theta, mask)
         n = int(removed.sum())
-        if by_score:
+        if by_score[i]:
             frac = drop_fraction_at(step, schedule.total_steps, schedule.drop_fraction,
                                     schedule.stop_fraction)
             dropped = drop_smallest(theta, mask, round(frac * int(mask.sum())))
