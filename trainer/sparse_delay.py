@@ -105,7 +105,7 @@ class SparseDelayFn(torch.autograd.Function):
         out = torch.sparse.mm(W, G) if plan.nnz else G.new_zeros(plan.n_out, T * B)
         ctx.save_for_backward(w, G, xp)
         ctx.plan, ctx.sink, ctx.shape = plan, sink, (B, n_in, T)
-        return out.view(plan.n_out, T, B).permute(2, 0, 1)
+        return out.view(plan.n_out, T, B).permute(2, 0, 1).contiguous()  # (B, n_out, T)
 
     @staticmethod
     def backward(ctx, grad_out):
