@@ -15,6 +15,19 @@ from .layers import DelayConnection
 from .neurons import LI, LIF
 
 
+class _ContiguousGrad(torch.autograd.Function):
+    """Identity whose backward makes the gradient contiguous: the LIF hands back a permuted
+    (time-major) gradient, on which BatchNorm's backward is several times slower."""
+
+    @staticmethod
+    def forward(ctx, x):
+        return x.view_as(x)
+
+    @staticmethod
+    def backward(ctx, grad):
+        return grad.contiguous()
+
+
 def _max_density() -> float:
     """The default crossover, for configs written before the key existed (old checkpoints)."""
     from .config import load_defaults
@@ -49,7 +62,7 @@ class DelaySNN(nn.Module):
         """
         h = x.transpose(1, 2)
         for i, (conn, norm, lif) in enumerate(zip(self.connections, self.norms, self.lifs)):
-            h = lif(norm(conn(h, hard=hard)))
+            h = lif(_ContiguousGrad.apply(norm(conn(h, hard=hard))))
             if dropout_masks is not None:
                 h = h * dropout_masks[i].unsqueeze(-1)
         return self.readout(self.connections[-1](h, hard=hard))
