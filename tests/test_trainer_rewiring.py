@@ -110,7 +110,7 @@ def test_drop_smallest_and_cosine_schedule():
 @pytest.mark.parametrize("method,options", [
     ("structure", {"rewire_interval": 3, "rigl_drop_fraction": 0.3, "rigl_stop_fraction": 0.75}),
     ("structure-multi", {"rewire_interval": 2, "regrow": "random", "deepr_temperature": 1e-3}),
-    ("no-delay", {"rewire_interval": 4, "sparse_max_density": 1.0, "l1": 0.01})])
+    ("no-delay", {"rewire_interval": 4, "sparse_max_density_no_delay": 1.0, "l1": 0.01})])
 def test_scheduled_rewiring_keeps_exact_count(tmp_path, monkeypatch, method, options):
     """Exact counts after every step; the dense candidate gradient is computed on regrowth
     steps only; regrown connections are recorded per epoch."""

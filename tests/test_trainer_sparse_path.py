@@ -127,3 +127,23 @@ def test_sparse_path_on_cuda(cuda_device, method):
     got = _run(a.to(cuda_device), x.to(cuda_device), gy.to(cuda_device), True)
     for r, g in zip(ref[:2] + ref[3:], got[:2] + got[3:]):
         assert torch.allclose(r, g.cpu(), atol=1e-10)
+
+
+def test_model_defaults_choose_the_faster_path():
+    """Defaults: sparse structure layers at K = 25 take the sparse path, structure-multi from
+    density 0.03, no-delay never (sparse_max_density_no_delay = 0); old configs without the
+    keys get the defaults."""
+    from trainer.config import resolve_config
+    from trainer.model import DelaySNN
+
+    def paths(**kw):
+        cfg = resolve_config(overrides={"hidden": [64], **kw})
+        return [c.sparse_path for c in DelaySNN(40, 10, cfg).connections]
+    assert paths(method="structure", sparsity=0.5) == [True, True]
+    assert paths(method="structure-multi", sparsity=0.9) == [False, False]
+    assert paths(method="structure-multi", sparsity=0.97) == [True, True]
+    assert paths(method="no-delay", sparsity=0.99) == [False, False]
+    assert paths(method="no-delay", sparsity=0.99, sparse_max_density_no_delay=0.05) == [True] * 2
+    old = resolve_config(overrides={"method": "structure", "sparsity": 0.9})
+    del old["sparse_max_density"], old["sparse_max_density_no_delay"]
+    assert all(c.sparse_path for c in DelaySNN(40, 10, old).connections)

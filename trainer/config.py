@@ -16,7 +16,8 @@ DEFAULTS_PATH = Path(__file__).with_name("defaults.toml")
 MAX_DELAY_STEPS = 62   # lava-dl netx clamps delays to 62; Lava fixed_pt rejects > 63
 DATASET_NAMES = ("fsdd", "rawhd", "shd", "folder", "synthetic")
 # keys that may differ between a run and its --resume (they do not change the result)
-NON_IDENTITY_KEYS = ("device", "data_dir", "num_threads", "sparse_max_density")
+NON_IDENTITY_KEYS = ("device", "data_dir", "num_threads", "sparse_max_density",
+                     "sparse_max_density_no_delay")
 
 
 def load_defaults() -> dict:
@@ -83,7 +84,7 @@ def validate_config(cfg: dict) -> None:
     for key in ("sparsity", "tau", "threshold", "surrogate_alpha", "dropout", "lr", "max_lr",
                 "lr_positions", "l1", "sigma_final", "sigma_decay_fraction", "val_fraction", "sigma_end",
                 "rigl_drop_fraction", "rigl_stop_fraction", "deepr_temperature",
-                "sparse_max_density"):
+                "sparse_max_density", "sparse_max_density_no_delay"):
         _check_type(cfg, key, (int, float), "a number")
         if not math.isfinite(cfg[key]):
             raise ValueError(f"{key} must be finite, got {cfg[key]!r}")
@@ -142,9 +143,10 @@ def validate_config(cfg: dict) -> None:
         raise ValueError(f"regrow must be gradient or random, got {cfg['regrow']!r}")
     if cfg["deepr_temperature"] < 0:
         raise ValueError(f"deepr_temperature must be >= 0, got {cfg['deepr_temperature']}")
-    if not 0 <= cfg["sparse_max_density"] <= 1:
-        raise ValueError(f"sparse_max_density must be in [0, 1] (0 = always the dense path), "
-                         f"got {cfg['sparse_max_density']}")
+    for key in ("sparse_max_density", "sparse_max_density_no_delay"):
+        if not 0 <= cfg[key] <= 1:
+            raise ValueError(f"{key} must be in [0, 1] (0 = always the dense path), got "
+                             f"{cfg[key]}")
     from .neurons import decay_from_tau
     decay_from_tau(cfg["tau"])
     dev = cfg["device"]

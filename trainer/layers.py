@@ -21,8 +21,9 @@ Two execution paths, same result (float rounding aside):
   sparse         trainer.sparse_delay: cost ~ connections per sample step. Used for the sparse
                  (sparsity > 0) structure, structure-multi and no-delay layers whose kernel
                  density ``connections / (n_out * n_in * K)`` (K = 1 for no-delay) is at most
-                 ``sparse_max_density``; the crossover where both paths cost the same was
-                 measured with bench/sparse_crossover.py (defaults.toml says the figure).
+                 ``sparse_max_density``: the crossover where both paths cost the same, measured
+                 with bench/sparse_crossover.py (trainer/defaults.toml gives the figures; the
+                 model passes sparse_max_density, or sparse_max_density_no_delay for no-delay).
                  RigL's candidate gradient is then computed only when asked for
                  (``want_candidate_grad``).
 """

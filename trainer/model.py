@@ -28,10 +28,14 @@ class _ContiguousGrad(torch.autograd.Function):
         return grad.contiguous()
 
 
-def _max_density() -> float:
-    """The default crossover, for configs written before the key existed (old checkpoints)."""
+def _max_density(cfg: dict) -> float:
+    """The layers' sparse-path crossover density (trainer/defaults.toml); defaults for configs
+    written before the keys existed (old checkpoints)."""
+    key = "sparse_max_density_no_delay" if cfg["method"] == "no-delay" else "sparse_max_density"
+    if key in cfg:
+        return float(cfg[key])
     from .config import load_defaults
-    return float(load_defaults()["sparse_max_density"])
+    return float(load_defaults()[key])
 
 
 class DelaySNN(nn.Module):
@@ -39,7 +43,7 @@ class DelaySNN(nn.Module):
         super().__init__()
         gen = torch.Generator().manual_seed(int(cfg["seed"]))
         sizes = [n_in, *cfg["hidden"], n_classes]
-        density = cfg["sparse_max_density"] if "sparse_max_density" in cfg else _max_density()
+        density = _max_density(cfg)
         self.connections = nn.ModuleList(
             DelayConnection(a, b, cfg["kernel_size"], cfg["method"], cfg["sparsity"], gen,
                             dale=cfg["dale"], sparse_max_density=density)
