@@ -66,7 +66,7 @@ def measure(kind: str, sparsity: float, steps: int, batch: int, device: str) -> 
 
     def step():
         optimisation_step(model, model, x, y, None, 1.0 / batch, 0.0, opt_w, opt_p, sparse, [],
-                          schedule, next(counter))
+                          schedule=schedule, step=next(counter))
     for _ in range(warm):
         step()
     if dev.type == "cuda":

@@ -31,13 +31,24 @@ class CkptLayer:
     dv: int
     threshold: float
     spiking: bool
+    # Not in checkpoint files (trainer layers have neither); export.from_nir sets them:
+    bias: np.ndarray | None = None  # (n_out,) float64, added to I after BatchNorm
+    du: int = 4095  # current decay (Lava du): i = (4095 - du)/4096 * i + I; 4095 = no memory
+
+    @property
+    def current_decay(self) -> float:
+        """Synaptic current multiplier per step, (4095 - du) / 4096 (0: no current state)."""
+        return (4095 - self.du) / 4096
 
     def bn_affine(self) -> tuple[np.ndarray, np.ndarray]:
-        """(a, b), each (n_out,) float64: BatchNorm (eval mode) as I -> a * I + b."""
+        """(a, b), each (n_out,) float64: BatchNorm (eval mode) and `bias` as I -> a * I + b."""
         if self.bn is None:
-            return np.ones(self.n_out), np.zeros(self.n_out)
-        a = self.bn["weight"] / np.sqrt(self.bn["running_var"] + self.bn["eps"])
-        b = self.bn["bias"] - self.bn["running_mean"] * a
+            a, b = np.ones(self.n_out), np.zeros(self.n_out)
+        else:
+            a = self.bn["weight"] / np.sqrt(self.bn["running_var"] + self.bn["eps"])
+            b = self.bn["bias"] - self.bn["running_mean"] * a
+        if self.bias is not None:
+            b = b + self.bias
         return a, b
 
 
@@ -54,6 +65,11 @@ class Checkpoint:
     @property
     def n_channels(self) -> int:
         return self.layers[0].n_in
+
+    @property
+    def input_threshold(self) -> float:
+        """Input event threshold (feature units, export.deployed.InputEncoding); 0 = none."""
+        return float(self.config.get("input_threshold", 0.0))
 
     @property
     def time_steps(self) -> int | None:
@@ -89,13 +105,10 @@ def _np(x: Any, dtype, what: str) -> np.ndarray:
 
 def load_checkpoint(path: str | Path) -> Checkpoint:
     """Load and check a checkpoint; every problem is an ExportError naming the field."""
-    import torch
+    from trainer.file_io import load_torch_file
 
     p = resolve_checkpoint_path(path)
-    try:
-        d = torch.load(p, map_location="cpu", weights_only=True)
-    except Exception as e:  # noqa: BLE001 - report any unpickling failure the same way
-        raise ExportError(f"{p}: cannot be read as a delaysnn checkpoint ({e})") from e
+    d = load_torch_file(p, ExportError, "pass a checkpoint.pt written by python -m trainer train")
     return checkpoint_from_dict(d, str(p))
 
 

@@ -26,17 +26,32 @@ from typing import Any
 import numpy as np
 
 
+def gate_events(x, threshold: float):
+    """``x`` with every value below ``threshold`` set to 0 (numpy array or torch tensor)."""
+    if threshold <= 0:
+        return x
+    return x * (x >= threshold)
+
+
 @dataclass
 class InputEncoding:
     """How float features (N, T, C) become graded-spike payloads (integers).
 
-    payload = clip(round(feature * scale), 0, 2**num_message_bits - 1)
+    Input event threshold (the one rule, applied by the trained float model, the float
+    reference, the emulator and Lava alike, all through features gated here):
+        gated = feature if feature >= event_threshold else 0     (no event is sent)
+    payload = clip(round(gated * scale), 0, 2**num_message_bits - 1)
     """
 
     n_channels: int
     time_steps: int  # T, steps per sample
     num_message_bits: int  # graded spike payload width (bits)
     scale: float  # payload units per feature unit
+    event_threshold: float = 0.0  # feature units; 0 = every nonzero feature is an event
+
+    def gate(self, x: np.ndarray) -> np.ndarray:
+        """Float features with the events below ``event_threshold`` removed (set to 0)."""
+        return gate_events(np.asarray(x, dtype=np.float64), self.event_threshold)
 
     def encode(self, x: np.ndarray) -> np.ndarray:
         """(N, T, C) or (T, C) float features -> int64 payloads of the same shape."""
@@ -44,7 +59,7 @@ class InputEncoding:
         if x.shape[-1] != self.n_channels:
             raise ValueError(f"input has {x.shape[-1]} channels, the network expects "
                              f"{self.n_channels}")
-        q = np.rint(x * self.scale)
+        q = np.rint(self.gate(x) * self.scale)
         return np.clip(q, 0, 2 ** self.num_message_bits - 1).astype(np.int64)
 
 

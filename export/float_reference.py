@@ -4,10 +4,13 @@ Semantics (docs/design.md section 2), per sample, per layer, per step t = 0..T-1
 
     I[t] = a * sum_syn w * in[t - delay] + b      (a, b: folded BatchNorm; a = 1, b = 0 without)
     v[t] = decay * v[t-1] + I[t]                   (v[-1] = 0)
+    layers with a synaptic current (CkptLayer.du < 4095, only from export.from_nir, Lava's u):
+    i[t] = current_decay * i[t-1] + (I[t] - b);  v[t] = decay * v[t-1] + i[t] + b
     spike[t] = v[t] > threshold;  v[t] = 0 where spike      (hidden layers)
     readout: the same without spikes; prediction = argmax_c sum_t softmax(v_readout[t])_c
 
-Inputs of the first layer are the float features (N, T, C); hidden layers receive 0/1 spikes.
+Inputs of the first layer are the float features (N, T, C), gated by the input event threshold
+(export.deployed.InputEncoding); hidden layers receive 0/1 spikes.
 Arithmetic is float64 (numpy + scipy.sparse), deterministic. Consumers: export calibration and
 report, tests comparing float vs Lava accuracy, the demo.
 """
@@ -20,13 +23,14 @@ import numpy as np
 import scipy.sparse as sp
 
 from export.checkpoint import Checkpoint, load_checkpoint
+from export.deployed import gate_events
 
 
 @dataclass
 class LayerStats:
     """Ranges seen by one layer during a float simulation (float units)."""
 
-    max_abs_current: float  # max |I[t]| (after BatchNorm)
+    max_abs_current: float  # max |I[t]| (after BatchNorm), and of |i[t]| if there is a current
     min_v: float  # most negative membrane voltage
     max_v: float  # largest membrane voltage (before the spike reset)
     spike_rate: float  # spikes per neuron per step (0 for the readout)
@@ -99,6 +103,7 @@ def simulate_float(model: Checkpoint | str | Path, x, *, keep_spikes: bool = Fal
         x = x[None]
     if x.ndim != 3 or x.shape[-1] != ck.n_channels:
         raise ValueError(f"features must be (N, T, {ck.n_channels}), got shape {x.shape}")
+    x = gate_events(x, ck.input_threshold)
     prepared = []
     for L in ck.layers:
         a, b = L.bn_affine()
@@ -115,8 +120,14 @@ def simulate_float(model: Checkpoint | str | Path, x, *, keep_spikes: bool = Fal
             v = np.zeros((N, L.n_out))
             rec = np.zeros((N, T, L.n_out))
             vmin, vmax = 0.0, 0.0
+            cur, i_max = np.zeros((N, L.n_out)), 0.0
             for t in range(T):
-                v = L.decay * v + I[:, t]
+                if L.du == 4095:
+                    v = L.decay * v + I[:, t]
+                else:  # synaptic current state (Lava u); the bias enters v, as in Lava
+                    cur = L.current_decay * cur + (I[:, t] - b)
+                    i_max = max(i_max, float(np.abs(cur).max()) if cur.size else 0.0)
+                    v = L.decay * v + cur + b
                 vmin, vmax = min(vmin, float(v.min())), max(vmax, float(v.max()))
                 if L.spiking:
                     s = v > L.threshold
@@ -125,7 +136,7 @@ def simulate_float(model: Checkpoint | str | Path, x, *, keep_spikes: bool = Fal
                 else:
                     rec[:, t] = v
             st = agg[li]
-            st["cur"] = max(st["cur"], float(np.abs(I).max()) if I.size else 0.0)
+            st["cur"] = max(st["cur"], i_max, float(np.abs(I).max()) if I.size else 0.0)
             st["vmin"], st["vmax"] = min(st["vmin"], vmin), max(st["vmax"], vmax)
             st["count"] += N * T * L.n_out
             if L.spiking:

@@ -17,6 +17,7 @@ gives the same bytes):
                         attrs format, version, netx_complete, netx_problems (JSON),
                         profile_name, profile_version, class_names (JSON), meta (JSON)
         input/          attrs n_channels, time_steps, num_message_bits, scale
+                        [, event_threshold (feature units; absent = 0)]
         layers/<i>/     attrs name, n_in, n_out, weight_exp, num_weight_bits,
                         input_message_bits; datasets pre, post, delay, weight (int64, every
                         synapse, all slots); neuron/ attrs n, du, dv, vth, bias_exp, spiking,
@@ -31,6 +32,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import tempfile
 from pathlib import Path
 
@@ -126,6 +128,8 @@ def _write(f: h5py.File, net: DeployedNetwork) -> None:
     gi.attrs["time_steps"] = np.int64(net.input.time_steps)
     gi.attrs["num_message_bits"] = np.int64(net.input.num_message_bits)
     gi.attrs["scale"] = np.float64(net.input.scale)
+    if net.input.event_threshold > 0:   # written only when set: older files stay byte-identical
+        gi.attrs["event_threshold"] = np.float64(net.input.event_threshold)
     gl = own.create_group("layers", track_order=True)
     for i, L in enumerate(net.layers):
         g = gl.create_group(str(i), track_order=True)
@@ -164,41 +168,78 @@ def save(net: DeployedNetwork, path: str | Path) -> list[str]:
     return netx_problems(net)
 
 
+REEXPORT = "re-export it with python -m export.to_lava"
+
+
+def _open(path: Path) -> h5py.File:
+    """h5py.File(path, "r"), or ExportError saying in one line why the file cannot be opened."""
+    try:
+        return h5py.File(path, "r")
+    except OSError as e:
+        msg = " ".join(str(e).split())
+        sizes = re.search(r"truncated file: eof = (\d+).*stored_eof = (\d+)", msg)
+        if not h5py.is_hdf5(path):
+            why = "is not an HDF5 file (no HDF5 signature)"
+        elif sizes:
+            why = f"is a truncated HDF5 file ({sizes[1]} of {sizes[2]} bytes)"
+        else:
+            why = f"is an HDF5 file that cannot be opened ({msg})"
+        raise ExportError(f"network file {path} {why}; pass a network written by "
+                          f"python -m export.to_lava") from None
+
+
 def load(path: str | Path) -> DeployedNetwork:
-    """Read a file written by `save` (from its complete `delaysnn/` group)."""
+    """Read a file written by `save` (from its complete `delaysnn/` group).
+
+    Every unusable file raises ExportError with one line naming the file and the problem: not
+    HDF5, truncated, not written by export.to_lava, another format version, or damaged."""
     path = Path(path)
     if not path.is_file():
-        raise ExportError(f"{path} does not exist")
-    with h5py.File(path, "r") as f:
+        raise ExportError(f"network file {path} does not exist")
+    with _open(path) as f:
         if "delaysnn" not in f:
-            raise ExportError(f"{path} has no 'delaysnn' group: it was not written by "
-                              "export.netx_h5.save")
+            raise ExportError(f"network file {path} is HDF5 but was not written by "
+                              f"export.to_lava (no 'delaysnn' group); {REEXPORT}")
         own = f["delaysnn"]
-        if own.attrs.get("format") != FORMAT or int(own.attrs.get("version", -1)) != VERSION:
-            raise ExportError(f"{path}: delaysnn group has format {own.attrs.get('format')!r} "
-                              f"version {own.attrs.get('version')!r}; expected {FORMAT} {VERSION}")
-        gi = own["input"]
-        enc = InputEncoding(n_channels=int(gi.attrs["n_channels"]),
-                            time_steps=int(gi.attrs["time_steps"]),
-                            num_message_bits=int(gi.attrs["num_message_bits"]),
-                            scale=float(gi.attrs["scale"]))
-        layers = []
-        gl = own["layers"]
-        for i in range(len(gl)):
-            g = gl[str(i)]
-            n = g["neuron"]
-            nr = NeuronParams(n=int(n.attrs["n"]), du=int(n.attrs["du"]), dv=int(n.attrs["dv"]),
-                              vth=int(n.attrs["vth"]), bias_mant=n["bias_mant"][()],
-                              bias_exp=int(n.attrs["bias_exp"]), spiking=bool(n.attrs["spiking"]),
-                              v_scale=float(n.attrs["v_scale"]))
-            layers.append(ConnectionLayer(
-                name=str(g.attrs["name"]), n_in=int(g.attrs["n_in"]), n_out=int(g.attrs["n_out"]),
-                pre=g["pre"][()], post=g["post"][()], delay=g["delay"][()],
-                weight=g["weight"][()], weight_exp=int(g.attrs["weight_exp"]),
-                num_weight_bits=int(g.attrs["num_weight_bits"]), neurons=nr,
-                input_message_bits=int(g.attrs["input_message_bits"])))
-        return DeployedNetwork(layers=layers, input=enc,
-                               class_names=json.loads(own.attrs["class_names"]),
-                               profile_name=str(own.attrs["profile_name"]),
-                               profile_version=str(own.attrs["profile_version"]),
-                               meta=json.loads(own.attrs["meta"]))
+        fmt, version = own.attrs.get("format"), own.attrs.get("version")
+        if fmt != FORMAT:
+            raise ExportError(f"network file {path} has a 'delaysnn' group of format {fmt!r}, "
+                              f"not {FORMAT!r}: it was not written by export.to_lava; {REEXPORT}")
+        if not isinstance(version, (int, np.integer)) or int(version) != VERSION:
+            raise ExportError(f"network file {path} was written in {FORMAT} format version "
+                              f"{version!r}; this code reads version {VERSION} ({REEXPORT})")
+        try:
+            return _read(own)
+        except (KeyError, ValueError, TypeError, OSError) as e:
+            why = " ".join(str(e.args[0] if isinstance(e, KeyError) and e.args else e).split())
+            raise ExportError(f"network file {path} is damaged or incomplete ({why}); "
+                              f"{REEXPORT}") from None
+
+
+def _read(own: h5py.Group) -> DeployedNetwork:
+    gi = own["input"]
+    enc = InputEncoding(n_channels=int(gi.attrs["n_channels"]),
+                        time_steps=int(gi.attrs["time_steps"]),
+                        num_message_bits=int(gi.attrs["num_message_bits"]),
+                        scale=float(gi.attrs["scale"]),
+                        event_threshold=float(gi.attrs.get("event_threshold", 0.0)))
+    layers = []
+    gl = own["layers"]
+    for i in range(len(gl)):
+        g = gl[str(i)]
+        n = g["neuron"]
+        nr = NeuronParams(n=int(n.attrs["n"]), du=int(n.attrs["du"]), dv=int(n.attrs["dv"]),
+                          vth=int(n.attrs["vth"]), bias_mant=n["bias_mant"][()],
+                          bias_exp=int(n.attrs["bias_exp"]), spiking=bool(n.attrs["spiking"]),
+                          v_scale=float(n.attrs["v_scale"]))
+        layers.append(ConnectionLayer(
+            name=str(g.attrs["name"]), n_in=int(g.attrs["n_in"]), n_out=int(g.attrs["n_out"]),
+            pre=g["pre"][()], post=g["post"][()], delay=g["delay"][()],
+            weight=g["weight"][()], weight_exp=int(g.attrs["weight_exp"]),
+            num_weight_bits=int(g.attrs["num_weight_bits"]), neurons=nr,
+            input_message_bits=int(g.attrs["input_message_bits"])))
+    return DeployedNetwork(layers=layers, input=enc,
+                           class_names=json.loads(own.attrs["class_names"]),
+                           profile_name=str(own.attrs["profile_name"]),
+                           profile_version=str(own.attrs["profile_version"]),
+                           meta=json.loads(own.attrs["meta"]))

@@ -15,7 +15,8 @@ derives it from the stored weights): such a layer is written to netx rounded and
 marked netx-incomplete. `netx_exact=True` keeps weight_exp = -k everywhere instead.
     v (Lava) = 64 * s_l * v (float), vth = s_l * threshold (made an exact integer by choosing
     s_l = floor(threshold * s_max) / threshold), bias_mant = round(s_l * b), bias_exp = 6,
-    du = 4095 (u = a_in << 6, no current memory), dv from the checkpoint.
+    du = 4095 (u = a_in << 6, no current memory), dv from the checkpoint (du from the layer when
+    export.from_nir maps a synaptic current; its range |i| is then part of the a_in range).
 
 s_l (a_in units per float current unit) is the largest value allowed by every range limit:
 weights within Lava's representable range; |a_in| <= 2^(state_bits - 7) so u = a_in << 6 never
@@ -80,9 +81,12 @@ def choose_input_encoding(ck: Checkpoint, x_cal: np.ndarray, num_message_bits: i
                           "are non-negative, so such features cannot be encoded")
     top = 2 ** num_message_bits - 1
     enc = InputEncoding(n_channels=ck.n_channels, time_steps=int(x_cal.shape[1]),
-                        num_message_bits=num_message_bits, scale=top / x_max)
+                        num_message_bits=num_message_bits, scale=top / x_max,
+                        event_threshold=ck.input_threshold)
     neg = float(np.mean(x_cal < 0))
     info = {"feature_max": x_max, "scale": enc.scale, "num_message_bits": num_message_bits,
+            "event_threshold": enc.event_threshold,
+            "events_per_sample": float(np.count_nonzero(enc.encode(x_cal)) / len(x_cal)),
             "fraction_negative_features_clipped": neg,
             "rms_encoding_error": float(np.sqrt(np.mean(
                 (enc.encode(x_cal) / enc.scale - x_cal) ** 2)))}
@@ -151,7 +155,7 @@ def quantize(ck: Checkpoint, enc: InputEncoding, calib: FloatResult, qs: QuantSe
         assert np.array_equal(lr.apply_weight_rule(w_applied, qs.weight_bits), w_applied)
         bias_f = np.rint(b * s)
         bias_mant = np.clip(bias_f, b_lo, b_hi).astype(np.int64)
-        neurons = NeuronParams(n=L.n_out, du=4095, dv=int(L.dv), vth=int(vth),
+        neurons = NeuronParams(n=L.n_out, du=int(L.du), dv=int(L.dv), vth=int(vth),
                                bias_mant=bias_mant, bias_exp=lr.NETX_BIAS_EXP,
                                spiking=L.spiking, v_scale=1.0 / (64.0 * s))
         layers.append(ConnectionLayer(

@@ -51,7 +51,8 @@ def format_report(r: dict) -> str:
     """Human-readable text of an export report dict."""
     out = []
     ck, prof = r["checkpoint"], r["profile"]
-    out.append(f"export of {ck['path']} (epoch {ck['epoch']}, val accuracy {ck['val_accuracy']})")
+    out.append(f"export of {ck['path']}" + (f" (epoch {ck['epoch']}, val accuracy "
+                                            f"{ck['val_accuracy']})" if ck["epoch"] >= 0 else ""))
     out.append(f"profile {prof['name']} v{prof['version']}; latency {r['latency_steps']} steps, "
                f"run T + latency = {r['steps_per_sample']} steps per sample")
     enc = r["input_encoding"]

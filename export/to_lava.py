@@ -81,14 +81,41 @@ def export_checkpoint(path: str | Path, profile: str = "loihi2", *, num_message_
     training / `eval_split` split from the checkpoint's data recipe (evaluation=False skips the
     accuracy section). netx_exact: restrict weight_exp to what netx can express (see
     export.quantize), at the cost of weight precision in the graded-input layer. Raises ProfileViolation (listing every violation) or ExportError."""
+    ck_path = resolve_checkpoint_path(path)
+    ck = load_checkpoint(ck_path)
+    sha = sha256_file(ck_path)
+    provenance = checkpoint_provenance(ck, sha)
+    source = {"path": str(ck_path), "sha256": sha, "epoch": ck.epoch,
+              "val_accuracy": ck.val_accuracy}
+    return export_loaded(ck, profile, provenance=provenance, source=source,
+                         num_message_bits=num_message_bits, headroom=headroom,
+                         calibration=calibration, evaluation=evaluation, eval_split=eval_split,
+                         max_calibration=max_calibration, max_eval=max_eval,
+                         cache_dir=cache_dir, progress=progress, netx_exact=netx_exact)
+
+
+def checkpoint_provenance(ck: Checkpoint, sha256: str) -> dict:
+    """The deployed network's meta for a checkpoint (before export options are added)."""
+    return {"exporter": EXPORTER, "checkpoint_sha256": sha256,
+            "checkpoint_epoch": ck.epoch, "checkpoint_val_accuracy": ck.val_accuracy,
+            "config": ck.config, "data_recipe": ck.data_recipe}
+
+
+def export_loaded(ck: Checkpoint, profile: str = "loihi2", *, provenance: dict, source: dict,
+                  num_message_bits: int = 8, headroom: float = 2.0, calibration=None,
+                  evaluation=None, eval_split: str = "val", max_calibration: int | None = 512,
+                  max_eval: int | None = None, cache_dir=None, progress: bool = False,
+                  netx_exact: bool = False) -> tuple[DeployedNetwork, dict]:
+    """Everything after reading: an in-memory Checkpoint (from a checkpoint file or from
+    export.from_nir) -> (DeployedNetwork, report). `provenance` becomes the network's meta
+    (plus "export_options"); `source` ({path, sha256, epoch, val_accuracy}) heads the report.
+    Other arguments as export_checkpoint."""
     from hw_profiles import load_profile
 
     prof = load_profile(profile)
     if headroom < 1:
         raise ExportError(f"headroom must be >= 1 (a safety factor on measured ranges), "
                           f"got {headroom}")
-    ck_path = resolve_checkpoint_path(path)
-    ck = load_checkpoint(ck_path)
     qs = QuantSettings.from_profile(prof, num_message_bits, headroom, netx_exact)
 
     viol, usage = check_structure(ck.layers, prof, num_message_bits=num_message_bits,
@@ -106,9 +133,7 @@ def export_checkpoint(path: str | Path, profile: str = "loihi2", *, num_message_
                           f"was trained on {ck.time_steps}")
     enc, enc_info = choose_input_encoding(ck, x_cal, num_message_bits)
     calib = simulate_float(ck, x_cal)
-    meta = {"exporter": EXPORTER, "checkpoint_sha256": sha256_file(ck_path),
-            "checkpoint_epoch": ck.epoch, "checkpoint_val_accuracy": ck.val_accuracy,
-            "config": ck.config, "data_recipe": ck.data_recipe,
+    meta = {**provenance,
             "export_options": {"num_message_bits": num_message_bits, "headroom": headroom,
                                "netx_exact": netx_exact,
                                "calibration_samples": int(len(x_cal))}}
@@ -126,8 +151,7 @@ def export_checkpoint(path: str | Path, profile: str = "loihi2", *, num_message_
     net.meta["netx_complete"] = not problems
 
     report = {
-        "checkpoint": {"path": str(ck_path), "sha256": meta["checkpoint_sha256"],
-                       "epoch": ck.epoch, "val_accuracy": ck.val_accuracy},
+        "checkpoint": dict(source),
         "profile": {"name": prof.name, "version": prof.version},
         "latency_steps": net.latency,
         "steps_per_sample": enc.time_steps + net.latency,
@@ -188,9 +212,8 @@ def evaluate(ck: Checkpoint, net: DeployedNetwork, x: np.ndarray, y: np.ndarray 
     return out
 
 
-def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m export.to_lava", description=__doc__.split("\n")[0])
-    ap.add_argument("checkpoint", help="run folder (with checkpoint.pt) or checkpoint file")
+def add_export_options(ap: argparse.ArgumentParser) -> None:
+    """The options every export command shares (to_lava, from_nir)."""
     ap.add_argument("--profile", default="loihi2", help="hardware profile name or .toml path")
     ap.add_argument("--out", required=True, help="HDF5 file to write (netx + delaysnn groups)")
     ap.add_argument("--json", default=None, help="also write the report as JSON here")
@@ -204,6 +227,18 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--no-eval", action="store_true", help="skip the accuracy section")
     ap.add_argument("--netx-exact", action="store_true",
                     help="only weight exponents netx can express (less weight precision)")
+
+
+def build_parser(prog: str = "python -m export.to_lava") -> argparse.ArgumentParser:
+    ap = argparse.ArgumentParser(prog=prog,
+                                 description=" ".join(__doc__.split("\n\n")[0].split()))
+    ap.add_argument("checkpoint", help="run folder (with checkpoint.pt) or checkpoint file")
+    add_export_options(ap)
+    return ap
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = build_parser()
     a = ap.parse_args(argv)
     out = Path(a.out)
     for p in [out] + ([Path(a.json)] if a.json else []):

@@ -8,7 +8,9 @@ layer's max delay; BatchNorm folded into kernel and bias), then the LIF recurren
 the T steps (v = decay * v + I[t]; spike = v > threshold; v = 0 where spike; the readout keeps
 v). Input "features" (N, T, C) float32; output "readout_v" (N, T, n_classes). The torch module is
 rebuilt from the checkpoint's synapse lists (no trainer classes), and onnxruntime's output is
-compared with it on seeded random features (max abs difference reported).
+compared with it on seeded random features: the export fails (ExportError, nothing written) when
+the largest |onnxruntime - torch| difference exceeds `tolerance` x max(1, largest |readout v|)
+(default DEFAULT_TOLERANCE = 1e-4; `--tolerance`).
 """
 from __future__ import annotations
 
@@ -24,6 +26,8 @@ import torch
 
 from export.checkpoint import Checkpoint, load_checkpoint
 from export.errors import ExportError
+
+DEFAULT_TOLERANCE = 1e-4  # relative to max(1, largest |readout v|); float32 rounding is ~1e-6
 
 
 class DelayLIFNet(torch.nn.Module):
@@ -68,10 +72,18 @@ class DelayLIFNet(torch.nn.Module):
 
 
 def export_onnx(path: str | Path, out: str | Path, *, time_steps: int | None = None,
-                n_check: int = 4, seed: int = 0) -> dict:
-    """Write the ONNX file (atomically) and return {"max_abs_diff", "n_nodes", ...}."""
+                n_check: int = 4, seed: int = 0,
+                tolerance: float = DEFAULT_TOLERANCE) -> dict:
+    """Write the ONNX file (atomically) and return {"max_abs_diff", "n_nodes", ...}.
+
+    Raises ExportError, writing nothing, when onnxruntime's readout voltage differs from torch's
+    by more than `tolerance` x max(1, largest |readout v|) on `n_check` seeded random inputs."""
     import onnxruntime as ort
 
+    if not (isinstance(tolerance, (int, float)) and tolerance >= 0):
+        raise ExportError(f"tolerance must be a number >= 0, got {tolerance!r}")
+    if isinstance(n_check, bool) or not isinstance(n_check, int) or n_check < 1:
+        raise ExportError(f"n_check must be a positive integer, got {n_check!r}")
     ck = load_checkpoint(path)
     T = time_steps or ck.time_steps
     if not T:
@@ -94,6 +106,14 @@ def export_onnx(path: str | Path, out: str | Path, *, time_steps: int | None = N
         got = sess.run(["readout_v"], {"features": x.numpy()})[0]
         with torch.no_grad():
             ref = model(x).numpy()
+        diff, vmax = float(np.abs(got - ref).max()), float(np.abs(ref).max())
+        bound = tolerance * max(1.0, vmax)
+        if not diff <= bound:
+            raise ExportError(
+                f"onnxruntime and torch disagree on {out.name}: max abs difference {diff:.3g} "
+                f"(readout |v| up to {vmax:.3g}) exceeds the tolerance {tolerance:g} x "
+                f"max(1, |v|) = {bound:.3g}; nothing was written (raise --tolerance only if "
+                f"the difference is float rounding)")
         import onnx
         n_nodes = len(onnx.load(tmp).graph.node)
         os.replace(tmp, out)
@@ -102,8 +122,8 @@ def export_onnx(path: str | Path, out: str | Path, *, time_steps: int | None = N
             os.unlink(tmp)
         raise
     return {"out": str(out), "time_steps": T, "samples_checked": n_check,
-            "max_abs_diff": float(np.abs(got - ref).max()),
-            "max_abs_readout_v": float(np.abs(ref).max()), "n_nodes": n_nodes}
+            "max_abs_diff": diff, "max_abs_readout_v": vmax, "tolerance": tolerance,
+            "n_nodes": n_nodes}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -114,15 +134,20 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--time-steps", type=int, default=None,
                     help="steps to unroll (default: the checkpoint's time_steps)")
     ap.add_argument("--n-check", type=int, default=4, help="random samples for the ORT check")
+    ap.add_argument("--tolerance", type=float, default=DEFAULT_TOLERANCE,
+                    help="fail (write nothing) when |onnxruntime - torch| exceeds this x "
+                         f"max(1, largest |readout v|) (default {DEFAULT_TOLERANCE:g})")
     a = ap.parse_args(argv)
     try:
-        r = export_onnx(a.checkpoint, a.out, time_steps=a.time_steps, n_check=a.n_check)
+        r = export_onnx(a.checkpoint, a.out, time_steps=a.time_steps, n_check=a.n_check,
+                        tolerance=a.tolerance)
     except (ExportError, ValueError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
     print(f"wrote {r['out']} ({r['n_nodes']} nodes, T = {r['time_steps']}); onnxruntime vs "
           f"torch on {r['samples_checked']} random samples: max abs difference "
-          f"{r['max_abs_diff']:.3g} (readout |v| up to {r['max_abs_readout_v']:.3g})")
+          f"{r['max_abs_diff']:.3g} (readout |v| up to {r['max_abs_readout_v']:.3g}; "
+          f"tolerance {r['tolerance']:g} x max(1, |v|))")
     return 0
 
 

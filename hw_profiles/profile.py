@@ -158,7 +158,9 @@ def load_profile(name_or_path: str | Path) -> Profile:
         with open(path, "rb") as f:
             data = tomllib.load(f)
     except tomllib.TOMLDecodeError as e:
-        raise ProfileError(f"{path}: not valid TOML: {e}") from e
+        raise ProfileError(f"{path}: not valid TOML: {e}") from None
+    except UnicodeDecodeError as e:
+        raise ProfileError(f"{path}: not a TOML text file (byte {e.start} is not UTF-8)") from None
     prof = _parse(data, path)
     if by_name and prof.name != s:
         raise ProfileError(f"{path}: field 'name' is {prof.name!r} but the file is named {s!r}")

@@ -14,15 +14,23 @@ Counts (per sample = totals over the Activity's samples / N; over the Activity's
 - messages: a spike goes once to each core that holds one of its targets; a message to its own
   core is local, to another core cross-core; graded input comes from outside the cores (input).
 
-Energy per sample by profile kind (J; a breakdown whose parts sum to the total):
+Dynamic energy per sample by profile kind (J; ``energy_per_sample_joules``, a breakdown whose
+parts sum to the total; activity-dependent terms only):
 - ``neuromorphic``: synops * synop + neuron updates * neuron_update + local messages * spike_local
-  + (cross-core + input messages) * spike_hop (one hop each: a lower bound)
-  + static_power * run time (steps * time per step);
+  + (cross-core + input messages) * spike_hop (one hop each: a lower bound);
 - ``dense`` (the float model on a CPU/GPU): dense synops * synop + neuron updates * neuron_update;
 - ``ann`` (the equivalent ANN, same synapses every step): dense synops * mac + one 64-bit SRAM
   read per two FP32 weights; the SNN's synops at ``ac`` are reported beside it, not in the total.
 A figure the profile does not give is listed under ``not_counted`` with the reason; without a
 synop and neuron-update (or mac) figure there is no total.
+
+Static energy per sample is reported separately (``static_energy_per_sample_joules``, J) where the
+profile gives ``static_power``: static_power * steps * time per step; otherwise None, and
+``static_energy_note`` says why (it always says where the figure comes from).
+
+Memory and cores are this project's own model (lava_runtime.core_mapping: weight + delay + index
+bits per synapse, a 24-bit accumulator per delay slot per neuron, greedy core packing), not a
+vendor compiler's mapping; ``memory_model`` says so in the JSON.
 
 Time per step (neuromorphic, when the profile gives synop_time and neuron_update_time): cores work
 in parallel, so each step takes the slowest core's synops * synop_time + neurons * neuron_update_
@@ -45,6 +53,12 @@ from lava_runtime.core_mapping import (LAVA_BIAS_MANT_BITS, LAVA_STATE_BITS, Cor
                                        network_memory_bytes)
 
 FLOAT_BITS = 32  # float model weights and state (dense / ann profiles)
+NEUROMORPHIC_MEMORY_MODEL = (
+    "this project's model (lava_runtime.core_mapping), not a vendor compiler's mapping: "
+    "weight + delay + post-index bits per synapse, u, v and bias per neuron, a 24-bit "
+    "(state_bits) accumulator per delay slot per neuron, greedy core packing")
+FLOAT_MEMORY_MODEL = ("this project's model: FP32 weight + delay + post-index bits per synapse, "
+                      "FP32 state per neuron, an FP32 input history of max_delay + 1 steps")
 
 
 @dataclass
@@ -83,8 +97,11 @@ class Budget:
     cores: int | None = None
     chips: int | None = None
     core_usage: dict | None = None
-    energy_per_sample_joules: dict | None = None
+    energy_per_sample_joules: dict | None = None  # dynamic energy only (see the module doc)
+    static_energy_per_sample_joules: float | None = None
+    static_energy_note: str = ""  # the formula and source, or why there is no figure
     time_per_step_seconds: float | None = None
+    memory_model: str = ""  # memory and cores are this project's model, not a measurement
     refused: list[str] = field(default_factory=list)
     sources: dict[str, str] = field(default_factory=dict)
     assumptions: list[str] = field(default_factory=list)
@@ -295,7 +312,9 @@ def estimate(net: DeployedNetwork, activity: Activity, profile: Profile) -> Budg
 
     if profile.kind != "neuromorphic":
         b.memory_bytes = float_memory_bytes(net, profile.kind)
+        b.memory_model = FLOAT_MEMORY_MODEL
         b.energy_per_sample_joules = _dense_energy(b, profile)
+        b.static_energy_note = _why_missing(profile, "static_power")
         assumptions.append(f"{profile.kind} model: every existing synapse computed every step of "
                            f"the {steps}-step window; FP32 weights and state")
         return b
@@ -308,6 +327,7 @@ def estimate(net: DeployedNetwork, activity: Activity, profile: Profile) -> Budg
     state_bits = LAVA_STATE_BITS if state_bits is None else state_bits
     bias_bits = LAVA_BIAS_MANT_BITS if bias_bits is None else bias_bits
     b.memory_bytes = network_memory_bytes(net, state_bits, bias_bits)
+    b.memory_model = NEUROMORPHIC_MEMORY_MODEL
 
     b.refused = limit_violations(net, profile)
     per_core = [profile.limit(k) for k in ("neurons_per_core", "synapse_memory_bytes_per_core",
@@ -323,6 +343,7 @@ def estimate(net: DeployedNetwork, activity: Activity, profile: Profile) -> Budg
                                bias_mant_bits=bias_bits)
         b.refused += mapping.violations
     if b.refused:
+        b.static_energy_note = "the network does not fit this profile"
         return b
     if mapping is not None:
         b.cores, b.chips = mapping.n_cores, mapping.chips
@@ -332,7 +353,21 @@ def estimate(net: DeployedNetwork, activity: Activity, profile: Profile) -> Budg
         if "synop_time" in profile.timing and "neuron_update_time" in profile.timing:
             b.time_per_step_seconds = mean_step_time(net, activity, mapping, profile)
     b.energy_per_sample_joules = _neuromorphic_energy(b, profile)
+    b.static_energy_per_sample_joules, b.static_energy_note = _static_energy(b, profile)
     return b
+
+
+def _static_energy(b: Budget, p: Profile) -> tuple[float | None, str]:
+    """(J per sample or None, note): static_power * steps * time per step."""
+    if "static_power" not in p.energy:
+        return None, _why_missing(p, "static_power")
+    if b.time_per_step_seconds is None:
+        return None, "static power needs a time per step, which this profile lacks"
+    f = p.energy["static_power"]
+    joules = f.value * b.steps * b.time_per_step_seconds
+    return joules, (f"static_power {f.value:g} W x {b.steps} steps x "
+                    f"{b.time_per_step_seconds:.3g} s per step (estimated); {f.basis}: "
+                    f"{f.source}")
 
 
 def _neuromorphic_energy(b: Budget, p: Profile) -> dict:
@@ -356,15 +391,9 @@ def _neuromorphic_energy(b: Budget, p: Profile) -> dict:
             parts["routing_cross_core"] = (m["cross_core"] + m["input"]) * e["spike_hop"].value
         else:
             missing["routing_cross_core"] = _why_missing(p, "spike_hop")
-    if "static_power" not in e:
-        missing["static"] = _why_missing(p, "static_power")
-    elif b.time_per_step_seconds is None:
-        missing["static"] = "static power needs a time per step, which this profile lacks"
-    else:
-        parts["static"] = e["static_power"].value * b.time_per_step_seconds * b.steps
     complete = "synaptic_ops" in parts and "neuron_updates" in parts
-    return {"total": sum(parts.values()) if complete else None, "breakdown": parts,
-            "not_counted": missing}
+    return {"scope": "dynamic", "total": sum(parts.values()) if complete else None,
+            "breakdown": parts, "not_counted": missing}
 
 
 def _dense_energy(b: Budget, p: Profile) -> dict:
@@ -392,8 +421,8 @@ def _dense_energy(b: Budget, p: Profile) -> dict:
         if "ac" in e:
             extra["snn_synops_at_ac"] = b.synops_per_sample * e["ac"].value
         complete = "macs" in parts
-    out = {"total": sum(parts.values()) if complete else None, "breakdown": parts,
-           "not_counted": missing}
+    out = {"scope": "dynamic", "total": sum(parts.values()) if complete else None,
+           "breakdown": parts, "not_counted": missing}
     out.update(extra)
     return out
 

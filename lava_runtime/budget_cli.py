@@ -79,7 +79,9 @@ def run_budget(net_path, profile: str = "loihi2", dataset: str = "synthetic", da
 
 
 def add_parser(subparsers) -> argparse.ArgumentParser:
-    p = subparsers.add_parser("budget", help="hardware budget (synops, memory, cores, energy)",
+    p = subparsers.add_parser("budget", help="hardware budget estimate (synops; memory and "
+                                             "cores from this project's model; dynamic and "
+                                             "static energy)",
                               description=__doc__.splitlines()[0])
     add_arguments(p)
     p.set_defaults(func=main)

@@ -46,23 +46,26 @@ def format_layers(b: Budget) -> str:
 
 
 def format_summary(b: Budget) -> str:
-    """Memory, cores, energy breakdown, time per step, refusals, assumptions."""
+    """Memory and cores (this project's model), dynamic energy breakdown, static energy, time
+    per step, refusals, assumptions."""
     out = [f"profile {b.profile} v{b.profile_version} ({b.kind})"]
     m = b.memory_bytes
-    out.append(f"memory: {m['total']} bytes (synapses {m['synapses']}, neuron state "
-               f"{m['neuron_state']}, delay accumulators/history {m['delay_accumulators']})")
+    out.append(f"memory (model estimate): {m['total']} bytes (synapses {m['synapses']}, neuron "
+               f"state {m['neuron_state']}, delay accumulators/history "
+               f"{m['delay_accumulators']})")
+    out.append(f"  memory model: {b.memory_model}")
     if b.refused:
         out.append(f"DOES NOT FIT {b.profile}:")
         out += [f"  - {r}" for r in b.refused]
         return "\n".join(out)
     if b.cores is not None:
         chips = "" if b.chips is None else f" on {b.chips} chip(s)"
-        out.append(f"cores: {b.cores}{chips}; neurons per core max "
+        out.append(f"cores (model estimate): {b.cores}{chips}; neurons per core max "
                    f"{max(b.core_usage['neurons'])}, memory per core max "
                    f"{max(b.core_usage['memory_bytes'])} bytes, fan-in max "
                    f"{max(b.core_usage['fan_in'])}")
     e = b.energy_per_sample_joules
-    out.append(f"energy per sample: {_num(e['total'], ' J')}")
+    out.append(f"dynamic energy per sample: {_num(e['total'], ' J')}")
     for k, v in e["breakdown"].items():
         out.append(f"  {k:<20s} {_num(v, ' J')}")
     for k, why in e["not_counted"].items():
@@ -70,6 +73,11 @@ def format_summary(b: Budget) -> str:
     if "snn_synops_at_ac" in e:
         out.append(f"  (the SNN's synops at the same process's AC energy: "
                    f"{_num(e['snn_synops_at_ac'], ' J')})")
+    if b.static_energy_per_sample_joules is None:
+        out.append(f"static energy per sample: not estimated: {b.static_energy_note}")
+    else:
+        out.append(f"static energy per sample: {_num(b.static_energy_per_sample_joules, ' J')} "
+                   f"({b.static_energy_note})")
     if b.time_per_step_seconds is not None:
         out.append(f"time per step: {_num(b.time_per_step_seconds, ' s')}")
     out += [f"assumption: {a}" for a in b.assumptions]
@@ -77,7 +85,8 @@ def format_summary(b: Budget) -> str:
 
 
 def format_comparison(budgets: list[Budget]) -> str:
-    """One row per profile: the operations it is charged for, energy, cores, time."""
+    """One row per profile: the operations it is charged for, memory and cores (this project's
+    model), dynamic and static energy, time per step."""
     rows = []
     for b in budgets:
         ops = b.synops_per_sample if b.kind == "neuromorphic" else b.dense_synops_per_sample
@@ -85,9 +94,14 @@ def format_comparison(budgets: list[Budget]) -> str:
         energy = ("refused: " + str(len(b.refused)) + " reason(s)" if b.refused
                   else _num(None if e is None else e["total"], " J"))
         rows.append([b.profile, b.kind, _num(ops), _num(b.memory_bytes["total"]),
-                     _num(b.cores), energy, _num(b.time_per_step_seconds, " s")])
-    head = ["profile", "kind", "ops charged", "memory B", "cores", "energy/sample", "time/step"]
-    return _table(head, rows)
+                     _num(b.cores), energy, _num(b.static_energy_per_sample_joules, " J"),
+                     _num(b.time_per_step_seconds, " s")])
+    head = ["profile", "kind", "ops charged", "memory B (model)", "cores (model)",
+            "dynamic energy/sample", "static energy/sample", "time/step"]
+    return (_table(head, rows) + "\ndynamic energy: activity-dependent terms only; static "
+            "energy (static power x steps x time/step) only where the profile gives a static "
+            "power; memory and cores: this project's model (lava_runtime.core_mapping), not a "
+            "vendor compiler's mapping")
 
 
 def plot_budgets(budgets: list[Budget], path: str | Path) -> None:
@@ -114,8 +128,8 @@ def plot_budgets(budgets: list[Budget], path: str | Path) -> None:
     if fits:
         ax.set_yscale("log")  # totals are exact; segment heights on a log axis are not
         ax.set_ylim(bottom=0.1 * min(b.energy_total for b in fits))
-    ax.set_ylabel("energy per sample (J, log)")
-    ax.set_title("Estimated energy per inference by profile")
+    ax.set_ylabel("dynamic energy per sample (J, log)")
+    ax.set_title("Estimated dynamic energy per inference by profile")
     ax.legend(fontsize=7)
     fig.tight_layout()
     fd, tmp = tempfile.mkstemp(suffix=".png", dir=path.parent, prefix=f".{path.name}.")

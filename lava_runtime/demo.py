@@ -1,14 +1,24 @@
 """The main job, end to end: train -> export -> Lava run -> budget, on the embedded synthetic set.
 
 `make demo` runs `python -m lava_runtime demo --out runs/demo`; a notebook calls
-`lava_runtime.demo.demo(out="runs/demo")` with the same defaults. Everything it writes lands in
-OUT: `train/` (run folder: checkpoint.pt, metrics.json), `net.h5` (the deployed network),
-`export.json`, `run.json`, `budget.json`, `budget.png` and `summary.json`.
+`lava_runtime.demo.demo(out="runs/demo")` with the same defaults. It trains the deployed method
+and a `no-delay` baseline of the same size for the same epochs (the synthetic set's classes
+differ only in the order of channel groups >= 8 steps apart, which neurons with tau = 2 steps
+cannot bridge without delays), prints both test accuracies side by side, then exports the
+deployed network, runs it in the emulator and Lava and budgets it. It ends by printing the next
+commands (report, budget, training on real FSDD audio) with paths that work.
+Everything it writes lands in OUT: `train/` (run folder: checkpoint.pt, metrics.json),
+`baseline/` (the no-delay run folder), `net.h5` (the deployed network), `export.json`,
+`run.json`, `budget.json`, `budget.png` and `summary.json`; `--json FILE` also writes the summary
+(accuracies, seconds, load average) to FILE, e.g. docs/results/demo.json.
 """
 from __future__ import annotations
 
 import argparse
+import os
+import shlex
 import shutil
+import sys
 import time
 from pathlib import Path
 
@@ -17,11 +27,15 @@ from trainer.file_io import write_json_atomic
 DEFAULTS = {
     "method": "structure",  # delays by structure: frozen random delays, DEEP R + RigL rewiring
     "sparsity": 0.75,  # 3 of 4 candidate synapses absent: DelaySparse layers
-    "epochs": 12,
+    "epochs": 12,  # for the deployed method and the no-delay baseline alike
     "seed": 0,
     "hidden": 128,  # hidden LIF neurons
+    "tau": 2.0,  # membrane time constant (steps) of every neuron: forgets within a few steps
+    "num_threads": 1,  # torch CPU threads for training: one suits this tiny network (torch's
+    # default, one per core, oversubscribes a shared machine) and fixes the float summation order
     "profile": "loihi2",
 }
+BASELINE = "no-delay"
 SUMMARY = "summary.json"
 
 
@@ -40,32 +54,55 @@ def _prepare(out: Path) -> None:
 def demo(out: str | Path = "runs/demo", *, method: str = DEFAULTS["method"],
          sparsity: float = DEFAULTS["sparsity"], epochs: int = DEFAULTS["epochs"],
          seed: int = DEFAULTS["seed"], hidden: int = DEFAULTS["hidden"],
-         profile: str = DEFAULTS["profile"], lava_limit: int | None = None) -> dict:
+         tau: float = DEFAULTS["tau"], num_threads: int = DEFAULTS["num_threads"],
+         profile: str = DEFAULTS["profile"],
+         lava_limit: int | None = None, json_path: str | Path | None = None) -> dict:
     """Run the whole pipeline; return (and write OUT/summary.json) the summary.
 
-    lava_limit: samples of the test split run through Lava (None = all; the emulator always runs
-    all of them)."""
+    tau: membrane time constant (steps) of both networks; num_threads: torch CPU threads for
+    training (0 = torch's default). lava_limit: samples of the test split run through Lava
+    (None = all; the emulator always runs all of them). json_path: also write the summary there
+    (a .json file; its folder must exist)."""
     import trainer
     from export.netx_h5 import save
     from export.to_lava import export_checkpoint
     from hw_profiles import load_profile
     from lava_runtime.budget_cli import budget_json, run_budget
     from lava_runtime.run_cli import evaluate, load_features
+    from trainer.config import resolve_config
+    from trainer.evaluate import has_train_kernels
 
     load_profile(profile)  # unknown profile: fail before any work
+    if method == BASELINE:
+        raise ValueError(f"--method {BASELINE} is the baseline the demo compares against; "
+                         f"choose a method with delays (dcls, structure, structure-multi)")
+    config = {"dataset": "synthetic", "method": method, "sparsity": sparsity, "epochs": epochs,
+              "seed": seed, "hidden": [hidden], "tau": tau, "num_threads": num_threads}
+    baseline_config = {**config, "method": BASELINE, "sparsity": 0.0}
+    resolve_config(None, config, None)  # bad values: fail before any work
+    if json_path is not None:
+        json_path = Path(json_path)
+        if json_path.suffix != ".json" or not json_path.parent.is_dir():
+            raise ValueError(f"--json {json_path} must be a .json file in an existing folder")
     out = Path(out)
     _prepare(out)
+    load_1min = os.getloadavg()[0]
+    cpu0 = _cpu_seconds()
     t0 = time.perf_counter()
     timings = {}
 
-    print(f"[1/4] train: synthetic set, method {method}, sparsity {sparsity}, {epochs} epochs")
-    res = trainer.train({"dataset": "synthetic", "method": method, "sparsity": sparsity,
-                         "epochs": epochs, "seed": seed, "hidden": [hidden]},
-                        out=out / "train")
+    print(f"[1/5] train: synthetic set, method {method}, sparsity {sparsity}, {epochs} epochs, "
+          f"tau {tau} steps")
+    res = trainer.train(config, out=out / "train")
     m = res.metrics
     timings["train_s"] = time.perf_counter() - t0
 
-    print(f"[2/4] export to {profile}")
+    print(f"[2/5] train the baseline: method {BASELINE}, same size, {epochs} epochs")
+    t = time.perf_counter()
+    mb = trainer.train(baseline_config, out=out / "baseline").metrics
+    timings["baseline_train_s"] = time.perf_counter() - t
+
+    print(f"[3/5] export to {profile}")
     t = time.perf_counter()
     net, report = export_checkpoint(out / "train", profile=profile)
     net_path = out / "net.h5"
@@ -73,7 +110,7 @@ def demo(out: str | Path = "runs/demo", *, method: str = DEFAULTS["method"],
     write_json_atomic(report, out / "export.json")
     timings["export_s"] = time.perf_counter() - t
 
-    print("[3/4] run the test split: emulator, then Lava (Loihi 2 simulator, fixed_pt)")
+    print("[4/5] run the test split: emulator, then Lava (Loihi 2 simulator, fixed_pt)")
     x, y = load_features(net, "synthetic", "test")  # the recipe stored at export
     payloads = net.input.encode(x)
     emu = evaluate(net, payloads, y, backend="emulator", progress=False)
@@ -82,7 +119,7 @@ def demo(out: str | Path = "runs/demo", *, method: str = DEFAULTS["method"],
                     progress=True)
     write_json_atomic({"emulator": emu, "lava": lava}, out / "run.json")
 
-    print(f"[4/4] budget on {profile}")
+    print(f"[5/5] budget on {profile}")
     budgets = run_budget(net_path, profile=profile, dataset="synthetic", split="test",
                          json_path=out / "budget.json", plot_path=out / "budget.png",
                          progress=False)
@@ -90,9 +127,14 @@ def demo(out: str | Path = "runs/demo", *, method: str = DEFAULTS["method"],
 
     summary = {
         "out": str(out), "method": method, "sparsity": sparsity, "epochs": epochs, "seed": seed,
-        "connections": m.get("connections"),
+        "hidden": hidden, "tau": tau, "connections": m.get("connections"),
+        "baseline": {"method": BASELINE, "sparsity": 0.0, "epochs": epochs,
+                     "connections": mb.get("connections"), "test_accuracy": mb["test_accuracy"]},
+        "delay_gain_points": round(100 * (m["test_accuracy"] - mb["test_accuracy"]), 2),
         "accuracy": {
-            "float_train_kernels": m.get("test_accuracy_train_kernels"),
+            # the training kernels differ from the deployed integer delays only for dcls
+            "float_train_kernels": (m.get("test_accuracy_train_kernels")
+                                    if has_train_kernels(config) else None),
             "float_integer_delays": m.get("test_accuracy"),
             "emulator": emu["accuracy"],
             "lava": lava["accuracy"],
@@ -102,11 +144,46 @@ def demo(out: str | Path = "runs/demo", *, method: str = DEFAULTS["method"],
         "spikes_per_sample_per_layer": emu["spikes_per_sample_per_layer"],
         "seconds": {**timings, "emulator_s": emu["seconds"], "lava_s": lava["seconds"],
                     "total_s": time.perf_counter() - t0},
+        # CPU seconds (user + system) of this process and its finished children (the Lava
+        # worker): on a busy machine, a better guide than wall time to a quiet machine's time
+        "cpu_s": round(_cpu_seconds() - cpu0, 1),
+        "machine": {"cpu_count": os.cpu_count(), "training_threads": num_threads,
+                    "load_average_1min_at_start": round(load_1min, 2),
+                    "load_average_1min_at_end": round(os.getloadavg()[0], 2)},
         "budget": b,
+        "next_commands": next_commands(out, net_path),
     }
     write_json_atomic(summary, out / SUMMARY)
+    if json_path is not None:
+        write_json_atomic(summary, json_path)
     print(format_summary(summary))
     return summary
+
+
+def _cpu_seconds() -> float:
+    import resource
+    return sum(r.ru_utime + r.ru_stime for r in (resource.getrusage(resource.RUSAGE_SELF),
+                                                 resource.getrusage(resource.RUSAGE_CHILDREN)))
+
+
+def _python() -> str:
+    """How to call this environment's Python from the current folder: `.venv/bin/python` when
+    that is the running interpreter's environment, else `python`."""
+    venv = Path(".venv")
+    if venv.is_dir() and Path(sys.prefix).resolve() == venv.resolve():
+        return ".venv/bin/python"
+    return "python"
+
+
+def next_commands(out: Path, net_path: Path) -> list[str]:
+    """The commands a user would type next, with this demo's paths: the HTML report of the
+    trained run, the budget on every profile, and training on the real FSDD recordings."""
+    py, q = _python(), shlex.quote
+    return [
+        f"{py} -m lava_runtime report {q(str(out / 'train'))}",
+        f"{py} -m lava_runtime budget {q(str(net_path))} --profile all --dataset synthetic",
+        f"{py} -m trainer train --dataset fsdd --method dcls --epochs 40 --out runs/fsdd_dcls",
+    ]
 
 
 def format_summary(s: dict) -> str:
@@ -115,9 +192,14 @@ def format_summary(s: dict) -> str:
     def pct(v):
         return "n/a" if v is None else f"{100 * v:.1f}%"
 
+    bl = s["baseline"]
     lines = [
         "",
-        f"demo summary ({s['method']}, sparsity {s['sparsity']}, {s['epochs']} epochs) -> {s['out']}",
+        f"demo summary ({s['method']}, sparsity {s['sparsity']}, {s['epochs']} epochs, "
+        f"tau {s['tau']} steps) -> {s['out']}",
+        f"  what delays buy (test accuracy, same size and epochs):  {s['method']} "
+        f"{pct(a['float_integer_delays'])}   {bl['method']} {pct(bl['test_accuracy'])}   "
+        f"({s['delay_gain_points']:+.1f} points)",
         f"  accuracy  float (train kernels) {pct(a['float_train_kernels'])}   "
         f"float (integer delays) {pct(a['float_integer_delays'])}   "
         f"emulator {pct(a['emulator'])}   Lava {pct(a['lava'])} ({a['lava_samples']} samples)",
@@ -125,8 +207,14 @@ def format_summary(s: dict) -> str:
         f"of samples",
         "  spikes per sample per hidden layer: "
         + ", ".join(f"{v:.1f}" for v in s["spikes_per_sample_per_layer"]),
-        f"  seconds   train {sec['train_s']:.0f}   export {sec['export_s']:.1f}   "
-        f"emulator {sec['emulator_s']:.2f}   Lava {sec['lava_s']:.1f}   total {sec['total_s']:.0f}",
+        f"  seconds   train {sec['train_s']:.0f}   baseline {sec['baseline_train_s']:.0f}   "
+        f"export {sec['export_s']:.1f}   emulator {sec['emulator_s']:.2f}   "
+        f"Lava {sec['lava_s']:.1f}   total {sec['total_s']:.0f} (CPU {s['cpu_s']:.0f})",
+        "",
+        "next:",
+        f"  {s['next_commands'][0]}   # HTML page: every stage, all budgets, receptive fields",
+        f"  {s['next_commands'][1]}",
+        f"  {s['next_commands'][2]}   # real audio (FSDD v1.0.10 is downloaded if no copy is found)",
     ]
     return "\n".join(lines)
 
@@ -140,14 +228,22 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--epochs", type=int, default=DEFAULTS["epochs"])
     p.add_argument("--seed", type=int, default=DEFAULTS["seed"])
     p.add_argument("--hidden", type=int, default=DEFAULTS["hidden"])
+    p.add_argument("--tau", type=float, default=DEFAULTS["tau"],
+                   help=f"membrane time constant in steps (default {DEFAULTS['tau']})")
+    p.add_argument("--num-threads", type=int, default=DEFAULTS["num_threads"],
+                   help=f"torch CPU threads for training (default {DEFAULTS['num_threads']}; "
+                        "0 = torch's default)")
     p.add_argument("--profile", default=DEFAULTS["profile"])
     p.add_argument("--lava-limit", type=int, default=None,
                    help="test samples run through Lava (default: all)")
+    p.add_argument("--json", default=None,
+                   help="also write the summary to this .json file (e.g. docs/results/demo.json)")
     p.set_defaults(func=main)
     return p
 
 
 def main(args: argparse.Namespace) -> int:
     demo(args.out, method=args.method, sparsity=args.sparsity, epochs=args.epochs,
-         seed=args.seed, hidden=args.hidden, profile=args.profile, lava_limit=args.lava_limit)
+         seed=args.seed, hidden=args.hidden, tau=args.tau, num_threads=args.num_threads,
+         profile=args.profile, lava_limit=args.lava_limit, json_path=args.json)
     return 0

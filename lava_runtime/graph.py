@@ -21,6 +21,13 @@ of each window are recorded (the Activity convention), layer i's values before i
 as 0. Lava's stock delay models cannot drop their buffers: with them (fast_models=False) the
 network must drain within its padding (validate.drains_between_samples).
 
+Lanes (lava_runtime.lanes): with L > 1 the graph carries L independent copies of the network
+in the same processes (every port and state vector has shape (L, n); the delay connections are
+this runtime's LanedDelayDense/LanedDelaySparse), lane j of round r running sample r * L + j in
+round r's window. All lanes share the window, so the resets and buffer drops above happen in
+every lane at its own sample boundary; one Lava step advances L samples. Stock delay models
+run one lane only.
+
 Backends: "lava" (Loihi2SimCfg, fixed_pt, bit-accurate; default), "lava-float" (floating_pt:
 weights, bias and threshold converted to the same voltage units, decays as fractions),
 "loihi2" (Loihi2HwCfg, needs Intel's lava-loihi package), "emulator" (lava_runtime.emulator,
@@ -43,6 +50,7 @@ import numpy as np
 from export.deployed import ConnectionLayer, DeployedNetwork
 from lava_runtime.activity import Activity
 from lava_runtime.emulator import start_step
+from lava_runtime.lanes import check_lanes, lane_shape, resolve_lanes
 from lava_runtime.sandbox import LavaRunError, cleanup_job_dir, run_job
 from lava_runtime.validate import (BACKENDS, NetworkError, drains_between_samples,
                                    validate_backend, validate_network, validate_payloads)
@@ -66,23 +74,38 @@ def require_loihi2() -> None:
             "bit-accurate fixed_pt simulation) or 'emulator' instead")
 
 
-def default_timeout_s(total_steps: int) -> float:
-    """Generous default bound for one Lava run (s): 120 s start-up + 0.1 s per step."""
-    return 120.0 + 0.1 * total_steps
+def default_timeout_s(total_steps: int, lanes: int = 1) -> float:
+    """Generous default bound for one Lava run (s): 120 s start-up + 0.1 s per step + 0.01 s
+    per step and extra lane."""
+    return 120.0 + (0.1 + 0.01 * (lanes - 1)) * total_steps
+
+
+def lane_payloads(payloads: np.ndarray, lanes: int) -> np.ndarray:
+    """Payloads (N, T, C) laid out for PayloadSource: (rounds, T, lanes, C) int32, sample
+    r * lanes + j in round r, lane j; zeros where N ends inside the last round. (A transposed
+    view: np.save writes it in that order without another copy.)"""
+    n, T, C = payloads.shape
+    rounds = -(-n // lanes)
+    out = np.zeros((rounds * lanes, T, C), dtype=np.int32)
+    out[:n] = payloads
+    return out.reshape(rounds, lanes, T, C).transpose(0, 2, 1, 3)
 
 
 def run_network(net: DeployedNetwork, payloads: np.ndarray, backend: str = "lava",
                 timeout_s: float | None = None, fast_models: bool = True, *,
-                progress: bool = False, steps: int | None = None,
+                lanes: int | None = None, progress: bool = False, steps: int | None = None,
                 _fault: tuple[str, int] | None = None) -> Activity:
     """Run `net` on payloads (N, T, C) (graded spike payloads, net.input.encode gives them).
 
     backend: "lava" | "lava-float" | "loihi2" | "emulator".
-    timeout_s: bound on the whole Lava run (s); default default_timeout_s(total steps).
+    timeout_s: bound on the whole Lava run (s); default default_timeout_s(steps, lanes).
     fast_models: use lava_runtime.fast_models for DelayDense/DelaySparse (identical results,
         much faster, and they drop their buffers at each layer's reset); False runs Lava's stock
         models (then no hidden neuron may spike without input, see
         validate.drains_between_samples; other networks are refused).
+    lanes: samples run side by side per Lava step (lava_runtime.lanes); None chooses them
+        from the network size and memory (lanes.choose_lanes; 1 with stock models or
+        backend "loihi2"). Results do not depend on it. Ignored by the emulator.
     steps: window steps recorded per sample (default T + latency).
     Returns an Activity. Raises ValueError/NetworkError before any work on bad input,
     LavaTimeoutError on timeout, LavaRunError if Lava fails.
@@ -92,7 +115,9 @@ def run_network(net: DeployedNetwork, payloads: np.ndarray, backend: str = "lava
     payloads = validate_payloads(net, payloads)
     if backend == "emulator":
         from lava_runtime.emulator import emulate
+        check_lanes(lanes)
         return emulate(net, payloads, steps=steps, progress=progress)
+    lanes = resolve_lanes(net, payloads.shape[0], lanes, fast_models, backend)
     if backend == "loihi2":
         require_loihi2()
     if not fast_models and not drains_between_samples(net):
@@ -102,7 +127,8 @@ def run_network(net: DeployedNetwork, payloads: np.ndarray, backend: str = "lava
             "drop their buffers, spikes a layer emits before its reset step (the previous "
             "sample's tail, or bias alone) would reach the next layer and the run would not "
             "equal the trained model; use fast_models=True")
-    return _run_lava(net, payloads, backend, timeout_s, fast_models, progress, steps, _fault)
+    return _run_lava(net, payloads, backend, timeout_s, fast_models, lanes, progress, steps,
+                     _fault)
 
 
 def run_lava(net: DeployedNetwork, payloads: np.ndarray, backend: str = "lava",
@@ -114,40 +140,44 @@ def run_lava(net: DeployedNetwork, payloads: np.ndarray, backend: str = "lava",
     return run_network(net, payloads, backend, **kwargs)
 
 
-def _run_lava(net, payloads, backend, timeout_s, fast_models, progress, steps, fault):
+def _run_lava(net, payloads, backend, timeout_s, fast_models, lanes, progress, steps, fault):
     n, T, _ = payloads.shape
     window = T + net.padding_steps()
     keep = T + net.latency if steps is None else int(steps)
     if not 1 <= keep <= window:
         raise ValueError(f"steps must be in 1..{window} (the sample window), got {keep}")
-    total = n * window
-    timeout_s = default_timeout_s(total) if timeout_s is None else float(timeout_s)
+    rounds = -(-n // lanes)
+    total = rounds * window
+    timeout_s = default_timeout_s(total, lanes) if timeout_s is None else float(timeout_s)
     if timeout_s <= 0:
         raise ValueError(f"timeout_s must be > 0, got {timeout_s}")
     job_dir = Path(tempfile.mkdtemp(prefix="delaysnn-lava-"))
     try:
         payload_path = job_dir / "payloads.npy"
-        np.save(payload_path, payloads.astype(np.int32))
+        np.save(payload_path, lane_payloads(payloads, lanes))
         float_v = backend == "lava-float"
         job = {"net": net, "backend": backend, "fast_models": fast_models,
                "payload_path": str(payload_path), "out_dir": str(job_dir),
-               "n_samples": n, "window": window, "keep": keep, "total_steps": total,
-               "chunk_steps": max(window, min(total, window * max(1, n // 50))),
+               "n_samples": n, "lanes": lanes, "window": window, "keep": keep,
+               "total_steps": total, "chunk_steps": window * max(1, rounds // 50),
                "fault": fault}
         with open(job_dir / "job.pkl", "wb") as f:
             pickle.dump(job, f)
         t0 = time.perf_counter()
-        done = run_job(job_dir, timeout_s, progress_total=total if progress else None,
-                       desc=f"lava ({backend})")
+        done = run_job(job_dir, timeout_s, progress_total=n if progress else None,
+                       desc=f"lava ({backend}, {lanes} lane{'s' if lanes > 1 else ''})")
         seconds = time.perf_counter() - t0
         spikes = [np.load(job_dir / f"spikes_{i}.npy").astype(np.uint8)
                   for i in range(len(net.layers) - 1)]
         v = np.load(job_dir / "readout_v.npy")
         readout_v = v.astype(np.float64) if float_v else v.astype(np.int64)
-        extra = {"steps": keep, "window": window, "total_steps": total,
+        run_s = max(done["run_seconds"], 1e-9)
+        extra = {"steps": keep, "window": window, "total_steps": total, "lanes": lanes,
                  "fast_models": fast_models, "lava_run_seconds": done["run_seconds"],
                  "lava_startup_seconds": done["startup_seconds"],
-                 "steps_per_second": (total - 1) / max(done["run_seconds"], 1e-9),
+                 "steps_per_second": (total - 1) / run_s,
+                 # samples per second of Lava run time (first step, which compiles, excluded)
+                 "samples_per_second": n * (total - 1) / total / run_s,
                  "n_processes": done["n_processes"], "shm_segments": done["shm_segments"]}
         return Activity(input_payload=payloads, spikes=spikes, readout_v=readout_v,
                         backend=backend, seconds=seconds, extra=extra)
@@ -201,11 +231,14 @@ def buffer_reset_offset(layer_index: int) -> int:
 
 
 def _connection(layer: ConnectionLayer, w: np.ndarray, d: np.ndarray, fixed: bool,
-                window: int, layer_index: int):
-    """One Lava connection process for one slot (w, d of shape (n_out, n_in))."""
+                window: int, layer_index: int, lanes: int = 1):
+    """One Lava connection process for one slot (w, d of shape (n_out, n_in)): DelayDense or
+    DelaySparse for one lane, their Laned versions (ports (lanes, n)) for more."""
     import scipy.sparse as sp
     from lava.proc.dense.process import DelayDense
     from lava.proc.sparse.process import DelaySparse
+
+    from lava_runtime.lava_procs.processes import LanedDelayDense, LanedDelaySparse
 
     max_delay = int(d[w != 0].max()) if (w != 0).any() else 0
     kwargs = dict(num_message_bits=layer.input_message_bits, max_delay=max_delay,
@@ -218,11 +251,14 @@ def _connection(layer: ConnectionLayer, w: np.ndarray, d: np.ndarray, fixed: boo
         weights = w.astype(np.float64) * float_layer_params(layer)["w_scale"]
     delays = np.where(w != 0, d, 0).astype(np.int64)
     density = np.count_nonzero(w) / max(1, w.size)
+    if lanes > 1:
+        kwargs["lanes"] = lanes
     if density < SPARSE_BELOW:
-        proc = DelaySparse(weights=sp.csr_matrix(weights), delays=sp.csr_matrix(delays),
-                           **kwargs)
+        cls = LanedDelaySparse if lanes > 1 else DelaySparse
+        proc = cls(weights=sp.csr_matrix(weights), delays=sp.csr_matrix(delays), **kwargs)
     else:
-        proc = DelayDense(weights=weights, delays=delays, **kwargs)
+        cls = LanedDelayDense if lanes > 1 else DelayDense
+        proc = cls(weights=weights, delays=delays, **kwargs)
     return proc
 
 
@@ -234,43 +270,48 @@ def build_graph(job: dict) -> dict:
     net: DeployedNetwork = job["net"]
     fixed = job["backend"] != "lava-float"
     window, keep, n = job["window"], job["keep"], job["n_samples"]
+    lanes = int(job.get("lanes", 1))
     out_dir = Path(job["out_dir"])
     fault = job.get("fault")
     procs = []
     src = P.PayloadSource(path=job["payload_path"], n_channels=net.input.n_channels,
-                          n_samples=n, time_steps=net.input.time_steps, window=window)
+                          time_steps=net.input.time_steps, window=window, lanes=lanes)
     procs.append(src)
     prev_out = src.s_out
     for li, layer in enumerate(net.layers):
         nr = layer.neurons
+        shape = lane_shape(lanes, nr.n)  # every lane has the same parameters
         if fixed:
             lif_kw = dict(du=nr.du, dv=nr.dv, vth=nr.vth,
-                          bias_mant=np.asarray(nr.bias_mant, dtype=np.int64),
-                          bias_exp=np.full(nr.n, nr.bias_exp, dtype=np.int64))
+                          bias_mant=np.broadcast_to(np.asarray(nr.bias_mant, dtype=np.int64),
+                                                    shape).copy(),
+                          bias_exp=np.full(shape, nr.bias_exp, dtype=np.int64))
         else:
             fpp = float_layer_params(layer)
-            lif_kw = dict(du=fpp["du"], dv=fpp["dv"], vth=fpp["vth"], bias_mant=fpp["bias"],
-                          bias_exp=np.zeros(nr.n))
+            lif_kw = dict(du=fpp["du"], dv=fpp["dv"], vth=fpp["vth"],
+                          bias_mant=np.broadcast_to(fpp["bias"], shape).copy(),
+                          bias_exp=np.zeros(shape))
         cls = LIFReset if nr.spiking else P.ReadoutLIF
-        lif = cls(shape=(nr.n,), reset_interval=window, reset_offset=lif_reset_offset(li),
+        lif = cls(shape=shape, reset_interval=window, reset_offset=lif_reset_offset(li),
                   name=f"{layer.name}_lif", **lif_kw)
         procs.append(lif)
         for w, d in layer.slots():
-            conn = _connection(layer, w, d, fixed, window, li)
+            conn = _connection(layer, w, d, fixed, window, li, lanes)
             prev_out.connect(conn.s_in)
             conn.a_out.connect(lif.a_in)
             procs.append(conn)
         if nr.spiking:
             path = out_dir / f"spikes_{li}.npy"
             rec = P.Recorder(n=nr.n, path=str(path), n_samples=n, window=window, keep=keep,
-                             dtype="uint8", first_step=start_step(li), **_fault_kwargs(fault))
+                             dtype="uint8", first_step=start_step(li), lanes=lanes,
+                             **_fault_kwargs(fault))
             fault = None  # inject at most once
             lif.s_out.connect(rec.a_in)
         else:
             path = out_dir / "readout_v.npy"
             rec = P.Recorder(n=nr.n, path=str(path), n_samples=n, window=window, keep=keep,
                              dtype="int64" if fixed else "float64", first_step=start_step(li),
-                             **_fault_kwargs(fault))
+                             lanes=lanes, **_fault_kwargs(fault))
             lif.v_out.connect(rec.a_in)
         procs.append(rec)
         prev_out = lif.s_out

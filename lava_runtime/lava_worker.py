@@ -1,7 +1,7 @@
 """Worker entry point: `python -m lava_runtime.lava_worker JOB_DIR` (started by sandbox.run_job).
 
 Reads JOB_DIR/job.pkl, builds the Lava graph (lava_runtime.graph.build_graph), runs it in chunks
-(writing the step count to JOB_DIR/progress), stops it, and writes JOB_DIR/done.json; on an error
+(writing the number of finished samples to JOB_DIR/progress), stops it, and writes JOB_DIR/done.json; on an error
 writes JOB_DIR/error.txt and exits 1 without calling stop() (a stop() after a failed run can
 hang; the parent kills the process group instead).
 """
@@ -53,11 +53,13 @@ def main(job_dir: str) -> int:
         from lava.magma.core.run_conditions import RunSteps
 
         from lava_runtime.graph import build_graph, run_config
+        from lava_runtime.lanes import samples_done
 
         t0 = time.perf_counter()
         graph = build_graph(job)
         cfg = run_config(job["backend"], job["fast_models"])
         total, chunk = job["total_steps"], job["chunk_steps"]
+        window, lanes, n_samples = job["window"], job.get("lanes", 1), job["n_samples"]
         head = graph["head"]
         done_steps = 0
         t_run = time.perf_counter()
@@ -73,7 +75,8 @@ def main(job_dir: str) -> int:
                     # proof for the caller that this run's segments carry the prefix
                     n_shm = sum(1 for e in os.listdir("/dev/shm") if prefix and
                                 e.startswith(prefix)) if os.path.isdir("/dev/shm") else 0
-                (job_dir / "progress").write_text(str(done_steps))
+                finished = samples_done(done_steps, window, lanes, n_samples)
+                (job_dir / "progress").write_text(str(finished))
         except BaseException:
             (job_dir / "error.txt").write_text(_model_errors(head) + traceback.format_exc())
             sys.stdout.flush()

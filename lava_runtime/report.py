@@ -35,7 +35,7 @@ DEFAULTS = {"profile_set": "all", "lava_limit": 100, "split": "test",
 SPLITS = ("train", "val", "test")
 REPORT_DIR = "report"
 HTML_NAME = "report.html"
-STAGE_VERSION = 1  # bump when a stage's output format changes (invalidates cached stages)
+STAGE_VERSION = 2  # bump when a stage's output format changes (invalidates cached stages)
 N_STAGES = 6
 
 
@@ -91,6 +91,9 @@ def check_inputs(run_dir, out=None, *, profile_set: str = DEFAULTS["profile_set"
         raise ValueError(f"run folder {run_dir} does not exist; pass a folder written by "
                          f"`python -m trainer train --out RUN_DIR`")
     ckpt_path = run_dir / CHECKPOINT_NAME
+    if not ckpt_path.is_file() and (run_dir / "train" / CHECKPOINT_NAME).is_file():
+        raise ValueError(f"{run_dir} is a demo's output folder; its trained run is "
+                         f"{run_dir / 'train'}: pass that")
     if not ckpt_path.is_file():
         raise ValueError(f"run folder {run_dir} has no {CHECKPOINT_NAME}; pass a folder written "
                          f"by `python -m trainer train` (training may not have finished)")

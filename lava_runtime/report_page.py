@@ -61,6 +61,8 @@ def config_section(data: dict) -> dict:
         ["input channels", rec.get("n_mels"), "channels"],
         ["time steps per sample", rec.get("time_steps"), f"steps ({STEP_MS:g} ms each)"],
         ["data options", _value(rec.get("options", {})), ""],
+        ["audio front end sample rate", (rec.get("frontend") or {}).get("resample_hz", "n/a"),
+         "Hz (new audio is resampled to it)"],
     ]
     exp = data["export"]
     layer_rows = []
@@ -125,7 +127,12 @@ def accuracy_section(data: dict) -> dict:
             "tables": [{"caption": "Accuracy at each stage",
                         "header": ["stage", "accuracy (%)", "samples", "data"], "rows": rows,
                         "note": "Training kernels equal integer delays unless the method is "
-                                "dcls (Gaussian kernels in training)."}] + tables}
+                                "dcls (Gaussian kernels in training). Lava = Lava's Loihi 2 CPU "
+                                "simulator (Loihi2SimCfg, fixed_pt) running this project's "
+                                "ProcessModels for the input source, recorders, readout and "
+                                "delay connections (docs/design.md, section 4). Nothing on this "
+                                "page ran on a Loihi chip: the loihi2 backend is untested."}]
+            + tables}
 
 
 def _energy(b: dict):
@@ -145,6 +152,7 @@ def budget_section(data: dict, figures: dict) -> dict:
             b["dense_synops_per_sample"]
         rows.append([b["profile"], b["kind"], "no" if b["refused"] else "yes", num(ops),
                      b["memory_bytes"]["total"], b["cores"], b["chips"], num(_energy(b)),
+                     num(b.get("static_energy_per_sample_joules")),
                      num(b["time_per_step_seconds"]), ", ".join(b["energy_basis"]) or None])
         refusals += [[b["profile"], r] for r in b["refused"]]
         e = b["energy_per_sample_joules"]
@@ -160,12 +168,18 @@ def budget_section(data: dict, figures: dict) -> dict:
          "rows": layer_rows},
         {"caption": "Budget per inference by hardware profile",
          "header": ["profile", "kind", "fits", "operations charged (per sample)",
-                    "memory (bytes)", "cores", "chips", "energy per sample (J)",
+                    "memory (bytes, model)", "cores (model)", "chips (model)",
+                    "dynamic energy per sample (J)", "static energy per sample (J)",
                     "time per step (s)", "basis of the energy figures"],
          "rows": rows,
          "note": "Neuromorphic profiles are charged the synaptic operations of the recorded "
-                 "spikes; dense and ann profiles every synapse every step. '-' = not given or "
-                 "not computed (see the tables below)."},
+                 "spikes; dense and ann profiles every synapse every step. Dynamic energy counts "
+                 "activity-dependent terms only; static energy (static power x steps x time "
+                 "per step) is shown only where the profile gives a static power. Memory, cores "
+                 "and chips come from this project's own model (lava_runtime.core_mapping: "
+                 "weight, delay and index bits per synapse, a 24-bit accumulator per delay slot "
+                 "per neuron, greedy core packing), not from a vendor compiler. '-' = not given "
+                 "or not computed (see the tables below)."},
     ]
     if refusals:
         tables.append({"caption": "Profiles that refuse this network, with every reason",
@@ -176,7 +190,8 @@ def budget_section(data: dict, figures: dict) -> dict:
                        "rows": missing})
     return {"title": "Hardware budgets",
             "tables": tables,
-            "figures": [{"caption": "Estimated energy per inference by profile (J, log scale); "
+            "figures": [{"caption": "Estimated dynamic energy per inference by profile (J, log "
+                                    "scale); "
                                     "profiles that refuse the network are marked",
                          "png": figures["budget"]}]}
 

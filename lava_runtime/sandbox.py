@@ -97,8 +97,10 @@ def _tail(path: Path, n: int = 4000) -> str:
 
 
 def run_job(job_dir: Path, timeout_s: float, progress_total: int | None = None,
-            desc: str = "lava") -> dict:
+            desc: str = "lava", unit: str = "sample") -> dict:
     """Run the worker on `job_dir` (which holds job.pkl); return its done.json.
+    progress_total: show a progress bar of that many `unit`s (the worker writes the count
+    done to job_dir/progress).
 
     Raises LavaTimeoutError after `timeout_s` seconds, LavaRunError if the worker fails.
     Always kills the worker's process group and removes its shared memory; the caller removes
@@ -115,7 +117,7 @@ def run_job(job_dir: Path, timeout_s: float, progress_total: int | None = None,
     bar = None
     if progress_total:
         from tqdm import tqdm
-        bar = tqdm(total=progress_total, desc=desc, unit="step", leave=False)
+        bar = tqdm(total=progress_total, desc=desc, unit=unit, leave=False)
     with open(log_path, "wb") as log:
         proc = subprocess.Popen([sys.executable, "-m", "lava_runtime.lava_worker", str(job_dir)],
                                 stdout=log, stderr=subprocess.STDOUT, env=env,

@@ -1,6 +1,7 @@
 """Small fake datasets in the real formats, written by the data tests (not a test module)."""
 from __future__ import annotations
 
+import io
 from pathlib import Path
 
 import h5py
@@ -42,8 +43,28 @@ def write_class_folder(root: Path, classes=("bark", "meow", "moo"), per_class: i
     return root
 
 
-def write_shd(path: Path, times: list, units: list, labels, speakers, drop: str | None = None) -> Path:
-    """An SHD-format HDF5 file (ragged vlen datasets); ``drop`` leaves one key out."""
+def fsdd_release_zip(path: Path, speakers=("george", "theo"), digits=(0, 1), takes=(0, 1, 5, 6),
+                     top: str = "free-spoken-digit-dataset-1.0.10", sr: int = 8000) -> Path:
+    """A small zip laid out like GitHub's archive of an FSDD release: ``<top>/recordings/
+    {digit}_{speaker}_{take}.wav`` plus top-level README.md and a utility script folder."""
+    import zipfile
+    with zipfile.ZipFile(path, "w") as zf:
+        zf.writestr(f"{top}/README.md", "# Free Spoken Digit Dataset (test copy)\n")
+        zf.writestr(f"{top}/utils/trimmer.py", "# not needed\n")
+        for d in digits:
+            for k, spk in enumerate(speakers):
+                for take in takes:
+                    buf = io.BytesIO()
+                    sf.write(buf, tone(300 + 250 * d + 40 * k, sr, 0.3, seed=take), sr,
+                             format="WAV", subtype="PCM_16")
+                    zf.writestr(f"{top}/recordings/{d}_{spk}_{take}.wav", buf.getvalue())
+    return path
+
+
+def write_shd(path: Path, times: list, units: list, labels, speakers, drop: str | None = None,
+              keys: list[str] | None = None) -> Path:
+    """An SHD-format HDF5 file (ragged vlen datasets, also SSC's layout); ``drop`` leaves one
+    key out; ``keys``: class names written as extra/keys (bytes), as SSC files carry them."""
     path.parent.mkdir(parents=True, exist_ok=True)
     with h5py.File(path, "w") as f:
         if drop != "spikes/times":
@@ -58,4 +79,6 @@ def write_shd(path: Path, times: list, units: list, labels, speakers, drop: str 
             f.create_dataset("labels", data=np.asarray(labels, dtype=np.uint8))
         if drop != "extra/speaker":
             f.create_dataset("extra/speaker", data=np.asarray(speakers, dtype=np.uint8))
+        if keys is not None:
+            f.create_dataset("extra/keys", data=np.array([k.encode() for k in keys]))
     return path

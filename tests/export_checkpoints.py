@@ -1,7 +1,8 @@
 """Hand-made checkpoints (docs/design.md section 2) for the export tests.
 
-Until the trainer writes real ones, these exercise export; they also build the edge cases
-(delay above the profile limit, fan-in above the limit, several synapses per pair)."""
+Faster than training and fully controlled: they build the edge cases (delay above the profile
+limit, fan-in above the limit, several synapses per pair). Tests that need a trained network
+train one (tests/test_export_trained.py, tests/test_runtime_stock_models.py)."""
 from __future__ import annotations
 
 from pathlib import Path

@@ -95,10 +95,15 @@ def test_loihi2_energy_breakdown_is_exact():
         "synaptic_ops": 3.0 * 23.6e-12, "neuron_updates": 6 * steps * 81e-12,
         "routing_local": 1.0 * 1.7e-12, "routing_cross_core": 0.5 * 3.0e-12})
     assert e["total"] == pytest.approx(sum(e["breakdown"].values()))
-    assert "static" in e["not_counted"] and "Loihi 2" in e["not_counted"]["static"]
+    assert e["scope"] == "dynamic" and e["not_counted"] == {}
     # time per step: the single core's work; Loihi 1 proxy timings
     work = (3.0 * N * 3.5e-9 + N * steps * 6 * 8.4e-9) / (N * steps)
     assert b.time_per_step_seconds == pytest.approx(work + 4.1e-9)
+    # static energy: separate from the dynamic total, Loihi 1's idle power as a labelled proxy
+    assert b.static_energy_per_sample_joules == pytest.approx(0.029 * steps *
+                                                              b.time_per_step_seconds)
+    assert "proxy" in b.static_energy_note and "Blouw" in b.static_energy_note
+    assert "core_mapping" in b.memory_model and "24" in b.memory_model
     assert b.sources["energy.synop"].startswith("2.36e-11 J [proxy]")
 
 
@@ -124,7 +129,14 @@ def test_static_power_over_run_time(tmp_path):
     steps = T + net.latency
     t = (6 * 1e-9 + N * steps * 6 * 1e-8) / (N * steps)
     assert b.time_per_step_seconds == pytest.approx(t)
-    assert b.energy_per_sample_joules["breakdown"]["static"] == pytest.approx(0.5 * t * steps)
+    e = b.energy_per_sample_joules
+    assert "static" not in e["breakdown"] and e["total"] == pytest.approx(sum(e["breakdown"].values()))
+    assert b.static_energy_per_sample_joules == pytest.approx(0.5 * t * steps)
+    assert b.static_energy_note.startswith(f"static_power 0.5 W x {steps} steps")
+    # without a static power figure: None, and the profile's reason
+    b = estimate(net, small_activity(net), load_profile("spinnaker2"))
+    assert b.static_energy_per_sample_joules is None
+    assert b.static_energy_note == load_profile("spinnaker2").unpublished["static_power"]
 
 
 @pytest.mark.parametrize("limits,match", [

@@ -49,6 +49,18 @@ def test_all_profiles_json_and_plot(tmp_path, net_h5, capsys):
         assert key in loihi2
     assert loihi2["energy_per_sample_joules"]["total"] == pytest.approx(
         sum(loihi2["energy_per_sample_joules"]["breakdown"].values()))
+    # the tables say what the figures are: dynamic energy, static apart, memory/cores a model
+    head = next(line for line in text.splitlines() if line.startswith("profile  "))
+    for col in ("memory B (model)", "cores (model)", "dynamic energy/sample",
+                "static energy/sample"):
+        assert col in head
+    assert "memory (model estimate)" in text and "dynamic energy per sample" in text
+    assert loihi2["energy_per_sample_joules"]["scope"] == "dynamic"
+    assert loihi2["static_energy_per_sample_joules"] == pytest.approx(
+        0.029 * loihi2["steps"] * loihi2["time_per_step_seconds"])
+    spinn = data["profiles"][5]
+    assert spinn["static_energy_per_sample_joules"] is None and spinn["static_energy_note"]
+    assert "core_mapping" in loihi2["memory_model"]
     assert data["synops_per_sample"] == budgets[0].synops_per_sample > 0
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["b.json", "b.png"]

@@ -23,8 +23,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-pytest.importorskip("neurobench", reason="neurobench not installed: pip install --no-deps "
-                                         "neurobench==2.3.0 snntorch")
+pytest.importorskip("neurobench", reason="neurobench not installed: it is in the `test` extra, "
+                                         "which `make test` installs")
 import torch  # noqa: E402
 from torch import nn  # noqa: E402
 from torch.utils.data import DataLoader, TensorDataset  # noqa: E402

@@ -7,6 +7,7 @@ import soundfile as sf
 import trainer.data.audio_features as audio_features_mod
 from data_fakes import tone, write_class_folder, write_rawhd, write_shd
 from trainer.data import DataError, load_dataset
+from trainer.data import download
 from trainer.data import fsdd as fsdd_mod
 
 
@@ -30,7 +31,7 @@ def test_data_error_is_a_value_error():
 
 
 def test_unknown_dataset_lists_known_names():
-    with pytest.raises(DataError, match=r"unknown dataset 'timit'; known datasets: synthetic, fsdd, rawhd, shd, folder"):
+    with pytest.raises(DataError, match=r"unknown dataset 'timit'; known datasets: synthetic, fsdd, rawhd, shd, ssc, folder"):
         load_dataset("timit")
 
 
@@ -62,10 +63,12 @@ def test_missing_folder(tmp_path):
         load_dataset("rawhd")
 
 
-def test_fsdd_default_folder_absent(monkeypatch, tmp_path):
+def test_fsdd_default_folder_absent_and_offline(monkeypatch, tmp_path):
     monkeypatch.setattr(fsdd_mod, "default_data_dir", lambda: tmp_path / "absent")
-    with pytest.raises(DataError, match=r"FSDD recordings not found at the default .*absent; pass .*--data-dir"):
-        load_dataset("fsdd")
+    monkeypatch.setattr(download, "FSDD_URL", "http://127.0.0.1:9/fsdd.zip")
+    with pytest.raises(DataError, match=r"cannot download fsdd-v1.0.10.zip from http://127.0.0.1:9/fsdd.zip .*"
+                                        r"recordings/\*.wav files in .*fsdd-v1.0.10.recordings, or pass --data-dir"):
+        load_dataset("fsdd", cache_dir=tmp_path / "cache")
 
 
 def test_no_audio_files(tmp_path):

@@ -66,3 +66,18 @@ def test_recipe_rebuilds_and_second_load_is_cached(fsdd_splits):
     assert {m["file"] for m in other_seed.meta} != {m["file"] for m in va.meta}
     assert len(list(fsdd_splits["cache"].glob("fsdd-*.npz"))) == 2       # one per official split
     assert not list(fsdd_splits["cache"].glob("*.tmp"))
+
+
+def test_held_out_speaker_never_heard_in_training(fsdd_splits):
+    """test_speaker: all 500 files of one voice are the test split; train/val have none."""
+    kw = {"cache_dir": fsdd_splits["cache"], "test_speaker": "theo"}
+    te = load_dataset("fsdd", "test", fsdd_splits["dir"], **kw)
+    tr = load_dataset("fsdd", "train", fsdd_splits["dir"], **kw)
+    va = load_dataset("fsdd", "val", fsdd_splits["dir"], **kw)
+    assert len(te) == 500 and {m["speaker"] for m in te.meta} == {"theo"}
+    assert len(tr) + len(va) == 2500
+    assert "theo" not in {m["speaker"] for m in tr.meta + va.meta}
+    assert te.recipe["options"] == {"test_speaker": "theo"}
+    with pytest.raises(ValueError, match="test_speaker 'nobody' is not in FSDD folder .*george"):
+        load_dataset("fsdd", "test", fsdd_splits["dir"], cache_dir=fsdd_splits["cache"],
+                     test_speaker="nobody")

@@ -4,10 +4,11 @@ from __future__ import annotations
 import json
 
 import numpy as np
+import pytest
 import torch
 
 from data_fakes import write_class_folder, write_rawhd, write_shd
-from trainer.data import dataset_from_recipe, load_dataset
+from trainer.data import DataError, dataset_from_recipe, load_dataset
 from trainer.data.folder import in_test
 from trainer.data.shd import bin_spikes
 
@@ -91,3 +92,32 @@ def test_shd_validation_by_speaker(tmp_path):
     va = load_dataset("shd", "val", tmp_path, cache_dir=tmp_path / "c", val_fraction=0.25)
     assert len(tr) == 9 and len(va) == 3 and len({m["speaker"] for m in va.meta}) == 1
     assert not {m["speaker"] for m in va.meta} & {m["speaker"] for m in tr.meta}
+
+
+SSC_WORDS = ["backward", "bed", "bird", "cat", "dog", "down", "eight", "five", "follow", "forward",
+             "four", "go", "happy", "house", "learn", "left", "marvin", "nine", "no", "off", "on",
+             "one", "right", "seven", "sheila", "six", "stop", "three", "tree", "two", "up",
+             "visual", "wow", "yes", "zero"]
+
+
+def test_ssc_reads_the_shd_layout_with_35_classes_and_its_own_validation_file(tmp_path):
+    """SSC: same binning as SHD, labels 0..34 named by extra/keys, split "val" is ssc_valid.h5
+    (no carving), extra/speaker optional; labels past 34 and missing files are refused."""
+    times, units = [[0.0305, 0.5], [0.02999]], [[12, 3], [699]]
+    write_shd(tmp_path / "ssc_train.h5", times, units, labels=[0, 34], speakers=[1, 2],
+              keys=SSC_WORDS)
+    write_shd(tmp_path / "ssc_valid.h5", times[:1], units[:1], labels=[20], speakers=[0],
+              drop="extra/speaker", keys=SSC_WORDS)
+    tr = load_dataset("ssc", "train", tmp_path, cache_dir=tmp_path / "c")
+    assert tr.x.shape == (2, 100, 700) and tr.y.tolist() == [0, 34]
+    assert tr.x[0, 3, 12] == 1.0 and tr.x[0, 50, 3] == 1.0 and tr.x[1, 2, 699] == 1.0
+    assert len(tr.class_names) == 35 and tr.class_names[34] == "zero"
+    assert tr.recipe["val_strategy"] == "official" and tr.recipe["n_classes"] == 35
+    va = load_dataset("ssc", "val", tmp_path, cache_dir=tmp_path / "c", pool=5)
+    assert va.x.shape == (1, 100, 140) and va.y.tolist() == [20]
+    assert va.meta[0] == {"speaker": None, "file": "ssc_valid.h5#0"}
+    with pytest.raises(DataError, match=r"SSC file missing: .*ssc_test.h5"):
+        load_dataset("ssc", "test", tmp_path)
+    write_shd(tmp_path / "ssc_test.h5", times[:1], units[:1], labels=[35], speakers=[0])
+    with pytest.raises(DataError, match=r"SSC file .*ssc_test.h5: labels must be in 0..34"):
+        load_dataset("ssc", "test", tmp_path)

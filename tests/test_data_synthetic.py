@@ -4,9 +4,10 @@ from __future__ import annotations
 import json
 
 import numpy as np
+import pytest
 import torch
 
-from trainer.data import dataset_from_recipe, load_dataset
+from trainer.data import DataError, dataset_from_recipe, load_dataset
 from trainer.data.synthetic import channel_groups, class_offsets
 
 
@@ -62,6 +63,23 @@ def test_timing_carries_the_class_and_energy_does_not():
 
 
 def test_sizes_channels_and_steps_are_options():
-    ds = load_dataset("synthetic", "test", n_mels=16, time_steps=60, n_classes=12, n_test=48)
-    assert ds.x.shape == (48, 60, 16) and len(ds.class_names) == 12
-    assert ds.recipe["options"]["n_classes"] == 12 and ds.recipe["n_channels"] == 16
+    ds = load_dataset("synthetic", "test", n_mels=30, time_steps=60, n_classes=12, n_test=48)
+    assert ds.x.shape == (48, 60, 30) and len(ds.class_names) == 12
+    assert ds.recipe["options"]["n_classes"] == 12 and ds.recipe["n_channels"] == 30
+
+
+def test_groups_are_never_active_together():
+    """Within a class every group has its own slot, >= 8 steps from the others (T = 100)."""
+    off = class_offsets(10, 40, 100, 0)
+    gaps = np.diff(np.sort(off, axis=1), axis=1)
+    assert gaps.min() >= 8 and off.max() <= 24
+
+
+def test_few_channels_still_give_four_groups_and_fewer_are_refused_clearly():
+    # any C >= 4 channels: 4 groups, 24 orders of the slots
+    assert len(load_dataset("synthetic", "test", n_mels=10, time_steps=30, n_classes=24, n_test=24)) == 24
+    # 2 channels = 2 groups over 4 slots: 6 relative timings (+-8, +-16, +-24 steps)
+    assert len(load_dataset("synthetic", "test", n_mels=2, n_classes=6, n_test=6)) == 6
+    with pytest.raises(DataError, match=r"2 channels \(2 groups\) in 100 steps give only 6 timing "
+                                        r"patterns, fewer than n_classes=7; use fewer classes"):
+        load_dataset("synthetic", "test", n_mels=2, n_classes=7)

@@ -42,3 +42,20 @@ def test_report_and_errors(ckpt, tmp_path):
     assert r["max_abs_diff"] < 1e-4 and r["time_steps"] == 20 and r["n_nodes"] > 20
     with pytest.raises(ExportError, match="output folder .* does not exist"):
         to_onnx.export_onnx(ckpt, tmp_path / "nope" / "m.onnx")
+
+
+def test_mismatch_above_tolerance_fails_and_writes_nothing(ckpt, tmp_path, capsys, monkeypatch):
+    class Skewed(ort.InferenceSession):  # onnxruntime output off by 0.5 everywhere
+        def run(self, *args, **kwargs):
+            return [o + 0.5 for o in super().run(*args, **kwargs)]
+
+    monkeypatch.setattr(ort, "InferenceSession", Skewed)
+    out = tmp_path / "model.onnx"
+    assert to_onnx.main([str(ckpt.parent), "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert len(err.splitlines()) == 1 and "Traceback" not in err
+    assert "max abs difference 0.5" in err and "exceeds the tolerance 0.0001" in err
+    assert list(tmp_path.iterdir()) == []  # neither the file nor its temp file
+    # a tolerance above the skew (1 x max(1, |v|) >= 1 > 0.5) lets it through
+    assert to_onnx.main([str(ckpt.parent), "--out", str(out), "--tolerance", "1"]) == 0
+    assert out.is_file()

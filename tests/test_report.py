@@ -103,6 +103,9 @@ def test_report_accuracies_match_independent_runs(run_dir, report):
                             ("integer network, Lava (Loihi 2 simulator, fixed_pt)",
                              lava["accuracy"], LAVA_LIMIT)]:
         assert _row(stage, f"{100 * value:.1f}", n) in page, stage
+    # what "Lava" is, and that no figure came from a chip
+    assert "running this project&#x27;s ProcessModels" in page
+    assert "Nothing on this page ran on a Loihi chip: the loihi2 backend is untested" in page
 
 
 def test_report_budgets_cover_every_profile_with_refusals(run_dir, report):
@@ -129,7 +132,11 @@ def test_report_budgets_cover_every_profile_with_refusals(run_dir, report):
     assert mine["energy_per_sample_joules"]["total"] == b.energy_total
     assert mine["synops_per_sample"] == b.synops_per_sample
     assert f"{b.energy_total:.3g}" in page
-    assert "<th>energy per sample (J)</th>" in page and "<th>memory (bytes)</th>" in page
+    assert mine["static_energy_per_sample_joules"] == b.static_energy_per_sample_joules
+    for head in ("dynamic energy per sample (J)", "static energy per sample (J)",
+                 "memory (bytes, model)", "cores (model)"):
+        assert f"<th>{head}</th>" in page
+    assert "own model (lava_runtime.core_mapping" in page
 
 
 def test_report_config_ei_statistic_and_figures(run_dir, report):
@@ -249,7 +256,7 @@ def test_bad_checkpoint_is_refused_before_any_work(tmp_path, capsys):
     (run / "checkpoint.pt").write_bytes(b"not a checkpoint")
     with pytest.raises(SystemExit):
         main(["report", str(run)])
-    assert "cannot be read as a delaysnn checkpoint" in capsys.readouterr().err
+    assert "checkpoint.pt is not a PyTorch file" in capsys.readouterr().err
     assert [p.name for p in run.iterdir()] == ["checkpoint.pt"]
 
 

@@ -43,6 +43,21 @@ def test_run_lava_compare_emulator(net_file, tmp_path):
     assert rep["compare"]["accuracy"] == rep["accuracy"]
     assert rep["spikes_per_layer"][0] > 0 and rep["steps_per_second"] > 0
     assert "outputs identical on 100.0% of samples" in r.stdout
+    # lanes chosen automatically: all 6 samples side by side, one window of Lava steps
+    assert rep["lanes"] == 6 and rep["samples_per_second"] > 0
+    window = 30 + netx_h5.load(net_file).padding_steps()
+    assert rep["total_steps"] == window and f"6 lanes, {window} steps" in r.stdout
+
+
+def test_run_lanes_option(net_file, tmp_path):
+    out = tmp_path / "r.json"
+    r = cli("run", net_file, "--dataset", "synthetic", "--limit", 5, "--lanes", 2,
+            "--compare", "emulator", "--json", out)
+    assert r.returncode == 0, r.stderr
+    rep = json.loads(out.read_text())
+    window = 30 + netx_h5.load(net_file).padding_steps()
+    assert rep["lanes"] == 2 and rep["total_steps"] == 3 * window  # 5 samples: 3 rounds
+    assert rep["compare"]["exact_match_fraction"] == 1.0
 
 
 def test_run_refusals(net_file, tmp_path):
@@ -52,5 +67,9 @@ def test_run_refusals(net_file, tmp_path):
     assert r.returncode == 2 and "--limit must be a positive integer, got 0" in r.stderr
     r = cli("run", net_file, "--json", tmp_path / "nope" / "r.json")
     assert r.returncode == 2 and "--json must be a .json file in an existing folder" in r.stderr
+    r = cli("run", net_file, "--stock-models", "--lanes", 2)
+    assert r.returncode == 2 and "stock delay models (--stock-models) run one lane" in r.stderr
+    r = cli("run", net_file, "--lanes", 0)
+    assert r.returncode == 2 and "lanes must be a positive integer" in r.stderr
     r = cli("run", net_file, "--backend", "gpu")
     assert r.returncode == 2 and "invalid choice: 'gpu'" in r.stderr

@@ -19,6 +19,7 @@ from lava_runtime.graph import loihi2_available, run_network
 from lava_runtime.sandbox import LavaRunError, LavaTimeoutError
 from lava_runtime.synthetic_net import random_network, random_payloads
 from lava_runtime.validate import NetworkError, drains_between_samples
+from shm_hygiene import leaked_shm, shm_entries
 
 
 def child_pids() -> set[int]:
@@ -35,19 +36,15 @@ def child_pids() -> set[int]:
     return out
 
 
-def our_shm() -> set[str]:
-    """/dev/shm entries created by this runtime (sandbox names them dsnn<pid>x...)."""
-    return {p.name for p in Path("/dev/shm").iterdir() if p.name.startswith("dsnn")}
-
-
 @pytest.fixture
 def clean_afterwards():
     """Asserts that the test leaves no child process, worker group or shared memory."""
-    kids, shm, mp_kids = child_pids(), our_shm(), set(multiprocessing.active_children())
+    kids, shm, mp_kids = child_pids(), shm_entries(), set(multiprocessing.active_children())
     yield
     time.sleep(0.1)
     assert child_pids() == kids
-    assert our_shm() == shm
+    # the sandbox's segments (dsnn<pid>x...); another job's on this machine do not count
+    assert leaked_shm(shm, only_prefix="dsnn") == set()
     assert set(multiprocessing.active_children()) == mp_kids
 
 

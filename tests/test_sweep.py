@@ -1,231 +1,330 @@
-"""experiments.sweep: a tiny synthetic sweep through train -> evaluate -> summarize (+ docs),
-resumption (a second invocation trains and evaluates nothing; a run without metrics.json is
-continued with resume=True; a run locked by another process is not touched), config
-mismatches and bad input refused before any work, and the aggregation / comparison text on
-hand-made rows."""
+"""experiments.sweep: a tiny synthetic grid run as Ray tasks on a local Ray with 1 CPU (one
+ray.init for the module): one point JSON per (group, sparsity, seed) with the keys the report
+needs, a failing point reported with its log while the others finish, a resumed sweep that runs
+only what is missing (continuing a partly trained run), configs that differ refused before any
+work, and the report built from hand-made point JSONs (intervals, paired verdicts, missing
+points, README block)."""
 from __future__ import annotations
 
 import json
 import math
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
 from experiments import sweep as sw
+from experiments import sweep_report as rep
+from experiments.sweep_config import load_grid, matched_sparsity, plan, point_name
+from experiments.sweep_trial import POINT_FORMAT
 
-REPO = Path(__file__).resolve().parents[1]
-METHODS = ["dcls", "structure"]
-SPARSITIES = [0.0, 0.75]
-SETS = ["hidden=[16]", "kernel_size=8", "time_steps=40", "batch_size=32",
-        "data_options={n_train=120, n_test=40}"]
-NAMES = sorted(sw.run_name(m, s, 0) for m in METHODS for s in SPARSITIES)
+TINY = """\
+dataset = "synthetic"
+epochs = 2
+seeds = [0, 1]
+sparsities = [0, 0.75]
+[set]
+hidden = [16]
+kernel_size = 8
+time_steps = 40
+batch_size = 32
+data_options = {n_train = 120, n_test = 40}
+[[group]]
+name = "dcls"
+method = "dcls"
+[[group]]
+name = "multi-matched"
+method = "structure-multi"
+match_synapses = true
+"""
+FAILING = "dcls_s0.75_seed1"     # its run folder is made corrupt before the first sweep
+NAMES = sorted(["dcls_s0_seed0", "dcls_s0_seed1", "dcls_s0.75_seed0", FAILING,
+                "multi-matched_s0.875_seed0", "multi-matched_s0.875_seed1",
+                "multi-matched_s0.96875_seed0", "multi-matched_s0.96875_seed1"])
+ISSUE_KEYS = ("method", "sparsity", "seed", "epochs", "test_accuracy", "emulator_accuracy",
+              "synapses", "synops_per_sample", "energy_per_sample_joules", "ei_z")
 
 
-def _argv(out: Path, docs: Path | None = None, epochs: int = 1, jobs: int = 1) -> list[str]:
-    argv = ["--out", str(out), "--dataset", "synthetic", "--methods", *METHODS,
-            "--sparsities", *map(str, SPARSITIES), "--seeds", "0", "--epochs", str(epochs),
-            "--jobs", str(jobs), "--device", "cpu", "--no-progress"]
-    for s in SETS:
-        argv += ["--set", s]
-    if docs is not None:
-        argv += ["--docs", str(docs)]
-    return argv
-
-
-def _kwargs(epochs: int = 1) -> dict:
-    return dict(dataset="synthetic", methods=METHODS, sparsities=SPARSITIES, seeds=[0],
-                epochs=epochs, jobs=1, device="cpu", sets=SETS, progress=False)
+def _write(path: Path, text: str) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text)
+    return path
 
 
 @pytest.fixture(scope="module")
-def swept(tmp_path_factory):
-    """The whole sweep once, in a fresh process through the CLI with 2 worker processes;
-    returns (out, docs, the Lava modules that process had imported)."""
+def ray_local():
+    """The module's only Ray: started here with 1 CPU, shut down after the last test."""
+    import ray
+
+    sw.init_ray(num_cpus=1)
+    yield ray
+    ray.shutdown()
+
+
+@pytest.fixture(scope="module")
+def swept(tmp_path_factory, ray_local):
+    """The tiny grid once, with FAILING's run folder holding a matching config.json and a
+    corrupt last.pt; returns (config path, results, runs, the run() result)."""
+    from trainer.checkpoint import CONFIG, LAST
+
     root = tmp_path_factory.mktemp("sweep")
-    out, docs = root / "out", root / "docs" / "results.md"
-    docs.parent.mkdir()
-    code = ("import json, sys\nfrom experiments.sweep import main\n"
-            f"rc = main({_argv(out, docs, jobs=2)!r})\n"
-            "lava = sorted(m for m in sys.modules if m == 'lava' or m.startswith('lava.'))\n"
-            "print('LAVA_MODULES=' + json.dumps(lava))\nsys.exit(rc)\n")
-    p = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True,
-                       timeout=300)
-    assert p.returncode == 0, p.stdout[-3000:] + p.stderr[-3000:]
-    line = [ln for ln in p.stdout.splitlines() if ln.startswith("LAVA_MODULES=")][-1]
-    return out, docs, json.loads(line.split("=", 1)[1])
+    config = _write(root / "tiny.toml", TINY)
+    results, runs = root / "results", root / "runs"
+    p = {q["name"]: q for q in plan(load_grid(config), device="cpu")[0]}[FAILING]
+    _write(runs / FAILING / CONFIG, json.dumps({"config": p["config"]}))
+    _write(runs / FAILING / LAST, "not a checkpoint")
+    r = sw.run(config, results=results, runs=runs, progress=False)
+    return config, results, runs, r
 
 
-def test_all_stages_write_results_table_plot_and_docs(swept):
-    out, docs, lava_modules = swept
-    assert lava_modules == []          # train and evaluate run without lava-nc
-    res = json.loads((out / sw.RESULTS).read_text())
-    assert sorted(res["runs"]) == NAMES
-    for name, e in res["runs"].items():
-        metrics = json.loads((out / "runs" / name / "metrics.json").read_text())
-        assert e["connections"] == sum(metrics["connections"])
-        assert e["test_accuracy"] == metrics["test_accuracy"]
-        assert e["n_test"] == 40 and e["epochs"] == 1
-        assert 0 <= e["emulator_accuracy"] <= 1
-        assert e["emulator_accuracy"] * 40 == round(e["emulator_accuracy"] * 40)
-        assert e["synops_per_sample"] > 0
-        assert (out / "runs" / name / "net.h5").is_file()
-    for m in METHODS:   # sparsity 0.75 keeps fewer synapses than dense
-        assert res["runs"][sw.run_name(m, 0.75, 0)]["connections"] < \
-            res["runs"][sw.run_name(m, 0.0, 0)]["connections"]
-
-    table = (out / sw.RESULTS_MD).read_text()
-    rows = [ln.split("|")[1:3] for ln in table.splitlines()
-            if ln.startswith("| ") and not ln.startswith("| method")]
-    assert sorted((m.strip(), float(s)) for m, s in rows) == \
-        sorted((m, s) for m in METHODS for s in SPARSITIES)
-
-    import matplotlib.pyplot as plt
-    img = plt.imread(out / sw.PLOT)
-    assert img.ndim == 3 and img.shape[0] > 100 and img.shape[1] > 100
-    assert (docs.parent / sw.DOCS_PLOT).read_bytes() == (out / sw.PLOT).read_bytes()
-    text = docs.read_text()
-    assert "python -m experiments.sweep --out " in text and "--jobs 2" in text
-    assert f"]({sw.DOCS_PLOT})" in text
-    assert "structure-multi" not in text.split("## Did structure")[1]   # not in this sweep
-    assert "at sparsity 0.75:" in text and "at sparsity 0:" in text
-    assert "one test sample is 2.50 accuracy points (40 test samples)" in text
-    log = json.loads((out / sw.LOG).read_text())
-    assert len(log) == 1 and log[0]["jobs"] == 2 and sorted(log[0]["train"]["trained"]) == NAMES
+def test_grid_plans_points_densest_first_with_matched_synapse_counts(tmp_path):
+    points, skipped = plan(load_grid(_write(tmp_path / "t.toml", TINY)))
+    assert skipped == []
+    assert [p["name"] for p in points] == [
+        "dcls_s0_seed0", "multi-matched_s0.875_seed0", "dcls_s0_seed1",
+        "multi-matched_s0.875_seed1", "dcls_s0.75_seed0", "multi-matched_s0.96875_seed0",
+        "dcls_s0.75_seed1", "multi-matched_s0.96875_seed1"]
+    m = points[5]
+    assert m["method"] == "structure-multi" and m["nominal_sparsity"] == 0.75 and m["matched"]
+    assert m["config"]["sparsity"] == matched_sparsity(0.75, 8) == 0.96875
+    assert matched_sparsity(0.9, 25) == 0.996 and point_name("g", 0.996, 2) == "g_s0.996_seed2"
+    assert m["config"]["hidden"] == [16] and m["config"]["epochs"] == 2
 
 
-def test_second_invocation_trains_and_evaluates_nothing(swept, monkeypatch):
-    out, _, _ = swept
+def test_committed_fsdd_grid_is_the_issue_grid():
+    grid = load_grid(sw.REPO / "experiments" / "fsdd.toml")
+    assert grid["dataset"] == "fsdd" and grid["epochs"] >= 40 and len(grid["seeds"]) >= 3
+    assert grid["sparsities"] == [0, 0.5, 0.75, 0.9, 0.95, 0.98]
+    names = [g["name"] for g in grid["groups"]]
+    assert names[:4] == ["dcls", "structure", "structure-multi", "no-delay"]
+    matched = [g for g in grid["groups"] if g["match_synapses"]]
+    assert [g["method"] for g in matched] == ["structure-multi"]
+    points, _ = plan(grid)
+    assert points[0]["nominal_sparsity"] == 0 and points[-1]["nominal_sparsity"] == 0.98
+
+
+def test_failing_point_is_reported_with_its_log_and_the_others_finish(swept):
+    _, results, runs, r = swept
+    assert sorted(r["points"]) == NAMES and r["skipped"] == []
+    assert sorted(r["done"]) == sorted(set(NAMES) - {FAILING})
+    [f] = r["failed"]
+    assert f["name"] == FAILING and "CheckpointError" in f["error"] and "last.pt" in f["error"]
+    assert Path(f["log"]) == runs / FAILING / "trial.log"
+    assert "Traceback" in Path(f["log"]).read_text()
+    assert sorted(p.stem for p in results.iterdir()) == sorted(set(NAMES) - {FAILING})
+
+
+def test_point_json_holds_metrics_export_budget_and_analysis(swept):
+    _, results, runs, _ = swept
+    recs = {p.stem: json.loads(p.read_text()) for p in results.glob("*.json")}
+    for name, rec in recs.items():
+        assert rec["format"] == POINT_FORMAT and rec["name"] == name
+        for key in ISSUE_KEYS:
+            assert key in rec, key
+        metrics = json.loads((runs / name / "metrics.json").read_text())
+        assert rec["epochs"] == 2 and rec["n_test"] == 40
+        assert rec["test_accuracy"] == metrics["test_accuracy"]
+        assert rec["val_accuracy"] == metrics["val_accuracy"]
+        assert rec["synapses"] == sum(metrics["connections"])
+        assert 0 <= rec["emulator_accuracy"] <= 1
+        assert rec["emulator_accuracy"] * 40 == round(rec["emulator_accuracy"] * 40)
+        assert rec["synops_per_sample"] > 0 and rec["energy_per_sample_joules"] > 0
+        assert set(rec["ei_z"]) == set(rec["ei_z_init"]) == {"fc1", "readout"}
+        assert rec["ei_z"]["fc1"] is not None and rec["ei_z_init"]["fc1"] is not None
+        assert rec["export"]["profile"]["name"] == "loihi2"
+        assert "path" not in rec["export"]["checkpoint"]
+        assert rec["budget"]["synops_per_sample"] == rec["synops_per_sample"]
+        assert rec["train_seconds"] > 0 and rec["resumed"] is False
+        assert len(rec["val_accuracy_history"]) == 2
+    # structure-multi matched to dcls at S keeps dcls's synapse count at S
+    for s, ms in ((0, 0.875), (0.75, 0.96875)):
+        assert recs[f"multi-matched_s{ms}_seed0"]["synapses"] == recs[f"dcls_s{s}_seed0"][
+            "synapses"]
+        assert recs[f"multi-matched_s{ms}_seed0"]["nominal_sparsity"] == s
+
+
+def test_resumed_sweep_runs_only_the_missing_point_and_continues_its_run(swept):
     import trainer
 
-    def no_training(*a, **k):
-        raise AssertionError("the sweep trained a completed run")
-
-    def no_eval(*a, **k):
-        raise AssertionError("the sweep evaluated an unchanged run")
-
-    monkeypatch.setattr(trainer, "train", no_training)
-    monkeypatch.setattr(sw, "evaluate_run", no_eval)
-    mtimes = {p: p.stat().st_mtime_ns for p in (out / "runs").rglob("*") if p.is_file()}
-    r = sw.sweep(out, stage="all", **_kwargs())
-    assert r["train"]["trained"] == [] and sorted(r["train"]["skipped"]) == NAMES
-    assert r["evaluate"]["evaluated"] == [] and sorted(r["evaluate"]["skipped"]) == NAMES
-    assert {p: p.stat().st_mtime_ns for p in mtimes} == mtimes
-
-
-def test_partial_run_is_continued_with_resume(swept, monkeypatch):
-    out, _, _ = swept
-    import trainer
-
-    real, calls = trainer.train, []
-
-    def counting(*a, **k):
-        calls.append(k)
-        return real(*a, **k)
-
-    monkeypatch.setattr(trainer, "train", counting)
-    name = sw.run_name("structure", 0.75, 0)
-    metrics = out / "runs" / name / "metrics.json"
-    before = json.loads(metrics.read_text())
-    metrics.unlink()                       # as if killed after the last epoch's last.pt
-    assert sw.run_state(out / "runs" / name) == "partial"
-    fd = sw._lock_run(out / "runs" / name)     # as if another sweep were training it
-    try:
-        with pytest.raises(RuntimeError, match=r"1 of 1 runs failed .*structure_s0.75_seed0 is "
-                                               r"being trained by another process"):
-            sw.sweep(out, stage="train", **_kwargs())
-    finally:
-        os.close(fd)
-    assert calls == []
-    r = sw.sweep(out, stage="train", **_kwargs())
-    assert r["train"]["trained"] == [name] and len(calls) == 1 and calls[0]["resume"] is True
-    after = json.loads(metrics.read_text())
-    assert after["test_accuracy"] == before["test_accuracy"]
-    assert after["history"] == before["history"]
+    config, results, runs, _ = swept
+    before = {p.name: p.stat().st_mtime_ns for p in results.iterdir()}
+    # replace the corrupt folder by a run interrupted after its first of two epochs
+    p = {q["name"]: q for q in plan(load_grid(config), device="cpu")[0]}[FAILING]
+    import shutil
+    shutil.rmtree(runs / FAILING)
+    res = trainer.train(dict(p["overrides"]), out=runs / FAILING, stop_after_epoch=1,
+                        progress=False)
+    assert not res.completed
+    r = sw.run(config, results=results, runs=runs, progress=False)
+    assert r["done"] == [FAILING] and r["failed"] == []
+    assert sorted(r["skipped"]) == sorted(set(NAMES) - {FAILING})
+    assert {n: (results / n).stat().st_mtime_ns for n in before} == before
+    rec = json.loads((results / f"{FAILING}.json").read_text())
+    assert rec["resumed"] is True and len(rec["val_accuracy_history"]) == 2
+    # everything done: nothing to submit (returns before touching Ray)
+    again = sw.run(config, results=results, runs=runs, progress=False)
+    assert again["todo"] == [] and again["done"] == [] and sorted(again["skipped"]) == NAMES
 
 
-def test_other_config_in_run_dir_is_refused_before_any_work(swept, monkeypatch):
-    out, _, _ = swept
-    import trainer
-
-    monkeypatch.setattr(trainer, "train", lambda *a, **k: pytest.fail("trained"))
-    with pytest.raises(ValueError, match=r"4 run folder\(s\) .* hold another config .*"
-                                         r"epochs: 1 -> 2"):
-        sw.sweep(out, stage="train", **_kwargs(epochs=2))
+def test_results_made_with_another_config_are_refused_before_any_work(swept, tmp_path):
+    config, results, runs, _ = swept
+    other = _write(tmp_path / "other.toml", TINY.replace("epochs = 2", "epochs = 3"))
+    with pytest.raises(ValueError, match=r"8 result file\(s\) or run folder\(s\) hold another "
+                                         r"config .*epochs: 2 -> 3"):
+        sw.run(other, results=results, runs=runs, progress=False)
 
 
-@pytest.mark.parametrize("change, message", [
-    ({"methods": ["dcls", "gradient"]}, r"unknown method\(s\) gradient; choose from dcls"),
-    ({"sparsities": [0.5, 1.0]}, r"sparsity must be in \[0, 1\), got 1.0"),
-    ({"seeds": [0, 0]}, r"--seeds lists a value twice"),
-    ({"jobs": 0}, r"jobs must be a positive integer, got 0"),
-    ({"stage": "plot"}, r"unknown stage 'plot'; choose one of train, evaluate"),
-    ({"sets": ["hiden=[8]"]}, r"unknown config key\(s\) hiden"),
+@pytest.mark.parametrize("edit, message", [
+    (lambda t: t.replace('method = "dcls"', 'method = "gradient"'),
+     r"group 'dcls': unknown method 'gradient'"),
+    (lambda t: t.replace("epochs = 2", "epochs = 0"), r"epochs must be a positive integer"),
+    (lambda t: t.replace("seeds = [0, 1]", "seeds = [0, 0]"), r"seeds lists a value twice"),
+    (lambda t: t.replace("sparsities = [0, 0.75]", "sparsities = [0, 1.0]"),
+     r"sparsities must hold numbers in \[0, 1\)"),
+    (lambda t: t + "colour = 1\n", r"unknown key\(s\) colour"),
+    (lambda t: t.replace("[set]\n", "[set]\nsparsity = 0.5\n"), r"set may not name sparsity"),
+    (lambda t: t.replace("[set]\n", "[set]\nhiden = [8]\n"), r"unknown config key\(s\) hiden"),
+    (lambda t: t + 'baseline = "x"\n', r"baseline 'x' is not a group name"),
+    (lambda t: t + '[[group]]\nname = "c"\nmethod = "structure"\nset = {regrow = "random"}\n',
+     r"group c: unknown config key\(s\) regrow"),
 ])
-def test_bad_input_is_refused_before_anything_is_written(tmp_path, change, message):
-    out = tmp_path / "new"
+def test_bad_config_is_refused_before_anything_is_written(tmp_path, edit, message):
+    text = edit(TINY)
+    if "baseline" in text:   # a top-level key must come before the first table
+        text = 'baseline = "x"\n' + text.replace('baseline = "x"\n', "")
+    config = _write(tmp_path / "bad.toml", text)
     with pytest.raises(ValueError, match=message):
-        sw.sweep(out, **{**_kwargs(), **change})
-    assert not out.exists()
+        sw.run(config, results=tmp_path / "res", runs=tmp_path / "runs", progress=False)
+    assert not (tmp_path / "res").exists() and not (tmp_path / "runs").exists()
+
+
+def test_optional_group_without_trainer_support_is_skipped_with_a_message(tmp_path):
+    config = _write(tmp_path / "t.toml", TINY + '[[group]]\nname = "control"\nmethod = '
+                    '"structure"\nset = {regrow = "random"}\noptional = true\n')
+    r = sw.run(config, results=tmp_path / "res", runs=tmp_path / "runs", dry_run=True)
+    assert r["skipped_groups"] == ["group control skipped: the trainer has no config key(s) "
+                                   "regrow yet (the group is optional)"]
+    assert len(r["points"]) == 8 and r["todo"] == r["points"]
 
 
 def test_cli_reports_bad_input_with_exit_code_2(tmp_path, capsys):
-    rc = sw.main(["--out", str(tmp_path / "x"), "--dataset", "synthetic", "--epochs", "0"])
-    assert rc == 2
-    assert "epochs must be a positive integer, got 0" in capsys.readouterr().err
+    assert sw.main(["run", "--config", str(tmp_path / "none.toml")]) == 2
+    assert f"sweep config {tmp_path / 'none.toml'} does not exist" in capsys.readouterr().err
+    config = _write(tmp_path / "t.toml", TINY)
+    assert sw.main(["run", "--config", str(config), "--seeds", "7", "--dry-run"]) == 2
+    assert "seed(s) 7 not in the sweep config (it has 0, 1)" in capsys.readouterr().err
 
 
-def _entry(method, sparsity, seed, acc, conn=100, n_test=300):
-    return {"method": method, "sparsity": sparsity, "seed": seed, "test_accuracy": acc,
-            "emulator_accuracy": acc - 0.01, "connections": conn, "synops_per_sample": 10.0 * conn,
-            "n_test": n_test}
+# ----------------------------------------------------------------------------- the report
+
+REPORT_GRID = """\
+dataset = "synthetic"
+epochs = 2
+seeds = [0, 1, 2]
+sparsities = [0.5, 0.9]
+[[group]]
+name = "dcls"
+method = "dcls"
+[[group]]
+name = "structure"
+method = "structure"
+"""
+README = "# x\n\nintro\n{begin}\nold text\n{end}\ntail\n"
+# test accuracy per (group, sparsity) over seeds 0, 1, 2; structure 0.9 seed 2 is missing
+ACC = {("dcls", 0.5): [0.90, 0.92, 0.94], ("dcls", 0.9): [0.70, 0.72, 0.71],
+       ("structure", 0.5): [0.91, 0.93, 0.95], ("structure", 0.9): [0.80, 0.84]}
 
 
-def test_aggregate_and_comparison_text():
-    entries = [_entry("dcls", 0.9, 0, 0.80), _entry("dcls", 0.9, 1, 0.84),
-               _entry("structure", 0.9, 0, 0.90), _entry("structure", 0.9, 1, 0.92),
-               _entry("dcls", 0.5, 0, 0.95), _entry("structure", 0.5, 0, 0.93),
-               _entry("dcls", 0.99, 0, 0.70), _entry("structure", 0.99, 0, 0.70),
-               _entry("dcls", 0.0, 0, 0.97), _entry("structure", 0.0, 0, 0.99)]
-    rows = sw.aggregate(entries)
-    assert [(r["method"], r["sparsity"]) for r in rows] == [
-        ("dcls", 0.0), ("dcls", 0.5), ("dcls", 0.9), ("dcls", 0.99),
-        ("structure", 0.0), ("structure", 0.5), ("structure", 0.9), ("structure", 0.99)]
-    d9 = rows[2]
-    assert d9["n_seeds"] == 2 and d9["seeds"] == [0, 1]
-    assert math.isclose(d9["test_accuracy"][0], 0.82)
-    assert math.isclose(d9["test_accuracy"][1], math.sqrt(2 * 0.02 ** 2))   # ddof 1
-    assert rows[0]["test_accuracy"][1] is None                              # one seed
-    lines = sw.comparison_lines(rows, contenders=("structure",))
-    assert lines == [
-        "structure tied with dcls at sparsity 0.99: 70.0% vs 70.0% (1 vs 1 seeds).",
-        "structure beat dcls at sparsity 0.9: 91.0% vs 82.0% (2 vs 2 seeds).",
-        "structure did not beat dcls at sparsity 0.5: 93.0% vs 95.0% (1 vs 1 seeds).",
-        "**Mixed: structure beat dcls at 1 of the 3 highest sparsities (0.5, 0.9, 0.99) on "
-        "this data.**"]
-    assert "0.33 accuracy points (300 test samples)" in sw.caveat_line(rows)
-    table = sw.results_table(rows)
-    assert "| dcls | 0.9 | 2 | 82.0 ± 2.8 | 81.0 ± 2.8 | 100 | 1,000 |" in table
-    assert sw.comparison_lines(rows, contenders=("structure-multi",)) == []   # no such rows
-    assert sw.comparison_lines(rows, baseline="no-delay") == [
-        "No sparsity has both structure and no-delay results: no comparison."]
+def _fixture_records(grid: dict) -> list[dict]:
+    from trainer.config import identity
+
+    by = {(p["group"], p["nominal_sparsity"], p["seed"]): p for p in plan(grid)[0]}
+    out = []
+    for (g, s), accs in ACC.items():
+        for seed, acc in enumerate(accs):
+            p = by[(g, s, seed)]
+            out.append({"format": POINT_FORMAT, "version": 1, "name": p["name"], "group": g,
+                        "method": p["method"], "sparsity": s, "nominal_sparsity": s,
+                        "matched": False, "seed": seed, "epochs": 2, "test_accuracy": acc,
+                        "emulator_accuracy": acc - 0.01, "val_accuracy": acc, "best_epoch": 2,
+                        "n_test": 300, "synapses": round(12800 * (1 - s)),
+                        "synops_per_sample": 40.0 * 12800 * (1 - s),
+                        "energy_per_sample_joules": 1e-6, "train_seconds": 100.0,
+                        "ei_z": {"fc1": 10.0 + seed if g == "structure" else 0.5, "readout": None},
+                        "ei_z_init": {"fc1": 1.0, "readout": None},
+                        "config": identity(p["config"])})
+    return out
 
 
-def test_matched_connection_comparison_pairs_nearest_count():
-    """structure-multi at sparsity S has K times dcls's connections: compare at equal counts."""
-    def row(method, s, acc, conn):
-        return {"method": method, "sparsity": s, "n_seeds": 1, "test_accuracy": (acc, None),
-                "connections": (conn, None)}
-    rows = [row("dcls", 0.5, 0.83, 6400), row("dcls", 0.75, 0.87, 3200),
-            row("structure-multi", 0.984375, 0.85, 5000),
-            row("structure-multi", 0.96875, 0.70, 10000),
-            row("structure-multi", 0.5, 0.20, 160000)]
-    assert sw.matched_connection_lines(rows) == [
-        "structure-multi with 5,000 connections (sparsity 0.984375) beat dcls with 6,400 "
-        "connections (sparsity 0.5): 85.0% vs 83.0%.",
-        "structure-multi with 10,000 connections (sparsity 0.96875) did not beat dcls with "
-        "6,400 connections (sparsity 0.5): 70.0% vs 83.0%.",
-        "structure-multi with 160,000 connections: no dcls run within 2x of that connection "
-        "count."]
+@pytest.fixture
+def report_files(tmp_path):
+    config = _write(tmp_path / "grid.toml", REPORT_GRID)
+    results = tmp_path / "results"
+    results.mkdir()
+    for r in _fixture_records(load_grid(config)):
+        (results / f"{r['name']}.json").write_text(json.dumps(r))
+    stale = json.loads((results / "dcls_s0.5_seed0.json").read_text())
+    stale.update(name="dcls_s0.5_seed9", seed=9)
+    (results / "dcls_s0.5_seed9.json").write_text(json.dumps(stale))   # not in the grid
+    (tmp_path / "docs").mkdir()
+    readme = _write(tmp_path / "README.md", README.format(begin=rep.README_BEGIN,
+                                                          end=rep.README_END))
+    return config, results, tmp_path / "docs" / "results.md", readme
+
+
+def test_interval_is_the_student_t_95_percent_interval():
+    iv = rep.interval([0.70, 0.72, 0.71])
+    half = 4.302652729911275 * 0.01 / math.sqrt(3)     # t(0.975, 2) * sd / sqrt(n)
+    assert math.isclose(iv["mean"], 0.71) and math.isclose(iv["hi"] - iv["mean"], half)
+    assert rep.interval([0.5]) == {"n": 1, "mean": 0.5, "lo": None, "hi": None}
+    assert rep.verdict({"lo": 0.01, "hi": 0.2}) == "better"
+    assert rep.verdict({"lo": -0.2, "hi": -0.01}) == "worse"
+    assert rep.verdict({"lo": -0.1, "hi": 0.1}) == "not resolved"
+    assert rep.verdict({"lo": None, "hi": None}) == "one seed"
+
+
+def test_report_pairs_by_seed_states_the_answer_and_lists_missing_points(report_files):
+    config, results, docs, readme = report_files
+    r = rep.report(results, docs, config=config, readme=readme)
+    comps = {(c["group"], c["nominal_sparsity"]): c for c in r["comparisons"]}
+    hi = comps[("structure", 0.9)]       # seeds 0, 1: differences 0.10 and 0.12
+    assert hi["seeds"] == [0, 1] and math.isclose(hi["diff"]["mean"], 0.11)
+    half = 12.706204736174698 * math.sqrt(2e-4) / math.sqrt(2)     # t(0.975, 1) sd / sqrt(2)
+    assert math.isclose(hi["diff"]["lo"], 0.11 - half) and hi["verdict"] == "not resolved"
+    lo = comps[("structure", 0.5)]       # +1 point on every seed: the interval excludes 0
+    assert lo["seeds"] == [0, 1, 2] and math.isclose(lo["diff"]["mean"], 0.01)
+    assert lo["verdict"] == "better"
+    assert r["answer"] == [                # high sparsity (>= 0.9) only
+        "**Not resolved: no difference between structure and dcls is outside the 95% interval "
+        "at the 1 high sparsities.** Paired difference in test accuracy (0.9: +11.0 points "
+        "[-1.7, +23.7])."]
+    assert [m["name"] for m in r["missing"]] == ["structure_s0.9_seed2"]
+    assert r["extra"] == ["dcls_s0.5_seed9"] and r["stale"] == []
+    text = docs.read_text()
+    assert "1 of 12 planned points have no valid file" in text
+    assert "- structure: sparsity 0.9 seed(s) 2" in text
+    assert "`dcls_s0.5_seed9.json`: not a point of the grid" in text
+    assert "| dcls | 0.9 | 3 | 71.0 [68.5, 73.5] | 70.0 [67.5, 72.5] | 1,280 |" in text
+    assert "| structure | 0.9 | 2 | +11.0 points [-1.7, +23.7] | not resolved |" in text
+    for name in (rep.PLOT_ACC, rep.PLOT_DIFF, rep.PLOT_EI):
+        assert (docs.parent / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+        assert f"]({name})" in text
+    assert "[dcls_s0.9_seed1.json](../results/dcls_s0.9_seed1.json)" in text
+    new = readme.read_text()
+    assert new.startswith("# x\n\nintro\n") and new.endswith("\ntail\n")
+    assert "old text" not in new and "11 of 12 points" in new and r["answer"][0] in new
+
+
+def test_report_without_points_says_the_comparison_is_pending(tmp_path):
+    config = _write(tmp_path / "grid.toml", REPORT_GRID)
+    r = rep.report(tmp_path / "none", tmp_path / "results.md", config=config)
+    text = (tmp_path / "results.md").read_text()
+    assert "**The converged comparison is pending:**" in text
+    assert len(r["missing"]) == 12 and "12 of 12 planned points have no valid file" in text
+
+
+def test_report_refuses_a_readme_without_markers_before_writing(report_files):
+    config, results, docs, readme = report_files
+    readme.write_text("# no markers\n")
+    with pytest.raises(ValueError, match="needs one line '<!-- sweep-summary:begin"):
+        rep.report(results, docs, config=config, readme=readme)
+    assert not docs.exists() and readme.read_text() == "# no markers\n"

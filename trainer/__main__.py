@@ -11,7 +11,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="command", required=True)
     t = sub.add_parser("train", help="train a network into RUN_DIR",
                        description="Defaults: trainer/defaults.toml; a flag left out keeps it.")
-    t.add_argument("--dataset", help="fsdd, rawhd, shd, folder or synthetic")
+    t.add_argument("--dataset", help="fsdd, rawhd, shd, ssc, folder or synthetic")
     t.add_argument("--data-dir", dest="data_dir", help="the dataset's folder")
     t.add_argument("--method", help="dcls, structure, structure-multi or no-delay")
     t.add_argument("--sparsity", type=float, help="fraction of absent connections, 0 <= S < 1")

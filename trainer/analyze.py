@@ -236,8 +236,9 @@ def main(argv: list[str] | None = None) -> int:
         result = analyze(args.run_dir, args.out, before=args.before,
                          auto_before=not args.no_before, k=args.k, n_shuffles=args.shuffles,
                          seed=args.seed, n_neurons=args.neurons, progress=True)
-    except (CheckpointError, ValueError) as exc:
-        parser.error(str(exc))
+    except (CheckpointError, ValueError) as exc:  # bad input: one line, no usage text
+        print(f"{parser.prog}: error: {exc}", file=sys.stderr)
+        return 2
     out = Path(args.out) if args.out else Path(args.run_dir) / "analysis"
     files = result["files"]
     n_png = (len(files["receptive_fields"]) + len(files["receptive_fields_before"]) + 3)

@@ -8,6 +8,8 @@ from pathlib import Path
 
 import torch
 
+from trainer.file_io import load_torch_file
+
 FORMAT, VERSION = "delaysnn-checkpoint", 1
 RESUME_FORMAT = "delaysnn-resume"
 CHECKPOINT, LAST, METRICS, CONFIG = "checkpoint.pt", "last.pt", "metrics.json", "config.json"
@@ -50,11 +52,7 @@ def _load(path: Path, fmt: str, required: tuple[str, ...]) -> dict:
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"{path} does not exist")
-    try:
-        obj = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as e:  # any unpickling/zip error means the file is unusable
-        raise CheckpointError(f"{path} is corrupt or not a checkpoint ({type(e).__name__}: {e}); "
-                              f"delete it or use another RUN_DIR") from None
+    obj = load_torch_file(path, CheckpointError, "delete it or use another RUN_DIR")
     if not isinstance(obj, dict) or obj.get("format") != fmt:
         raise CheckpointError(f"{path} is not a {fmt} file")
     if obj.get("version") != VERSION:

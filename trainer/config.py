@@ -14,7 +14,7 @@ from .layers import METHODS
 
 DEFAULTS_PATH = Path(__file__).with_name("defaults.toml")
 MAX_DELAY_STEPS = 62   # lava-dl netx clamps delays to 62; Lava fixed_pt rejects > 63
-DATASET_NAMES = ("fsdd", "rawhd", "shd", "folder", "synthetic")
+DATASET_NAMES = ("fsdd", "rawhd", "shd", "ssc", "folder", "synthetic")
 # keys that may differ between a run and its --resume (they do not change the result)
 NON_IDENTITY_KEYS = ("device", "data_dir", "num_threads", "sparse_max_density",
                      "sparse_max_density_no_delay")
@@ -56,6 +56,9 @@ def resolve_config(config_file: str | Path | None = None, overrides: dict | None
                 layers.append(tomllib.load(f))
             except tomllib.TOMLDecodeError as e:
                 raise ValueError(f"config file {path} is not valid TOML: {e}") from None
+            except UnicodeDecodeError as e:
+                raise ValueError(f"config file {path} is not a TOML text file (byte {e.start} "
+                                 f"is not UTF-8)") from None
     layers.append({k: v for k, v in (overrides or {}).items() if v is not None})
     layers.append(parse_set(sets or []))
     for layer in layers:
@@ -84,12 +87,14 @@ def validate_config(cfg: dict) -> None:
     for key in ("sparsity", "tau", "threshold", "surrogate_alpha", "dropout", "lr", "max_lr",
                 "lr_positions", "l1", "sigma_final", "sigma_decay_fraction", "val_fraction", "sigma_end",
                 "rigl_drop_fraction", "rigl_stop_fraction", "deepr_temperature",
-                "sparse_max_density", "sparse_max_density_no_delay"):
+                "sparse_max_density", "sparse_max_density_no_delay",
+                "augment_speed", "augment_noise_db", "input_threshold", "spike_reg",
+                "spike_target"):
         _check_type(cfg, key, (int, float), "a number")
         if not math.isfinite(cfg[key]):
             raise ValueError(f"{key} must be finite, got {cfg[key]!r}")
     for key in ("epochs", "seed", "batch_size", "kernel_size", "n_mels", "time_steps",
-                "num_threads", "rewire_interval"):
+                "num_threads", "rewire_interval", "augment_shift", "augment_bands"):
         _check_type(cfg, key, (int,), "an integer")
     for key in ("dale", "batchnorm"):
         _check_type(cfg, key, (bool,), "true or false")
@@ -130,6 +135,11 @@ def validate_config(cfg: dict) -> None:
         raise ValueError(f"hidden must be a non-empty list of positive layer sizes, got {hidden!r}")
     if cfg["tau"] <= 0 or cfg["lr"] <= 0 or cfg["max_lr"] <= 0 or cfg["lr_positions"] <= 0:
         raise ValueError("tau, lr, max_lr and lr_positions must be > 0")
+    if cfg["spike_reg"] < 0 or not 0 <= cfg["spike_target"] <= 1:
+        raise ValueError(f"need spike_reg >= 0 and spike_target in [0, 1] (spikes per neuron "
+                         f"per step), got {cfg['spike_reg']} and {cfg['spike_target']}")
+    if cfg["input_threshold"] < 0:
+        raise ValueError(f"input_threshold must be >= 0 (feature units), got {cfg['input_threshold']}")
     if cfg["l1"] < 0:
         raise ValueError(f"l1 must be >= 0, got {cfg['l1']}")
     if cfg["rewire_interval"] < 0:
@@ -149,6 +159,8 @@ def validate_config(cfg: dict) -> None:
                              f"{cfg[key]}")
     from .neurons import decay_from_tau
     decay_from_tau(cfg["tau"])
+    from .augment import Augmentation
+    Augmentation.from_config(cfg)
     dev = cfg["device"]
     if not (dev in ("auto", "cpu", "cuda") or (dev.startswith("cuda:") and dev[5:].isdigit())):
         raise ValueError(f"device must be auto, cpu, cuda or cuda:N, got {dev!r}")

@@ -81,3 +81,47 @@ def sha256_file(path: str | Path) -> str:
         for block in iter(lambda: f.read(1 << 20), b""):
             h.update(block)
     return h.hexdigest()
+
+
+def load_torch_file(path: str | Path, error: type[Exception] = ValueError, advice: str = "",
+                    *, weights_only: bool = True) -> Any:
+    """`torch.load(path, map_location="cpu")`; a file torch cannot read raises `error` with one
+    line naming the file and the cause (empty, not a PyTorch file, truncated or damaged, or
+    torch's own first line), followed by `advice` (what to do)."""
+    import zipfile
+
+    import torch
+
+    path = Path(path)
+    tail = f"; {advice}" if advice else ""
+    with open(path, "rb") as f:
+        head = f.read(4)
+    if not head:
+        raise error(f"{path} is empty (0 bytes){tail}")
+    # torch.save writes a zip archive ("PK\x03\x04"); very old torch wrote a bare pickle (0x80)
+    if head[:2] != b"PK" and head[:1] != b"\x80":
+        raise error(f"{path} is not a PyTorch file (torch.save writes a zip archive){tail}")
+    if head[:2] == b"PK" and not zipfile.is_zipfile(path):
+        raise error(f"{path} is truncated or damaged (its zip archive has no end record: the "
+                    f"write was interrupted or the copy is incomplete){tail}")
+    try:
+        return torch.load(path, map_location="cpu", weights_only=weights_only)
+    except Exception as e:  # noqa: BLE001 - any unpickling/zip error means the file is unusable
+        first = (str(e).strip().splitlines() or [""])[0]
+        raise error(f"{path} cannot be read by torch.load ({type(e).__name__}: {first}){tail}") \
+            from None
+
+
+def read_json_file(path: str | Path, error: type[Exception] = ValueError, advice: str = "") -> Any:
+    """json.loads of a UTF-8 file; a file that is not valid JSON text raises `error` with one
+    line naming the file and the position, followed by `advice` (what to do)."""
+    path = Path(path)
+    tail = f"; {advice}" if advice else ""
+    try:
+        return json.loads(path.read_bytes().decode("utf-8"))
+    except UnicodeDecodeError as e:
+        raise error(f"{path} is not a JSON text file (byte {e.start} is not UTF-8){tail}") \
+            from None
+    except json.JSONDecodeError as e:
+        raise error(f"{path} is not valid JSON ({e.msg} at line {e.lineno} column {e.colno})"
+                    f"{tail}") from None

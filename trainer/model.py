@@ -55,21 +55,30 @@ class DelaySNN(nn.Module):
             LIF(cfg["tau"], cfg["threshold"], cfg["surrogate_alpha"]) for _ in range(n_hidden))
         self.readout = LI(cfg["tau"])
         self.dropout = float(cfg["dropout"])
+        self.input_threshold = float(cfg.get("input_threshold", 0.0))
 
     def forward(self, x: torch.Tensor, hard: bool = False,
-                dropout_masks: list[torch.Tensor] | None = None) -> torch.Tensor:
-        """x (B, T, C) -> readout membrane (B, n_classes, T).
+                dropout_masks: list[torch.Tensor] | None = None,
+                return_spikes: bool = False):
+        """x (B, T, C) -> readout membrane (B, n_classes, T); with ``return_spikes`` also the
+        hidden spike trains, one (B, N, T) tensor per hidden layer (for spike_penalty).
 
         hard: integer delays and one-hot kernels (evaluation/export semantics).
+        Inputs below ``input_threshold`` are dropped first (export.deployed.InputEncoding).
         dropout_masks: one (B, N) mask per hidden layer (already scaled by 1/(1-p)), applied
         at every step; None = no dropout.
         """
+        if self.input_threshold > 0:   # the input event rule of export.deployed.InputEncoding
+            x = x * (x >= self.input_threshold)
         h = x.transpose(1, 2)
+        spikes = []
         for i, (conn, norm, lif) in enumerate(zip(self.connections, self.norms, self.lifs)):
             h = lif(_ContiguousGrad.apply(norm(conn(h, hard=hard))))
+            spikes.append(h)
             if dropout_masks is not None:
                 h = h * dropout_masks[i].unsqueeze(-1)
-        return self.readout(self.connections[-1](h, hard=hard))
+        v = self.readout(self.connections[-1](h, hard=hard))
+        return (v, spikes) if return_spikes else v
 
     def dropout_masks(self, batch: int, generator: torch.Generator, device) -> list | None:
         """Draw one (batch, N) mask per hidden layer from ``generator`` (CPU), or None."""
@@ -92,6 +101,13 @@ class DelaySNN(nn.Module):
 
     def connection_counts(self) -> list[int]:
         return [c.connections() for c in self.connections]
+
+
+def spike_penalty(spikes: list[torch.Tensor], target: float) -> torch.Tensor:
+    """Spike-count regulariser, per sample (B,): ``sum_l relu(r_l - target)^2`` where r_l is
+    hidden layer l's firing rate (spikes per neuron per step) on that sample; rates at or
+    below ``target`` cost nothing. Gradients flow through the surrogate of each spike."""
+    return sum(torch.relu(s.mean(dim=(1, 2)) - target) ** 2 for s in spikes)
 
 
 def class_scores(v: torch.Tensor) -> torch.Tensor:

@@ -20,10 +20,11 @@ from .file_io import torch_save_atomic, write_json_atomic
 from .checkpoint import (CHECKPOINT, CONFIG, INIT_CHECKPOINT, LAST, METRICS, RESUME_FORMAT, VERSION,
                          CheckpointError, build_checkpoint,
                          load_checkpoint, load_resume)
+from .augment import Augmentation, augment
 from .config import identity, resolve_config
 from .distributed import DistInfo, setup, teardown
 from .evaluate import accuracy, has_train_kernels
-from .model import DelaySNN, class_scores, loss_fn
+from .model import DelaySNN, class_scores, loss_fn, spike_penalty
 from .rewiring import (drop_fraction_at, drop_smallest, is_regrowth_step, regrow,
                        remove_crossed)
 
@@ -183,21 +184,28 @@ class RewireSchedule:
 
 
 def optimisation_step(model, net, xb, yb, masks, loss_scale: float, l1: float, opt_w, opt_p,
-                      sparse, clamp_only, schedule: RewireSchedule | None = None, step: int = 0):
+                      sparse, clamp_only, spike_reg: float = 0.0, spike_target: float = 0.0,
+                      schedule: RewireSchedule | None = None, step: int = 0):
     """One step: forward with training kernels, loss (sum over the local batch times
     ``loss_scale``, so DDP's gradient average equals the global-batch mean), backward, Adam
     steps, position clamping, DEEP R + RigL rewiring of the sparse layers (``sparse``) at
     global step ``step`` under ``schedule`` (None: the reference rule after every step) and
     magnitude clamping of sign-constrained dense ones (``clamp_only``).
+    ``spike_reg`` weighs model.spike_penalty (hidden firing rates above ``spike_target``).
     Returns (readout membrane, scaled data loss, regrown connections per sparse layer)."""
     schedule = schedule or RewireSchedule(total_steps=step + 1)
     by_score = [schedule.regrowth_step(step, c) for c in sparse]
     need_grad = [b and schedule.regrow == "gradient" for b in by_score]
     for c, want in zip(sparse, need_grad):
         c.want_candidate_grad(want)
-    v = net(xb, hard=False, dropout_masks=masks)
+    if spike_reg > 0:
+        v, spikes = net(xb, hard=False, dropout_masks=masks, return_spikes=True)
+    else:
+        v = net(xb, hard=False, dropout_masks=masks)
     data_loss = loss_fn(v, yb, reduction="sum") * loss_scale
     loss = data_loss + l1 * model.l1() if l1 > 0 else data_loss
+    if spike_reg > 0:
+        loss = loss + spike_reg * spike_penalty(spikes, spike_target).sum() * loss_scale
     opt_w.zero_grad(set_to_none=True)
     if opt_p is not None:
         opt_p.zero_grad(set_to_none=True)
@@ -294,6 +302,7 @@ def _train(cfg, run_dir, state, info: DistInfo, device, progress, stop_after_epo
     schedule = RewireSchedule.from_config(cfg, total_steps, info.world)
 
     x_train, y_train = train_ds.x, train_ds.y
+    aug = Augmentation.from_config(cfg)
     for epoch in range(start_epoch, cfg["epochs"]):
         t0 = time.perf_counter()
         model.train()
@@ -309,14 +318,19 @@ def _train(cfg, run_dir, state, info: DistInfo, device, progress, stop_after_epo
             idx = order[step * gb:(step + 1) * gb]
             parts = torch.tensor_split(torch.arange(len(idx)), info.world)
             mine = parts[info.rank]
-            xb, yb = x_train[idx[mine]].to(device), y_train[idx[mine]].to(device)
+            xb_all = x_train[idx]
+            if aug.enabled:   # drawn for the global batch, sliced per rank (as dropout masks)
+                xb_all = augment(xb_all, aug, torch.Generator().manual_seed(
+                    _mix(cfg["seed"], epoch, step, 1)))
+            xb, yb = xb_all[mine].to(device), y_train[idx[mine]].to(device)
             masks = model.dropout_masks(len(idx), torch.Generator().manual_seed(
                 _mix(cfg["seed"], epoch, step)), "cpu")
             if masks is not None:
                 masks = [m[mine].to(device) for m in masks]
             v, data_loss, regrown = optimisation_step(
                 model, net, xb, yb, masks, info.world / len(idx), cfg["l1"], opt_w, opt_p, sparse,
-                clamp_only, schedule, gstep)
+                clamp_only, cfg["spike_reg"], cfg["spike_target"], schedule=schedule,
+                step=gstep)
             regrown_epoch = [a + b for a, b in zip(regrown_epoch, regrown)]
             sched_w.step()
             if sched_p is not None:

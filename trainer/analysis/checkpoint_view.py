@@ -133,12 +133,11 @@ def load_checkpoint(path: str | Path) -> CheckpointView:
     if not path.is_file():
         raise CheckpointError(f"checkpoint not found: {path} (train one with "
                               "`python -m trainer train ... --out RUN_DIR`)")
-    import torch  # local: importing this module stays cheap
+    from trainer.file_io import load_torch_file  # local: importing this module stays cheap
 
-    try:
-        ckpt = torch.load(path, map_location="cpu", weights_only=False)
-    except Exception as exc:  # noqa: BLE001 - any unreadable file is reported the same way
-        raise CheckpointError(f"cannot read {path} as a torch checkpoint: {exc}") from exc
+    ckpt = load_torch_file(path, CheckpointError,
+                           "pass a checkpoint.pt written by python -m trainer train",
+                           weights_only=False)
     if not isinstance(ckpt, dict):
         raise CheckpointError(f"{path} holds a {type(ckpt).__name__}, expected the checkpoint "
                               "dict of docs/design.md section 2")

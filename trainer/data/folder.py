@@ -6,6 +6,8 @@ a hash of its relative path "<class>/<file name>": a file is in the test split w
 split thus stays fixed when files are added. Speakers are unknown (None); validation is carved
 at random per class from ``seed`` (strategy "random").
 Meta per sample: speaker None, file (relative path).
+Option ``sample_rate_hz`` (default 16000): every file is resampled to this rate before the Mel
+front end, so recordings at mixed rates give the same bands.
 """
 from __future__ import annotations
 
@@ -22,7 +24,7 @@ from .frontend import MelRecipe
 
 NAME = "folder"
 DESCRIPTION = "any folder of class subfolders of audio files; hashed test split (test_percent option)"
-OPTIONS = {"test_percent": 20}
+OPTIONS = {"test_percent": 20, "sample_rate_hz": 16000}
 VAL_STRATEGY = "random"
 USES_N_MELS = True
 
@@ -56,14 +58,20 @@ def list_files(folder: Path, split: str, test_percent: int):
     return files, np.array(labels, dtype=np.int64), meta, classes
 
 
-def load_split(data_dir, split: str, *, n_mels: int, time_steps: int, cache_dir,
-               test_percent=20) -> SourceSplit:
+def mel_recipe(n_mels: int, time_steps: int, test_percent=20, sample_rate_hz=16000) -> MelRecipe:
+    """The front end of this source: the default Mel recipe at ``sample_rate_hz``."""
+    if isinstance(sample_rate_hz, bool) or not isinstance(sample_rate_hz, int) or sample_rate_hz < 1000:
+        raise DataError(f"sample_rate_hz must be an integer >= 1000 (Hz), got {sample_rate_hz!r}")
+    return MelRecipe(n_mels=n_mels, n_frames=time_steps, resample_hz=sample_rate_hz)
+
+
+def load_split(data_dir, split: str, *, frontend: MelRecipe, cache_dir,
+               test_percent=20, sample_rate_hz=16000) -> SourceSplit:
     if isinstance(test_percent, bool) or not isinstance(test_percent, int) or not 0 < test_percent < 100:
         raise DataError(f"test_percent must be an integer in 1..99, got {test_percent!r}")
     if data_dir is None:
         raise DataError("folder needs data_dir (--data-dir): a folder of class subfolders of audio files")
     folder = require_dir(Path(data_dir), "audio class", "pass a folder of class subfolders of audio files")
     files, y, meta, classes = list_files(folder, split, test_percent)
-    recipe = MelRecipe(n_mels=n_mels, n_frames=time_steps)
-    x = audio_features(files, recipe, stem=f"folder-{split}", cache_dir=cache_dir)
+    x = audio_features(files, frontend, stem=f"folder-{split}", cache_dir=cache_dir)
     return SourceSplit(x, y, meta, classes)

@@ -1,7 +1,17 @@
 """Free Spoken Digit Dataset: a folder of ``{digit}_{speaker}_{index}.wav`` (8 kHz, 16-bit mono).
 
+Front end: the Mel recipe resamples to ``SAMPLE_RATE_HZ`` = 8000 Hz (a no-op on FSDD's own files),
+and the recipe travels with the trained network, so audio recorded at another rate is resampled
+to what the network learned (bands up to 4 kHz).
+
 Official split: take index 0-4 -> test (300 files), 5-49 -> train (2700). 10 classes "0".."9".
-Default folder: ``../shared/data/fsdd/recordings`` from the repository root, when it exists.
+Folder lookup when no data_dir is given, first hit wins: ``../shared/data/fsdd/recordings``
+from the repository root (the CI copy); ``<cache>/fsdd-v1.0.10/recordings`` (an earlier download,
+or files placed there by hand); else the pinned release v1.0.10 is downloaded there
+(:func:`trainer.data.download.fetch_fsdd`: checksum-verified, fails within seconds offline).
+New voices: option ``test_speaker`` (default None = the official split) holds one speaker out:
+test = all of that speaker's files (500), train = every file of the other speakers, so the test
+voice is never heard in training (leave-one-speaker-out: one run per speaker).
 Validation: all 6 speakers are in the test set too, so it is carved per speaker by take index
 (strategy "takes": the same held-out takes for every digit of a speaker).
 Meta per sample: speaker, file (name inside the folder), take (int).
@@ -16,16 +26,19 @@ import numpy as np
 from .audio_features import audio_features
 from .audio_folder import list_audio, require_dir
 from .dataset import SourceSplit
+from .download import fetch_fsdd
 from .errors import DataError
+from .feature_cache import default_cache_dir
 from .frontend import MelRecipe
 
 NAME = "fsdd"
 DESCRIPTION = "Free Spoken Digit Dataset WAVs, official split (index 0-4 test), 10 classes"
-OPTIONS: dict = {}
+OPTIONS: dict = {"test_speaker": None}
 VAL_STRATEGY = "takes"
 USES_N_MELS = True
 CLASS_NAMES = [str(d) for d in range(10)]
 TEST_TAKES = range(0, 5)
+SAMPLE_RATE_HZ = 8000
 _PATTERN = re.compile(r"^(\d)_([^_]+)_(\d+)\.wav$")
 
 
@@ -34,41 +47,63 @@ def default_data_dir() -> Path:
     return Path(__file__).resolve().parents[2].parent / "shared" / "data" / "fsdd" / "recordings"
 
 
-def resolve_data_dir(data_dir) -> Path:
+def resolve_data_dir(data_dir, cache_dir=None) -> Path:
+    """The recordings folder: ``data_dir``, or the lookup of the module docstring (which may
+    download FSDD v1.0.10 into ``cache_dir``, None = the feature cache's default folder)."""
     if data_dir is None:
         d = default_data_dir()
-        if not d.is_dir():
-            raise DataError(f"FSDD recordings not found at the default {d}; pass the folder of "
-                            f"FSDD .wav files with --data-dir / data_dir=")
-        return d.resolve()
+        if d.is_dir():
+            return d.resolve()
+        cache = default_cache_dir() if cache_dir is None else Path(cache_dir)
+        return fetch_fsdd(cache).resolve()
     return require_dir(Path(data_dir), "FSDD recordings", "pass the folder of {digit}_{speaker}_{index}.wav files")
 
 
-def list_files(folder: Path, split: str) -> tuple[list[Path], np.ndarray, list[dict]]:
-    """(files, labels, meta) of one official split, sorted by file name."""
+def list_files(folder: Path, split: str, test_speaker: str | None = None
+               ) -> tuple[list[Path], np.ndarray, list[dict]]:
+    """(files, labels, meta) of one split, sorted by file name: the official split (takes 0-4
+    are test), or with ``test_speaker`` that speaker's files (test) against everyone else's."""
     wavs = list_audio(folder, (".wav",))
     if not wavs:
         hint = " (it has a recordings/ subfolder: pass that)" if (folder / "recordings").is_dir() else ""
         raise DataError(f"no .wav files in FSDD folder {folder}{hint}")
-    files, labels, meta = [], [], []
+    parsed = []
     for p in wavs:
         m = _PATTERN.match(p.name)
         if m is None:
             raise DataError(f"FSDD file name {p.name} in {folder} is not {{digit}}_{{speaker}}_{{index}}.wav")
-        digit, speaker, take = int(m.group(1)), m.group(2), int(m.group(3))
-        if (take in TEST_TAKES) != (split == "test"):
+        parsed.append((p, int(m.group(1)), m.group(2), int(m.group(3))))
+    if test_speaker is not None:
+        speakers = sorted({sp for _, _, sp, _ in parsed})
+        if test_speaker not in speakers:
+            raise DataError(f"test_speaker {test_speaker!r} is not in FSDD folder {folder}; "
+                            f"its speakers: {', '.join(speakers)}")
+    files, labels, meta = [], [], []
+    for p, digit, speaker, take in parsed:
+        is_test = take in TEST_TAKES if test_speaker is None else speaker == test_speaker
+        if is_test != (split == "test"):
             continue
         files.append(p)
         labels.append(digit)
         meta.append({"speaker": speaker, "file": p.name, "take": take})
     if not files:
-        raise DataError(f"FSDD folder {folder} has no {split} files (takes {'0-4' if split == 'test' else '5+'})")
+        which = f"speaker {test_speaker}" if test_speaker is not None else (
+            "takes 0-4" if split == "test" else "takes 5+")
+        raise DataError(f"FSDD folder {folder} has no {split} files ({which})")
     return files, np.array(labels, dtype=np.int64), meta
 
 
-def load_split(data_dir, split: str, *, n_mels: int, time_steps: int, cache_dir) -> SourceSplit:
-    folder = resolve_data_dir(data_dir)
-    files, y, meta = list_files(folder, split)
-    recipe = MelRecipe(n_mels=n_mels, n_frames=time_steps)
-    x = audio_features(files, recipe, stem=f"fsdd-{split}", cache_dir=cache_dir)
+def mel_recipe(n_mels: int, time_steps: int, test_speaker=None) -> MelRecipe:
+    """The front end of this source: the default Mel recipe at 8 kHz."""
+    return MelRecipe(n_mels=n_mels, n_frames=time_steps, resample_hz=SAMPLE_RATE_HZ)
+
+
+def load_split(data_dir, split: str, *, frontend: MelRecipe, cache_dir,
+               test_speaker=None) -> SourceSplit:
+    if test_speaker is not None and not isinstance(test_speaker, str):
+        raise DataError(f"test_speaker must be a speaker name (e.g. 'george') or None, got "
+                        f"{test_speaker!r}")
+    folder = resolve_data_dir(data_dir, cache_dir)
+    files, y, meta = list_files(folder, split, test_speaker)
+    x = audio_features(files, frontend, stem=f"fsdd-{split}", cache_dir=cache_dir)
     return SourceSplit(x, y, meta, list(CLASS_NAMES))

@@ -5,7 +5,9 @@ name per line), names like ``lang-english_speaker-01_trial-0_digit-0.flac``.
 20 classes: english 0-9 then german 0-9, label = digit + 10 * (lang == "german"); class names
 "english-0" .. "german-9". Validation: whole training speakers held out (strategy "speakers").
 Meta per sample: speaker ("01"), file (name), take (trial, int), language.
-Option ``resample_hz`` (default None = native 48 kHz, 2048-point FFT): resample first, e.g. 16000.
+Option ``resample_hz`` (default None = native 48 kHz, 2048-point FFT): resample first, e.g. 16000;
+the recorded front end names the effective rate (48000 when None), so audio fed to a trained
+network later is resampled to it.
 Getting the data: :func:`trainer.data.download.fetch_hd_audio` (or place it by hand).
 """
 from __future__ import annotations
@@ -64,13 +66,20 @@ def list_files(folder: Path, split: str) -> tuple[list[Path], np.ndarray, list[d
     return files, np.array(labels, dtype=np.int64), meta
 
 
-def load_split(data_dir, split: str, *, n_mels: int, time_steps: int, cache_dir,
+NATIVE_HZ = 48000
+
+
+def mel_recipe(n_mels: int, time_steps: int, resample_hz=None) -> MelRecipe:
+    """The front end of this source: the default Mel recipe at ``resample_hz`` (None: 48 kHz)."""
+    return MelRecipe(n_mels=n_mels, n_frames=time_steps, resample_hz=resample_hz or NATIVE_HZ)
+
+
+def load_split(data_dir, split: str, *, frontend: MelRecipe, cache_dir,
                resample_hz=None) -> SourceSplit:
     if data_dir is None:
         raise DataError("rawhd needs data_dir (--data-dir): the folder unpacked from hd_audio.tar.gz "
                         "(see trainer.data.download.fetch_hd_audio)")
     folder = require_dir(Path(data_dir), "Heidelberg Digits", "pass the folder unpacked from hd_audio.tar.gz")
     files, y, meta = list_files(folder, split)
-    recipe = MelRecipe(n_mels=n_mels, n_frames=time_steps, resample_hz=resample_hz)
-    x = audio_features(files, recipe, stem=f"rawhd-{split}", cache_dir=cache_dir)
+    x = audio_features(files, frontend, stem=f"rawhd-{split}", cache_dir=cache_dir)
     return SourceSplit(x, y, meta, list(CLASS_NAMES))

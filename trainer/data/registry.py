@@ -5,12 +5,13 @@ from types import ModuleType
 
 import numpy as np
 
-from . import folder, fsdd, rawhd, shd, synthetic
+from . import folder, fsdd, rawhd, shd, ssc, synthetic
 from .dataset import DT_MS, FeatureDataset
 from .errors import DataError
+from .frontend import MelRecipe
 from .validation_split import carve_validation
 
-_SOURCES: dict[str, ModuleType] = {m.NAME: m for m in (synthetic, fsdd, rawhd, shd, folder)}
+_SOURCES: dict[str, ModuleType] = {m.NAME: m for m in (synthetic, fsdd, rawhd, shd, ssc, folder)}
 
 #: name -> one-line description, in the order shown to users ("synthetic" is the default).
 DATASETS: dict[str, str] = {name: m.DESCRIPTION for name, m in _SOURCES.items()}
@@ -23,6 +24,11 @@ def source_options(name: str) -> dict:
     return dict(_source(name).OPTIONS)
 
 
+def source_has_frontend(name: str) -> bool:
+    """True when dataset ``name`` computes features from audio with a Mel front end."""
+    return hasattr(_source(name), "mel_recipe")
+
+
 def _source(name: str) -> ModuleType:
     if name not in _SOURCES:
         raise DataError(f"unknown dataset {name!r}; known datasets: {', '.join(_SOURCES)}")
@@ -31,16 +37,23 @@ def _source(name: str) -> ModuleType:
 
 def load_dataset(name: str = "synthetic", split: str = "train", data_dir=None, *, seed: int = 0,
                  cache_dir=None, n_mels: int = 40, time_steps: int = 100,
-                 val_fraction: float = DEFAULT_VAL_FRACTION, **source_options) -> FeatureDataset:
+                 val_fraction: float = DEFAULT_VAL_FRACTION, frontend: dict | None = None,
+                 **source_options) -> FeatureDataset:
     """Features of one split of dataset ``name`` (see :data:`DATASETS`) as a FeatureDataset.
 
     split: "train" (official training set minus validation), "val" (carved from the official
-    training set by ``seed``: by speaker / take / at random, as the source's docstring says) or
+    training set by ``seed``: by speaker / take / at random, as the source's docstring says;
+    a source with VAL_STRATEGY "official" (ssc) reads its own validation file instead) or
     "test" (the official test set; never used to choose anything).
-    data_dir: the source's folder (None: FSDD default folder; synthetic needs none).
-    cache_dir: feature cache folder (None: $DELAYSNN_CACHE or ~/.cache/delaysnn).
+    data_dir: the source's folder (None: FSDD's lookup, see fsdd.py: CI copy, cache, download;
+    synthetic needs none).
+    cache_dir: feature cache folder, also where FSDD is downloaded (None: $DELAYSNN_CACHE or
+    ~/.cache/delaysnn).
     n_mels: Mel bands for audio sources, channels for synthetic; time_steps: steps of 10 ms.
     val_fraction: share of the training set (speakers / takes / samples) held out, in [0, 1).
+    frontend: a Mel recipe dict (``ds.recipe["frontend"]`` of the data a network was trained on):
+    audio sources then compute exactly these features, resampling to its ``resample_hz``, instead
+    of their own default front end; its n_mels / n_frames must equal n_mels / time_steps.
     source_options: per-source options, see :func:`source_options`.
     All arguments are checked (DataError) before any features are computed.
     """
@@ -62,21 +75,45 @@ def load_dataset(name: str = "synthetic", split: str = "train", data_dir=None, *
         raise DataError("split='val' needs val_fraction > 0")
     options = {k: _plain(v) for k, v in {**src.OPTIONS, **source_options}.items()}
     data_dir_str = None if data_dir is None else str(data_dir)
+    mel = _mel_recipe(src, n_mels, time_steps, frontend, options)
+    shape = {"frontend": mel} if mel is not None else {"n_mels": n_mels, "time_steps": time_steps}
 
-    raw = src.load_split(data_dir, "test" if split == "test" else "train", n_mels=n_mels,
-                         time_steps=time_steps, cache_dir=cache_dir, **options)
-    if split != "test":
+    official_val = src.VAL_STRATEGY == "official"  # the source ships its own validation file
+    file_split = {"test": "test", "val": "valid" if official_val else "train"}.get(split, "train")
+    raw = src.load_split(data_dir, file_split, cache_dir=cache_dir, **shape, **options)
+    if split != "test" and not official_val:
         train_idx, val_idx = carve_validation(raw.y, raw.meta, src.VAL_STRATEGY, float(val_fraction), seed)
         raw = raw.subset(train_idx if split == "train" else val_idx)
     recipe = {
         "dataset": name, "split": split, "data_dir": data_dir_str, "seed": seed,
         "n_mels": n_mels, "time_steps": time_steps, "val_fraction": float(val_fraction),
         "options": options,
+        # the audio front end (None for spike and synthetic sources); it travels with the network
+        "frontend": None if mel is None else mel.to_dict(),
         # derived, for readers (not needed to rebuild):
         "n_channels": int(raw.x.shape[2]), "n_classes": len(raw.class_names), "dt_ms": DT_MS,
         "val_strategy": src.VAL_STRATEGY,
     }
     return FeatureDataset(raw.x, raw.y, raw.meta, raw.class_names, recipe)
+
+
+def _mel_recipe(src: ModuleType, n_mels: int, time_steps: int, frontend: dict | None,
+                options: dict) -> MelRecipe | None:
+    """The Mel recipe an audio source computes with (``frontend`` when given), None otherwise."""
+    if not hasattr(src, "mel_recipe"):
+        if frontend is not None:
+            raise DataError(f"dataset {src.NAME!r} has no audio front end; frontend= applies to "
+                            f"audio sources only")
+        return None
+    if frontend is None:
+        mel = src.mel_recipe(n_mels, time_steps, **options)
+    else:
+        mel = MelRecipe.from_dict(frontend)
+        if (mel.n_mels, mel.n_frames) != (n_mels, time_steps):
+            raise DataError(f"frontend has {mel.n_mels} Mel bands x {mel.n_frames} frames but "
+                            f"n_mels={n_mels}, time_steps={time_steps} were asked for")
+    mel.check()
+    return mel
 
 
 def _plain(v):
@@ -95,4 +132,4 @@ def dataset_from_recipe(recipe: dict, split: str | None = None, *, cache_dir=Non
     return load_dataset(recipe["dataset"], split or recipe.get("split", "train"), recipe["data_dir"],
                         seed=recipe["seed"], cache_dir=cache_dir, n_mels=recipe["n_mels"],
                         time_steps=recipe["time_steps"], val_fraction=recipe["val_fraction"],
-                        **recipe["options"])
+                        frontend=recipe.get("frontend"), **recipe["options"])

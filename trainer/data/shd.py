@@ -47,47 +47,72 @@ def bin_spikes(times: np.ndarray, units: np.ndarray, time_steps: int, pool: int,
     return np.bincount(flat, minlength=time_steps * n_ch).astype(np.float32).reshape(time_steps, n_ch)
 
 
-def read_checked(path: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """(times, units, labels, speakers) of an SHD file, after checking keys, counts and ranges."""
+def read_checked(path: Path, kind: str = "SHD", n_classes: int = len(CLASS_NAMES),
+                 required=REQUIRED_KEYS) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray | None]:
+    """(times, units, labels, speakers) of an SHD-layout file (SHD, SSC), after checking keys,
+    counts and ranges; speakers is None when the file has no extra/speaker (allowed only when
+    `required` does not list it)."""
     try:
         f = h5py.File(path, "r")
     except Exception as exc:
-        raise DataError(f"cannot open SHD file {path} as HDF5: {exc}") from exc
+        raise DataError(f"cannot open {kind} file {path} as HDF5: {exc}") from exc
     with f:
-        for key in REQUIRED_KEYS:
+        for key in required:
             if key not in f:
-                raise DataError(f"SHD file {path} has no '{key}' dataset (needs {', '.join(REQUIRED_KEYS)})")
+                raise DataError(f"{kind} file {path} has no '{key}' dataset (needs {', '.join(required)})")
         times, units = f["spikes/times"][:], f["spikes/units"][:]
         labels = np.asarray(f["labels"][:])
-        speakers = np.asarray(f["extra/speaker"][:])
+        speakers = np.asarray(f["extra/speaker"][:]) if "extra/speaker" in f else None
     n = len(times)
     if len(labels) != n:
-        raise DataError(f"SHD file {path}: {len(labels)} labels but {n} samples in spikes/times")
+        raise DataError(f"{kind} file {path}: {len(labels)} labels but {n} samples in spikes/times")
     if len(units) != n:
-        raise DataError(f"SHD file {path}: {len(units)} samples in spikes/units but {n} in spikes/times")
-    if len(speakers) != n:
-        raise DataError(f"SHD file {path}: {len(speakers)} entries in extra/speaker but {n} samples")
+        raise DataError(f"{kind} file {path}: {len(units)} samples in spikes/units but {n} in spikes/times")
+    if speakers is not None and len(speakers) != n:
+        raise DataError(f"{kind} file {path}: {len(speakers)} entries in extra/speaker but {n} samples")
     if n == 0:
-        raise DataError(f"SHD file {path} holds no samples")
+        raise DataError(f"{kind} file {path} holds no samples")
     for i in range(n):
         if len(times[i]) != len(units[i]):
-            raise DataError(f"SHD file {path}: sample {i} has {len(times[i])} spike times but "
+            raise DataError(f"{kind} file {path}: sample {i} has {len(times[i])} spike times but "
                             f"{len(units[i])} units")
         if len(units[i]) and (units[i].min() < 0 or units[i].max() >= N_UNITS):
-            raise DataError(f"SHD file {path}: sample {i} has a unit outside 0..{N_UNITS - 1}")
-    if labels.min() < 0 or labels.max() >= len(CLASS_NAMES):
-        raise DataError(f"SHD file {path}: labels must be in 0..{len(CLASS_NAMES) - 1}, "
+            raise DataError(f"{kind} file {path}: sample {i} has a unit outside 0..{N_UNITS - 1}")
+    if labels.min() < 0 or labels.max() >= n_classes:
+        raise DataError(f"{kind} file {path}: labels must be in 0..{n_classes - 1}, "
                         f"got {labels.min()}..{labels.max()}")
     return times, units, labels.astype(np.int64), speakers
+
+
+def check_pool(pool) -> int:
+    if isinstance(pool, bool) or not isinstance(pool, (int, np.integer)) or pool < 1 or N_UNITS % pool:
+        raise DataError(f"pool must be a positive divisor of {N_UNITS} (e.g. 1, 5, 10), got {pool!r}")
+    return int(pool)
+
+
+def binned_split(path: Path, name: str, split: str, times, units, labels, speakers, *, time_steps: int,
+                 pool: int, cache_dir) -> tuple[np.ndarray, list[dict]]:
+    """Binned features (N, time_steps, 700 // pool) (cached) and meta of one SHD-layout file."""
+    key = cache_key({"kind": f"{name}-bins", "time_steps": time_steps, "pool": pool,
+                     "dt_ms": DT_MS}, file_fingerprints([path]))
+
+    def compute() -> np.ndarray:
+        out = np.empty((len(labels), time_steps, N_UNITS // pool), dtype=np.float32)
+        for i in tqdm(range(len(labels)), desc=f"{name}-{split} bins", unit="sample", leave=False):
+            out[i] = bin_spikes(times[i], units[i], time_steps, pool)
+        return out
+
+    x = load_or_compute(cache_dir, f"{name}-{split}", key, compute)
+    meta = [{"speaker": None if speakers is None else str(int(speakers[i])),
+             "file": f"{path.name}#{i}"} for i in range(len(labels))]
+    return x, meta
 
 
 def load_split(data_dir, split: str, *, n_mels: int, time_steps: int, cache_dir, pool=1) -> SourceSplit:
     if n_mels != 40:
         raise DataError(f"n_mels={n_mels} does not apply to shd (700 cochlea channels); "
                         f"use the pool option to reduce channels")
-    if isinstance(pool, bool) or not isinstance(pool, (int, np.integer)) or pool < 1 or N_UNITS % pool:
-        raise DataError(f"pool must be a positive divisor of {N_UNITS} (e.g. 1, 5, 10), got {pool!r}")
-    pool = int(pool)
+    pool = check_pool(pool)
     if data_dir is None:
         raise DataError("shd needs data_dir (--data-dir): the folder holding shd_train.h5 and "
                         "shd_test.h5 (see trainer.data.download.fetch_shd)")
@@ -97,15 +122,6 @@ def load_split(data_dir, split: str, *, n_mels: int, time_steps: int, cache_dir,
         raise DataError(f"SHD file missing: {path}; place shd_{split}.h5 there (unzipped from "
                         f"shd_{split}.h5.zip) or call trainer.data.download.fetch_shd")
     times, units, labels, speakers = read_checked(path)
-    key = cache_key({"kind": "shd-bins", "time_steps": time_steps, "pool": pool, "dt_ms": DT_MS},
-                    file_fingerprints([path]))
-
-    def compute() -> np.ndarray:
-        out = np.empty((len(labels), time_steps, N_UNITS // pool), dtype=np.float32)
-        for i in tqdm(range(len(labels)), desc=f"shd-{split} bins", unit="sample", leave=False):
-            out[i] = bin_spikes(times[i], units[i], time_steps, pool)
-        return out
-
-    x = load_or_compute(cache_dir, f"shd-{split}", key, compute)
-    meta = [{"speaker": str(int(s)), "file": f"{path.name}#{i}"} for i, s in enumerate(speakers)]
+    x, meta = binned_split(path, NAME, split, times, units, labels, speakers, time_steps=time_steps,
+                           pool=pool, cache_dir=cache_dir)
     return SourceSplit(x, labels, meta, list(CLASS_NAMES))

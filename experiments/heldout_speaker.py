@@ -1,0 +1,87 @@
+"""New voices: train on five FSDD speakers, test on the sixth (never heard in training), with and
+without training augmentation; one JSON row per (network, augmentation).
+
+    python -m experiments.heldout_speaker --speaker george --out runs/heldout \
+        --json docs/results/heldout_speaker.json [--network dense=] [--network showcase=configs/fsdd-sparse.toml]
+
+``--network NAME=CONFIG``: a trainer config file (empty: trainer/defaults.toml). Each run lives in
+OUT/NAME-aug{on,off} and resumes when interrupted (``trainer.train(resume=True)``); the JSON is
+rewritten after every finished run, so partial results persist. Accuracies are fractions of the
+held-out speaker's 500 recordings (the test split of fsdd with ``test_speaker``); validation
+(for the checkpoint choice) is carved from the five training speakers.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from trainer.file_io import write_json_atomic
+
+#: the augmentation used for "on" (trainer/augment.py; steps, fraction, bands, dB)
+AUGMENT = {"augment_shift": 5, "augment_speed": 0.1, "augment_bands": 1, "augment_noise_db": 10.0}
+
+
+def run_one(name: str, config: str | None, speaker: str, augment: bool, out: Path,
+            epochs: int | None, progress: bool) -> dict:
+    """Train (or resume) one network on the five other speakers; its held-out accuracy."""
+    import trainer
+
+    sets = {"dataset": "fsdd", "data_options": {"test_speaker": speaker}, "num_threads": 1}
+    if augment:
+        sets.update(AUGMENT)
+    if epochs is not None:
+        sets["epochs"] = epochs
+    run_dir = out / f"{name}-aug{'on' if augment else 'off'}"
+    if (run_dir / "metrics.json").is_file():          # finished earlier
+        m = json.loads((run_dir / "metrics.json").read_text())
+    else:
+        m = trainer.train(config or None, out=run_dir, resume=(run_dir / "last.pt").is_file(),
+                          progress=progress, **sets).metrics
+    return {"network": name, "config": config or "trainer/defaults.toml", "augmentation": augment,
+            "augment_settings": AUGMENT if augment else None, "test_speaker": speaker,
+            "epochs": m["epochs"],
+            "method": m.get("method"), "connections": m.get("connections"),
+            "val_accuracy": m["val_accuracy"], "heldout_accuracy": m["test_accuracy"],
+            "seconds": m["seconds"],
+            "command": f"python -m experiments.heldout_speaker --speaker {speaker} "
+                       f"--network {name}={config or ''}"}
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--speaker", default="george", help="the FSDD speaker held out (test)")
+    ap.add_argument("--network", action="append", default=[], metavar="NAME=CONFIG",
+                    help="network to train (repeatable); default dense= (trainer defaults)")
+    ap.add_argument("--out", default="runs/heldout", help="folder of the runs")
+    ap.add_argument("--json", required=True, help="results file (rewritten after each run)")
+    ap.add_argument("--epochs", type=int, default=None, help="override the configs' epochs")
+    ap.add_argument("--no-progress", dest="progress", action="store_false")
+    args = ap.parse_args(argv)
+    nets = []
+    for spec in args.network or ["dense="]:
+        name, sep, cfg = spec.partition("=")
+        if not sep or not name:
+            print(f"error: --network must be NAME=CONFIG (CONFIG may be empty), got {spec!r}",
+                  file=sys.stderr)
+            return 2
+        if cfg and not Path(cfg).is_file():
+            print(f"error: config file {cfg} does not exist", file=sys.stderr)
+            return 2
+        nets.append((name, cfg or None))
+    json_path = Path(args.json)
+    rows = []
+    for name, cfg in nets:
+        for aug in (False, True):
+            rows.append(run_one(name, cfg, args.speaker, aug, Path(args.out), args.epochs,
+                                args.progress))
+            write_json_atomic({"speaker": args.speaker, "runs": rows}, json_path)
+            r = rows[-1]
+            print(f"{name} augmentation {'on ' if aug else 'off'}: held-out speaker "
+                  f"{args.speaker} {r['heldout_accuracy']:.2%} (val {r['val_accuracy']:.2%})")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

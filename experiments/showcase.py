@@ -1,0 +1,126 @@
+"""A trained network from config to Loihi 2 budget in one command: train -> (optional quantization-
+aware fine-tuning) -> export -> Lava run of the whole test split (compared with the emulator)
+-> budget, with one JSON of every figure.
+
+    python -m experiments.showcase --config configs/fsdd-sparse.toml --out runs/showcase \
+        --json docs/results/showcase.json
+
+is a thin layer over :func:`showcase`, which calls the same functions as the separate commands:
+``trainer.train`` (``python -m trainer train --config CONFIG --out OUT/train``; resumed when
+interrupted), ``export.qat.finetune`` when ``--qat-epochs`` > 0 (``python -m export.qat``),
+``export.to_lava.export_checkpoint`` + ``export.netx_h5.save`` (``python -m export.to_lava``),
+``lava_runtime.run_cli.run`` (``python -m lava_runtime run NET --backend lava --compare
+emulator``) and ``lava_runtime.budget_cli.run_budget`` (``python -m lava_runtime budget``).
+Accuracies in the JSON are fractions of the test split; energies are the loihi2 profile's
+estimates per sample (dynamic; static apart, see hw_profiles/loihi2.toml for the proxies).
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+from trainer.file_io import read_json_file, write_json_atomic
+
+
+def showcase(config: str | Path, out: str | Path, *, qat_epochs: int = 0, qat_lr: float = 1e-4,
+             profile: str = "loihi2", json_path: str | Path | None = None,
+             progress: bool = True) -> dict:
+    """Run the pipeline for CONFIG into OUT; return (and write) the summary dict."""
+    import trainer
+    from export import netx_h5
+    from export.to_lava import export_checkpoint
+    from lava_runtime.budget_cli import run_budget
+    from lava_runtime.run_cli import run
+
+    config, out = Path(config), Path(out)
+    if not config.is_file():
+        raise ValueError(f"config file {config} does not exist")
+    if json_path is not None and not Path(json_path).parent.is_dir():
+        raise ValueError(f"--json: folder {Path(json_path).parent} does not exist")
+    if qat_epochs < 0:
+        raise ValueError(f"--qat-epochs must be >= 0, got {qat_epochs}")
+    out.mkdir(parents=True, exist_ok=True)
+    t0 = time.perf_counter()
+    run_dir = out / "train"
+    if (run_dir / "metrics.json").is_file():
+        metrics = read_json_file(run_dir / "metrics.json")
+    else:
+        metrics = trainer.train(config, out=run_dir, resume=(run_dir / "last.pt").is_file(),
+                                progress=progress).metrics
+    deployed_from = run_dir
+    qat = None
+    if qat_epochs > 0:
+        from export.qat import finetune
+        qat = finetune(run_dir, out / "qat", epochs=qat_epochs, lr=qat_lr, profile=profile,
+                       progress=progress)
+        deployed_from = out / "qat"
+    net, export_report = export_checkpoint(deployed_from, profile, eval_split="test")
+    net_path = out / "net.h5"
+    netx_h5.save(net, net_path)
+    dataset = metrics["dataset"]
+    lava = run(net_path, dataset=dataset, backend="lava", compare="emulator",
+               json_path=out / "run.json")
+    budgets = run_budget(net_path, profile, dataset=dataset, json_path=out / "budget.json",
+                         progress=progress)
+    b = budgets[0].to_json()
+    layers = export_report["layers"]
+    summary = {
+        "config": str(config), "dataset": dataset, "profile": profile,
+        "method": metrics.get("method"), "sparsity": metrics.get("sparsity"),
+        "epochs": metrics.get("epochs"), "train_seconds": metrics.get("seconds"),
+        "qat": None if qat is None else {k: qat[k] for k in
+                                         ("epochs", "lr", "best_epoch", "val_fixed_point")},
+        "val_accuracy": metrics.get("val_accuracy"),
+        "test_accuracy_float": export_report["accuracy"]["float"],
+        "test_accuracy_float_as_trained": metrics.get("test_accuracy"),
+        "emulator_accuracy": export_report["accuracy"]["quantized"],
+        "lava_accuracy": lava["accuracy"],
+        "lava_equals_emulator_fraction": lava["compare"]["exact_match_fraction"],
+        "n_test": lava["samples"],
+        "synapses": sum(L["synapses"] for L in layers),
+        "hidden_neurons": sum(L["n_out"] for L in layers[:-1]),
+        "steps_per_sample": b.get("steps"),
+        "synops_per_sample": b.get("synops_per_sample"),
+        "energy_per_sample_joules": b["energy_per_sample_joules"]["total"],
+        "energy_breakdown_joules": b["energy_per_sample_joules"]["breakdown"],
+        "static_energy_per_sample_joules": b.get("static_energy_per_sample_joules"),
+        "lava_seconds": lava["seconds"],
+        "seconds": time.perf_counter() - t0,
+        "command": f"python -m experiments.showcase --config {config.as_posix()} --out RUN"
+                   + (f" --qat-epochs {qat_epochs}" if qat_epochs else ""),
+    }
+    write_json_atomic(summary, out / "showcase.json")
+    if json_path is not None:
+        write_json_atomic(summary, Path(json_path))
+    return summary
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m experiments.showcase",
+                                 description=" ".join(__doc__.split("\n\n")[0].split()))
+    ap.add_argument("--config", required=True, help="trainer config TOML (e.g. configs/fsdd-sparse.toml)")
+    ap.add_argument("--out", required=True, help="output folder (train/, qat/, net.h5, JSONs)")
+    ap.add_argument("--qat-epochs", type=int, default=0,
+                    help="quantization-aware fine-tuning epochs (export.qat); 0 = none")
+    ap.add_argument("--qat-lr", type=float, default=1e-4)
+    ap.add_argument("--profile", default="loihi2")
+    ap.add_argument("--json", default=None, help="also write the summary here")
+    ap.add_argument("--no-progress", dest="progress", action="store_false")
+    a = ap.parse_args(argv)
+    try:
+        s = showcase(a.config, a.out, qat_epochs=a.qat_epochs, qat_lr=a.qat_lr,
+                     profile=a.profile, json_path=a.json, progress=a.progress)
+    except ValueError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    print(f"{a.out}: {s['synapses']} synapses, float {s['test_accuracy_float']:.2%}, emulator "
+          f"{s['emulator_accuracy']:.2%}, Lava {s['lava_accuracy']:.2%} (identical to the "
+          f"emulator on {s['lava_equals_emulator_fraction']:.0%} of samples), "
+          f"{s['energy_per_sample_joules'] * 1e6:.2f} uJ dynamic per sample ({s['profile']})")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

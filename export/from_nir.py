@@ -1,0 +1,596 @@
+"""Import a NIR graph (snnTorch, Norse, Rockpool, ... or `nir` itself) as this project's network,
+then export it exactly as a checkpoint: quantize, profile check, netx HDF5, emulator, Lava, budget.
+
+    python -m export.from_nir GRAPH.nir --dt-ms 0.1 --profile loihi2 --out net.h5 \
+        (--features calib.npz | --data shd --data-dir DIR) [--lif-readout] [--json report.json]
+
+is a thin layer over `export_nir(path, dt_ms, profile, ...) -> (DeployedNetwork, report)`;
+`nir_to_checkpoint(graph, dt_ms)` gives the in-memory intermediate (export.checkpoint.Checkpoint)
+that export.to_lava.export_loaded turns into the deployed network.
+
+Accepted graphs: one Input, one Output, and a chain of neuron populations. Each population
+receives branches from the previous one (or the Input) of the form
+[Delay] -> Linear | Affine -> [Delay]; branches that converge on one neuron node are summed, so
+per-synapse delays are parallel Delay -> Linear branches. Neurons: LIF, CubaLIF, IF (hidden,
+spiking), LI, CubaLI, I (the last population: the readout, whose voltage is read; with
+lif_readout a final LIF / CubaLIF / IF is taken as the readout and its threshold ignored).
+Refused, naming the node, before any file is written: subgraphs (snnTorch's RLeaky/RSynaptic),
+cycles, conv / pooling / flatten / other node types, skip connections, mismatched shapes, two
+weight nodes in series, per-neuron differences this project's layers cannot hold (decay,
+threshold), v_reset != 0, delays that are not whole steps, biases that NIR feeds into a
+synaptic current (Loihi adds biases to v).
+
+Discretisation: forward Euler with step dt (seconds; the rule snnTorch and Norse simulate
+with), the current updated before the voltage as in snnTorch's Synaptic (a producer that updates
+v from the previous step's current, such as Norse's CubaLIF, differs by one step there). This project's neuron (docs/design.md section 2, Lava LIF)
+is v[t] = decay * v[t-1] + I[t], I[t] = sum_syn w x[t - delay] + b, spike = v > threshold, then
+v = 0. Per NIR node (W, b: the Affine / Linear weights and bias, x: presynaptic activity):
+
+    LIF  tau dv/dt = (v_leak - v) + R (W x + b)
+         -> decay = 1 - dt/tau;  w = (R dt/tau) W;  b_ours = (R dt/tau) b + (dt/tau) v_leak
+    IF   dv/dt = R (W x + b)              -> decay = 1 (dv = 0);  w = R dt W;  b_ours = R dt b
+    LI, I: as LIF, IF without threshold (readout)
+    CubaLIF  tau_syn di/dt = -i + w_in (W x);  tau_mem dv/dt = (v_leak - v) + R i
+         -> with i' = (R dt/tau_mem) i:  i'[t] = alpha i'[t-1] + g W x[t],
+            v[t] = decay v[t-1] + i'[t] + (dt/tau_mem) v_leak,
+            alpha = 1 - dt/tau_syn, decay = 1 - dt/tau_mem, g = (R dt/tau_mem)(w_in dt/tau_syn);
+            Lava's u is i' (du = 4095 - 4096 alpha); CubaLI likewise without threshold.
+    Delay  y(t) = x(t - delay) -> delay / dt steps, added to every synapse of the branch.
+
+Every coefficient is exact (float64) except the decays, which Lava holds as 12-bit fractions:
+dv = round(4096 dt/tau), decay = 1 - dv/4096, du = 4095 - round(4096 alpha); the report lists
+each rounding. The input gains R dt/tau are computed as R / (tau/dt), so a graph written by
+export.to_nir (R = tau/dt) gives gain exactly 1 and the same float network back.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import warnings
+from pathlib import Path
+
+import numpy as np
+
+from export.checkpoint import Checkpoint, CkptLayer
+from export.deployed import DeployedNetwork
+from export.errors import ExportError
+
+EXPORTER = "delaysnn export.from_nir 1"
+META_KEY = "delaysnn"  # graph metadata written by export.to_nir (JSON text)
+DELAY_TOLERANCE = 1e-3  # steps: a Delay must be this close to a whole number of steps
+
+HIDDEN_TYPES = ("LIF", "CubaLIF", "IF")
+READOUT_TYPES = ("LI", "CubaLI", "I")
+
+
+def _nir():
+    try:
+        import nir
+    except ModuleNotFoundError as e:  # pragma: no cover - nir is a project dependency
+        raise ExportError("the `nir` package is needed to read NIR graphs: pip install nir") from e
+    return nir
+
+
+def _refuse(name: str, why: str):
+    raise ExportError(f"NIR node {name!r}: {why}; nothing was written")
+
+
+def _vec(name: str, what: str, value, n: int) -> np.ndarray:
+    """A per-neuron / per-channel parameter as (n,) float64 (a scalar or size-1 array is
+    broadcast)."""
+    a = np.asarray(value, dtype=np.float64)
+    if a.size == 1:
+        return np.full(n, float(a.reshape(-1)[0]))
+    if a.shape != (n,):
+        _refuse(name, f"{what} has shape {a.shape}, expected ({n},)")
+    if not np.all(np.isfinite(a)):
+        _refuse(name, f"{what} contains NaN or inf")
+    return a
+
+
+def _size(name: str, node) -> int:
+    """Number of neurons of a neuron node (from its first parameter)."""
+    for key in ("tau", "tau_mem", "r"):
+        if hasattr(node, key):
+            a = np.asarray(getattr(node, key))
+            if a.ndim > 1:
+                _refuse(name, f"{key} has shape {a.shape}: only 1-D populations are supported")
+            return int(a.size)
+    _refuse(name, "has no size")  # pragma: no cover
+
+
+def _uniform(name: str, what: str, a: np.ndarray) -> float:
+    if a.size and np.ptp(a) > 1e-9 * max(1.0, float(np.abs(a).max())):
+        _refuse(name, f"{what} differs across neurons ({a.min():.6g}..{a.max():.6g}); a layer of "
+                      "this project shares one value")
+    return float(a[0])
+
+
+def _decay_12bit(name: str, what: str, rate: np.ndarray) -> tuple[int, np.ndarray]:
+    """rate = dt/tau per neuron -> (d, exact decays) with d = round(4096 rate), 0..4095."""
+    if np.any(rate < 0) or np.any(rate > 1):
+        _refuse(name, f"dt/{what} = {rate.max():.4g} is outside [0, 1]: forward Euler needs "
+                      f"dt <= {what}; pass the producer's time step (--dt-ms; snnTorch's "
+                      "export assumes 0.1 ms)")
+    d = np.rint(4096 * rate).astype(np.int64)
+    if np.ptp(d) > 0:
+        _refuse(name, f"{what} differs across neurons (12-bit decays {d.min()}..{d.max()}); a "
+                      "layer of this project shares one decay")
+    if d[0] > 4095:
+        _refuse(name, f"dt/{what} = {rate[0]:.4g} rounds to a 12-bit decay of 4096 (no memory "
+                      "at all), which Lava cannot hold; use a longer time constant")
+    return int(d[0]), 1 - rate
+
+
+def _neuron(name: str, node, dt: float, n: int, spiking: bool) -> dict:
+    """Discretised parameters of one neuron node (module docstring):
+    dv, du, gain (n,), leak_bias (n,), threshold, info."""
+    kind = type(node).__name__
+    p = {"du": 4095, "threshold": 1.0}
+    info = {"node": name, "type": kind}
+    if kind in ("LIF", "LI", "CubaLIF", "CubaLI"):
+        tau = _vec(name, "tau", node.tau if hasattr(node, "tau") else node.tau_mem, n)
+        if np.any(tau <= 0):
+            _refuse(name, "time constants must be > 0")
+        r = _vec(name, "r", node.r, n)
+        p["dv"], exact = _decay_12bit(name, "tau", dt / tau)
+        gain = r / (tau / dt)  # = R dt / tau (see the module docstring)
+        p["leak_bias"] = (dt / tau) * _vec(name, "v_leak", node.v_leak, n)
+        info.update(tau_s=float(tau[0]), decay_exact=float(exact[0]),
+                    decay=1 - p["dv"] / 4096, dv=p["dv"])
+    else:  # IF, I: dv/dt = R I
+        r = _vec(name, "r", node.r, n)
+        p["dv"] = 0
+        gain = r / (1 / dt)  # = R dt
+        p["leak_bias"] = np.zeros(n)
+        info.update(decay_exact=1.0, decay=1.0, dv=0)
+    if kind in ("CubaLIF", "CubaLI"):
+        tau_syn = _vec(name, "tau_syn", node.tau_syn, n)
+        if np.any(tau_syn <= 0):
+            _refuse(name, "time constants must be > 0")
+        rate = dt / tau_syn
+        if np.any(rate > 1):
+            _refuse(name, f"dt/tau_syn = {rate.max():.4g} > 1: forward Euler needs dt <= tau_syn; "
+                          "pass the producer's time step (--dt-ms)")
+        k = np.rint(4096 * rate).astype(np.int64)  # alpha = 1 - dt/tau_syn = 1 - k / 4096
+        if np.ptp(k) > 0:
+            _refuse(name, f"tau_syn differs across neurons (12-bit decays {k.min()}..{k.max()}); "
+                          "a layer of this project shares one current decay")
+        if k[0] == 0:
+            _refuse(name, "tau_syn rounds to a current decay of 1 (no leak), which Lava's du "
+                          "cannot hold; use a shorter tau_syn")
+        alpha = 1 - rate
+        p["du"] = int(k[0]) - 1  # Lava keeps (4095 - du) / 4096 of u per step
+        gain = gain * _vec(name, "w_in", node.w_in, n) / (tau_syn / dt)
+        info.update(tau_syn_s=float(tau_syn[0]), current_decay_exact=float(alpha[0]),
+                    current_decay=(4095 - p["du"]) / 4096, du=p["du"])
+    p["gain"] = gain
+    if spiking:
+        thr = _vec(name, "v_threshold", node.v_threshold, n)
+        p["threshold"] = _uniform(name, "v_threshold", thr)
+        if not p["threshold"] > 0:
+            _refuse(name, f"v_threshold must be > 0, got {p['threshold']}")
+        reset = _vec(name, "v_reset", node.v_reset, n)
+        if np.any(reset != 0):
+            _refuse(name, "v_reset must be 0: Loihi resets the voltage to 0 after a spike")
+        info["threshold"] = p["threshold"]
+    p["info"] = info
+    return p
+
+
+def _delay_steps(name: str, node, dt: float, n: int) -> np.ndarray:
+    d = _vec(name, "delay", node.delay, n) / dt
+    r = np.rint(d)
+    if np.any(np.abs(d - r) > DELAY_TOLERANCE) or np.any(r < 0):
+        i = int(np.argmax(np.abs(d - r)))
+        _refuse(name, f"delay {d[i] * dt:.6g} s is {d[i]:.4f} steps of dt = {dt:.6g} s; delays "
+                      "must be non-negative whole steps")
+    return r.astype(np.int64)
+
+
+def _branch(chain: list[str], nodes: dict, dt: float, n_in: int, n_out: int, neuron: str) -> dict:
+    """One branch [Delay] -> Linear|Affine -> [Delay] as dense (n_out, n_in) weights and delays."""
+    nir = _nir()
+    pre_d, post_d = np.zeros(n_in, np.int64), np.zeros(n_out, np.int64)
+    W = b = w_name = None
+    for name in chain:
+        node = nodes[name]
+        if isinstance(node, (nir.Linear, nir.Affine)):
+            if W is not None:
+                _refuse(name, f"follows weight node {w_name!r} in series; merge them into one "
+                              "Linear/Affine")
+            W = np.asarray(node.weight, dtype=np.float64)
+            if W.ndim != 2:
+                _refuse(name, f"weight has shape {W.shape}; only 2-D (n_out, n_in) weights are "
+                              "supported")
+            if W.shape != (n_out, n_in):
+                _refuse(name, f"weight has shape {W.shape} but connects {n_in} inputs to neuron "
+                              f"node {neuron!r} with {n_out} neurons (expected ({n_out}, {n_in}))")
+            if not np.all(np.isfinite(W)):
+                _refuse(name, "weight contains NaN or inf")
+            w_name = name
+            if isinstance(node, nir.Affine):
+                b = _vec(name, "bias", node.bias, n_out)
+        else:  # Delay
+            if W is None:
+                pre_d += _delay_steps(name, node, dt, n_in)
+            else:
+                post_d += _delay_steps(name, node, dt, n_out)
+    if W is None:
+        _refuse(chain[-1], f"branch {chain} into {neuron!r} has no Linear/Affine weight")
+    if b is not None and np.any(b != 0) and np.any(post_d != 0):
+        _refuse(w_name, "an Affine bias followed by a Delay starts late, which a Loihi bias "
+                        "cannot do; put the Delay before the Affine")
+    return {"W": W, "bias": b, "delay": pre_d[None, :] + post_d[:, None], "name": w_name}
+
+
+def _topological(nodes: dict, succ: dict, pred: dict) -> None:
+    """Refuse cycles (recurrence), naming a node on one."""
+    indeg = {k: len(pred[k]) for k in nodes}
+    todo = [k for k, d in indeg.items() if d == 0]
+    seen = 0
+    while todo:
+        k = todo.pop()
+        seen += 1
+        for s in succ[k]:
+            indeg[s] -= 1
+            if indeg[s] == 0:
+                todo.append(s)
+    if seen < len(nodes):
+        k = sorted(k for k, d in indeg.items() if d > 0)[0]
+        _refuse(k, "lies on a cycle: recurrent connections are not supported (feed-forward "
+                   "chains only)")
+
+
+def layers_digest(layers) -> str:
+    """sha256 of the float network of CkptLayers (synapses, weights, biases, neurons): equal
+    digests mean the same float network."""
+    import hashlib
+
+    h = hashlib.sha256()
+    for L in layers:
+        h.update(json.dumps([L.name, L.n_in, L.n_out, L.dv, L.du, L.threshold, L.spiking,
+                             L.bn is None]).encode())
+        for a in (L.pre, L.post, L.delay):
+            h.update(np.ascontiguousarray(a, dtype=np.int64).tobytes())
+        a, b = L.bn_affine()
+        for arr in (L.weight, a, b):
+            h.update(np.ascontiguousarray(arr, dtype=np.float64).tobytes())
+    return h.hexdigest()
+
+
+def read_graph(graph_or_path):
+    """A nir.NIRGraph, or the path of a .nir file -> (graph, sha256 or None)."""
+    nir = _nir()
+    if isinstance(graph_or_path, nir.NIRGraph):
+        return graph_or_path, None
+    p = Path(graph_or_path)
+    if not p.is_file():
+        raise ExportError(f"NIR file {p} does not exist")
+    from trainer.file_io import sha256_file
+    try:
+        g = nir.read(str(p), type_check=False)  # shapes are checked here, per node
+    except Exception as e:  # noqa: BLE001 - any reader failure is one clear error
+        raise ExportError(f"{p}: cannot be read as a NIR graph ({type(e).__name__}: {e})") from e
+    if not isinstance(g, nir.NIRGraph):
+        raise ExportError(f"{p}: holds a single {type(g).__name__} node, not a NIR graph")
+    return g, sha256_file(p)
+
+
+def graph_metadata(graph) -> tuple[float | None, dict]:
+    """(dt in seconds or None, the delaysnn metadata dict written by export.to_nir or {})."""
+    md = graph.metadata if isinstance(graph.metadata, dict) else {}
+
+    def plain(v):
+        v = v.item() if isinstance(v, np.ndarray) and v.size == 1 else v
+        v = v.item() if isinstance(v, np.generic) else v
+        return v.decode() if isinstance(v, bytes) else v
+    dt = md.get("dt")
+    own = plain(md.get(META_KEY)) if META_KEY in md else None
+    try:
+        own = json.loads(own) if own else {}
+    except (TypeError, ValueError) as e:
+        raise ExportError(f"graph metadata {META_KEY!r} is not JSON ({e})") from e
+    return (None if dt is None else float(plain(dt))), own
+
+
+def nir_to_checkpoint(graph_or_path, dt_ms: float | None = None, *, lif_readout: bool = False,
+                      class_names: list[str] | None = None, data_recipe: dict | None = None
+                      ) -> tuple[Checkpoint, dict]:
+    """NIR graph (or .nir path) -> (Checkpoint with float semantics, info dict).
+
+    dt_ms: the time step (ms) to discretise with; None = the graph's metadata "dt" (seconds,
+    written by export.to_nir); both given and different is an error. class_names / data_recipe
+    default to the graph's delaysnn metadata (or class indices / {}). info holds dt, the
+    per-layer decay roundings and the graph's delaysnn metadata. Raises ExportError naming the
+    node for anything that cannot be mapped."""
+    nir = _nir()
+    graph, _ = read_graph(graph_or_path)
+    md_dt, own = graph_metadata(graph)
+    if dt_ms is None and md_dt is None:
+        raise ExportError("the NIR graph has no time step in its metadata ('dt'); pass the "
+                          "producer's step with --dt-ms (snnTorch's export assumes 0.1 ms)")
+    if dt_ms is not None and not dt_ms > 0:
+        raise ExportError(f"--dt-ms must be > 0, got {dt_ms}")
+    dt = md_dt if dt_ms is None else dt_ms / 1000.0
+    if dt_ms is not None and md_dt is not None and abs(md_dt - dt) > 1e-9 * md_dt:
+        raise ExportError(f"--dt-ms {dt_ms} differs from the graph's own dt "
+                          f"{md_dt * 1000:g} ms; omit --dt-ms or pass {md_dt * 1000:g}")
+    nodes, edges = graph.nodes, list(graph.edges)
+    neuron_types = tuple(getattr(nir, t) for t in HIDDEN_TYPES + READOUT_TYPES)
+    for name, node in nodes.items():
+        if isinstance(node, nir.NIRGraph):
+            _refuse(name, "is a subgraph (snnTorch writes recurrent RLeaky/RSynaptic layers "
+                          "this way): recurrence is not supported")
+        if not isinstance(node, (nir.Input, nir.Output, nir.Linear, nir.Affine, nir.Delay)
+                          + neuron_types):
+            _refuse(name, f"{type(node).__name__} nodes are not supported (this importer maps "
+                          "Linear/Affine/Delay branches into LIF, CubaLIF, IF, LI, CubaLI, I "
+                          "neurons)")
+    succ = {k: [] for k in nodes}
+    pred = {k: [] for k in nodes}
+    for a, b in edges:
+        if a not in nodes or b not in nodes:
+            raise ExportError(f"NIR edge ({a!r}, {b!r}) names a node that does not exist")
+        succ[a].append(b)
+        pred[b].append(a)
+    inputs = [k for k, v in nodes.items() if isinstance(v, nir.Input)]
+    outputs = [k for k, v in nodes.items() if isinstance(v, nir.Output)]
+    if len(inputs) != 1 or len(outputs) != 1:
+        raise ExportError(f"the NIR graph must have one Input and one Output node, has inputs "
+                          f"{inputs} and outputs {outputs}")
+    _topological(nodes, succ, pred)
+    in_shape = np.asarray(nodes[inputs[0]].input_type["input"]).reshape(-1)
+    if in_shape.size != 1 and int(np.prod(in_shape)) != int(in_shape.max()):
+        _refuse(inputs[0], f"input shape {in_shape.tolist()} is not a 1-D channel vector")
+    n_channels = int(np.prod(in_shape))
+
+    def is_neuron(k):
+        return isinstance(nodes[k], neuron_types)
+
+    out_name, pop, n_in = outputs[0], inputs[0], n_channels
+    layers, infos, visited = [], [], {inputs[0], outputs[0]}
+    while True:
+        outs = succ[pop]
+        if not outs:
+            _refuse(pop, "leads nowhere: the chain must end at the Output node")
+        if out_name in outs:
+            if len(outs) > 1:
+                _refuse(pop, f"feeds the Output and also {[o for o in outs if o != out_name]}; "
+                             "only the last neuron population may feed the Output")
+            if pop == inputs[0]:
+                _refuse(out_name, "is fed by the Input directly: the graph has no neurons")
+            break
+        branches, target = [], None
+        for o in outs:
+            chain, cur = [], o
+            while not is_neuron(cur):
+                if cur == out_name:
+                    _refuse(chain[-1] if chain else pop, "feeds the Output without a neuron "
+                            "population; the last population must be a readout (LI)")
+                if len(pred[cur]) != 1:
+                    _refuse(cur, f"has several inputs {pred[cur]}; only neuron nodes may sum "
+                                 "branches")
+                if len(succ[cur]) != 1:
+                    _refuse(cur, f"feeds several nodes {succ[cur]}; a Linear/Affine/Delay "
+                                 "branch must lead to one neuron node")
+                chain.append(cur)
+                cur = succ[cur][0]
+            if not chain:
+                _refuse(cur, f"receives {pop!r} directly; a Linear or Affine node must connect "
+                             "two populations")
+            if target is not None and cur != target:
+                _refuse(pop, f"feeds several neuron nodes ({target!r}, {cur!r}): skip "
+                             "connections and parallel layers are not supported")
+            target = cur
+            branches.append(chain)
+        ends = sorted(c[-1] for c in branches)
+        if sorted(pred[target]) != ends:
+            extra = sorted(set(pred[target]) - set(ends))
+            _refuse(target, f"also receives {extra}, which does not come from {pop!r}: skip "
+                            "connections and recurrence are not supported")
+        n_out = _size(target, nodes[target])
+        is_last = succ[target] == [out_name]
+        kind = type(nodes[target]).__name__
+        if not is_last and kind not in HIDDEN_TYPES:
+            _refuse(target, f"{kind} does not spike; hidden populations must be LIF, CubaLIF or IF")
+        spiking = not is_last
+        if is_last and kind in HIDDEN_TYPES and not lif_readout:
+            _refuse(target, f"the last population is a spiking {kind}, but this project reads the "
+                            "readout's voltage; end the network with LI (or pass --lif-readout "
+                            "to read this population's voltage and ignore its threshold)")
+        prm = _neuron(target, nodes[target], dt, n_out, spiking)
+        parts = [_branch(c, nodes, dt, n_in, n_out, target) for c in branches]
+        bias = sum((q["bias"] for q in parts if q["bias"] is not None), np.zeros(n_out))
+        if prm["du"] != 4095 and np.any(bias != 0):
+            _refuse(next(q["name"] for q in parts if q["bias"] is not None),
+                    f"its bias feeds the synaptic current of {kind} {target!r}; Loihi adds biases "
+                    "to the voltage, so this has no exact mapping (train without bias)")
+        post_l, pre_l, d_l, w_l = [], [], [], []
+        for q in parts:
+            post, pre = np.nonzero(q["W"])
+            post_l.append(post)
+            pre_l.append(pre)
+            d_l.append(q["delay"][post, pre])
+            w_l.append(prm["gain"][post] * q["W"][post, pre])
+        post, pre = np.concatenate(post_l).astype(np.int64), np.concatenate(pre_l).astype(np.int64)
+        delay, w = np.concatenate(d_l).astype(np.int64), np.concatenate(w_l)
+        # order (post, pre, delay) as the trainer writes; branches with the same delay sum
+        key = (post * n_in + pre) * (int(delay.max(initial=0)) + 1) + delay
+        uniq, inv = np.unique(key, return_inverse=True)
+        if uniq.size != key.size:
+            w = np.bincount(inv, weights=w, minlength=uniq.size)
+            first = np.zeros(uniq.size, np.int64)
+            first[inv[::-1]] = np.arange(key.size)[::-1]
+            post, pre, delay = post[first], pre[first], delay[first]
+        else:
+            order = np.argsort(key, kind="stable")
+            post, pre, delay, w = post[order], pre[order], delay[order], w[order]
+        keep = w != 0
+        b_total = prm["gain"] * bias + prm["leak_bias"]
+        layers.append(CkptLayer(
+            name=target, n_in=n_in, n_out=n_out, pre=pre[keep], post=post[keep],
+            delay=delay[keep], weight=w[keep], bn=None, decay=1 - prm["dv"] / 4096,
+            dv=prm["dv"], threshold=prm["threshold"] if spiking else 1.0, spiking=spiking,
+            bias=b_total if np.any(b_total != 0) else None, du=prm["du"]))
+        info = prm["info"]
+        info.update(branches=[list(c) for c in branches], synapses=int(keep.sum()),
+                    max_delay=int(delay[keep].max(initial=0)))
+        infos.append(info)
+        visited.update([target] + [k for c in branches for k in c])
+        pop, n_in = target, n_out
+    unused = sorted(set(nodes) - visited)
+    if unused:
+        _refuse(unused[0], "is not on the chain from the Input to the Output")
+    n_cls = layers[-1].n_out
+    names = class_names if class_names is not None else own.get("class_names")
+    names = [str(c) for c in names] if names else [str(c) for c in range(n_cls)]
+    if len(names) != n_cls:
+        raise ExportError(f"{len(names)} class names but the readout {layers[-1].name!r} has "
+                          f"{n_cls} neurons")
+    recipe = data_recipe if data_recipe is not None else own.get("data_recipe") or {}
+    prov = own.get("provenance") or {}
+    va = prov.get("checkpoint_val_accuracy")
+    ck = Checkpoint(path=str(graph_or_path) if not isinstance(graph_or_path, nir.NIRGraph)
+                    else "<NIRGraph>", layers=layers, class_names=names,
+                    data_recipe=dict(recipe), config=dict(prov.get("config") or {}),
+                    epoch=int(prov.get("checkpoint_epoch", -1)),
+                    val_accuracy=None if va is None else float(va))
+    return ck, {"dt_s": dt, "dt_ms": dt * 1000.0, "discretisation": "forward Euler",
+                "layers": infos, "delaysnn_metadata": own}
+
+
+def export_nir(path, dt_ms: float | None = None, profile: str = "loihi2", *,
+               lif_readout: bool = False, class_names: list[str] | None = None,
+               data_recipe: dict | None = None, calibration=None, evaluation=None,
+               **export_kw) -> tuple[DeployedNetwork, dict]:
+    """A .nir file -> (DeployedNetwork, report), as export.to_lava.export_checkpoint for a
+    checkpoint. Calibration / evaluation features: passed in ((N, T, C) or (features, labels)),
+    or rebuilt from `data_recipe` (default: the recipe export.to_nir stored in the graph).
+    A graph written by export.to_nir carries its checkpoint's provenance and the digest of its
+    float network: when the imported network still has that digest, the deployed network equals
+    the one export.to_lava makes from that checkpoint, byte for byte; a graph changed since
+    records the checkpoint as "derived_from".
+    export_kw: num_message_bits, headroom, eval_split, max_calibration, max_eval, cache_dir,
+    progress, netx_exact (as export_checkpoint)."""
+    from export.to_lava import export_loaded
+
+    graph, sha = read_graph(path)
+    ck, info = nir_to_checkpoint(graph, dt_ms, lif_readout=lif_readout,
+                                 class_names=class_names, data_recipe=data_recipe)
+    ck.path = "<NIRGraph>" if sha is None else str(path)
+    if calibration is None and not ck.data_recipe:
+        raise ExportError("no calibration features: pass --features FILE.npz or --data NAME "
+                          "(the graph carries no data recipe)")
+    own = info["delaysnn_metadata"]
+    prov = own.get("provenance")
+    if prov is not None and own.get("layers_sha256") != layers_digest(ck.layers):
+        # written by export.to_nir, then changed: the checkpoint's provenance no longer holds
+        prov = {"derived_from": prov}
+    elif prov is not None:
+        prov = dict(prov)
+    if prov is None or "derived_from" in prov:
+        prov = {"exporter": EXPORTER, "nir_sha256": sha, "config": ck.config,
+                "data_recipe": ck.data_recipe,
+                "nir_import": {k: info[k] for k in ("dt_ms", "discretisation", "layers")},
+                **(prov or {})}
+    source = {"path": ck.path, "sha256": sha, "epoch": ck.epoch,
+              "val_accuracy": ck.val_accuracy}
+    net, report = export_loaded(ck, profile, provenance=prov, source=source,
+                                calibration=calibration, evaluation=evaluation, **export_kw)
+    report["nir"] = {k: info[k] for k in ("dt_ms", "discretisation", "layers")}
+    return net, report
+
+
+def load_features(path) -> tuple[np.ndarray, np.ndarray | None]:
+    """An .npz holding `x` (N, T, C) float features and optionally `y` (N,) labels."""
+    p = Path(path)
+    if not p.is_file():
+        raise ExportError(f"features file {p} does not exist")
+    try:
+        with np.load(p, allow_pickle=False) as f:
+            if "x" not in f:
+                raise ExportError(f"{p} has no array 'x' (features (N, T, C)); it has "
+                                  f"{sorted(f.files)}")
+            return f["x"], (f["y"] if "y" in f else None)
+    except (OSError, ValueError) as e:
+        raise ExportError(f"{p}: cannot be read as .npz ({e})") from e
+
+
+def build_parser(prog: str = "python -m export.from_nir") -> argparse.ArgumentParser:
+    from export.to_lava import add_export_options
+
+    ap = argparse.ArgumentParser(prog=prog, description=__doc__.split("\n")[0])
+    ap.add_argument("graph", help="NIR file (.nir, written by nir.write)")
+    ap.add_argument("--dt-ms", type=float, default=None,
+                    help="time step (ms) used to discretise; default: the graph's metadata "
+                         "'dt' (snnTorch's export assumes 0.1 ms)")
+    ap.add_argument("--lif-readout", action="store_true",
+                    help="take a final spiking LIF/CubaLIF/IF as the readout (voltage read, "
+                         "threshold ignored)")
+    ap.add_argument("--features", default=None,
+                    help=".npz with x (N, T, C) [and y]: calibration (and evaluation) features")
+    ap.add_argument("--eval-features", default=None,
+                    help=".npz with x [and y] for the accuracy report (default: --features)")
+    ap.add_argument("--data", default=None,
+                    help="calibrate on this trainer.data dataset instead (shd, ssc, fsdd, ...)")
+    ap.add_argument("--data-dir", default=None, help="data folder for --data")
+    ap.add_argument("--time-steps", type=int, default=100, help="steps per sample for --data")
+    ap.add_argument("--class-names", default=None, help="comma-separated class names")
+    add_export_options(ap)
+    return ap
+
+
+def main(argv: list[str] | None = None) -> int:
+    from trainer.file_io import write_json_atomic
+
+    from export import netx_h5
+    from export.report import format_report
+
+    a = build_parser().parse_args(argv)
+    out = Path(a.out)
+    for p in [out] + ([Path(a.json)] if a.json else []):
+        if not p.parent.is_dir():
+            print(f"error: output folder {p.parent} does not exist", file=sys.stderr)
+            return 2
+    try:
+        if a.features and a.data:
+            raise ExportError("pass --features or --data, not both")
+        kw = dict(num_message_bits=a.num_message_bits, headroom=a.headroom,
+                  eval_split=a.eval_split, max_eval=a.max_eval,
+                  max_calibration=a.max_calibration, progress=True, netx_exact=a.netx_exact)
+        calibration = evaluation = recipe = None
+        names = a.class_names.split(",") if a.class_names else None
+        if a.features:
+            calibration = load_features(a.features)
+            evaluation = load_features(a.eval_features) if a.eval_features else calibration
+            if evaluation[1] is None:
+                evaluation = evaluation[0]
+        elif a.data:
+            from trainer.data import load_dataset
+            ds = load_dataset(a.data, "train", a.data_dir, time_steps=a.time_steps)
+            recipe, calibration = ds.recipe, (ds.x.numpy(), ds.y.numpy())
+            names = names or list(ds.class_names)
+        if a.no_eval:
+            evaluation = False
+        with warnings.catch_warnings():
+            net, report = export_nir(a.graph, a.dt_ms, a.profile, lif_readout=a.lif_readout,
+                                     class_names=names, data_recipe=recipe,
+                                     calibration=calibration, evaluation=evaluation, **kw)
+        netx_h5.save(net, out)
+    except (ExportError, ValueError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    report["output"] = str(out)
+    print(format_report(report))
+    print(f"NIR import: dt {report['nir']['dt_ms']:g} ms, {report['nir']['discretisation']}; "
+          + "; ".join(f"{L['node']} ({L['type']}) decay {L['decay_exact']:.6g} -> "
+                      f"{L['decay']:.6g}" for L in report["nir"]["layers"]))
+    if a.json:
+        write_json_atomic(report, Path(a.json), sort_keys=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

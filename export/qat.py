@@ -1,0 +1,270 @@
+"""Quantization-aware fine-tuning: train a checkpoint through the export's own fixed point.
+
+    python -m export.qat RUN_DIR --out RUN_QAT [--epochs 5] [--lr 1e-4] [--profile loihi2]
+
+is a thin layer over :func:`finetune`. The export (export.quantize) maps each layer's folded
+float weights ``wf = w * a[post]`` (BatchNorm ``a*I + b`` folded) and biases ``b`` to integers
+on grids fixed by the layer's scale ``s``, extra shift ``j`` and input scale ``in_scale``
+(``enc.scale`` for the first layer, 1 for spikes), and the input to graded payloads:
+
+    W = clip(round(wf * g), lo, hi) with g = s * 2^j / in_scale,    bias_mant = round(b * s)
+    payload = clip(round(gate(x) * enc.scale), 0, 2^bits - 1)
+
+Fine-tuning trains ``wf`` and ``b`` with those roundings in the forward pass and a
+straight-through estimator (identity gradient, zero outside the clip range) in the backward
+pass; delays, structure and neuron parameters stay fixed. Every epoch starts by quantizing the
+current network with the export's code (export.to_lava.export_loaded: same calibration, same
+scales) and measuring its fixed-point accuracy on the validation split in the bit-exact emulator;
+the epoch with the best fixed-point validation accuracy (epoch 0 = the network as trained, so
+the result is never worse on validation) is written to ``OUT/checkpoint.pt`` in the checkpoint
+format of docs/design.md section 2: weights folded, each bias held by an identity BatchNorm
+(weight 1, mean 0, var 1, eps 0), ``qat`` provenance and per-epoch history added, no
+``model_state`` (it is an export-stage checkpoint: export, run and budget it; trainer.evaluate
+does not read it). The test split is never used.
+"""
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import math
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from export.checkpoint import Checkpoint, CkptLayer, load_checkpoint, resolve_checkpoint_path
+from export.errors import ExportError
+from export.to_lava import checkpoint_provenance, export_loaded
+from export.quantize import LAVA_BITS
+from trainer.file_io import sha256_file, torch_save_atomic, write_json_atomic
+from trainer.model import loss_fn
+from trainer.neurons import li_sequence, lif_sequence
+
+QAT_FORMAT = "delaysnn export.qat 1"
+
+
+class _RoundSTE(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, x):
+        return torch.round(x)
+
+    @staticmethod
+    def backward(ctx, g):
+        return g
+
+
+def fake_quant(x: torch.Tensor, gain: float, lo: float, hi: float) -> torch.Tensor:
+    """clip(round(x * gain), lo, hi) / gain, with a straight-through gradient inside the clip."""
+    return torch.clamp(_RoundSTE.apply(x * gain), lo, hi) / gain
+
+
+@dataclasses.dataclass
+class LayerGrid:
+    """One layer's fixed-point grid for an epoch (see the module docstring)."""
+
+    weight_gain: float      # g = s * 2^j / in_scale: W per unit of folded float weight
+    w_lo: int
+    w_hi: int
+    bias_gain: float        # s: bias mantissa per float bias unit (bias_exp = 6 folds into v)
+    b_lo: int
+    b_hi: int
+
+
+def grids_from_report(report: dict, input_scale: float) -> list[LayerGrid]:
+    """Per-layer grids from export_loaded's report (its quantization section)."""
+    out = []
+    for i, L in enumerate(report["layers"]):
+        q = L["quantization"]
+        in_scale = input_scale if i == 0 else 1.0
+        lo, hi = q["W_representable"]
+        bits = LAVA_BITS["bias_mant_bits"]
+        out.append(LayerGrid(q["scale"] * 2 ** q["extra_shift"] / in_scale, lo, hi, q["scale"],
+                             -(2 ** (bits - 1)), 2 ** (bits - 1) - 1))
+    return out
+
+
+class CheckpointNet(torch.nn.Module):
+    """The checkpoint's float network over its synapse lists (BatchNorm folded), trainable
+    weights and biases; ``forward(x, grids, input_scale)`` runs it through the fixed-point
+    grids (None: plain float). Semantics: export.float_reference (the float model)."""
+
+    def __init__(self, ck: Checkpoint):
+        super().__init__()
+        for L in ck.layers:
+            if getattr(L, "du", 4095) != 4095:
+                raise ExportError(f"layer {L.name}: export.qat supports neurons without current "
+                                  f"memory (du = 4095) only, got du = {L.du}")
+        self.ck = ck
+        folded = [L.bn_affine() for L in ck.layers]
+        self.weights = torch.nn.ParameterList(
+            torch.nn.Parameter(torch.tensor(L.weight * a[L.post], dtype=torch.float32))
+            for L, (a, _) in zip(ck.layers, folded))
+        self.biases = torch.nn.ParameterList(
+            torch.nn.Parameter(torch.tensor(b, dtype=torch.float32),
+                               requires_grad=L.bn is not None or getattr(L, "bias", None) is not None)
+            for L, (_, b) in zip(ck.layers, folded))
+        # kernel tap of each synapse for a causal conv with left padding K - 1 (K = max delay + 1)
+        self.taps = [int(L.delay.max(initial=0)) + 1 for L in ck.layers]
+        self.index = [(torch.as_tensor(L.post), torch.as_tensor(L.pre),
+                       torch.as_tensor(K - 1 - L.delay)) for L, K in zip(ck.layers, self.taps)]
+
+    def forward(self, x: torch.Tensor, grids: list[LayerGrid] | None, input_scale: float,
+                input_top: int, input_threshold: float) -> torch.Tensor:
+        """x (B, T, C) features -> readout membrane (B, n_classes, T)."""
+        if input_threshold > 0:
+            x = x * (x >= input_threshold)
+        if grids is not None:
+            x = fake_quant(x, input_scale, 0, input_top)
+        h = x.transpose(1, 2)
+        for li, (L, w, b, (post, pre, tap), K) in enumerate(
+                zip(self.ck.layers, self.weights, self.biases, self.index, self.taps)):
+            if grids is not None:
+                gr = grids[li]
+                w = fake_quant(w, gr.weight_gain, gr.w_lo, gr.w_hi)
+                b = fake_quant(b, gr.bias_gain, gr.b_lo, gr.b_hi)
+            kernel = torch.zeros(L.n_out, L.n_in, K, dtype=w.dtype).index_put(
+                (post, pre, tap), w, accumulate=True)
+            current = F.conv1d(F.pad(h, (K - 1, 0)), kernel) + b[None, :, None]
+            seq = current.permute(2, 0, 1).contiguous()
+            if L.spiking:
+                h = lif_sequence(seq, L.decay, L.threshold).permute(1, 2, 0)
+            else:
+                return li_sequence(seq, L.decay).permute(1, 2, 0)
+        raise ExportError("the checkpoint has no readout layer")
+
+    def to_checkpoint(self) -> Checkpoint:
+        """The current weights as a Checkpoint: folded weights, biases in identity BatchNorms."""
+        layers = []
+        for L, w, b in zip(self.ck.layers, self.weights, self.biases):
+            n = L.n_out
+            bn = {"weight": np.ones(n), "bias": b.detach().double().numpy(),
+                  "running_mean": np.zeros(n), "running_var": np.ones(n), "eps": 0.0}
+            layers.append(dataclasses.replace(L, weight=w.detach().double().numpy(), bn=bn,
+                                              **({"bias": None} if hasattr(L, "bias") else {})))
+        return dataclasses.replace(self.ck, layers=layers)
+
+
+def checkpoint_dict(ck: Checkpoint, qat: dict) -> dict:
+    """A checkpoint file's dict (docs/design.md section 2) of an in-memory Checkpoint."""
+    t = torch.as_tensor
+    layers = [{"name": L.name, "n_in": L.n_in, "n_out": L.n_out, "pre": t(L.pre),
+               "post": t(L.post), "delay": t(L.delay), "weight": t(L.weight, dtype=torch.float32),
+               "bn": {"weight": t(L.bn["weight"], dtype=torch.float32),
+                      "bias": t(L.bn["bias"], dtype=torch.float32),
+                      "running_mean": t(L.bn["running_mean"], dtype=torch.float32),
+                      "running_var": t(L.bn["running_var"], dtype=torch.float32),
+                      "eps": float(L.bn["eps"])},
+               "neuron": {"decay": L.decay, "dv": L.dv, "threshold": L.threshold,
+                          "spiking": L.spiking}} for L in ck.layers]
+    return {"format": "delaysnn-checkpoint", "version": 1, "config": ck.config,
+            "class_names": list(ck.class_names), "data_recipe": ck.data_recipe,
+            "epoch": ck.epoch, "val_accuracy": ck.val_accuracy, "layers": layers, "qat": qat}
+
+
+def _fixed_point(ck: Checkpoint, profile: str, num_message_bits: int, x_cal, x_val, y_val):
+    """Export ck exactly as export.to_lava does; (grids, input scale, fixed-point val acc,
+    float val acc)."""
+    _, report = export_loaded(ck, profile, provenance={}, source={},
+                              num_message_bits=num_message_bits, calibration=x_cal,
+                              evaluation=(x_val, y_val), max_calibration=None)
+    scale = report["input_encoding"]["scale"]
+    acc = report["accuracy"]
+    return grids_from_report(report, scale), scale, acc["quantized"], acc["float"]
+
+
+def finetune(run: str | Path, out: str | Path, *, epochs: int = 5, lr: float = 1e-4,
+             batch_size: int = 32, profile: str = "loihi2", num_message_bits: int = 8,
+             max_calibration: int = 512, seed: int = 0, progress: bool = True) -> dict:
+    """Fine-tune RUN's checkpoint through the fixed point; write OUT/checkpoint.pt and
+    OUT/qat.json; return the summary (per-epoch fixed-point and float validation accuracy)."""
+    from trainer.data import dataset_from_recipe
+
+    if epochs < 1 or lr <= 0 or batch_size < 1:
+        raise ExportError(f"need epochs >= 1, lr > 0 and batch_size >= 1, got {epochs}, {lr}, "
+                          f"{batch_size}")
+    out = Path(out)
+    if not out.parent.is_dir():
+        raise ExportError(f"output folder {out.parent} does not exist")
+    ck_path = resolve_checkpoint_path(run)
+    ck = load_checkpoint(ck_path)
+    try:
+        train = dataset_from_recipe(ck.data_recipe, "train")
+        val = dataset_from_recipe(ck.data_recipe, "val")
+    except Exception as e:  # noqa: BLE001 - any data failure is one clear error
+        raise ExportError(f"cannot rebuild the train/val features from {ck_path}'s data recipe "
+                          f"({type(e).__name__}: {e})") from e
+    x_tr, y_tr = train.x, train.y
+    cal_idx = np.unique(np.linspace(0, len(x_tr) - 1, min(max_calibration, len(x_tr)))
+                        .round().astype(np.int64))
+    x_cal = x_tr.numpy()[cal_idx].astype(np.float64)
+    x_val, y_val = val.x.numpy().astype(np.float64), val.y.numpy()
+    top = 2 ** num_message_bits - 1
+    th = ck.input_threshold
+
+    net = CheckpointNet(ck)
+    opt = torch.optim.Adam([p for p in net.parameters() if p.requires_grad], lr=lr)
+    gen = torch.Generator().manual_seed(seed)
+    history, best = [], None
+    t0 = time.perf_counter()
+    for epoch in range(epochs + 1):
+        current = net.to_checkpoint()
+        grids, scale, q_acc, f_acc = _fixed_point(current, profile, num_message_bits, x_cal,
+                                                  x_val, y_val)
+        history.append({"epoch": epoch, "val_fixed_point": q_acc, "val_float": f_acc})
+        if progress:
+            print(f"qat epoch {epoch}/{epochs}: validation fixed point {q_acc:.2%}, "
+                  f"float {f_acc:.2%}", flush=True)
+        if best is None or q_acc > best[0]:
+            best = (q_acc, epoch, current)
+        if epoch == epochs:
+            break
+        order = torch.randperm(len(x_tr), generator=gen)
+        for k in range(math.ceil(len(x_tr) / batch_size)):
+            idx = order[k * batch_size:(k + 1) * batch_size]
+            v = net(x_tr[idx], grids, scale, top, th)
+            loss = loss_fn(v, y_tr[idx])
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+    q_best, e_best, ck_best = best
+    summary = {"format": QAT_FORMAT, "source": {"path": str(ck_path),
+                                                "sha256": sha256_file(ck_path)},
+               "profile": profile, "num_message_bits": num_message_bits, "epochs": epochs,
+               "lr": lr, "batch_size": batch_size, "seed": seed, "best_epoch": e_best,
+               "val_fixed_point": q_best, "history": history,
+               "seconds": time.perf_counter() - t0}
+    out.mkdir(exist_ok=True)
+    torch_save_atomic(checkpoint_dict(ck_best, summary), out / "checkpoint.pt")
+    write_json_atomic(summary, out / "qat.json")
+    return summary
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m export.qat", description=__doc__.split("\n")[0])
+    ap.add_argument("run", help="run folder (with checkpoint.pt) or checkpoint file")
+    ap.add_argument("--out", required=True, help="folder for the fine-tuned checkpoint.pt")
+    ap.add_argument("--epochs", type=int, default=5)
+    ap.add_argument("--lr", type=float, default=1e-4, help="Adam learning rate")
+    ap.add_argument("--batch-size", type=int, default=32)
+    ap.add_argument("--profile", default="loihi2", help="hardware profile name or .toml path")
+    ap.add_argument("--num-message-bits", type=int, default=8, help="graded input payload bits")
+    ap.add_argument("--seed", type=int, default=0)
+    a = ap.parse_args(argv)
+    try:
+        s = finetune(a.run, a.out, epochs=a.epochs, lr=a.lr, batch_size=a.batch_size,
+                     profile=a.profile, num_message_bits=a.num_message_bits, seed=a.seed)
+    except (ExportError, ValueError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    h0 = s["history"][0]
+    print(f"{a.out}/checkpoint.pt: epoch {s['best_epoch']} of {s['epochs']}, validation fixed "
+          f"point {s['val_fixed_point']:.2%} (before: {h0['val_fixed_point']:.2%}, float "
+          f"{h0['val_float']:.2%})")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

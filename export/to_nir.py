@@ -1,0 +1,151 @@
+"""Write a trained checkpoint as a NIR graph, per-synapse delays included.
+
+    python -m export.to_nir RUN_DIR_OR_CHECKPOINT --out net.nir [--dt-ms 10]
+
+is a thin layer over `checkpoint_to_nir(path, dt_ms) -> (nir.NIRGraph, info)` and `write_nir`.
+
+Graph: Input -> per connection layer, one branch per delay value d present in the layer:
+[Delay(d dt for every input channel)] -> Linear(W_d) (the branch of the smallest delay is an
+Affine carrying the layer's bias), all converging on the layer's neuron node (NIR sums converging
+edges) -> ... -> the readout -> Output. Node names: the layer name for the neurons,
+"<layer>.delay<d>" and "<layer>.w<d>" for a branch. BatchNorm is folded into W and the bias.
+
+Neurons (the inverse of export.from_nir's forward-Euler rule, so that importing gives the same
+float network): hidden layers are LIF with tau = 4096 dt / dv, R = tau / dt (input gain
+R dt / tau = 1), v_leak = 0, v_threshold = threshold, v_reset = 0; the readout is LI with the
+same tau, R, v_leak; a layer with dv = 0 (no leak) is IF / I with R = 1 / dt.
+Graph metadata: "dt" (seconds) and "delaysnn" (JSON: dt_ms, class_names, data_recipe, the
+checkpoint's provenance and the digest of the float network, so export.from_nir rebuilds byte
+for byte the deployed file that export.to_lava writes, and notices a graph changed since). Synapses whose float weight is exactly 0 cannot be told apart from
+absent ones in a dense Linear and are dropped (counted in info).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+from export.checkpoint import load_checkpoint, resolve_checkpoint_path
+from export.errors import ExportError
+from export.from_nir import META_KEY, _nir, layers_digest, nir_to_checkpoint
+
+NIR_FORMAT = "delaysnn-nir"
+DEFAULT_DT_MS = 10.0  # one step of this project's features
+
+
+def checkpoint_to_nir(path, dt_ms: float | None = None):
+    """Checkpoint (run folder or .pt) -> (nir.NIRGraph, info dict). dt_ms: time step of the
+    network (default: the data recipe's dt_ms, else 10 ms)."""
+    from trainer.file_io import sha256_file
+
+    from export.to_lava import checkpoint_provenance
+
+    nir = _nir()
+    ck_path = resolve_checkpoint_path(path)
+    ck = load_checkpoint(ck_path)
+    if dt_ms is None:
+        dt_ms = float(ck.data_recipe.get("dt_ms", DEFAULT_DT_MS))
+    if not dt_ms > 0:
+        raise ExportError(f"dt_ms must be > 0, got {dt_ms}")
+    dt = dt_ms / 1000.0
+    nodes = {"input": nir.Input(input_type={"input": np.array([ck.n_channels])})}
+    edges, prev, dropped = [], "input", 0
+    for L in ck.layers:
+        a, b = L.bn_affine()
+        wf = L.weight * a[L.post]
+        dropped += int(np.sum(wf == 0))
+        delays = np.unique(L.delay) if L.delay.size else np.zeros(1, np.int64)
+        for i, d in enumerate(delays):
+            W = np.zeros((L.n_out, L.n_in))
+            sel = L.delay == d
+            np.add.at(W, (L.post[sel], L.pre[sel]), wf[sel])
+            w_name = f"{L.name}.w{int(d)}"
+            if i == 0 and np.any(b != 0):
+                nodes[w_name] = nir.Affine(weight=W, bias=b.astype(np.float64))
+            else:
+                nodes[w_name] = nir.Linear(weight=W)
+            src = prev
+            if d > 0:
+                d_name = f"{L.name}.delay{int(d)}"
+                nodes[d_name] = nir.Delay(delay=np.full(L.n_in, int(d) * dt))
+                edges.append((prev, d_name))
+                src = d_name
+            edges += [(src, w_name), (w_name, L.name)]
+        n = L.n_out
+        if L.dv > 0:
+            tau = np.full(n, dt * 4096 / L.dv)
+            r, leak = tau / dt, np.zeros(n)
+            nodes[L.name] = (nir.LIF(tau=tau, r=r, v_leak=leak, v_threshold=np.full(n, L.threshold),
+                                     v_reset=np.zeros(n)) if L.spiking
+                             else nir.LI(tau=tau, r=r, v_leak=leak))
+        else:
+            r = np.full(n, 1 / dt)
+            nodes[L.name] = (nir.IF(r=r, v_threshold=np.full(n, L.threshold), v_reset=np.zeros(n))
+                             if L.spiking else nir.I(r=r))
+        prev = L.name
+    nodes["output"] = nir.Output(output_type={"output": np.array([ck.layers[-1].n_out])})
+    edges.append((prev, "output"))
+    own = {"format": NIR_FORMAT, "version": 1, "dt_ms": dt_ms,
+           "class_names": list(ck.class_names), "data_recipe": ck.data_recipe,
+           "provenance": checkpoint_provenance(ck, sha256_file(ck_path))}
+    graph = nir.NIRGraph(nodes=nodes, edges=edges, metadata={"dt": dt})
+    # the digest of the float network export.from_nir reads back: it keeps the provenance only
+    # while the graph still holds this network
+    own["layers_sha256"] = layers_digest(nir_to_checkpoint(graph)[0].layers)
+    graph.metadata[META_KEY] = json.dumps(own, sort_keys=True)
+    info = {"checkpoint": str(ck_path), "dt_ms": dt_ms, "layers": len(ck.layers),
+            "nodes": len(nodes), "synapses": int(sum(L.pre.size for L in ck.layers)),
+            "dropped_zero_weight_synapses": dropped}
+    return graph, info
+
+
+def write_nir(graph, out) -> Path:
+    """nir.write to a temp file beside `out`, then rename (no half-written file)."""
+    nir = _nir()
+    out = Path(out)
+    if not out.parent.is_dir():
+        raise ExportError(f"output folder {out.parent} does not exist")
+    fd, tmp = tempfile.mkstemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent)
+    os.close(fd)
+    try:
+        nir.write(tmp, graph)
+        os.replace(tmp, out)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+    return out
+
+
+def build_parser(prog: str = "python -m export.to_nir") -> argparse.ArgumentParser:
+    ap = argparse.ArgumentParser(prog=prog, description=__doc__.split("\n")[0])
+    ap.add_argument("checkpoint", help="run folder (with checkpoint.pt) or checkpoint file")
+    ap.add_argument("--out", required=True, help="NIR file to write (.nir)")
+    ap.add_argument("--dt-ms", type=float, default=None,
+                    help=f"time step stored in the graph (default: the data recipe's, else "
+                         f"{DEFAULT_DT_MS:g} ms)")
+    return ap
+
+
+def main(argv: list[str] | None = None) -> int:
+    a = build_parser().parse_args(argv)
+    try:
+        graph, info = checkpoint_to_nir(a.checkpoint, a.dt_ms)
+        write_nir(graph, a.out)
+    except (ExportError, ValueError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    print(f"wrote {a.out}: {info['layers']} layers, {info['synapses']} synapses, "
+          f"{info['nodes']} NIR nodes, dt {info['dt_ms']:g} ms"
+          + (f"; {info['dropped_zero_weight_synapses']} zero-weight synapses dropped"
+             if info["dropped_zero_weight_synapses"] else ""))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
