@@ -95,17 +95,3 @@ def test_l1_is_sum_of_absolute_weights_of_existing_connections():
     for s in (0.0, 0.7):
         layer = DelayConnection(8, 6, 5, "structure-multi", s, torch.Generator().manual_seed(5))
         assert torch.isclose(layer.l1(), layer.synapses()["weight"].abs().sum())
-
-
-@pytest.mark.parametrize("sparsity", [0.0, 0.9])
-def test_structure_multi_init_uses_the_pair_fan_in(sparsity):
-    """structure-multi's K delays per pair share the pair's fan-in: its initial weights have
-    the scale of structure's at the same sparsity, not sqrt(K) smaller."""
-    g = torch.Generator().manual_seed(0)
-    multi = DelayConnection(40, 64, 25, "structure-multi", sparsity, g)
-    single = DelayConnection(40, 64, 25, "structure", sparsity, torch.Generator().manual_seed(0))
-    wm = multi.effective_weight().detach()[multi.mask].abs()
-    ws = single.effective_weight().detach()[single.mask].abs()
-    bound = 1 / max(1.0, (1 - sparsity) * 40) ** 0.5
-    assert wm.max() <= bound and ws.max() <= bound
-    assert 0.9 < wm.mean() / ws.mean() < 1.1

@@ -68,11 +68,10 @@ class DelayConnection(nn.Module):
         else:
             n_keep = n_cand
             mask = torch.ones(shape, dtype=torch.bool)
-        # initial |w| < 1/sqrt(fan_in), fan_in = connections per postsynaptic neuron; for
-        # structure-multi per (pre, post) pair: its K candidate delays share one pair's fan-in.
-        # Dividing by the K-times-larger (pre, delay) fan-in made its weights sqrt(K) smaller
-        # and training slow (6 FSDD epochs: docs/results/structure_multi_init.json).
-        fan_in = max(1.0, n_keep / n_out / (K if method == "structure-multi" else 1))
+        # initial |w| < 1/sqrt(fan_in), fan_in = existing synapses per postsynaptic neuron (for
+        # structure-multi including the K delays of a pair; a per-pair fan-in trains faster in
+        # 6 FSDD epochs but rewires less: docs/sparse_training.md, structure_multi_init.json)
+        fan_in = max(1.0, n_keep / n_out)
         bound = 1.0 / math.sqrt(fan_in)
         init = (torch.rand(shape, generator=generator) * 2 - 1) * bound
         if self.signed:
