@@ -184,8 +184,8 @@ def test_results_made_with_another_config_are_refused_before_any_work(swept, tmp
     (lambda t: t.replace("[set]\n", "[set]\nsparsity = 0.5\n"), r"set may not name sparsity"),
     (lambda t: t.replace("[set]\n", "[set]\nhiden = [8]\n"), r"unknown config key\(s\) hiden"),
     (lambda t: t + 'baseline = "x"\n', r"baseline 'x' is not a group name"),
-    (lambda t: t + '[[group]]\nname = "c"\nmethod = "structure"\nset = {regrow = "random"}\n',
-     r"group c: unknown config key\(s\) regrow"),
+    (lambda t: t + '[[group]]\nname = "c"\nmethod = "structure"\nset = {regrowth = "random"}\n',
+     r"group c: unknown config key\(s\) regrowth"),
 ])
 def test_bad_config_is_refused_before_anything_is_written(tmp_path, edit, message):
     text = edit(TINY)
@@ -199,10 +199,10 @@ def test_bad_config_is_refused_before_anything_is_written(tmp_path, edit, messag
 
 def test_optional_group_without_trainer_support_is_skipped_with_a_message(tmp_path):
     config = _write(tmp_path / "t.toml", TINY + '[[group]]\nname = "control"\nmethod = '
-                    '"structure"\nset = {regrow = "random"}\noptional = true\n')
+                    '"structure"\nset = {not_yet_a_key = 1}\noptional = true\n')
     r = sw.run(config, results=tmp_path / "res", runs=tmp_path / "runs", dry_run=True)
     assert r["skipped_groups"] == ["group control skipped: the trainer has no config key(s) "
-                                   "regrow yet (the group is optional)"]
+                                   "not_yet_a_key yet (the group is optional)"]
     assert len(r["points"]) == 8 and r["todo"] == r["points"]
 
 

@@ -9,6 +9,8 @@ after one step (the whole training split as one global batch), before any such c
 diverge, with both sides on one thread: the continuous state to 1e-4, the rewired masks exactly,
 and the gradient itself through Adam's first moment (0.1 x gradient after one step), which tells
 an averaged gradient from a summed one (2x) or an unsynchronised one (this rank's half only).
+Two networks: dcls (dense kernels) and structure on the sparse path, whose RigL candidate
+gradient (computed on this first step, a regrowth step) is averaged over the ranks by hand.
 """
 import json
 import os
@@ -16,6 +18,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 import torch
 
 import trainer
@@ -39,10 +42,12 @@ def _adam_moments(state: dict) -> dict[str, torch.Tensor]:
             for i, s in state["optimizers"][opt]["state"].items()}
 
 
-def test_two_process_gloo_equals_single_process_after_one_step(tmp_path):
-    single = trainer.train(CFG, out=tmp_path / "single", progress=False, device="cpu")
+@pytest.mark.parametrize("method,sparsity", [("dcls", 0.5), ("structure", 0.9)])
+def test_two_process_gloo_equals_single_process_after_one_step(tmp_path, method, sparsity):
+    cfg = {**CFG, "method": method, "sparsity": sparsity}
+    single = trainer.train(cfg, out=tmp_path / "single", progress=False, device="cpu")
     cfg_file = tmp_path / "cfg.toml"
-    cfg_file.write_text(_toml(CFG))   # num_threads = 1 there too: one thread per rank
+    cfg_file.write_text(_toml(cfg))   # num_threads = 1 there too: one thread per rank
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     proc = subprocess.run(
         [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",

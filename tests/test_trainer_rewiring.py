@@ -63,3 +63,99 @@ def test_training_keeps_count_and_zeros(tmp_path, method):
     assert result.metrics["connections"] == [first[0], first[1]]
     ckpt = torch.load(tmp_path / "run" / "checkpoint.pt", weights_only=True)
     assert [len(l["weight"]) for l in ckpt["layers"]] == [first[0], first[1]]
+
+
+def test_regrowth_never_picks_dead_candidates_while_live_ones_exist():
+    from trainer.rewiring import regrow
+    theta = torch.zeros(8)
+    mask = torch.tensor([True, True, False, False, False, False, False, False])
+    theta[:2] = 0.5
+    score = torch.tensor([0.0, 0.0, 0.0, 0.0, -2.0, 0.0, 0.0, 0.3])   # dead: 2, 3, 5, 6
+    removed = torch.zeros(8, dtype=torch.bool)
+    idx = regrow(theta, mask, 2, removed, score, torch.Generator().manual_seed(0))
+    assert sorted(idx.tolist()) == [4, 7]           # both live ones, the negative one too
+    idx = regrow(theta, mask, 2, removed, score, torch.Generator().manual_seed(0))
+    assert set(idx.tolist()) <= {2, 3, 5, 6} and len(set(idx.tolist())) == 2  # then dead ones
+    assert int(mask.sum()) == 6 and theta[idx].eq(REGROW_THETA).all()
+
+
+def test_random_regrowth_ignores_scores_and_is_seeded():
+    from trainer.rewiring import regrow
+    picks = []
+    for seed in (0, 0, 1):
+        theta, mask = torch.zeros(1000), torch.zeros(1000, dtype=torch.bool)
+        idx = regrow(theta, mask, 50, torch.zeros(1000, dtype=torch.bool), None,
+                     torch.Generator().manual_seed(seed))
+        assert len(set(idx.tolist())) == 50 and int(mask.sum()) == 50
+        picks.append(sorted(idx.tolist()))
+    assert picks[0] == picks[1] != picks[2]
+    assert max(picks[0]) > 500                     # not the first indices
+
+
+def test_drop_smallest_and_cosine_schedule():
+    from trainer.rewiring import drop_fraction_at, drop_smallest, is_regrowth_step
+    theta = torch.tensor([0.5, 0.1, 0.0, 0.3, 0.2])
+    mask = torch.tensor([True, True, False, True, True])
+    dropped = drop_smallest(theta, mask, 2)
+    assert dropped.tolist() == [False, True, False, False, True]
+    assert mask.tolist() == [True, False, False, True, False] and theta[1] == 0 == theta[4]
+    assert drop_fraction_at(0, 100, 0.3, 0.75) == pytest.approx(0.3)
+    assert drop_fraction_at(75 // 2, 100, 0.3, 0.75) == pytest.approx(0.15, abs=0.01)
+    assert drop_fraction_at(75, 100, 0.3, 0.75) == 0 == drop_fraction_at(10, 100, 0.0, 1.0)
+    steps = [s for s in range(100) if is_regrowth_step(s, 100, 10, 0.75)]
+    assert steps == [0, 10, 20, 30, 40, 50, 60, 70]
+    assert all(is_regrowth_step(s, 100, 1, 1.0) for s in range(100))
+
+
+@pytest.mark.parametrize("method,options", [
+    ("structure", {"rewire_interval": 3, "rigl_drop_fraction": 0.3, "rigl_stop_fraction": 0.75}),
+    ("structure-multi", {"rewire_interval": 2, "regrow": "random", "deepr_temperature": 1e-3}),
+    ("no-delay", {"rewire_interval": 4, "sparse_max_density_no_delay": 1.0, "l1": 0.01})])
+def test_scheduled_rewiring_keeps_exact_count(tmp_path, monkeypatch, method, options):
+    """Exact counts after every step; the dense candidate gradient is computed on regrowth
+    steps only; regrown connections are recorded per epoch."""
+    import trainer.sparse_delay as sd
+    calls = []
+    real = sd.candidate_grad
+    monkeypatch.setattr(sd, "candidate_grad", lambda *a: calls.append(1) or real(*a))
+    seen, n_sparse_path = [], []
+
+    def on_step(model, epoch, step):
+        n_sparse_path.append(sum(c.sparse_path for c in model.connections))
+        for c in model.connections:
+            assert c.connections() == n_connections(c.theta.numel(), 0.9)
+            assert c.theta[~c.mask].eq(0).all() and c.theta[c.mask].gt(0).all()
+        seen.append(model.connections[0].mask.clone())
+
+    cfg = {"dataset": "synthetic", "method": method, "sparsity": 0.9, "hidden": [16],
+           "epochs": 2, "lr": 0.1, "max_lr": 0.2, "batch_size": 50, "kernel_size": 9,
+           "num_threads": 1, "data_options": {"n_train": 200, "n_test": 40}, **options}
+    result = trainer.train(cfg, out=tmp_path / "run", progress=False, on_step=on_step)
+    total = 8
+    assert len(seen) == total
+    interval = options["rewire_interval"]
+    stop = options.get("rigl_stop_fraction", 1.0)
+    regrowth_steps = [s for s in range(total) if s % interval == 0 and s < stop * total]
+    if options.get("regrow", "gradient") == "gradient":
+        assert len(calls) == len(regrowth_steps) * n_sparse_path[0]
+    else:
+        assert calls == []                           # random regrowth needs no gradient
+    history = result.metrics["history"]
+    assert all(len(h["regrown"]) == 2 for h in history)
+    assert sum(sum(h["regrown"]) for h in history) > 10
+    assert any(not torch.equal(a, b) for a, b in zip(seen, seen[1:]))
+    assert n_sparse_path[0] == {"structure": 2, "structure-multi": 0, "no-delay": 2}[method]
+
+
+def test_auto_interval_is_per_execution_path():
+    """rewire_interval 0: the reference's every-step regrowth where the candidate gradient is
+    free (dense kernel, e.g. dcls), every SPARSE_PATH_INTERVAL steps on the sparse path."""
+    from trainer.layers import DelayConnection
+    from trainer.train import SPARSE_PATH_INTERVAL, RewireSchedule
+    g = torch.Generator().manual_seed(0)
+    dense = DelayConnection(20, 10, 9, "dcls", 0.9, g)
+    sparse = DelayConnection(20, 10, 9, "structure", 0.9, g, sparse_max_density=0.05)
+    auto, fixed = RewireSchedule(100, interval=0), RewireSchedule(100, interval=3)
+    assert auto.layer_interval(dense) == 1 and auto.layer_interval(sparse) == SPARSE_PATH_INTERVAL
+    assert fixed.layer_interval(dense) == 3 == fixed.layer_interval(sparse)
+    assert [s for s in range(25) if auto.regrowth_step(s, sparse)] == [0, 10, 20]

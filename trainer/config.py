@@ -16,7 +16,8 @@ DEFAULTS_PATH = Path(__file__).with_name("defaults.toml")
 MAX_DELAY_STEPS = 62   # lava-dl netx clamps delays to 62; Lava fixed_pt rejects > 63
 DATASET_NAMES = ("fsdd", "rawhd", "shd", "ssc", "folder", "synthetic")
 # keys that may differ between a run and its --resume (they do not change the result)
-NON_IDENTITY_KEYS = ("device", "data_dir", "num_threads")
+NON_IDENTITY_KEYS = ("device", "data_dir", "num_threads", "sparse_max_density",
+                     "sparse_max_density_no_delay")
 
 
 def load_defaults() -> dict:
@@ -85,17 +86,19 @@ def validate_config(cfg: dict) -> None:
                          f"{', '.join(DATASET_NAMES)}")
     for key in ("sparsity", "tau", "threshold", "surrogate_alpha", "dropout", "lr", "max_lr",
                 "lr_positions", "l1", "sigma_final", "sigma_decay_fraction", "val_fraction", "sigma_end",
+                "rigl_drop_fraction", "rigl_stop_fraction", "deepr_temperature",
+                "sparse_max_density", "sparse_max_density_no_delay",
                 "augment_speed", "augment_noise_db", "input_threshold", "spike_reg",
                 "spike_target"):
         _check_type(cfg, key, (int, float), "a number")
         if not math.isfinite(cfg[key]):
             raise ValueError(f"{key} must be finite, got {cfg[key]!r}")
     for key in ("epochs", "seed", "batch_size", "kernel_size", "n_mels", "time_steps",
-                "num_threads", "augment_shift", "augment_bands"):
+                "num_threads", "rewire_interval", "augment_shift", "augment_bands"):
         _check_type(cfg, key, (int,), "an integer")
     for key in ("dale", "batchnorm"):
         _check_type(cfg, key, (bool,), "true or false")
-    for key in ("dataset", "data_dir", "device", "method"):
+    for key in ("dataset", "data_dir", "device", "method", "regrow"):
         _check_type(cfg, key, (str,), "a string")
     if not 0 <= cfg["sparsity"] < 1:
         raise ValueError(f"sparsity must be in [0, 1), got {cfg['sparsity']}")
@@ -139,6 +142,21 @@ def validate_config(cfg: dict) -> None:
         raise ValueError(f"input_threshold must be >= 0 (feature units), got {cfg['input_threshold']}")
     if cfg["l1"] < 0:
         raise ValueError(f"l1 must be >= 0, got {cfg['l1']}")
+    if cfg["rewire_interval"] < 0:
+        raise ValueError(f"rewire_interval must be >= 1 step, or 0 (auto), got "
+                         f"{cfg['rewire_interval']}")
+    if not 0 <= cfg["rigl_drop_fraction"] < 1:
+        raise ValueError(f"rigl_drop_fraction must be in [0, 1), got {cfg['rigl_drop_fraction']}")
+    if not 0 < cfg["rigl_stop_fraction"] <= 1:
+        raise ValueError(f"rigl_stop_fraction must be in (0, 1], got {cfg['rigl_stop_fraction']}")
+    if cfg["regrow"] not in ("gradient", "random"):
+        raise ValueError(f"regrow must be gradient or random, got {cfg['regrow']!r}")
+    if cfg["deepr_temperature"] < 0:
+        raise ValueError(f"deepr_temperature must be >= 0, got {cfg['deepr_temperature']}")
+    for key in ("sparse_max_density", "sparse_max_density_no_delay"):
+        if not 0 <= cfg[key] <= 1:
+            raise ValueError(f"{key} must be in [0, 1] (0 = always the dense path), got "
+                             f"{cfg[key]}")
     from .neurons import decay_from_tau
     decay_from_tau(cfg["tau"])
     from .augment import Augmentation

@@ -14,6 +14,18 @@ score) flows through autograd.
 
 Delay convention: ``I[t] = sum_syn w * x[t - delay]``; a causal conv1d with left padding K-1
 puts delay d at kernel tap K-1-d. For DCLS, tap = round(P) + K//2, so delay = (K-1) - tap.
+
+Two execution paths, same result (float rounding aside):
+  dense kernel   build the (n_out, n_in, K) kernel and run conv1d (a matmul for no-delay);
+                 cost ~ n_out * n_in * K per sample step, whatever the sparsity.
+  sparse         trainer.sparse_delay: cost ~ connections per sample step. Used for the sparse
+                 (sparsity > 0) structure, structure-multi and no-delay layers whose kernel
+                 density ``connections / (n_out * n_in * K)`` (K = 1 for no-delay) is at most
+                 ``sparse_max_density``: the crossover where both paths cost the same, measured
+                 with bench/sparse_crossover.py (trainer/defaults.toml gives the figures; the
+                 model passes sparse_max_density, or sparse_max_density_no_delay for no-delay).
+                 RigL's candidate gradient is then computed only when asked for
+                 (``want_candidate_grad``).
 """
 from __future__ import annotations
 
@@ -22,6 +34,8 @@ import math
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+from .sparse_delay import CandidateGrad, build_plan, sparse_delay
 
 METHODS = ("dcls", "structure", "structure-multi", "no-delay")
 
@@ -33,7 +47,7 @@ def n_connections(n_candidates: int, sparsity: float) -> int:
 
 class DelayConnection(nn.Module):
     def __init__(self, n_in: int, n_out: int, kernel_size: int, method: str, sparsity: float,
-                 generator: torch.Generator, dale: bool = False):
+                 generator: torch.Generator, dale: bool = False, sparse_max_density: float = 0.0):
         super().__init__()
         if method not in METHODS:
             raise ValueError(f"unknown method {method!r}; choose one of {', '.join(METHODS)}")
@@ -54,6 +68,9 @@ class DelayConnection(nn.Module):
         else:
             n_keep = n_cand
             mask = torch.ones(shape, dtype=torch.bool)
+        # initial |w| < 1/sqrt(fan_in), fan_in = existing synapses per postsynaptic neuron (for
+        # structure-multi including the K delays of a pair; a per-pair fan-in trains faster in
+        # 6 FSDD epochs but rewires less: docs/sparse_training.md, structure_multi_init.json)
         fan_in = max(1.0, n_keep / n_out)
         bound = 1.0 / math.sqrt(fan_in)
         init = (torch.rand(shape, generator=generator) * 2 - 1) * bound
@@ -68,6 +85,11 @@ class DelayConnection(nn.Module):
             self.register_buffer("sign", sign)
             self.theta = nn.Parameter(init.abs() * mask)
         self.register_buffer("mask", mask)
+        taps = 1 if method == "no-delay" else K
+        self.kernel_density = n_keep / (n_out * n_in * taps)
+        self.sparse_path = (self.sparse and method != "dcls"
+                            and self.kernel_density <= float(sparse_max_density))
+        self._plan_key, self._plan, self._sink = None, None, CandidateGrad()
 
         if method == "dcls":
             from DCLS.construct.modules import Dcls1d
@@ -144,7 +166,54 @@ class DelayConnection(nn.Module):
         k = torch.zeros(self.n_out, self.n_in, self.K, dtype=w.dtype, device=w.device)
         return k.scatter(2, tap.unsqueeze(-1), w.unsqueeze(-1))
 
+    # ---- sparse path --------------------------------------------------------------------
+    def _synapse_index(self) -> tuple[torch.Tensor, ...]:
+        """(flat candidate index, post, pre, delay) of the existing synapses, in mask order."""
+        nz = torch.nonzero(self.mask.view(-1)).view(-1)
+        if self.method == "structure-multi":
+            post, pre, delay = nz // (self.n_in * self.K), nz // self.K % self.n_in, nz % self.K
+        else:
+            post, pre = nz // self.n_in, nz % self.n_in
+            delay = self.delay.view(-1)[nz] if self.method == "structure" else torch.zeros_like(nz)
+        return nz, post, pre, delay
+
+    def plan(self):
+        """(flat candidate index, SynapsePlan) of the current connections; rebuilt only after
+        the mask changed (its in-place version counter) or moved."""
+        key = (id(self.mask), self.mask._version, self.mask.data_ptr(), self.mask.device)
+        if self._plan_key != key:
+            nz, post, pre, delay = self._synapse_index()
+            taps = 1 if self.method == "no-delay" else self.K
+            self._plan = (nz, build_plan(post, pre, delay, self.n_in, self.n_out, taps))
+            self._plan_key = key
+        return self._plan
+
+    def want_candidate_grad(self, wanted: bool) -> None:
+        """Ask the next backward pass of the sparse path for dL/dtheta at every candidate."""
+        self._sink.wanted, self._sink.grad = bool(wanted), None
+
+    def candidate_grad(self) -> torch.Tensor:
+        """dL/dtheta at every candidate (theta's shape) from the last backward pass: theta.grad
+        on the dense path, the sparse path's dedicated computation (want_candidate_grad)
+        otherwise. On the sparse path it holds the loss through this layer's current only
+        (the L1 term acts on existing connections, never on candidates for regrowth)."""
+        if not self.sparse_path:
+            return self.theta.grad.detach().clone()
+        g = self._sink.grad
+        if g is None:
+            raise RuntimeError("candidate_grad: call want_candidate_grad(True) before backward")
+        if self.method == "structure":
+            g = g.gather(2, self.delay.unsqueeze(-1)).squeeze(-1)
+        elif self.method == "no-delay":
+            g = g[..., 0]
+        self._sink.grad = None
+        return self.sign * g
+
     def forward(self, x: torch.Tensor, hard: bool = False) -> torch.Tensor:
+        if self.sparse_path:
+            nz, plan = self.plan()
+            w = (self.sign.view(-1)[nz] * self.theta.view(-1)[nz])
+            return sparse_delay(x, w, plan, self._sink)
         k = self.kernel(hard)
         if k.shape[-1] == 1:
             return torch.matmul(k[..., 0], x)

@@ -15,14 +15,39 @@ from .layers import DelayConnection
 from .neurons import LI, LIF
 
 
+class _ContiguousGrad(torch.autograd.Function):
+    """Identity whose backward makes the gradient contiguous: the LIF hands back a permuted
+    (time-major) gradient, on which BatchNorm's backward is several times slower."""
+
+    @staticmethod
+    def forward(ctx, x):
+        return x.view_as(x)
+
+    @staticmethod
+    def backward(ctx, grad):
+        return grad.contiguous()
+
+
+def _max_density(cfg: dict) -> float:
+    """The layers' sparse-path crossover density (trainer/defaults.toml); defaults for configs
+    written before the keys existed (old checkpoints)."""
+    key = "sparse_max_density_no_delay" if cfg["method"] == "no-delay" else "sparse_max_density"
+    if key in cfg:
+        return float(cfg[key])
+    from .config import load_defaults
+    return float(load_defaults()[key])
+
+
 class DelaySNN(nn.Module):
     def __init__(self, n_in: int, n_classes: int, cfg: dict):
         super().__init__()
         gen = torch.Generator().manual_seed(int(cfg["seed"]))
         sizes = [n_in, *cfg["hidden"], n_classes]
+        density = _max_density(cfg)
         self.connections = nn.ModuleList(
             DelayConnection(a, b, cfg["kernel_size"], cfg["method"], cfg["sparsity"], gen,
-                            dale=cfg["dale"]) for a, b in zip(sizes[:-1], sizes[1:]))
+                            dale=cfg["dale"], sparse_max_density=density)
+            for a, b in zip(sizes[:-1], sizes[1:]))
         n_hidden = len(cfg["hidden"])
         self.norms = nn.ModuleList(
             GlobalBatchNorm1d(h) if cfg["batchnorm"] else nn.Identity() for h in cfg["hidden"])
@@ -48,7 +73,7 @@ class DelaySNN(nn.Module):
         h = x.transpose(1, 2)
         spikes = []
         for i, (conn, norm, lif) in enumerate(zip(self.connections, self.norms, self.lifs)):
-            h = lif(norm(conn(h, hard=hard)))
+            h = lif(_ContiguousGrad.apply(norm(conn(h, hard=hard))))
             spikes.append(h)
             if dropout_masks is not None:
                 h = h * dropout_masks[i].unsqueeze(-1)

@@ -25,7 +25,8 @@ from .config import identity, resolve_config
 from .distributed import DistInfo, setup, teardown
 from .evaluate import accuracy, has_train_kernels
 from .model import DelaySNN, class_scores, loss_fn, spike_penalty
-from .rewiring import rewire
+from .rewiring import (drop_fraction_at, drop_smallest, is_regrowth_step, regrow,
+                       remove_crossed)
 
 
 @dataclass
@@ -145,14 +146,58 @@ def train(config: dict | str | Path | None = None, *, out: str | Path, resume: b
         teardown(info)
 
 
+# rewire_interval = 0 (auto) on sparse-path layers: their dense candidate gradient, which costs
+# as much as a dense layer's weight gradient, is then computed on 1 step in 10. Dense-kernel
+# layers get it free with every backward pass, so they keep the reference's every-step rule.
+SPARSE_PATH_INTERVAL = 10
+
+
+@dataclass
+class RewireSchedule:
+    """DEEP R + RigL settings of a run (trainer.rewiring; keys of trainer/defaults.toml)."""
+    total_steps: int
+    interval: int = 1              # rewire_interval: RigL regrowth by score every N steps;
+                                   # 0 = auto: 1 on dense-kernel layers, SPARSE_PATH_INTERVAL
+                                   # on sparse-path layers
+    drop_fraction: float = 0.0     # rigl_drop_fraction (cosine-decayed)
+    stop_fraction: float = 1.0     # rigl_stop_fraction
+    regrow: str = "gradient"       # gradient | random
+    temperature: float = 0.0       # deepr_temperature
+    seed: int = 0
+    world: int = 1                 # DDP processes (candidate gradients are averaged)
+
+    @classmethod
+    def from_config(cls, cfg: dict, total_steps: int, world: int = 1) -> "RewireSchedule":
+        return cls(total_steps, cfg["rewire_interval"], cfg["rigl_drop_fraction"],
+                   cfg["rigl_stop_fraction"], cfg["regrow"], cfg["deepr_temperature"],
+                   cfg["seed"], world)
+
+    def layer_interval(self, layer) -> int:
+        """Steps between regrowths by score for one layer (resolves interval 0 = auto)."""
+        if self.interval > 0:
+            return self.interval
+        return SPARSE_PATH_INTERVAL if layer.sparse_path else 1
+
+    def regrowth_step(self, step: int, layer) -> bool:
+        return is_regrowth_step(step, self.total_steps, self.layer_interval(layer),
+                                self.stop_fraction)
+
+
 def optimisation_step(model, net, xb, yb, masks, loss_scale: float, l1: float, opt_w, opt_p,
-                      sparse, clamp_only, spike_reg: float = 0.0, spike_target: float = 0.0):
+                      sparse, clamp_only, spike_reg: float = 0.0, spike_target: float = 0.0,
+                      schedule: RewireSchedule | None = None, step: int = 0):
     """One step: forward with training kernels, loss (sum over the local batch times
     ``loss_scale``, so DDP's gradient average equals the global-batch mean), backward, Adam
-    steps, position clamping, DEEP R + RigL rewiring of the sparse layers (``sparse``) and
+    steps, position clamping, DEEP R + RigL rewiring of the sparse layers (``sparse``) at
+    global step ``step`` under ``schedule`` (None: the reference rule after every step) and
     magnitude clamping of sign-constrained dense ones (``clamp_only``).
     ``spike_reg`` weighs model.spike_penalty (hidden firing rates above ``spike_target``).
-    Returns (readout membrane, scaled data loss)."""
+    Returns (readout membrane, scaled data loss, regrown connections per sparse layer)."""
+    schedule = schedule or RewireSchedule(total_steps=step + 1)
+    by_score = [schedule.regrowth_step(step, c) for c in sparse]
+    need_grad = [b and schedule.regrow == "gradient" for b in by_score]
+    for c, want in zip(sparse, need_grad):
+        c.want_candidate_grad(want)
     if spike_reg > 0:
         v, spikes = net(xb, hard=False, dropout_masks=masks, return_spikes=True)
     else:
@@ -166,22 +211,47 @@ def optimisation_step(model, net, xb, yb, masks, loss_scale: float, l1: float, o
         opt_p.zero_grad(set_to_none=True)
     loss.backward()
     cand = []
-    for c in sparse:                 # RigL score: gradient at every candidate
-        cand.append(c.theta.grad.detach().clone())
+    for c, want in zip(sparse, need_grad):    # RigL score: gradient at every candidate
+        g = c.candidate_grad() if want else None
+        if g is not None and c.sparse_path and schedule.world > 1:
+            import torch.distributed as dist       # theta.grad is averaged by DDP; this too
+            dist.all_reduce(g)
+            g /= schedule.world
+        cand.append(g)
         c.theta.grad.mul_(c.mask)    # unconnected entries do not move
     opt_w.step()
     if opt_p is not None:
         opt_p.step()
     model.clamp_positions()
-    for c, g in zip(sparse, cand):
-        _, regrown = rewire(c.theta.data, c.mask, g)
+    regrown_counts = []
+    for i, (c, g) in enumerate(zip(sparse, cand)):
+        gen = torch.Generator().manual_seed(_mix(schedule.seed, step, i))
+        theta, mask = c.theta.data, c.mask
+        if schedule.temperature > 0:          # DEEP R noise on existing connections
+            lr = opt_w.param_groups[0]["lr"]
+            noise = torch.randn(int(mask.sum()), generator=gen, dtype=theta.dtype)
+            theta.view(-1)[torch.nonzero(mask.view(-1)).view(-1)] += (
+                math.sqrt(2 * lr * schedule.temperature) * noise.to(theta.device))
+        removed = remove_crossed(theta, mask)
+        n = int(removed.sum())
+        if by_score[i]:
+            frac = drop_fraction_at(step, schedule.total_steps, schedule.drop_fraction,
+                                    schedule.stop_fraction)
+            dropped = drop_smallest(theta, mask, round(frac * int(mask.sum())))
+            n += int(dropped.sum())
+            removed |= dropped
+            score = -g if g is not None else None
+        else:
+            score = None
+        regrown = regrow(theta, mask, n, removed, score, gen)
+        regrown_counts.append(len(regrown))
         st = opt_w.state.get(c.theta)
         if st and len(regrown):      # a regrown synapse starts with fresh Adam moments
             for key in ("exp_avg", "exp_avg_sq"):
                 st[key].view(-1)[regrown] = 0
     for c in clamp_only:
         c.theta.data.clamp_(min=0)
-    return v, data_loss
+    return v, data_loss, regrown_counts
 
 
 def _train(cfg, run_dir, state, info: DistInfo, device, progress, stop_after_epoch,
@@ -229,6 +299,7 @@ def _train(cfg, run_dir, state, info: DistInfo, device, progress, stop_after_epo
         net = DDP(model, device_ids=[device.index] if device.type == "cuda" else None)
     sparse = [c for c in model.connections if c.sparse]
     clamp_only = [c for c in model.connections if not c.signed and not c.sparse]
+    schedule = RewireSchedule.from_config(cfg, total_steps, info.world)
 
     x_train, y_train = train_ds.x, train_ds.y
     aug = Augmentation.from_config(cfg)
@@ -238,6 +309,7 @@ def _train(cfg, run_dir, state, info: DistInfo, device, progress, stop_after_epo
         order = torch.randperm(n_train, generator=torch.Generator().manual_seed(
             _mix(cfg["seed"], epoch)))
         totals = torch.zeros(3, dtype=torch.float64)   # loss sum, correct, samples (this rank)
+        regrown_epoch = [0] * len(sparse)
         bar = tqdm(range(steps_per_epoch), desc=f"epoch {epoch + 1}/{cfg['epochs']}",
                    leave=False, disable=not (progress and info.is_main), unit="batch")
         for step in bar:
@@ -255,9 +327,11 @@ def _train(cfg, run_dir, state, info: DistInfo, device, progress, stop_after_epo
                 _mix(cfg["seed"], epoch, step)), "cpu")
             if masks is not None:
                 masks = [m[mine].to(device) for m in masks]
-            v, data_loss = optimisation_step(model, net, xb, yb, masks, info.world / len(idx),
-                                             cfg["l1"], opt_w, opt_p, sparse, clamp_only,
-                                             cfg["spike_reg"], cfg["spike_target"])
+            v, data_loss, regrown = optimisation_step(
+                model, net, xb, yb, masks, info.world / len(idx), cfg["l1"], opt_w, opt_p, sparse,
+                clamp_only, cfg["spike_reg"], cfg["spike_target"], schedule=schedule,
+                step=gstep)
+            regrown_epoch = [a + b for a, b in zip(regrown_epoch, regrown)]
             sched_w.step()
             if sched_p is not None:
                 sched_p.step()
@@ -278,7 +352,7 @@ def _train(cfg, run_dir, state, info: DistInfo, device, progress, stop_after_epo
             val = accuracy(model, val_ds.x, val_ds.y, hard=True, device=device)
             entry = {"epoch": epoch + 1, "loss": float(totals[0] / totals[2]),
                      "train_accuracy": float(totals[1] / totals[2]), "val_accuracy": val,
-                     "connections": model.connection_counts(),
+                     "connections": model.connection_counts(), "regrown": regrown_epoch,
                      "sigma": float(sigma_at((epoch + 1) * steps_per_epoch - 1, total_steps, cfg)),
                      "seconds": train_seconds}
             history.append(entry)

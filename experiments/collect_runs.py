@@ -1,0 +1,57 @@
+"""Collect the headline figures of finished training runs into one small JSON (for docs/results).
+
+    python -m experiments.collect_runs RUN_DIR... --label LABEL --command "CMD" --json OUT.json
+
+Each RUN_DIR must hold the trainer's metrics.json; per run it keeps method, sparsity, seed,
+epochs, best (validation-selected) epoch, validation and test accuracy, training seconds
+(metrics.json ``seconds``: wall time of the training epochs, validation excluded) and the mean
+seconds per epoch. ``--label`` names the group (e.g. the code version), ``--command`` records
+how the runs were made. An existing OUT.json keeps its other labels.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+KEYS = ("method", "sparsity", "seed", "epochs", "best_epoch", "val_accuracy", "test_accuracy",
+        "seconds", "connections")
+
+
+def collect(run_dirs: list[Path]) -> list[dict]:
+    """One dict per run (KEYS plus seconds_per_epoch) from RUN_DIR/metrics.json."""
+    rows = []
+    for d in run_dirs:
+        m = json.loads((d / "metrics.json").read_text())
+        row = {k: m[k] for k in KEYS}
+        row["seconds_per_epoch"] = round(m["seconds"] / len(m["history"]), 2)
+        rows.append(row)
+    return rows
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(prog="python -m experiments.collect_runs",
+                                description=__doc__.splitlines()[0])
+    p.add_argument("run_dirs", nargs="+", type=Path)
+    p.add_argument("--label", required=True)
+    p.add_argument("--command", required=True, help="the command that trained the runs")
+    p.add_argument("--note", default="", help="anything a reader needs (machine load, code)")
+    p.add_argument("--json", required=True, type=Path)
+    a = p.parse_args(argv)
+    missing = [str(d) for d in a.run_dirs if not (d / "metrics.json").is_file()]
+    if missing:
+        p.error(f"no metrics.json in {', '.join(missing)}: collect finished runs only")
+    if not a.json.parent.is_dir():
+        p.error(f"--json: folder {a.json.parent} does not exist")
+    doc = json.loads(a.json.read_text()) if a.json.is_file() else {}
+    doc[a.label] = {"command": a.command, "note": a.note, "runs": collect(a.run_dirs)}
+    from trainer.file_io import write_json_atomic
+    write_json_atomic(doc, a.json, sort_keys=True)
+    for r in doc[a.label]["runs"]:
+        print(f"{a.label}: seed {r['seed']} test {r['test_accuracy']:.2%} val "
+              f"{r['val_accuracy']:.2%} (epoch {r['best_epoch']}) {r['seconds']:.0f} s")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
