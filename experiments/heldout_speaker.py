@@ -6,7 +6,8 @@ without training augmentation; one JSON row per (network, augmentation).
 
 ``--network NAME=CONFIG``: a trainer config file (empty: trainer/defaults.toml). Each run lives in
 OUT/NAME-aug{on,off} and resumes when interrupted (``trainer.train(resume=True)``); the JSON is
-rewritten after every finished run, so partial results persist. Accuracies are fractions of the
+rewritten after every finished run, so partial results persist, and keeps the rows of networks
+not named in this invocation (same speaker). Accuracies are fractions of the
 held-out speaker's 500 recordings (the test split of fsdd with ``test_speaker``); validation
 (for the checkpoint choice) is carved from the five training speakers.
 """
@@ -17,7 +18,7 @@ import json
 import sys
 from pathlib import Path
 
-from trainer.file_io import write_json_atomic
+from trainer.file_io import read_json_file, write_json_atomic
 
 #: the augmentation used for "on" (trainer/augment.py; steps, fraction, bands, dB)
 AUGMENT = {"augment_shift": 5, "augment_speed": 0.1, "augment_bands": 1, "augment_noise_db": 10.0}
@@ -71,12 +72,18 @@ def main(argv=None) -> int:
             return 2
         nets.append((name, cfg or None))
     json_path = Path(args.json)
+    names = {n for n, _ in nets}
+    kept = []
+    if json_path.is_file():
+        old = read_json_file(json_path)
+        if old.get("speaker") == args.speaker:
+            kept = [r for r in old.get("runs", []) if r.get("network") not in names]
     rows = []
     for name, cfg in nets:
         for aug in (False, True):
             rows.append(run_one(name, cfg, args.speaker, aug, Path(args.out), args.epochs,
                                 args.progress))
-            write_json_atomic({"speaker": args.speaker, "runs": rows}, json_path)
+            write_json_atomic({"speaker": args.speaker, "runs": kept + rows}, json_path)
             r = rows[-1]
             print(f"{name} augmentation {'on ' if aug else 'off'}: held-out speaker "
                   f"{args.speaker} {r['heldout_accuracy']:.2%} (val {r['val_accuracy']:.2%})")
