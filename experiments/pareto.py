@@ -62,6 +62,7 @@ def plot(points: list[dict], front: list[bool], png: Path, reference_j: float | 
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    import matplotlib.ticker
 
     fig, ax = plt.subplots(figsize=(7, 4.5))
     methods = sorted({str(p["method"]) for p in points})
@@ -72,16 +73,18 @@ def plot(points: list[dict], front: list[bool], png: Path, reference_j: float | 
     fr = sorted((p for p, f in zip(points, front) if f), key=lambda p: p["energy_per_sample_joules"])
     ax.plot([p["energy_per_sample_joules"] * 1e6 for p in fr],
             [100 * p["emulator_accuracy"] for p in fr], "k--", lw=1, label="Pareto front")
-    for p, f in zip(points, front):
-        if f:
-            ax.annotate(f"{p['name']} ({p['synapses']} syn.)",
-                        (p["energy_per_sample_joules"] * 1e6, 100 * p["emulator_accuracy"]),
-                        fontsize=7, xytext=(4, -10), textcoords="offset points")
+    for p in points:
+        ax.annotate(f"{p['name']} ({p['synapses']} syn.)",
+                    (p["energy_per_sample_joules"] * 1e6, 100 * p["emulator_accuracy"]),
+                    fontsize=7, xytext=(4, -10), textcoords="offset points")
     if reference_j is not None:
         ax.axvline(reference_j * 1e6, color="grey", lw=1, ls=":")
         ax.text(reference_j * 1e6, ax.get_ylim()[0], " Xylo Audio 2, published (all of inference)",
                 fontsize=7, rotation=90, va="bottom", color="grey")
     ax.set_xscale("log")
+    ax.xaxis.set_major_locator(matplotlib.ticker.LogLocator(subs=(1.0, 2.0, 5.0)))
+    ax.xaxis.set_major_formatter(matplotlib.ticker.FormatStrFormatter("%g"))
+    ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
     ax.set_xlabel("loihi2 dynamic energy per sample (uJ, estimate; Loihi 1 figures as proxy)")
     ax.set_ylabel("test accuracy in fixed point (%)")
     ax.set_title("Accuracy vs energy of trained networks (FSDD)")
