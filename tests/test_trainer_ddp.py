@@ -80,6 +80,11 @@ def test_two_process_gloo_equals_single_process_after_one_step(tmp_path, method,
         if s[k].dtype == torch.bool:
             assert torch.equal(s[k], d[k]), f"{k}: rewiring chose other connections"
         else:
-            # one step moves weights by about lr = 0.05; float order: < 1e-5 here
+            # one step moves weights by about lr = 0.05; float order: < 1e-5 here. DCLS
+            # positions take Adam's first step lr_positions * g / (|g| + eps): where a position's
+            # gradient is near eps (1e-8) the float order moves it by a sizeable part of that
+            # step (0.003 of 0.1 seen on one machine), so they get a tenth of a step; the gradient
+            # checks above still tell averaged from summed or unsynchronised gradients.
+            atol = 1e-2 if k.endswith("dcls.P") else 1e-4
             diff = float((s[k].float() - d[k].float()).abs().max())
-            assert torch.allclose(s[k].float(), d[k].float(), rtol=1e-4, atol=1e-4), (k, diff)
+            assert torch.allclose(s[k].float(), d[k].float(), rtol=1e-4, atol=atol), (k, diff)
