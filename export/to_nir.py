@@ -22,10 +22,9 @@ absent ones in a dense Linear and are dropped (counted in info).
 from __future__ import annotations
 
 import argparse
+import io
 import json
-import os
 import sys
-import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -33,6 +32,7 @@ import numpy as np
 from export.checkpoint import load_checkpoint, resolve_checkpoint_path
 from export.errors import ExportError
 from export.from_nir import META_KEY, _nir, layers_digest, nir_to_checkpoint
+from trainer.file_io import write_bytes_atomic
 
 NIR_FORMAT = "delaysnn-nir"
 DEFAULT_DT_MS = 10.0  # one step of this project's features
@@ -110,15 +110,9 @@ def write_nir(graph, out) -> Path:
     out = Path(out)
     if not out.parent.is_dir():
         raise ExportError(f"output folder {out.parent} does not exist")
-    fd, tmp = tempfile.mkstemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent)
-    os.close(fd)
-    try:
-        nir.write(tmp, graph)
-        os.replace(tmp, out)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    buf = io.BytesIO()          # h5py reads back while writing: a seekable in-memory file
+    nir.write(buf, graph)
+    write_bytes_atomic(buf.getvalue(), out)
     return out
 
 
