@@ -200,8 +200,8 @@ def main(argv=None) -> int:
         print(f"FAIL: outputs differ: {checks}")
         return 1
     base = stock["samples_per_second"]
-    print(f"\n2. whole Lava runs (samples/s of Lava run time, after start-up), outputs identical "
-          f"to the emulator's:")
+    print("\n2. whole Lava runs (samples/s of Lava run time, after start-up), outputs identical "
+          "to the emulator's:")
     for name, r in (("stock models, 1 lane", stock), ("this runtime, 1 lane", single),
                     (f"this runtime, {multi['lanes']} lanes", multi)):
         print(f"   {name:<26} {r['samples']:4d} samples {r['samples_per_second']:8.1f} "

@@ -35,9 +35,9 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from export.checkpoint import Checkpoint, CkptLayer, load_checkpoint, resolve_checkpoint_path
+from export.checkpoint import Checkpoint, load_checkpoint, resolve_checkpoint_path
 from export.errors import ExportError
-from export.to_lava import checkpoint_provenance, export_loaded
+from export.to_lava import export_loaded
 from export.quantize import LAVA_BITS
 from trainer.file_io import sha256_file, torch_save_atomic, write_json_atomic
 from trainer.model import loss_fn

@@ -71,7 +71,7 @@ def test_demo_runs_every_stage_and_lava_equals_emulator(tmp_path):
         check_next_command(cmd)
     # the demo folder itself is not a run folder: the report names the one to pass
     from lava_runtime.report import check_inputs
-    with pytest.raises(ValueError, match=f"is a demo's output folder; its trained run is .*train: pass that"):
+    with pytest.raises(ValueError, match="is a demo's output folder; its trained run is .*train: pass that"):
         check_inputs(out)
     b = s["budget"]
     assert b["profile"] == "loihi2" and b["cores"] == 1 and not b["refused"]
