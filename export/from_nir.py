@@ -547,13 +547,12 @@ def main(argv: list[str] | None = None) -> int:
 
     from export import netx_h5
     from export.report import format_report
+    from export.to_lava import outputs_have_folders
 
     a = build_parser().parse_args(argv)
     out = Path(a.out)
-    for p in [out] + ([Path(a.json)] if a.json else []):
-        if not p.parent.is_dir():
-            print(f"error: output folder {p.parent} does not exist", file=sys.stderr)
-            return 2
+    if not outputs_have_folders(out, a.json):
+        return 2
     try:
         if a.features and a.data:
             raise ExportError("pass --features or --data, not both")

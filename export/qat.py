@@ -94,7 +94,7 @@ class CheckpointNet(torch.nn.Module):
     def __init__(self, ck: Checkpoint):
         super().__init__()
         for L in ck.layers:
-            if getattr(L, "du", 4095) != 4095:
+            if L.du != 4095:
                 raise ExportError(f"layer {L.name}: export.qat supports neurons without current "
                                   f"memory (du = 4095) only, got du = {L.du}")
         self.ck = ck
@@ -104,7 +104,7 @@ class CheckpointNet(torch.nn.Module):
             for L, (a, _) in zip(ck.layers, folded))
         self.biases = torch.nn.ParameterList(
             torch.nn.Parameter(torch.tensor(b, dtype=torch.float32),
-                               requires_grad=L.bn is not None or getattr(L, "bias", None) is not None)
+                               requires_grad=L.bn is not None or L.bias is not None)
             for L, (_, b) in zip(ck.layers, folded))
         # kernel tap of each synapse for a causal conv with left padding K - 1 (K = max delay + 1)
         self.taps = [int(L.delay.max(initial=0)) + 1 for L in ck.layers]
@@ -143,7 +143,7 @@ class CheckpointNet(torch.nn.Module):
             bn = {"weight": np.ones(n), "bias": b.detach().double().numpy(),
                   "running_mean": np.zeros(n), "running_var": np.ones(n), "eps": 0.0}
             layers.append(dataclasses.replace(L, weight=w.detach().double().numpy(), bn=bn,
-                                              **({"bias": None} if hasattr(L, "bias") else {})))
+                                              bias=None))
         return dataclasses.replace(self.ck, layers=layers)
 
 

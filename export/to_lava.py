@@ -229,6 +229,16 @@ def add_export_options(ap: argparse.ArgumentParser) -> None:
                     help="only weight exponents netx can express (less weight precision)")
 
 
+def outputs_have_folders(*paths) -> bool:
+    """True when every given output path (None = not asked for) lies in an existing folder;
+    otherwise print the one-line error for the first that does not."""
+    for p in (Path(p) for p in paths if p):
+        if not p.parent.is_dir():
+            print(f"error: output folder {p.parent} does not exist", file=sys.stderr)
+            return False
+    return True
+
+
 def build_parser(prog: str = "python -m export.to_lava") -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(prog=prog,
                                  description=" ".join(__doc__.split("\n\n")[0].split()))
@@ -241,10 +251,8 @@ def main(argv: list[str] | None = None) -> int:
     ap = build_parser()
     a = ap.parse_args(argv)
     out = Path(a.out)
-    for p in [out] + ([Path(a.json)] if a.json else []):
-        if not p.parent.is_dir():
-            print(f"error: output folder {p.parent} does not exist", file=sys.stderr)
-            return 2
+    if not outputs_have_folders(out, a.json):
+        return 2
     try:
         with warnings.catch_warnings():
             net, report = export_checkpoint(
