@@ -39,9 +39,9 @@ import scipy.sparse as sp  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from lava_runtime.emulator import emulate  # noqa: E402
+from deployed.emulator import emulate  # noqa: E402
 from lava_runtime.graph import run_network  # noqa: E402
-from lava_runtime.synthetic_net import random_network, random_payloads  # noqa: E402
+from deployed.synthetic import random_network, random_payloads  # noqa: E402
 from trainer.file_io import write_json_atomic  # noqa: E402
 
 FSDD_TEST_SAMPLES = 300

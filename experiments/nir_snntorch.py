@@ -87,12 +87,12 @@ def measure(dataset: str = "fsdd", data_dir=None, *, out, epochs: int = 4, hidde
     import torch
     from snntorch.export_nir import export_to_nir
 
-    from export import netx_h5
+    from deployed import netx_h5
     from export.float_reference import softmax_scores
     from export.from_nir import export_nir
     from hw_profiles import load_profile
     from lava_runtime.budget import estimate
-    from lava_runtime.emulator import emulate
+    from deployed.emulator import emulate
     from lava_runtime.graph import run_network
     from trainer.data import load_dataset
 

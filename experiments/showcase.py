@@ -8,7 +8,7 @@ aware fine-tuning) -> export -> Lava run of the whole test split (compared with 
 is a thin layer over :func:`showcase`, which calls the same functions as the separate commands:
 ``trainer.train`` (``python -m trainer train --config CONFIG --out OUT/train``; resumed when
 interrupted), ``export.qat.finetune`` when ``--qat-epochs`` > 0 (``python -m export.qat``),
-``export.to_lava.export_checkpoint`` + ``export.netx_h5.save`` (``python -m export.to_lava``),
+``export.to_lava.export_checkpoint`` + ``deployed.netx_h5.save`` (``python -m export.to_lava``),
 ``lava_runtime.run_cli.run`` (``python -m lava_runtime run NET --backend lava --compare
 emulator``) and ``lava_runtime.budget_cli.run_budget`` (``python -m lava_runtime budget``).
 Accuracies in the JSON are fractions of the test split; energies are the loihi2 profile's
@@ -29,7 +29,7 @@ def showcase(config: str | Path, out: str | Path, *, qat_epochs: int = 0, qat_lr
              progress: bool = True) -> dict:
     """Run the pipeline for CONFIG into OUT; return (and write) the summary dict."""
     import trainer
-    from export import netx_h5
+    from deployed import netx_h5
     from export.to_lava import export_checkpoint
     from lava_runtime.budget_cli import run_budget
     from lava_runtime.run_cli import run

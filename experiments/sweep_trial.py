@@ -69,11 +69,11 @@ def evaluate_point(run_dir: Path, profile: str = PROFILE) -> dict:
     import numpy as np
 
     from export.checkpoint import load_checkpoint
-    from export.netx_h5 import save
+    from deployed.netx_h5 import save
     from export.to_lava import export_checkpoint
     from hw_profiles import load_profile
     from lava_runtime.budget import estimate
-    from lava_runtime.emulator import emulate
+    from deployed.emulator import emulate
     from trainer.checkpoint import CHECKPOINT, INIT_CHECKPOINT, METRICS
     from trainer.data import dataset_from_recipe
     from trainer.file_io import sha256_file

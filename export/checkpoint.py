@@ -68,7 +68,7 @@ class Checkpoint:
 
     @property
     def input_threshold(self) -> float:
-        """Input event threshold (feature units, export.deployed.InputEncoding); 0 = none."""
+        """Input event threshold (feature units, deployed.network.InputEncoding); 0 = none."""
         return float(self.config.get("input_threshold", 0.0))
 
     @property

@@ -10,7 +10,7 @@ Semantics (docs/design.md section 2), per sample, per layer, per step t = 0..T-1
     readout: the same without spikes; prediction = argmax_c sum_t softmax(v_readout[t])_c
 
 Inputs of the first layer are the float features (N, T, C), gated by the input event threshold
-(export.deployed.InputEncoding); hidden layers receive 0/1 spikes.
+(deployed.network.InputEncoding); hidden layers receive 0/1 spikes.
 Arithmetic is float64 (numpy + scipy.sparse), deterministic. Consumers: export calibration and
 report, tests comparing float vs Lava accuracy, the demo.
 """
@@ -23,7 +23,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from export.checkpoint import Checkpoint, load_checkpoint
-from export.deployed import gate_events
+from deployed.network import gate_events
 
 
 @dataclass

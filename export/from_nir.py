@@ -53,7 +53,7 @@ from pathlib import Path
 import numpy as np
 
 from export.checkpoint import Checkpoint, CkptLayer
-from export.deployed import DeployedNetwork
+from deployed.network import DeployedNetwork
 from export.errors import ExportError
 
 EXPORTER = "delaysnn export.from_nir 1"
@@ -545,7 +545,7 @@ def build_parser(prog: str = "python -m export.from_nir") -> argparse.ArgumentPa
 def main(argv: list[str] | None = None) -> int:
     from trainer.file_io import write_json_atomic
 
-    from export import netx_h5
+    from deployed import netx_h5
     from export.report import format_report
     from export.to_lava import outputs_have_folders
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from export.deployed import ConnectionLayer
+from deployed.network import ConnectionLayer
 
 
 def delay_summary(delay: np.ndarray) -> dict:

@@ -28,7 +28,7 @@ Static energy per sample is reported separately (``static_energy_per_sample_joul
 profile gives ``static_power``: static_power * steps * time per step; otherwise None, and
 ``static_energy_note`` says why (it always says where the figure comes from).
 
-Memory and cores are this project's own model (lava_runtime.core_mapping: weight + delay + index
+Memory and cores are this project's own model (deployed.cores: weight + delay + index
 bits per synapse, a 24-bit accumulator per delay slot per neuron, greedy core packing), not a
 vendor compiler's mapping; ``memory_model`` says so in the JSON.
 
@@ -45,16 +45,16 @@ from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
-from export.deployed import DeployedNetwork
+from deployed.network import DeployedNetwork
 from hw_profiles import Profile
-from lava_runtime.activity import Activity
-from lava_runtime.core_mapping import (LAVA_BIAS_MANT_BITS, LAVA_STATE_BITS, CoreMapping,
-                                       delay_bits, index_bits, map_to_cores,
-                                       network_memory_bytes)
+from deployed.activity import Activity
+from deployed.cores import (LAVA_BIAS_MANT_BITS, LAVA_STATE_BITS, CoreMapping, delay_bits,
+                            index_bits, network_memory_bytes)
+from deployed.limits import check_network
 
 FLOAT_BITS = 32  # float model weights and state (dense / ann profiles)
 NEUROMORPHIC_MEMORY_MODEL = (
-    "this project's model (lava_runtime.core_mapping), not a vendor compiler's mapping: "
+    "this project's model (deployed.cores), not a vendor compiler's mapping: "
     "weight + delay + post-index bits per synapse, u, v and bias per neuron, a 24-bit "
     "(state_bits) accumulator per delay slot per neuron, greedy core packing")
 FLOAT_MEMORY_MODEL = ("this project's model: FP32 weight + delay + post-index bits per synapse, "
@@ -144,64 +144,6 @@ def check_activity(net: DeployedNetwork, activity: Activity) -> None:
                          f"readout has {net.readout.n_out}")
     if n == 0:
         raise ValueError("activity holds no samples")
-
-
-def limit_violations(net: DeployedNetwork, profile: Profile) -> list[str]:
-    """Why the network cannot run on this profile (per-network limits; [] = fits). Each reason
-    cites the profile's source. Per-core limits are checked by the core mapping."""
-    out = []
-
-    def cite(key):
-        return f"({profile.name} {key}: {profile.limits[key].source})"
-
-    def lim(key):
-        return profile.limit(key)
-
-    if lim("supports_delays") is False:
-        for layer in net.layers:
-            if layer.max_delay > 0:
-                out.append(f"layer {layer.name} has synaptic delays up to {layer.max_delay} "
-                           f"steps; {profile.name} has no synaptic delays "
-                           f"{cite('supports_delays')}")
-    elif lim("max_delay") is not None:
-        for layer in net.layers:
-            if layer.max_delay > lim("max_delay"):
-                out.append(f"layer {layer.name} has delays up to {layer.max_delay} steps, more "
-                           f"than {profile.name}'s {lim('max_delay')} {cite('max_delay')}")
-    if lim("max_inputs") is not None and net.input.n_channels > lim("max_inputs"):
-        out.append(f"the network has {net.input.n_channels} input channels, more than "
-                   f"{profile.name}'s {lim('max_inputs')} {cite('max_inputs')}")
-    hidden = sum(layer.n_out for layer in net.layers[:-1])
-    if lim("max_hidden_neurons") is not None and hidden > lim("max_hidden_neurons"):
-        out.append(f"the network has {hidden} hidden neurons, more than {profile.name}'s "
-                   f"{lim('max_hidden_neurons')} {cite('max_hidden_neurons')}")
-    if lim("max_outputs") is not None and net.readout.n_out > lim("max_outputs"):
-        out.append(f"the readout has {net.readout.n_out} neurons, more than {profile.name}'s "
-                   f"{lim('max_outputs')} {cite('max_outputs')}")
-    for layer in net.layers:
-        if lim("weight_bits") is not None and layer.num_weight_bits > lim("weight_bits"):
-            out.append(f"layer {layer.name} uses {layer.num_weight_bits}-bit weights, more than "
-                       f"{profile.name}'s {lim('weight_bits')} {cite('weight_bits')}")
-        if (lim("graded_spike_bits") is not None
-                and layer.input_message_bits > lim("graded_spike_bits")):
-            what = ("graded payloads of " + str(layer.input_message_bits) + " bits")
-            out.append(f"layer {layer.name} receives {what}; {profile.name} carries at most "
-                       f"{lim('graded_spike_bits')} {cite('graded_spike_bits')}")
-        nrn = layer.neurons
-        for key, val, signed in (("du_bits", nrn.du, False), ("dv_bits", nrn.dv, False),
-                                 ("vth_bits", nrn.vth, False), ("bias_exp_bits", nrn.bias_exp,
-                                                                False)):
-            bits = lim(key)
-            if bits is not None and not 0 <= val < 2 ** bits:
-                out.append(f"layer {layer.name} {key[:-5]} = {val} does not fit {profile.name}'s "
-                           f"{bits} bits {cite(key)}")
-        bits = lim("bias_mant_bits")
-        if bits is not None and len(nrn.bias_mant):
-            lo, hi = int(np.min(nrn.bias_mant)), int(np.max(nrn.bias_mant))
-            if lo < -(2 ** (bits - 1)) or hi >= 2 ** (bits - 1):
-                out.append(f"layer {layer.name} bias_mant spans [{lo}, {hi}], beyond "
-                           f"{profile.name}'s {bits}-bit signed range {cite('bias_mant_bits')}")
-    return out
 
 
 # ---------------------------------------------------------------------------- counting
@@ -326,22 +268,15 @@ def estimate(net: DeployedNetwork, activity: Activity, profile: Profile) -> Budg
                            f"Lava's {LAVA_STATE_BITS}/{LAVA_BIAS_MANT_BITS} bits")
     state_bits = LAVA_STATE_BITS if state_bits is None else state_bits
     bias_bits = LAVA_BIAS_MANT_BITS if bias_bits is None else bias_bits
-    b.memory_bytes = network_memory_bytes(net, state_bits, bias_bits)
+    b.memory_bytes = network_memory_bytes(net.layers, [L.num_weight_bits for L in net.layers],
+                                          state_bits, bias_bits)
     b.memory_model = NEUROMORPHIC_MEMORY_MODEL
 
-    b.refused = limit_violations(net, profile)
-    per_core = [profile.limit(k) for k in ("neurons_per_core", "synapse_memory_bytes_per_core",
-                                           "max_fan_in")]
-    mapping = None
-    if all(v is None for v in per_core):
+    violations, mapping = check_network(net, profile)
+    b.refused = [str(v) for v in violations]
+    if mapping is None:
         assumptions.append(f"{profile.name} gives no per-core limits: no core mapping, no "
                            "cross-core routing or time per step")
-    else:
-        mapping = map_to_cores(net, *per_core, max_fan_out=profile.limit("max_fan_out"),
-                               cores_per_chip=profile.limit("cores_per_chip"),
-                               max_chips=profile.limit("max_chips"), state_bits=state_bits,
-                               bias_mant_bits=bias_bits)
-        b.refused += mapping.violations
     if b.refused:
         b.static_energy_note = "the network does not fit this profile"
         return b

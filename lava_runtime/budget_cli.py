@@ -45,7 +45,7 @@ def budget_json(budgets: list[Budget]) -> dict:
 def run_budget(net_path, profile: str = "loihi2", dataset: str = "synthetic", data_dir=None,
                split: str = "test", limit: int | None = None, json_path=None, plot_path=None,
                progress: bool = True) -> list[Budget]:
-    """Emulate `net_path` (an export.netx_h5 file) on `limit` samples of `dataset`/`split` and
+    """Emulate `net_path` (an deployed.netx_h5 file) on `limit` samples of `dataset`/`split` and
     estimate its budget on `profile` ("all" = every profile in hw_profiles). Prints the tables;
     writes JSON / PNG when paths are given. Every argument is checked before any work."""
     names = list_profiles() if profile == "all" else [profile]
@@ -55,8 +55,8 @@ def run_budget(net_path, profile: str = "loihi2", dataset: str = "synthetic", da
     plot_path = _check_out(plot_path, ".png", "--plot")
     net_path = check_net_path(net_path)
 
-    from export.netx_h5 import load
-    from lava_runtime.emulator import emulate
+    from deployed.netx_h5 import load
+    from deployed.emulator import emulate
 
     net = load(net_path)
     x, _ = load_features(net, dataset, split, data_dir, limit)
@@ -89,7 +89,7 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("net", help="exported network (.h5, export.netx_h5)")
+    p.add_argument("net", help="exported network (.h5, deployed.netx_h5)")
     p.add_argument("--profile", default="loihi2",
                    help=f"hardware profile: {', '.join(list_profiles())}, a .toml path, or all")
     p.add_argument("--dataset", default="synthetic", help="dataset name (trainer.data)")

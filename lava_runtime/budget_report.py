@@ -100,7 +100,7 @@ def format_comparison(budgets: list[Budget]) -> str:
             "dynamic energy/sample", "static energy/sample", "time/step"]
     return (_table(head, rows) + "\ndynamic energy: activity-dependent terms only; static "
             "energy (static power x steps x time/step) only where the profile gives a static "
-            "power; memory and cores: this project's model (lava_runtime.core_mapping), not a "
+            "power; memory and cores: this project's model (deployed.cores), not a "
             "vendor compiler's mapping")
 
 

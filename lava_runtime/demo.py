@@ -64,7 +64,7 @@ def demo(out: str | Path = "runs/demo", *, method: str = DEFAULTS["method"],
     (None = all; the emulator always runs all of them). json_path: also write the summary there
     (a .json file; its folder must exist)."""
     import trainer
-    from export.netx_h5 import save
+    from deployed.netx_h5 import save
     from export.to_lava import export_checkpoint
     from hw_profiles import load_profile
     from lava_runtime.budget_cli import budget_json, run_budget

@@ -13,7 +13,7 @@ adds one step of latency, so layer i (0-based) first receives input at window st
 its LIF resets u = v = 0 (LIFReset, reset_interval = W, reset_offset = i + 2: Lava's time_step
 starts at 1 and the reset happens before the step's input is integrated), so every layer runs
 on the trained model's aligned time axis from zero state, its bias acting from its own step 0
-on (lava_runtime.emulator states the arithmetic). The fast delay models of layer i drop their
+on (deployed.emulator states the arithmetic). The fast delay models of layer i drop their
 buffers at window step i (buffer_reset_offset = i + 1), before receiving that step's input:
 what layer i - 1 emitted before its own reset (the previous window's tail, or bias-driven
 spikes) never reaches layer i. Each window is thus a fresh network; the first T + latency steps
@@ -30,7 +30,7 @@ run one lane only.
 
 Backends: "lava" (Loihi2SimCfg, fixed_pt, bit-accurate; default), "lava-float" (floating_pt:
 weights, bias and threshold converted to the same voltage units, decays as fractions),
-"loihi2" (Loihi2HwCfg, needs Intel's lava-loihi package), "emulator" (lava_runtime.emulator,
+"loihi2" (Loihi2HwCfg, needs Intel's lava-loihi package), "emulator" (deployed.emulator,
 no Lava at all).
 
 The Lava run itself happens in a child process (lava_runtime.sandbox): bounded by a timeout,
@@ -47,12 +47,12 @@ from pathlib import Path
 
 import numpy as np
 
-from export.deployed import ConnectionLayer, DeployedNetwork
-from lava_runtime.activity import Activity
-from lava_runtime.emulator import start_step
+from deployed.network import ConnectionLayer, DeployedNetwork
+from deployed.activity import Activity
+from deployed.emulator import start_step
 from lava_runtime.lanes import check_lanes, lane_shape, resolve_lanes
 from lava_runtime.sandbox import LavaRunError, cleanup_job_dir, run_job
-from lava_runtime.validate import (BACKENDS, NetworkError, drains_between_samples,
+from deployed.validate import (BACKENDS, NetworkError, drains_between_samples,
                                    validate_backend, validate_network, validate_payloads)
 
 SPARSE_BELOW = 0.5  # a slot whose weight density is below this becomes a DelaySparse
@@ -114,7 +114,7 @@ def run_network(net: DeployedNetwork, payloads: np.ndarray, backend: str = "lava
     validate_network(net, backend)
     payloads = validate_payloads(net, payloads)
     if backend == "emulator":
-        from lava_runtime.emulator import emulate
+        from deployed.emulator import emulate
         check_lanes(lanes)
         return emulate(net, payloads, steps=steps, progress=progress)
     lanes = resolve_lanes(net, payloads.shape[0], lanes, fast_models, backend)

@@ -17,7 +17,7 @@ from __future__ import annotations
 import math
 import os
 
-from export.deployed import DeployedNetwork
+from deployed.network import DeployedNetwork
 
 # at FSDD size, 64 to 256 lanes gave similar samples/s (noisy shared machine; measure with
 # bench/lava_speed.py --lanes N); more lanes only cost memory

@@ -157,7 +157,7 @@ class _Progress:
 
 
 def _emulator_activity_slice(act, n: int):
-    from lava_runtime.activity import Activity
+    from deployed.activity import Activity
 
     return Activity(input_payload=act.input_payload[:n], spikes=[s[:n] for s in act.spikes],
                     readout_v=act.readout_v[:n], backend=act.backend)
@@ -188,7 +188,7 @@ def make_report(run_dir, out=None, *, profile_set: str = DEFAULTS["profile_set"]
 
 
 def _make_report(inp: ReportInputs, folder: Path, progress: bool) -> dict:
-    from export.netx_h5 import load, save
+    from deployed.netx_h5 import load, save
     from export.to_lava import export_checkpoint
     from lava_runtime.budget import compare
     from lava_runtime.budget_report import plot_budgets

@@ -176,7 +176,7 @@ def budget_section(data: dict, figures: dict) -> dict:
                  "spikes; dense and ann profiles every synapse every step. Dynamic energy counts "
                  "activity-dependent terms only; static energy (static power x steps x time "
                  "per step) is shown only where the profile gives a static power. Memory, cores "
-                 "and chips come from this project's own model (lava_runtime.core_mapping: "
+                 "and chips come from this project's own model (deployed.cores: "
                  "weight, delay and index bits per synapse, a 24-bit accumulator per delay slot "
                  "per neuron, greedy core packing), not from a vendor compiler. '-' = not given "
                  "or not computed (see the tables below)."},

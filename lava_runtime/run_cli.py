@@ -14,7 +14,7 @@ from trainer.file_io import write_json_atomic
 import numpy as np
 
 from lava_runtime.lanes import check_lanes
-from lava_runtime.validate import BACKENDS
+from deployed.validate import BACKENDS
 
 
 def load_features(net, dataset: str, split: str = "test", data_dir=None,
@@ -128,7 +128,7 @@ def run(net_path, dataset: str = "synthetic", data_dir=None, split: str = "test"
         backend: str = "lava", limit: int | None = None, json_path=None,
         compare: str | None = None, timeout_s: float | None = None,
         fast_models: bool = True, lanes: int | None = None) -> dict:
-    """Load NET.h5 (export.netx_h5), evaluate it and print (and optionally save) the report.
+    """Load NET.h5 (deployed.netx_h5), evaluate it and print (and optionally save) the report.
     lanes: samples per Lava step (None = automatic, lava_runtime.lanes). Every argument is
     checked before any work."""
     if backend not in BACKENDS or (compare is not None and compare not in BACKENDS):
@@ -144,7 +144,7 @@ def run(net_path, dataset: str = "synthetic", data_dir=None, split: str = "test"
             raise ValueError(f"--json must be a .json file in an existing folder, got "
                              f"{json_path}")
     net_path = check_net_path(net_path)
-    from export.netx_h5 import load
+    from deployed.netx_h5 import load
 
     net = load(net_path)
     x, y = load_features(net, dataset, split, data_dir, limit)
@@ -158,7 +158,7 @@ def run(net_path, dataset: str = "synthetic", data_dir=None, split: str = "test"
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("net", help="exported network (.h5 written by export.netx_h5)")
+    p.add_argument("net", help="exported network (.h5 written by deployed.netx_h5)")
     p.add_argument("--dataset", default="synthetic", help="dataset name (trainer.data)")
     p.add_argument("--data-dir", default=None, help="dataset folder")
     p.add_argument("--split", default="test", choices=["train", "val", "test"])

@@ -3,8 +3,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from export.deployed import ConnectionLayer, DeployedNetwork, InputEncoding, NeuronParams
-from lava_runtime.activity import Activity
+from deployed.network import ConnectionLayer, DeployedNetwork, InputEncoding, NeuronParams
+from deployed.activity import Activity
 
 
 def layer(name, n_in, n_out, syn, *, spiking=True, message_bits=0, weight_bits=8):

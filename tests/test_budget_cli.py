@@ -10,8 +10,8 @@ from lava_runtime.budget_cli import run_budget
 
 @pytest.fixture(scope="module")
 def net_h5(tmp_path_factory):
-    from export.netx_h5 import save
-    from lava_runtime.synthetic_net import random_network
+    from deployed.netx_h5 import save
+    from deployed.synthetic import random_network
 
     net = random_network((10, 12, 4), time_steps=30, max_delay=6, density=0.3, seed=3,
                          input_weight_exp=0, vth=600)

@@ -1,4 +1,4 @@
-"""Input event threshold: features below it are not sent, by one rule (export.deployed.InputEncoding)
+"""Input event threshold: features below it are not sent, by one rule (deployed.network.InputEncoding)
 applied identically by the trained float model, the export's float reference, the emulator and Lava."""
 from __future__ import annotations
 
@@ -7,10 +7,10 @@ import pytest
 import torch
 
 import trainer
-from export import netx_h5
+from deployed import netx_h5
 from export.float_reference import simulate_float
 from export.to_lava import export_checkpoint
-from lava_runtime.emulator import emulate
+from deployed.emulator import emulate
 from lava_runtime.graph import run_network
 from lava_runtime.run_cli import outputs_match
 from trainer.data import load_dataset

@@ -11,13 +11,13 @@ import numpy as np
 import pytest
 import torch
 
-from export import netx_h5
+from deployed import netx_h5
 from export.errors import ExportError
 from export.float_reference import simulate_float
 from export.from_nir import export_nir, main as from_nir_main, nir_to_checkpoint
 from export.to_lava import export_checkpoint
 from export.to_nir import main as to_nir_main
-from lava_runtime.emulator import aligned, emulate
+from deployed.emulator import aligned, emulate
 from export_checkpoints import make_checkpoint, make_features, save_checkpoint
 from nir_graphs import delay_graph, simulate_nir
 

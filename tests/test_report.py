@@ -69,8 +69,8 @@ def _row(*cells) -> str:
 # ------------------------------------------------------------------------------- content
 
 def test_report_accuracies_match_independent_runs(run_dir, report):
-    from export.netx_h5 import load
-    from lava_runtime.emulator import emulate
+    from deployed.netx_h5 import load
+    from deployed.emulator import emulate
     from trainer.data import dataset_from_recipe
 
     data, page = report
@@ -109,9 +109,9 @@ def test_report_accuracies_match_independent_runs(run_dir, report):
 
 
 def test_report_budgets_cover_every_profile_with_refusals(run_dir, report):
-    from export.netx_h5 import load
+    from deployed.netx_h5 import load
     from lava_runtime.budget import estimate
-    from lava_runtime.emulator import emulate
+    from deployed.emulator import emulate
     from trainer.data import dataset_from_recipe
 
     data, page = report
@@ -136,7 +136,7 @@ def test_report_budgets_cover_every_profile_with_refusals(run_dir, report):
     for head in ("dynamic energy per sample (J)", "static energy per sample (J)",
                  "memory (bytes, model)", "cores (model)"):
         assert f"<th>{head}</th>" in page
-    assert "own model (lava_runtime.core_mapping" in page
+    assert "own model (deployed.cores" in page
 
 
 def test_report_config_ei_statistic_and_figures(run_dir, report):

@@ -8,11 +8,11 @@ import numpy as np
 import pytest
 import scipy.sparse as sp
 
-from export.deployed import ConnectionLayer, DeployedNetwork, InputEncoding, NeuronParams
-from lava_runtime import fixed_point as fp
-from lava_runtime.emulator import emulate, lif_run, synaptic_input
-from lava_runtime.synthetic_net import random_layer, random_network, random_payloads
-from lava_runtime.validate import NetworkError, validate_network
+from deployed.network import ConnectionLayer, DeployedNetwork, InputEncoding, NeuronParams
+from deployed import fixed_point as fp
+from deployed.emulator import emulate, lif_run, synaptic_input
+from deployed.synthetic import random_layer, random_network, random_payloads
+from deployed.validate import NetworkError, validate_network
 
 
 class FakeIn:

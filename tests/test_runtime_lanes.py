@@ -6,11 +6,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from lava_runtime.emulator import emulate
+from deployed.emulator import emulate
 from lava_runtime.graph import lane_payloads, run_network
 from lava_runtime.lanes import (bytes_per_lane, check_lanes, choose_lanes, resolve_lanes,
                                 samples_done)
-from lava_runtime.synthetic_net import random_network, random_payloads
+from deployed.synthetic import random_network, random_payloads
 from test_runtime_lava import assert_same, biased_net, clean_afterwards, float_reference  # noqa: F401
 
 

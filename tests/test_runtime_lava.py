@@ -12,13 +12,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from lava_runtime import fixed_point as fp
+from deployed import fixed_point as fp
 from lava_runtime import sandbox
-from lava_runtime.emulator import emulate
+from deployed.emulator import emulate
 from lava_runtime.graph import loihi2_available, run_network
 from lava_runtime.sandbox import LavaRunError, LavaTimeoutError
-from lava_runtime.synthetic_net import random_network, random_payloads
-from lava_runtime.validate import NetworkError, drains_between_samples
+from deployed.synthetic import random_network, random_payloads
+from deployed.validate import NetworkError, drains_between_samples
 from shm_hygiene import leaked_shm, shm_entries
 
 

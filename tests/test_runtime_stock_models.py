@@ -25,10 +25,10 @@ N_SAMPLES = 8
 @pytest.mark.fsdd
 def test_stock_models_equal_this_projects_models_on_trained_fsdd(fsdd_dir, tmp_path):
     from export.to_lava import export_checkpoint
-    from lava_runtime.emulator import emulate
+    from deployed.emulator import emulate
     from lava_runtime.graph import run_network
     from lava_runtime.run_cli import load_features
-    from lava_runtime.validate import drains_between_samples
+    from deployed.validate import drains_between_samples
 
     run = tmp_path / "run"
     r = subprocess.run([sys.executable, "-m", "trainer", "train", "--dataset", "fsdd",

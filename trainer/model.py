@@ -64,11 +64,11 @@ class DelaySNN(nn.Module):
         hidden spike trains, one (B, N, T) tensor per hidden layer (for spike_penalty).
 
         hard: integer delays and one-hot kernels (evaluation/export semantics).
-        Inputs below ``input_threshold`` are dropped first (export.deployed.InputEncoding).
+        Inputs below ``input_threshold`` are dropped first (deployed.network.InputEncoding).
         dropout_masks: one (B, N) mask per hidden layer (already scaled by 1/(1-p)), applied
         at every step; None = no dropout.
         """
-        if self.input_threshold > 0:   # the input event rule of export.deployed.InputEncoding
+        if self.input_threshold > 0:   # the input event rule of deployed.network.InputEncoding
             x = x * (x >= self.input_threshold)
         h = x.transpose(1, 2)
         spikes = []

@@ -6,7 +6,7 @@ every step. These build it once, as the CSR transpose of M (n_in, (max_delay + 1
 step costs one sparse product over the existing synapses times the lanes (a step without input
 costs nothing); a ring buffer of shape (max_delay + 1, n_out, lanes) replaces np.roll, every
 lane being computed exactly as a single-lane model computes it. Sums are float64 in both
-precisions: fixed_pt sums are integers below 2**31 (lava_runtime.validate), hence exact, and
+precisions: fixed_pt sums are integers below 2**31 (deployed.validate), hence exact, and
 the weights carry the factor 2**weight_exp, so Lava's arithmetic right shift of each
 (delay, post) sum is a floor. Results are identical to the
 stock models (tests check it), with one addition: when the process was given
@@ -60,7 +60,7 @@ class _FastDelayBase(PyLoihiProcessModel):
                 raise ValueError(f"delays expect values between 0 and 63 for Loihi, got "
                                  f"max {d.max()}")
             exp = int(self.proc_params.get("weight_exp", 0))
-            # float64 holds Lava's int32 sums exactly (lava_runtime.validate bounds them below
+            # float64 holds Lava's int32 sums exactly (deployed.validate bounds them below
             # 2**31); weights pre-scaled by 2**weight_exp (exact) leave only the floor of a
             # right shift to apply
             w = w.astype(np.float64) * 2.0 ** exp

@@ -1,8 +1,8 @@
 """The deployed network: the one object that export produces and every consumer reads.
 
 Export (`export.to_lava`) builds it from a checkpoint; the Lava graph builder
-(`lava_runtime.graph`), the bit-exact emulator (`lava_runtime.emulator`) and the budget
-estimator (`lava_runtime.budget`) all take it as is. `export.netx_h5` saves and loads it as
+(`lava_runtime.graph`), the bit-exact emulator (`deployed.emulator`) and the budget
+estimator (`lava_runtime.budget`) all take it as is. `deployed.netx_h5` saves and loads it as
 HDF5 that lava-dl's netx can also read.
 
 Units and conventions (Lava fixed_pt semantics, see ../shared/reference/lava.md):

@@ -39,9 +39,12 @@ from pathlib import Path
 import h5py
 import numpy as np
 
-from export import lava_rules as lr
-from export.deployed import ConnectionLayer, DeployedNetwork, InputEncoding, NeuronParams
-from export.errors import ExportError
+from deployed import fixed_point as fp
+from deployed.network import ConnectionLayer, DeployedNetwork, InputEncoding, NeuronParams
+
+
+class NetworkFileError(ValueError):
+    """A network file cannot be written or read (the message names the file and what to do)."""
 
 FORMAT = "delaysnn-deployed"
 VERSION = 1
@@ -67,16 +70,16 @@ def netx_problems(net: DeployedNetwork) -> list[str]:
         if len(L.slots()) > 1:
             out.append(f"{L.name}: {len(L.slots())} synapses for some (post, pre) pairs "
                        "(structure-multi); netx holds slot 0 only")
-        if L.neurons.bias_exp != lr.NETX_BIAS_EXP and np.any(L.neurons.bias_mant != 0):
+        if L.neurons.bias_exp != fp.NETX_BIAS_EXP and np.any(L.neurons.bias_mant != 0):
             out.append(f"{L.name}: bias_exp {L.neurons.bias_exp} (netx always uses 6)")
-        if L.max_delay > lr.NETX_MAX_DELAY:
-            out.append(f"{L.name}: max delay {L.max_delay} > {lr.NETX_MAX_DELAY} "
+        if L.max_delay > fp.NETX_MAX_DELAY:
+            out.append(f"{L.name}: max delay {L.max_delay} > {fp.NETX_MAX_DELAY} "
                        "(netx clamps delays)")
         W = netx_weights(L, L.weight)
         if L.weight_exp < 0 and not np.array_equal(W << -L.weight_exp, L.weight):
             out.append(f"{L.name}: weight_exp {L.weight_exp} is finer than netx can express; "
                        "netx weights are rounded (approximate)")
-        mode = lr.sign_mode(W)
+        mode = fp.sign_mode(W)
         lo, hi = {"mixed": (-128, 127), "excitatory": (0, 255), "inhibitory": (-255, 0)}[mode]
         if W.size and (W.min() < lo or W.max() > hi):
             out.append(f"{L.name}: netx weights {W.min()}..{W.max()} outside {lo}..{hi}")
@@ -153,7 +156,7 @@ def save(net: DeployedNetwork, path: str | Path) -> list[str]:
     Returns the netx problems ([] when the netx layers are complete)."""
     path = Path(path)
     if not path.parent.is_dir():
-        raise ExportError(f"output folder {path.parent} does not exist")
+        raise NetworkFileError(f"output folder {path.parent} does not exist")
     _json(net.meta)  # fail before touching the disk if meta is not JSON-serialisable
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     os.close(fd)
@@ -172,7 +175,7 @@ REEXPORT = "re-export it with python -m export.to_lava"
 
 
 def _open(path: Path) -> h5py.File:
-    """h5py.File(path, "r"), or ExportError saying in one line why the file cannot be opened."""
+    """h5py.File(path, "r"), or NetworkFileError saying in one line why the file cannot be opened."""
     try:
         return h5py.File(path, "r")
     except OSError as e:
@@ -184,35 +187,35 @@ def _open(path: Path) -> h5py.File:
             why = f"is a truncated HDF5 file ({sizes[1]} of {sizes[2]} bytes)"
         else:
             why = f"is an HDF5 file that cannot be opened ({msg})"
-        raise ExportError(f"network file {path} {why}; pass a network written by "
+        raise NetworkFileError(f"network file {path} {why}; pass a network written by "
                           f"python -m export.to_lava") from None
 
 
 def load(path: str | Path) -> DeployedNetwork:
     """Read a file written by `save` (from its complete `delaysnn/` group).
 
-    Every unusable file raises ExportError with one line naming the file and the problem: not
+    Every unusable file raises NetworkFileError with one line naming the file and the problem: not
     HDF5, truncated, not written by export.to_lava, another format version, or damaged."""
     path = Path(path)
     if not path.is_file():
-        raise ExportError(f"network file {path} does not exist")
+        raise NetworkFileError(f"network file {path} does not exist")
     with _open(path) as f:
         if "delaysnn" not in f:
-            raise ExportError(f"network file {path} is HDF5 but was not written by "
+            raise NetworkFileError(f"network file {path} is HDF5 but was not written by "
                               f"export.to_lava (no 'delaysnn' group); {REEXPORT}")
         own = f["delaysnn"]
         fmt, version = own.attrs.get("format"), own.attrs.get("version")
         if fmt != FORMAT:
-            raise ExportError(f"network file {path} has a 'delaysnn' group of format {fmt!r}, "
+            raise NetworkFileError(f"network file {path} has a 'delaysnn' group of format {fmt!r}, "
                               f"not {FORMAT!r}: it was not written by export.to_lava; {REEXPORT}")
         if not isinstance(version, (int, np.integer)) or int(version) != VERSION:
-            raise ExportError(f"network file {path} was written in {FORMAT} format version "
+            raise NetworkFileError(f"network file {path} was written in {FORMAT} format version "
                               f"{version!r}; this code reads version {VERSION} ({REEXPORT})")
         try:
             return _read(own)
         except (KeyError, ValueError, TypeError, OSError) as e:
             why = " ".join(str(e.args[0] if isinstance(e, KeyError) and e.args else e).split())
-            raise ExportError(f"network file {path} is damaged or incomplete ({why}); "
+            raise NetworkFileError(f"network file {path} is damaged or incomplete ({why}); "
                               f"{REEXPORT}") from None
 
 

@@ -1,9 +1,18 @@
-"""Lava fixed_pt arithmetic, written out as plain numpy (int64) functions.
+"""Lava fixed_pt arithmetic, written out once as plain numpy (int64) functions.
 
-Every function here reproduces one step of lava-nc 0.10.0's bit-accurate models exactly
-(lava/utils/weightutils.py, lava/proc/lif/models.py AbstractPyLifModelFixed,
-lava/proc/dense/models.py PyDelayDenseModelBitAcc). The emulator is built from them and the
-fast Lava models reuse the weight functions, so both share one definition.
+Every function reproduces one step of lava-nc 0.10.0's bit-accurate models exactly
+(lava/utils/weightutils.py clip_weights, truncate_weights, determine_sign_mode;
+lava/proc/dense/models.py PyDelayDenseModelBitAcc; lava/proc/lif/models.py
+AbstractPyLifModelFixed; lava/lib/dl/netx/hdf5.py get_neuron_params). Export quantizes to these
+rules, the emulator and the fast Lava models apply them, the limits checker tests against them.
+
+The equations (per step, integers):
+    w_applied = lava_weights(w, num_weight_bits)        # clip to 8 bits, drop low bits
+    a_in      = shift_by_exp(sum(w_applied * payload), weight_exp)
+    u = wrap24(trunc0(u * (4096 - (du + 1)) / 4096) + (a_in << 6))
+    v = clip(trunc0(v * (4096 - dv) / 4096) + u + (bias_mant << bias_exp), +/-(2^23 - 1))
+    spike = v > vth << 6;  v = 0 where spike
+netx reads du = iDecay - 1, dv = vDecay, vth = vThMant, bias_mant = `bias` with bias_exp = 6.
 
 Units: weights in Lava weight units; `u`, `v` in Lava state units (a weight unit is 2**6 state
 units); thresholds as the 17-bit mantissa `vth` (compared against `vth << 6`).
@@ -19,6 +28,10 @@ ACT_SHIFT = 6  # a_in << 6 enters u
 VTH_SHIFT = 6  # spike if v > vth << 6
 INT32_MAX = 2 ** 31 - 1
 
+LAVA_WEIGHT_BITS = 8  # clip width of Lava's Dense models
+NETX_BIAS_EXP = 6  # netx always sets bias_exp = 6
+NETX_MAX_DELAY = 62  # largest delay netx's DelayDense layers take
+
 SIGN_MIXED, SIGN_EXCITATORY, SIGN_INHIBITORY = "mixed", "excitatory", "inhibitory"
 
 
@@ -32,25 +45,42 @@ def sign_mode(weights: np.ndarray) -> str:
     return SIGN_MIXED
 
 
-def lava_weights(weights: np.ndarray, num_weight_bits: int) -> np.ndarray:
+def truncate_bits(mode: str, num_weight_bits: int) -> int:
+    """Low bits Lava drops: 8 - num_weight_bits, plus 1 for mixed signs."""
+    return LAVA_WEIGHT_BITS - int(num_weight_bits) + int(mode == SIGN_MIXED)
+
+
+def lava_weights(weights: np.ndarray, num_weight_bits: int, mode: str | None = None
+                 ) -> np.ndarray:
     """The weights a fixed_pt Dense/DelayDense/DelaySparse process actually applies.
 
     Lava clips to 8 bits (mixed: [-256, 255], excitatory: [0, 255], inhibitory: [-255, 0]), then
-    truncates the low (8 - num_weight_bits + mixed) bits toward -inf (toward zero for an
-    inhibitory matrix, which Lava negates around the shift). The sign mode is that of the whole
-    matrix passed to the process. Returns int64 of the same shape.
+    truncates the low ``truncate_bits`` bits toward -inf (toward zero for an inhibitory matrix,
+    which Lava negates around the shift). The sign mode is that of the whole matrix passed to the
+    process unless given. Returns int64 of the same shape.
     """
     w = np.asarray(weights).astype(np.int64)
-    mode = sign_mode(w)
+    mode = mode or sign_mode(w)
     mixed = int(mode == SIGN_MIXED)
     if mode == SIGN_INHIBITORY:
         w = -w
     w = np.clip(w, -256 * mixed, 255)
-    shift = 8 - int(num_weight_bits) + mixed
-    w = (w >> shift) << shift
+    k = truncate_bits(mode, num_weight_bits)
+    w = (w >> k) << k
     if mode == SIGN_INHIBITORY:
         w = -w
     return w
+
+
+def representable_range(mode: str, num_weight_bits: int) -> tuple[int, int]:
+    """[lo, hi] of W = w_applied >> truncate_bits: the integers a synapse adds to a_in per
+    payload unit when weight_exp = -truncate_bits."""
+    top = 2 ** (LAVA_WEIGHT_BITS - truncate_bits(mode, num_weight_bits))
+    if mode == SIGN_MIXED:
+        return -top, top - 1
+    if mode == SIGN_INHIBITORY:
+        return -(top - 1), 0
+    return 0, top - 1
 
 
 def shift_by_exp(acc: np.ndarray, weight_exp: int) -> np.ndarray:

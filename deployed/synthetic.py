@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from export.deployed import ConnectionLayer, DeployedNetwork, InputEncoding, NeuronParams
+from deployed.network import ConnectionLayer, DeployedNetwork, InputEncoding, NeuronParams
 
 
 def random_layer(rng: np.random.Generator, name: str, n_in: int, n_out: int, *,
@@ -62,7 +62,7 @@ def random_network(sizes=(40, 64, 10), *, time_steps: int = 20, density: float =
     return DeployedNetwork(layers=layers, input=enc,
                            class_names=[str(c) for c in range(sizes[-1])],
                            profile_name="synthetic", profile_version="0",
-                           meta={"generator": "lava_runtime.synthetic_net", "seed": seed})
+                           meta={"generator": "deployed.synthetic", "seed": seed})
 
 
 def random_payloads(net: DeployedNetwork, n: int, *, density: float = 0.5,

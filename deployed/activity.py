@@ -5,7 +5,7 @@ is run for `steps = T + latency` steps of its own (padding for delay buffers exc
 input step t (0..T-1) is sent at window step t. Hidden layer i (0-based) starts from zero state
 at window step i + 1 (its first input; values before are 0), so its spikes at window step
 t + i + 1 are the trained model's layer-i spikes at step t, and the readout voltage at window
-step t + latency is the trained model's readout at step t (lava_runtime.emulator.aligned cuts
+step t + latency is the trained model's readout at step t (deployed.emulator.aligned cuts
 out that view).
 """
 from __future__ import annotations
@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from export.deployed import DeployedNetwork
+from deployed.network import DeployedNetwork
 
 
 @dataclass
