@@ -10,7 +10,10 @@ out that view).
 """
 from __future__ import annotations
 
+import os
+import tempfile
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 
@@ -45,3 +48,44 @@ class Activity:
     def spike_counts(self) -> list[int]:
         """Total spikes per hidden layer over all samples."""
         return [int(s.sum()) for s in self.spikes]
+
+    def save(self, path) -> None:
+        """Write to a .npz file atomically (temp file, then rename); `extra` is not kept."""
+        path = Path(path)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".npz")
+        try:
+            with os.fdopen(fd, "wb") as f:
+                np.savez_compressed(f, input_payload=self.input_payload, readout_v=self.readout_v,
+                                    backend=np.array(self.backend), seconds=np.array(self.seconds),
+                                    **{f"spikes_{i}": s for i, s in enumerate(self.spikes)})
+            os.replace(tmp, path)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+
+    @classmethod
+    def load(cls, path) -> "Activity":
+        """Read a file written by `save`; ValueError in one line when it is not one."""
+        try:
+            with np.load(path, allow_pickle=False) as z:
+                n = sum(1 for k in z.files if k.startswith("spikes_"))
+                return cls(input_payload=z["input_payload"], readout_v=z["readout_v"],
+                           spikes=[z[f"spikes_{i}"] for i in range(n)],
+                           backend=str(z["backend"]), seconds=float(z["seconds"]))
+        except (OSError, ValueError, KeyError) as e:
+            raise ValueError(f"activity file {path} is not one written by Activity.save "
+                             f"(`python -m lava_runtime run --save-activity`): {e}") from e
+
+
+def outputs_match(a: Activity, b: Activity) -> np.ndarray:
+    """(N,) bool: sample i has identical hidden spikes and readout voltage in both."""
+    same = np.all(a.readout_v == b.readout_v, axis=(1, 2))
+    for sa, sb in zip(a.spikes, b.spikes):
+        same &= np.all(sa == sb, axis=(1, 2))
+    return same
+
+
+def first(act: Activity, n: int) -> Activity:
+    """The first n samples of an Activity."""
+    return Activity(input_payload=act.input_payload[:n], spikes=[s[:n] for s in act.spikes],
+                    readout_v=act.readout_v[:n], backend=act.backend)

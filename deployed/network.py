@@ -1,7 +1,7 @@
 """The deployed network: the one object that export produces and every consumer reads.
 
 Export (`export.to_lava`) builds it from a checkpoint; the Lava graph builder
-(`lava_runtime.graph`), the bit-exact emulator (`deployed.emulator`) and the budget
+(`lava_runtime.lava_graph.graph`), the bit-exact emulator (`deployed.emulator`) and the budget
 estimator (`lava_runtime.budget`) all take it as is. `deployed.netx_h5` saves and loads it as
 HDF5 that lava-dl's netx can also read.
 

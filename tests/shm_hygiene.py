@@ -3,7 +3,7 @@
 /dev/shm is machine-wide: while a test runs, another test run (another clone, another CI job)
 may be in the middle of its own Lava run. A segment counts as leaked by this test only if it
 appeared during the test and no live process outside this process's tree owns it: not named
-for such a process by the sandbox (`dsnn<pid>x...`, lava_runtime/sandbox.py), not mapped by one,
+for such a process by the sandbox (`dsnn<pid>x...`, lava_runtime/lava_graph/sandbox.py), not mapped by one,
 and not another user's file.
 """
 from __future__ import annotations

@@ -6,7 +6,7 @@ import pytest
 
 from budget_nets import activity, layer, network, small_net
 from hw_profiles import load_profile
-from lava_runtime.budget import check_activity, compare, estimate
+from lava_runtime.budget.estimate import check_activity, compare, estimate
 from deployed.cores import map_to_cores, network_memory_bytes
 
 N, T = 2, 10

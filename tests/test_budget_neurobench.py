@@ -31,7 +31,7 @@ from torch.utils.data import DataLoader, TensorDataset  # noqa: E402
 
 from budget_nets import activity, layer, network  # noqa: E402
 from hw_profiles import load_profile  # noqa: E402
-from lava_runtime.budget import estimate  # noqa: E402
+from lava_runtime.budget.estimate import estimate  # noqa: E402
 
 N, T, C, H, O = 6, 24, 6, 10, 3
 

@@ -11,8 +11,8 @@ from deployed import netx_h5
 from export.float_reference import simulate_float
 from export.to_lava import export_checkpoint
 from deployed.emulator import emulate
-from lava_runtime.graph import run_network
-from lava_runtime.run_cli import outputs_match
+from lava_runtime.lava_graph.graph import run_network
+from deployed.activity import outputs_match
 from trainer.data import load_dataset
 from trainer.evaluate import model_from_checkpoint
 from trainer.checkpoint import load_checkpoint

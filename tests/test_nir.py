@@ -176,8 +176,8 @@ def run_snntorch(net, xt):
 @pytest.mark.filterwarnings("ignore:nirtorch.extract_nir_graph is being deprecated")
 def test_snntorch_trained_network_from_nir_to_lava_and_budget(tmp_path):
     from hw_profiles import load_profile
-    from lava_runtime.budget import estimate
-    from lava_runtime.graph import run_network
+    from lava_runtime.budget.estimate import estimate
+    from lava_runtime.lava_graph.graph import run_network
     from snntorch.export_nir import export_to_nir
 
     x, y = make_features(n=24, time_steps=12, channels=8, n_classes=3)

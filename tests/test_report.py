@@ -19,8 +19,8 @@ import numpy as np
 import pytest
 
 from hw_profiles import list_profiles, load_profile
-from lava_runtime.report import REPORT_DIR, make_report
-from lava_runtime.report_html import render_html
+from lava_runtime.report.build import REPORT_DIR, make_report
+from lava_runtime.report.html import render_html
 
 REPO = Path(__file__).resolve().parents[1]
 TINY = {"dataset": "synthetic", "method": "structure", "sparsity": 0.75, "epochs": 3,
@@ -110,7 +110,7 @@ def test_report_accuracies_match_independent_runs(run_dir, report):
 
 def test_report_budgets_cover_every_profile_with_refusals(run_dir, report):
     from deployed.netx_h5 import load
-    from lava_runtime.budget import estimate
+    from lava_runtime.budget.estimate import estimate
     from deployed.emulator import emulate
     from trainer.data import dataset_from_recipe
 

@@ -6,7 +6,7 @@ import io
 
 import pytest
 
-from lava_runtime.report_html import png_data_uri, render_html
+from lava_runtime.report.html import png_data_uri, render_html
 
 
 def _png() -> bytes:

@@ -137,7 +137,7 @@ def test_synaptic_input_matches_lava_delay_models(graded, weight_exp):
     from lava.proc.dense.models import PyDelayDenseModelBitAcc
     from lava.proc.sparse.models import PyDelaySparseModelBitAcc
 
-    from lava_runtime.lava_procs.fast_models import FastDelayDenseFixed, FastDelaySparseFixed
+    from lava_runtime.lava_graph.procs.fast_models import FastDelayDenseFixed, FastDelaySparseFixed
     rng = np.random.default_rng(7 + weight_exp)
     layer = random_layer(rng, "l", 24, 32, density=0.3, max_delay=62, extra_delays=0.5,
                          input_message_bits=8 if graded else 0, weight_exp=weight_exp)
@@ -163,7 +163,7 @@ def test_fast_float_models_match_stock_float():
     from lava.proc.dense.models import PyDelayDenseModelFloat
     from lava.proc.sparse.models import PyDelaySparseModelFloat
 
-    from lava_runtime.lava_procs.fast_models import FastDelayDenseFloat, FastDelaySparseFloat
+    from lava_runtime.lava_graph.procs.fast_models import FastDelayDenseFloat, FastDelaySparseFloat
     rng = np.random.default_rng(3)
     w = np.where(rng.random((16, 10)) < 0.4, rng.normal(size=(16, 10)), 0.0)
     d = np.where(w != 0, rng.integers(0, 70, size=w.shape), 0)  # float: no 63 limit

@@ -13,10 +13,10 @@ import numpy as np
 import pytest
 
 from deployed import fixed_point as fp
-from lava_runtime import sandbox
+from lava_runtime.lava_graph import sandbox
 from deployed.emulator import emulate
-from lava_runtime.graph import loihi2_available, run_network
-from lava_runtime.sandbox import LavaRunError, LavaTimeoutError
+from lava_runtime.lava_graph.graph import loihi2_available, run_network
+from lava_runtime.lava_graph.sandbox import LavaRunError, LavaTimeoutError
 from deployed.synthetic import random_network, random_payloads
 from deployed.validate import NetworkError, drains_between_samples
 from shm_hygiene import leaked_shm, shm_entries
@@ -144,7 +144,7 @@ def test_stock_and_fast_models_identical(clean_afterwards):
 def float_reference(net, p, steps):
     """numpy float64 version of Lava's floating_pt models for this graph: layer i starts from
     u = v = 0 at window step i + 1, its outputs before are 0."""
-    from lava_runtime.graph import float_layer_params
+    from lava_runtime.lava_graph.graph import float_layer_params
     n, T, C = p.shape
     x = np.zeros((n, steps, C))
     x[:, :T] = p

@@ -19,7 +19,7 @@ import numpy as np
 from deployed import netx_h5
 from deployed import fixed_point as fp
 from deployed.emulator import emulate
-from lava_runtime.graph import run_network
+from lava_runtime.lava_graph.graph import run_network
 from deployed.synthetic import random_network, random_payloads
 from deployed.validate import drains_between_samples
 from netx_runner import run_netx

@@ -26,8 +26,8 @@ N_SAMPLES = 8
 def test_stock_models_equal_this_projects_models_on_trained_fsdd(fsdd_dir, tmp_path):
     from export.to_lava import export_checkpoint
     from deployed.emulator import emulate
-    from lava_runtime.graph import run_network
-    from lava_runtime.run_cli import load_features
+    from lava_runtime.lava_graph.graph import run_network
+    from lava_runtime.pipeline import load_features
     from deployed.validate import drains_between_samples
 
     run = tmp_path / "run"

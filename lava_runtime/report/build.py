@@ -27,7 +27,7 @@ from pathlib import Path
 
 import numpy as np
 
-from lava_runtime.report_cache import StageCache, read_json, sha256_arrays
+from lava_runtime.report.cache import StageCache, read_json, sha256_arrays
 from trainer.file_io import sha256_file, write_bytes_atomic, write_json_atomic
 
 DEFAULTS = {"profile_set": "all", "lava_limit": 100, "split": "test",
@@ -35,7 +35,7 @@ DEFAULTS = {"profile_set": "all", "lava_limit": 100, "split": "test",
 SPLITS = ("train", "val", "test")
 REPORT_DIR = "report"
 HTML_NAME = "report.html"
-STAGE_VERSION = 2  # bump when a stage's output format changes (invalidates cached stages)
+STAGE_VERSION = 3  # bump when a stage's output format changes (invalidates cached stages)
 N_STAGES = 6
 
 
@@ -156,13 +156,6 @@ class _Progress:
                   flush=True)
 
 
-def _emulator_activity_slice(act, n: int):
-    from deployed.activity import Activity
-
-    return Activity(input_payload=act.input_payload[:n], spikes=[s[:n] for s in act.spikes],
-                    readout_v=act.readout_v[:n], backend=act.backend)
-
-
 def make_report(run_dir, out=None, *, profile_set: str = DEFAULTS["profile_set"],
                 lava_limit: int = DEFAULTS["lava_limit"], split: str = DEFAULTS["split"],
                 export_profile: str = DEFAULTS["export_profile"],
@@ -173,7 +166,7 @@ def make_report(run_dir, out=None, *, profile_set: str = DEFAULTS["profile_set"]
     profile_set: "all" or comma-separated profile names / .toml paths for the budgets.
     lava_limit: first N samples of the split run through Lava (0 = skip Lava).
     split: train | val | test. export_profile: the profile the network is exported for.
-    timeout_s: bound on the Lava run (s; default lava_runtime.graph.default_timeout_s)."""
+    timeout_s: bound on the Lava run (s; default lava_runtime.lava_graph.graph.default_timeout_s)."""
     inp = check_inputs(run_dir, out, profile_set=profile_set, lava_limit=lava_limit,
                        split=split, export_profile=export_profile, timeout_s=timeout_s)
     folder = inp.run_dir / REPORT_DIR
@@ -190,12 +183,10 @@ def make_report(run_dir, out=None, *, profile_set: str = DEFAULTS["profile_set"]
 def _make_report(inp: ReportInputs, folder: Path, progress: bool) -> dict:
     from deployed.netx_h5 import load, save
     from export.to_lava import export_checkpoint
-    from lava_runtime.budget import compare
-    from lava_runtime.budget_report import plot_budgets
-    from lava_runtime.graph import run_network
-    from lava_runtime.report_html import render_html
-    from lava_runtime.report_page import build_page
-    from lava_runtime.run_cli import outputs_match
+    from lava_runtime.budget.text import plot_budgets
+    from lava_runtime.pipeline import budget_stage, emulator_stage, lava_stage
+    from lava_runtime.report.html import render_html
+    from lava_runtime.report.page import build_page
 
     cache = StageCache(folder)
     if cache.problem and progress:
@@ -220,7 +211,6 @@ def _make_report(inp: ReportInputs, folder: Path, progress: bool) -> dict:
         write_json_atomic(export_report, folder / "export.json")
         cache.record("export", key, ["net.h5", "export.json"])
     net_sha = sha256_file(folder / "net.h5")
-    payloads = net.input.encode(inp.x)
 
     # 2. float model accuracies
     m = inp.metrics or {}
@@ -250,7 +240,8 @@ def _make_report(inp: ReportInputs, folder: Path, progress: bool) -> dict:
 
     def emulator_activity():
         if "act" not in activity:
-            activity["act"] = run_network(net, payloads, "emulator", progress=progress)
+            activity["act"], activity["summary"] = emulator_stage(net, inp.x, inp.y, inp.split,
+                                                                  progress)
         return activity["act"]
 
     key = {"stage_version": STAGE_VERSION, "net_sha256": net_sha, "split": inp.split,
@@ -260,14 +251,8 @@ def _make_report(inp: ReportInputs, folder: Path, progress: bool) -> dict:
     if fresh:
         emu = read_json(folder / "emulator.json")
     else:
-        act = emulator_activity()
-        pred = act.predictions(net)
-        n = act.n_samples
-        emu = {"backend": "emulator", "split": inp.split, "samples": n,
-               "accuracy": float(np.mean(pred == inp.y)),
-               "spikes_per_sample_per_layer": [c / n for c in act.spike_counts()],
-               "steps_per_sample": int(act.readout_v.shape[1]),
-               "predictions": pred.astype(int).tolist()}
+        emulator_activity()
+        emu = activity["summary"]
         write_json_atomic(emu, folder / "emulator.json")
         cache.record("emulator", key, ["emulator.json"])
 
@@ -284,18 +269,8 @@ def _make_report(inp: ReportInputs, folder: Path, progress: bool) -> dict:
         if fresh:
             lava = read_json(folder / "lava.json")
         else:
-            act = run_network(net, payloads[:n], "lava", timeout_s=inp.timeout_s,
-                              progress=progress)
-            ref = _emulator_activity_slice(emulator_activity(), n)
-            pred, ref_pred = act.predictions(net), ref.predictions(net)
-            lava = {"backend": "lava", "split": inp.split, "samples": n,
-                    "accuracy": float(np.mean(pred == inp.y[:n])),
-                    "emulator_accuracy_same_samples": float(np.mean(ref_pred == inp.y[:n])),
-                    "exact_match_fraction": float(outputs_match(act, ref).mean()),
-                    "prediction_agreement": float(np.mean(pred == ref_pred)),
-                    "seconds": act.seconds,
-                    "steps_per_second": act.extra.get("steps_per_second"),
-                    "lava_startup_seconds": act.extra.get("lava_startup_seconds")}
+            lava = lava_stage(net, emulator_activity(), inp.y, n, inp.split, inp.timeout_s,
+                              progress)
             write_json_atomic(lava, folder / "lava.json")
             cache.record("lava", key, ["lava.json"])
 
@@ -308,7 +283,7 @@ def _make_report(inp: ReportInputs, folder: Path, progress: bool) -> dict:
     if fresh:
         budgets = read_json(folder / "budget.json")["profiles"]
     else:
-        objs = compare(net, emulator_activity(), inp.profiles)
+        objs = budget_stage(net, emulator_activity(), inp.profiles)
         budgets = []
         for b, p in zip(objs, inp.profiles):
             d = b.to_json()

@@ -5,7 +5,7 @@ import os
 import tempfile
 from pathlib import Path
 
-from lava_runtime.budget import Budget
+from lava_runtime.budget.estimate import Budget
 
 
 def _num(x, unit="") -> str:

@@ -1,6 +1,6 @@
-"""Worker entry point: `python -m lava_runtime.lava_worker JOB_DIR` (started by sandbox.run_job).
+"""Worker entry point: `python -m lava_runtime.lava_graph.worker JOB_DIR` (started by sandbox.run_job).
 
-Reads JOB_DIR/job.pkl, builds the Lava graph (lava_runtime.graph.build_graph), runs it in chunks
+Reads JOB_DIR/job.pkl, builds the Lava graph (lava_runtime.lava_graph.graph.build_graph), runs it in chunks
 (writing the number of finished samples to JOB_DIR/progress), stops it, and writes JOB_DIR/done.json; on an error
 writes JOB_DIR/error.txt and exits 1 without calling stop() (a stop() after a failed run can
 hang; the parent kills the process group instead).
@@ -52,8 +52,8 @@ def main(job_dir: str) -> int:
             job = pickle.load(f)
         from lava.magma.core.run_conditions import RunSteps
 
-        from lava_runtime.graph import build_graph, run_config
-        from lava_runtime.lanes import samples_done
+        from lava_runtime.lava_graph.graph import build_graph, run_config
+        from lava_runtime.lava_graph.lanes import samples_done
 
         t0 = time.perf_counter()
         graph = build_graph(job)

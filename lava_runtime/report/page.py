@@ -1,6 +1,6 @@
 """The content of the run report: plain report data -> the page dict of report_html.
 
-`build_page(data, figures)` is pure: `data` is the dict lava_runtime.report.make_report
+`build_page(data, figures)` is pure: `data` is the dict lava_runtime.report.build.make_report
 assembles (config, metrics, export report, accuracies, budgets as Budget.to_json dicts,
 trainer.analyze's analysis.json); `figures` maps "budget" and "analysis/<png name>" to PNG bytes.
 Every number carries its unit in the column header or the unit column.

@@ -1,6 +1,6 @@
 """Run one Lava job in a child process that can always be stopped and cleaned up.
 
-The child (`python -m lava_runtime.lava_worker JOB_DIR`) runs in its own session, so it and
+The child (`python -m lava_runtime.lava_graph.worker JOB_DIR`) runs in its own session, so it and
 every Lava worker it forks form one process group. Its temporary files (multiprocessing's
 pymp-* socket folders) go to JOB_DIR/tmp, and its shared-memory segments get the name prefix
 `/dev/shm/<prefix>...`. Whatever happens (success, error, timeout, KeyboardInterrupt), the
@@ -119,7 +119,7 @@ def run_job(job_dir: Path, timeout_s: float, progress_total: int | None = None,
         from tqdm import tqdm
         bar = tqdm(total=progress_total, desc=desc, unit=unit, leave=False)
     with open(log_path, "wb") as log:
-        proc = subprocess.Popen([sys.executable, "-m", "lava_runtime.lava_worker", str(job_dir)],
+        proc = subprocess.Popen([sys.executable, "-m", "lava_runtime.lava_graph.worker", str(job_dir)],
                                 stdout=log, stderr=subprocess.STDOUT, env=env,
                                 start_new_session=True, cwd=str(job_dir))
     pid = proc.pid

@@ -13,7 +13,7 @@
   ports (s_in (lanes, n_in), a_out (lanes, n_out)); only this runtime's fast models
   (fast_models.py) run them.
 
-With `lanes` = L > 1 (lava_runtime.lanes) every port has shape (L, n) and lane j of round r
+With `lanes` = L > 1 (lava_runtime.lava_graph.lanes) every port has shape (L, n) and lane j of round r
 carries sample r * L + j; with L = 1 ports are (n,) as Lava's stock models expect.
 
 Importing this module imports Lava (worker side only).
@@ -37,7 +37,7 @@ from lava.proc.lif.models import AbstractPyLifModelFixed, AbstractPyLifModelFloa
 from lava.proc.lif.process import LIFReset
 from lava.proc.sparse.process import DelaySparse
 
-from lava_runtime.lanes import lane_shape
+from lava_runtime.lava_graph.lanes import lane_shape
 
 
 class PayloadSource(AbstractProcess):

@@ -21,7 +21,7 @@ of each window are recorded (the Activity convention), layer i's values before i
 as 0. Lava's stock delay models cannot drop their buffers: with them (fast_models=False) the
 network must drain within its padding (validate.drains_between_samples).
 
-Lanes (lava_runtime.lanes): with L > 1 the graph carries L independent copies of the network
+Lanes (lava_runtime.lava_graph.lanes): with L > 1 the graph carries L independent copies of the network
 in the same processes (every port and state vector has shape (L, n); the delay connections are
 this runtime's LanedDelayDense/LanedDelaySparse), lane j of round r running sample r * L + j in
 round r's window. All lanes share the window, so the resets and buffer drops above happen in
@@ -33,7 +33,7 @@ weights, bias and threshold converted to the same voltage units, decays as fract
 "loihi2" (Loihi2HwCfg, needs Intel's lava-loihi package), "emulator" (deployed.emulator,
 no Lava at all).
 
-The Lava run itself happens in a child process (lava_runtime.sandbox): bounded by a timeout,
+The Lava run itself happens in a child process (lava_runtime.lava_graph.sandbox): bounded by a timeout,
 always stopped, no worker process or shared memory left behind. This module imports Lava only
 inside build_graph/run_config, which run in that child.
 """
@@ -50,8 +50,8 @@ import numpy as np
 from deployed.network import ConnectionLayer, DeployedNetwork
 from deployed.activity import Activity
 from deployed.emulator import start_step
-from lava_runtime.lanes import check_lanes, lane_shape, resolve_lanes
-from lava_runtime.sandbox import LavaRunError, cleanup_job_dir, run_job
+from lava_runtime.lava_graph.lanes import check_lanes, lane_shape, resolve_lanes
+from lava_runtime.lava_graph.sandbox import LavaRunError, cleanup_job_dir, run_job
 from deployed.validate import (BACKENDS, NetworkError, drains_between_samples,
                                    validate_backend, validate_network, validate_payloads)
 
@@ -103,7 +103,7 @@ def run_network(net: DeployedNetwork, payloads: np.ndarray, backend: str = "lava
         much faster, and they drop their buffers at each layer's reset); False runs Lava's stock
         models (then no hidden neuron may spike without input, see
         validate.drains_between_samples; other networks are refused).
-    lanes: samples run side by side per Lava step (lava_runtime.lanes); None chooses them
+    lanes: samples run side by side per Lava step (lava_runtime.lava_graph.lanes); None chooses them
         from the network size and memory (lanes.choose_lanes; 1 with stock models or
         backend "loihi2"). Results do not depend on it. Ignored by the emulator.
     steps: window steps recorded per sample (default T + latency).
@@ -191,14 +191,14 @@ def run_config(backend: str, fast_models: bool):
     """The Lava RunConfig for a backend, with this runtime's process models."""
     from lava.magma.core.run_configs import Loihi2HwCfg, Loihi2SimCfg
 
-    from lava_runtime.lava_procs import processes as P
+    from lava_runtime.lava_graph.procs import processes as P
     tag = "floating_pt" if backend == "lava-float" else "fixed_pt"
     fixed = tag == "fixed_pt"
     models = {P.PayloadSource: P.PySourceFixed if fixed else P.PySourceFloat,
               P.Recorder: P.PyRecorderFixed if fixed else P.PyRecorderFloat,
               P.ReadoutLIF: P.PyReadoutLifFixed if fixed else P.PyReadoutLifFloat}
     if fast_models:
-        from lava_runtime.lava_procs.fast_models import FAST_MODELS
+        from lava_runtime.lava_graph.procs.fast_models import FAST_MODELS
         models.update(FAST_MODELS[tag])
     if backend == "loihi2":
         require_loihi2()
@@ -238,7 +238,7 @@ def _connection(layer: ConnectionLayer, w: np.ndarray, d: np.ndarray, fixed: boo
     from lava.proc.dense.process import DelayDense
     from lava.proc.sparse.process import DelaySparse
 
-    from lava_runtime.lava_procs.processes import LanedDelayDense, LanedDelaySparse
+    from lava_runtime.lava_graph.procs.processes import LanedDelayDense, LanedDelaySparse
 
     max_delay = int(d[w != 0].max()) if (w != 0).any() else 0
     kwargs = dict(num_message_bits=layer.input_message_bits, max_delay=max_delay,
@@ -266,7 +266,7 @@ def build_graph(job: dict) -> dict:
     """Build the processes for a job (see _run_lava); returns {"head": a process, ...}."""
     from lava.proc.lif.process import LIFReset
 
-    from lava_runtime.lava_procs import processes as P
+    from lava_runtime.lava_graph.procs import processes as P
     net: DeployedNetwork = job["net"]
     fixed = job["backend"] != "lava-float"
     window, keep, n = job["window"], job["keep"], job["n_samples"]

@@ -2,7 +2,7 @@
 
 Thin argparse layer over :func:`run_budget`. Plug into a parent parser with
 ``add_parser(subparsers)``; ``main(args)`` runs the parsed namespace. Also runnable alone:
-``python -m lava_runtime.budget_cli NET.h5 ...``.
+``python -m lava_runtime.budget.cli NET.h5 ...``.
 """
 from __future__ import annotations
 
@@ -11,10 +11,10 @@ from pathlib import Path
 
 
 from hw_profiles import list_profiles, load_profile
-from lava_runtime.run_cli import check_limit, check_net_path, load_features
+from lava_runtime.pipeline import check_limit, check_net_path, load_features
 from trainer.file_io import write_json_atomic
-from lava_runtime.budget import Budget, compare
-from lava_runtime.budget_report import (format_comparison, format_layers, format_summary,
+from lava_runtime.budget.estimate import Budget, compare
+from lava_runtime.budget.text import (format_comparison, format_layers, format_summary,
                                         plot_budgets)
 
 
@@ -44,10 +44,12 @@ def budget_json(budgets: list[Budget]) -> dict:
 
 def run_budget(net_path, profile: str = "loihi2", dataset: str = "synthetic", data_dir=None,
                split: str = "test", limit: int | None = None, json_path=None, plot_path=None,
-               progress: bool = True) -> list[Budget]:
-    """Emulate `net_path` (an deployed.netx_h5 file) on `limit` samples of `dataset`/`split` and
-    estimate its budget on `profile` ("all" = every profile in hw_profiles). Prints the tables;
-    writes JSON / PNG when paths are given. Every argument is checked before any work."""
+               progress: bool = True, activity_path=None) -> list[Budget]:
+    """Emulate `net_path` (a deployed.netx_h5 file) on `limit` samples of `dataset`/`split`, or
+    read the activity a run saved (`activity_path`, `python -m lava_runtime run
+    --save-activity`), and estimate its budget on `profile` ("all" = every profile in
+    hw_profiles). Prints the tables; writes JSON / PNG when paths are given. Every argument is
+    checked before any work."""
     names = list_profiles() if profile == "all" else [profile]
     profiles = [load_profile(n) for n in names]
     check_limit(limit)
@@ -56,11 +58,18 @@ def run_budget(net_path, profile: str = "loihi2", dataset: str = "synthetic", da
     net_path = check_net_path(net_path)
 
     from deployed.netx_h5 import load
+    from deployed.activity import first
     from deployed.emulator import emulate
 
     net = load(net_path)
-    x, _ = load_features(net, dataset, split, data_dir, limit)
-    act = emulate(net, net.input.encode(x), progress=progress)
+    if activity_path is not None:
+        from deployed.activity import Activity
+
+        act = Activity.load(activity_path)
+        act = act if limit is None else first(act, limit)
+    else:
+        x, _ = load_features(net, dataset, split, data_dir, limit)
+        act = emulate(net, net.input.encode(x), progress=progress)
     budgets = compare(net, act, profiles)
 
     mapped = [b for b in budgets if b.messages_per_sample is not None]
@@ -98,16 +107,20 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--limit", type=int, default=None, help="use the first N samples")
     p.add_argument("--json", default=None, help="write the budget as JSON to this file")
     p.add_argument("--plot", default=None, help="write an energy plot (PNG) to this file")
+    p.add_argument("--activity", default=None,
+                   help="budget the spikes a run saved (`run --save-activity FILE.npz`) "
+                        "instead of emulating the dataset")
 
 
 def main(args: argparse.Namespace) -> int:
     run_budget(args.net, profile=args.profile, dataset=args.dataset, data_dir=args.data_dir,
-               split=args.split, limit=args.limit, json_path=args.json, plot_path=args.plot)
+               split=args.split, limit=args.limit, json_path=args.json, plot_path=args.plot,
+               activity_path=args.activity)
     return 0
 
 
 if __name__ == "__main__":
-    parser = argparse.ArgumentParser(prog="python -m lava_runtime.budget_cli",
+    parser = argparse.ArgumentParser(prog="python -m lava_runtime.budget.cli",
                                      description=__doc__.splitlines()[0])
     add_arguments(parser)
     try:

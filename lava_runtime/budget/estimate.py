@@ -1,6 +1,6 @@
 """Hardware budget of a deployed network from its recorded activity.
 
-    from lava_runtime.budget import estimate, compare
+    from lava_runtime.budget.estimate import estimate, compare
     b = estimate(net, activity, load_profile("loihi2"))
     b.synops_per_sample, b.energy_per_sample_joules["total"], b.cores, b.to_json()
 
