@@ -57,7 +57,7 @@ def run_state(run_dir: Path) -> str:
 def ei_statistics(checkpoint: Path) -> list[dict]:
     """Per layer: trainer.analysis.ei_clustering.sign_clustering (k, shuffles and seed at
     their defaults) of one checkpoint, as JSON dicts with the layer name."""
-    from trainer.analysis.checkpoint_view import load_checkpoint
+    from trainer.checkpoint import load_checkpoint
     from trainer.analysis.ei_clustering import sign_clustering
 
     view = load_checkpoint(checkpoint)

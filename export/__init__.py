@@ -2,7 +2,7 @@
 
 - export.to_lava      `export_checkpoint(path, profile)` and `python -m export.to_lava` (CLI)
 - export.to_onnx      the float model with integer delays as ONNX (`python -m export.to_onnx`)
-- export.checkpoint   read and validate docs/design.md section 2 checkpoints
+- trainer.checkpoint   read and validate docs/design.md section 2 checkpoints
 - export.float_reference  float model with integer delays from the synapse lists
 - export.quantize     BatchNorm folding, scales, Lava weight rule, neuron parameters
 - deployed.fixed_point   Lava's fixed-point rules written out (weights, shifts, LIF decays)

@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 import scipy.sparse as sp
 
-from export.checkpoint import Checkpoint, load_checkpoint
+from trainer.checkpoint import Checkpoint, load_checkpoint
 from deployed.network import gate_events
 
 

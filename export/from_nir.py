@@ -5,7 +5,7 @@ then export it exactly as a checkpoint: quantize, profile check, netx HDF5, emul
         (--features calib.npz | --data shd --data-dir DIR) [--lif-readout] [--json report.json]
 
 is a thin layer over `export_nir(path, dt_ms, profile, ...) -> (DeployedNetwork, report)`;
-`nir_to_checkpoint(graph, dt_ms)` gives the in-memory intermediate (export.checkpoint.Checkpoint)
+`nir_to_checkpoint(graph, dt_ms)` gives the in-memory intermediate (trainer.checkpoint.Checkpoint)
 that export.to_lava.export_loaded turns into the deployed network.
 
 Accepted graphs: one Input, one Output, and a chain of neuron populations. Each population
@@ -52,7 +52,7 @@ from pathlib import Path
 
 import numpy as np
 
-from export.checkpoint import Checkpoint, CkptLayer
+from trainer.checkpoint import Checkpoint, CkptLayer
 from deployed.network import DeployedNetwork
 from export.errors import ExportError
 

@@ -35,7 +35,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from export.checkpoint import Checkpoint, load_checkpoint, resolve_checkpoint_path
+from trainer.checkpoint import Checkpoint, load_checkpoint, resolve_checkpoint_path
 from export.errors import ExportError
 from export.to_lava import export_loaded
 from export.quantize import LAVA_BITS

@@ -32,7 +32,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from deployed import fixed_point as fp
-from export.checkpoint import Checkpoint
+from trainer.checkpoint import Checkpoint
 from deployed.network import ConnectionLayer, DeployedNetwork, InputEncoding, NeuronParams
 from export.errors import ExportError
 from export.float_reference import FloatResult

@@ -28,7 +28,7 @@ from trainer.file_io import sha256_file, write_json_atomic
 import numpy as np
 
 from deployed import netx_h5
-from export.checkpoint import Checkpoint, load_checkpoint, resolve_checkpoint_path
+from trainer.checkpoint import Checkpoint, load_checkpoint, resolve_checkpoint_path
 from deployed.network import DeployedNetwork
 from export.errors import ExportError, ProfileViolation
 from export.float_reference import simulate_float

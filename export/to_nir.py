@@ -29,7 +29,7 @@ from pathlib import Path
 
 import numpy as np
 
-from export.checkpoint import load_checkpoint, resolve_checkpoint_path
+from trainer.checkpoint import load_checkpoint, resolve_checkpoint_path
 from export.errors import ExportError
 from export.from_nir import META_KEY, _nir, layers_digest, nir_to_checkpoint
 from trainer.file_io import write_bytes_atomic

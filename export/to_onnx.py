@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from export.checkpoint import Checkpoint, load_checkpoint
+from trainer.checkpoint import Checkpoint, load_checkpoint
 from export.errors import ExportError
 
 DEFAULT_TOLERANCE = 1e-4  # relative to max(1, largest |readout v|); float32 rounding is ~1e-6

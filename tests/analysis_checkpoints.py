@@ -38,7 +38,7 @@ def sparse_layer(name: str, n_in: int, n_out: int, density: float, signs: str,
             "post": torch.from_numpy(cat(post).astype(np.int64)),
             "delay": torch.from_numpy(cat(delay).astype(np.int64)),
             "weight": torch.from_numpy(cat(weight).astype(np.float32)),
-            "bn": None, "neuron": {"decay": 0.9, "dv": 410, "threshold": 1.0,
+            "bn": None, "neuron": {"decay": 1 - 410 / 4096, "dv": 410, "threshold": 1.0,
                                    "spiking": name != "readout"}}
 
 

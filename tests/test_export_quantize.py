@@ -6,7 +6,7 @@ import pytest
 from lava.utils.weightutils import SignMode, clip_weights, determine_sign_mode, truncate_weights
 
 from deployed import fixed_point as fp
-from export.checkpoint import checkpoint_from_dict
+from trainer.checkpoint import checkpoint_from_dict
 from export.float_reference import simulate_float
 from export.quantize import QuantSettings, choose_input_encoding, quantize
 from export_checkpoints import make_checkpoint, make_features

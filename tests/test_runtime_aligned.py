@@ -23,7 +23,7 @@ import numpy as np
 import pytest
 import torch
 
-from export.checkpoint import checkpoint_from_dict, load_checkpoint
+from trainer.checkpoint import checkpoint_from_dict, load_checkpoint
 from export.float_reference import simulate_float
 from export.to_lava import export_checkpoint
 from deployed.emulator import aligned, emulate, lif_run, synaptic_input

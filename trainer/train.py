@@ -19,7 +19,7 @@ from tqdm import tqdm
 from .file_io import torch_save_atomic, write_json_atomic
 from .checkpoint import (CHECKPOINT, CONFIG, INIT_CHECKPOINT, LAST, METRICS, RESUME_FORMAT, VERSION,
                          CheckpointError, build_checkpoint,
-                         load_checkpoint, load_resume)
+                         load_checkpoint_dict, load_resume)
 from .augment import Augmentation, augment
 from .config import identity, resolve_config
 from .distributed import DistInfo, setup, teardown
@@ -391,7 +391,7 @@ def _train(cfg, run_dir, state, info: DistInfo, device, progress, stop_after_epo
 def _finish(cfg, run_dir, history, best, seconds, test_ds, device) -> dict:
     """Evaluate the best checkpoint on the test split and write metrics.json."""
     from .evaluate import model_from_checkpoint
-    ckpt = load_checkpoint(run_dir / CHECKPOINT)
+    ckpt = load_checkpoint_dict(run_dir / CHECKPOINT)
     model = model_from_checkpoint(ckpt, device)
     test_hard = accuracy(model, test_ds.x, test_ds.y, hard=True)
     test_soft = (accuracy(model, test_ds.x, test_ds.y, hard=False)

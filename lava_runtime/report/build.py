@@ -45,7 +45,7 @@ class ReportInputs:
 
     run_dir: Path
     checkpoint_path: Path
-    checkpoint: object  # export.checkpoint.Checkpoint
+    checkpoint: object  # trainer.checkpoint.Checkpoint
     metrics: dict | None
     profiles: list  # hw_profiles.Profile, in the order given
     export_profile: object  # hw_profiles.Profile
@@ -83,7 +83,7 @@ def check_inputs(run_dir, out=None, *, profile_set: str = DEFAULTS["profile_set"
     """Check every argument and load the checkpoint, metrics and data; write nothing.
     Raises ValueError (ProfileError, ExportError, DataError are ValueErrors) naming the
     problem and what to do."""
-    from export.checkpoint import CHECKPOINT_NAME, load_checkpoint
+    from trainer.checkpoint import CHECKPOINT as CHECKPOINT_NAME, load_checkpoint
     from hw_profiles import load_profile
 
     run_dir = Path(run_dir)

@@ -40,7 +40,7 @@ import scipy.sparse as sparse
 from scipy.spatial import cKDTree
 from tqdm import tqdm
 
-from .checkpoint_view import LayerSynapses
+from trainer.checkpoint import LayerSynapses
 from .receptive_fields import merged_sites
 
 DEFAULT_K = 8
