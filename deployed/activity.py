@@ -22,6 +22,8 @@ from deployed.network import DeployedNetwork
 
 @dataclass
 class Activity:
+    """Spikes and readout voltages of N samples on one backend (module docstring: time axes)."""
+
     input_payload: np.ndarray  # (N, T, C) int64 graded payloads sent
     spikes: list[np.ndarray]  # per spiking (hidden) layer: (N, steps, n) uint8 0/1
     readout_v: np.ndarray  # (N, steps, n_classes) int64, raw Lava voltage v (float64 for the

@@ -5,7 +5,8 @@ Export (`export.to_lava`) builds it from a checkpoint; the Lava graph builder
 estimator (`lava_runtime.budget`) all take it as is. `deployed.netx_h5` saves and loads it as
 HDF5 that lava-dl's netx can also read.
 
-Units and conventions (Lava fixed_pt semantics, see ../shared/reference/lava.md):
+Units and conventions (Lava fixed_pt semantics; the integer equations are written once, in
+deployed.fixed_point):
 - time is in steps (one step = 10 ms of audio);
 - synapses are a list per connection layer: `pre`, `post`, `delay` (steps, 0..max), `weight`
   (integers exactly as Lava applies them, i.e. already truncated to the profile's precision);

@@ -27,7 +27,7 @@ def showcase(config: str | Path, out: str | Path, *, qat_epochs: int = 0, qat_lr
              progress: bool = True) -> dict:
     """Run the pipeline for CONFIG into OUT; return (and write) the summary dict."""
     import trainer
-    from lava_runtime.budget.cli import budget_json
+    from lava_runtime.budget.text import budget_json
     from lava_runtime.pipeline import deploy
 
     config, out = Path(config), Path(out)

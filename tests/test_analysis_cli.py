@@ -11,7 +11,7 @@ import pytest
 import torch
 from matplotlib.image import imread
 
-from analysis_checkpoints import K, checkpoint, write_run
+from helpers.analysis_checkpoints import K, checkpoint, write_run
 from trainer.analysis import figures
 from trainer.checkpoint import CheckpointError
 from trainer.analyze import analyze, main

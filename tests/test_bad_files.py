@@ -15,7 +15,7 @@ import pytest
 import torch
 
 from deployed import netx_h5
-from export_checkpoints import make_checkpoint, save_checkpoint
+from helpers.export_checkpoints import make_checkpoint, save_checkpoint
 from deployed.synthetic import random_network
 
 REPO = Path(__file__).resolve().parents[1]

@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from budget_nets import activity, layer, network, small_net
+from helpers.budget_nets import activity, layer, network, small_net
 from hw_profiles import load_profile
 from lava_runtime.budget.estimate import check_activity, compare, estimate
 from deployed.cores import map_to_cores, network_memory_bytes

@@ -7,7 +7,7 @@ import pytest
 from trainer.checkpoint import checkpoint_from_dict
 from trainer.checkpoint import CheckpointError
 from export.float_reference import simulate_float
-from export_checkpoints import make_checkpoint, make_features
+from helpers.export_checkpoints import make_checkpoint, make_features
 
 
 def naive(ck, x):

@@ -9,7 +9,7 @@ from deployed import fixed_point as fp
 from trainer.checkpoint import checkpoint_from_dict
 from export.float_reference import simulate_float
 from export.quantize import QuantSettings, choose_input_encoding, quantize
-from export_checkpoints import make_checkpoint, make_features
+from helpers.export_checkpoints import make_checkpoint, make_features
 from deployed.emulator import aligned, emulate
 
 MODES = {"mixed": SignMode.MIXED, "excitatory": SignMode.EXCITATORY,

@@ -12,7 +12,7 @@ import pytest
 from deployed import netx_h5
 from export.to_lava import export_checkpoint
 from deployed.emulator import aligned, emulate
-from netx_runner import run_netx
+from helpers.netx_runner import run_netx
 
 REPO = Path(__file__).resolve().parents[1]
 

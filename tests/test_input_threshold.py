@@ -73,7 +73,7 @@ def test_emulator_and_lava_see_the_same_events(trained):
 
 
 def test_files_without_a_threshold_are_unchanged(tmp_path):
-    from export_checkpoints import make_checkpoint, make_features, save_checkpoint
+    from helpers.export_checkpoints import make_checkpoint, make_features, save_checkpoint
     path = save_checkpoint(make_checkpoint(), tmp_path / "ck")
     net, _ = export_checkpoint(path, "loihi2", calibration=make_features()[0], evaluation=False)
     netx_h5.save(net, tmp_path / "a.h5")

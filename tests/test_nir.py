@@ -18,8 +18,8 @@ from export.from_nir import export_nir, main as from_nir_main, nir_to_checkpoint
 from export.to_lava import export_checkpoint
 from export.to_nir import main as to_nir_main
 from deployed.emulator import aligned, emulate
-from export_checkpoints import make_checkpoint, make_features, save_checkpoint
-from nir_graphs import delay_graph, simulate_nir
+from helpers.export_checkpoints import make_checkpoint, make_features, save_checkpoint
+from helpers.nir_graphs import delay_graph, simulate_nir
 
 nir = pytest.importorskip("nir")
 

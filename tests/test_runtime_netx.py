@@ -22,7 +22,7 @@ from deployed.emulator import emulate
 from lava_runtime.lava_graph.graph import run_network
 from deployed.synthetic import random_network, random_payloads
 from deployed.validate import drains_between_samples
-from netx_runner import run_netx
+from helpers.netx_runner import run_netx
 
 
 def netx_net(bias_mant_max, strong=0, seed=51):

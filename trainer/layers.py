@@ -46,6 +46,14 @@ def n_connections(n_candidates: int, sparsity: float) -> int:
 
 
 class DelayConnection(nn.Module):
+    """One connection layer with synaptic delays: input spikes (B, n_in, T) -> current
+    (B, n_out, T), ``I[t] = sum_syn w * x[t - delay]`` (delays in steps, 0..kernel_size-1).
+
+    ``method`` chooses how delays are held (module docstring); ``sparsity`` the fraction of
+    candidates without a connection (rewired by trainer.rewiring); ``dale`` fixes each
+    presynaptic neuron's sign; ``sparse_max_density`` the density up to which the sparse path runs.
+    ``synapses()`` lists the existing (pre, post, delay, weight) for the checkpoint."""
+
     def __init__(self, n_in: int, n_out: int, kernel_size: int, method: str, sparsity: float,
                  generator: torch.Generator, dale: bool = False, sparse_max_density: float = 0.0):
         super().__init__()

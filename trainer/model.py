@@ -39,6 +39,13 @@ def _max_density(cfg: dict) -> float:
 
 
 class DelaySNN(nn.Module):
+    """The trained network: features (B, T, n_in) -> readout membrane (B, n_classes, T).
+
+    Per hidden layer: DelayConnection -> BatchNorm (optional) -> LIF (trainer.neurons, equations
+    there) -> dropout; the readout is a DelayConnection into a leaky integrator. ``cfg`` is a
+    resolved trainer config (trainer/defaults.toml: hidden sizes, kernel_size K in steps, method,
+    sparsity, tau in steps, threshold, surrogate_alpha, dropout, batchnorm, dale, seed)."""
+
     def __init__(self, n_in: int, n_classes: int, cfg: dict):
         super().__init__()
         gen = torch.Generator().manual_seed(int(cfg["seed"]))

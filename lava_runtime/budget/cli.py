@@ -14,8 +14,8 @@ from hw_profiles import list_profiles, load_profile
 from lava_runtime.pipeline import check_limit, check_net_path, load_features
 from trainer.file_io import write_json_atomic
 from lava_runtime.budget.estimate import Budget, compare
-from lava_runtime.budget.text import (format_comparison, format_layers, format_summary,
-                                        plot_budgets)
+from lava_runtime.budget.text import (budget_json, format_comparison, format_layers,
+                                      format_summary, plot_budgets)
 
 
 def _check_out(path, suffix: str, what: str) -> Path | None:
@@ -27,19 +27,6 @@ def _check_out(path, suffix: str, what: str) -> Path | None:
     if not path.parent.is_dir():
         raise ValueError(f"{what} {path}: folder {path.parent} does not exist")
     return path
-
-
-def budget_json(budgets: list[Budget]) -> dict:
-    """One profile: its Budget as a dict. Several: {"profiles": [...]} plus the counts that do
-    not depend on the profile at top level."""
-    if len(budgets) == 1:
-        return budgets[0].to_json()
-    first = budgets[0]
-    return {"synops_per_sample": first.synops_per_sample,
-            "dense_synops_per_sample": first.dense_synops_per_sample,
-            "neuron_updates_per_sample": first.neuron_updates_per_sample,
-            "n_samples": first.n_samples, "steps": first.steps,
-            "profiles": [b.to_json() for b in budgets]}
 
 
 def run_budget(net_path, profile: str = "loihi2", dataset: str = "synthetic", data_dir=None,

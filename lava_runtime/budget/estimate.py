@@ -82,6 +82,11 @@ class LayerBudget:
 
 @dataclass
 class Budget:
+    """The budget of one network and activity on one profile (module docstring: what each
+    figure counts). Per sample = averaged over the activity's samples; energies in J, times in
+    s, memory in bytes; None where the profile gives no figure or the network does not fit
+    (``refused`` then says why)."""
+
     profile: str
     profile_version: str
     kind: str

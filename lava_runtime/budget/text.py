@@ -141,3 +141,16 @@ def plot_budgets(budgets: list[Budget], path: str | Path) -> None:
         plt.close(fig)
         if os.path.exists(tmp):
             os.remove(tmp)
+
+
+def budget_json(budgets: list[Budget]) -> dict:
+    """One profile: its Budget as a dict. Several: {"profiles": [...]} plus the counts that do
+    not depend on the profile at top level."""
+    if len(budgets) == 1:
+        return budgets[0].to_json()
+    first = budgets[0]
+    return {"synops_per_sample": first.synops_per_sample,
+            "dense_synops_per_sample": first.dense_synops_per_sample,
+            "neuron_updates_per_sample": first.neuron_updates_per_sample,
+            "n_samples": first.n_samples, "steps": first.steps,
+            "profiles": [b.to_json() for b in budgets]}

@@ -93,8 +93,8 @@ def lane_payloads(payloads: np.ndarray, lanes: int) -> np.ndarray:
 
 def run_network(net: DeployedNetwork, payloads: np.ndarray, backend: str = "lava",
                 timeout_s: float | None = None, fast_models: bool = True, *,
-                lanes: int | None = None, progress: bool = False, steps: int | None = None,
-                _fault: tuple[str, int] | None = None) -> Activity:
+                lanes: int | None = None, progress: bool = False, steps: int | None = None
+                ) -> Activity:
     """Run `net` on payloads (N, T, C) (graded spike payloads, net.input.encode gives them).
 
     backend: "lava" | "lava-float" | "loihi2" | "emulator".
@@ -127,8 +127,7 @@ def run_network(net: DeployedNetwork, payloads: np.ndarray, backend: str = "lava
             "drop their buffers, spikes a layer emits before its reset step (the previous "
             "sample's tail, or bias alone) would reach the next layer and the run would not "
             "equal the trained model; use fast_models=True")
-    return _run_lava(net, payloads, backend, timeout_s, fast_models, lanes, progress, steps,
-                     _fault)
+    return _run_lava(net, payloads, backend, timeout_s, fast_models, lanes, progress, steps)
 
 
 def run_lava(net: DeployedNetwork, payloads: np.ndarray, backend: str = "lava",
@@ -140,7 +139,7 @@ def run_lava(net: DeployedNetwork, payloads: np.ndarray, backend: str = "lava",
     return run_network(net, payloads, backend, **kwargs)
 
 
-def _run_lava(net, payloads, backend, timeout_s, fast_models, lanes, progress, steps, fault):
+def _run_lava(net, payloads, backend, timeout_s, fast_models, lanes, progress, steps):
     n, T, _ = payloads.shape
     window = T + net.padding_steps()
     keep = T + net.latency if steps is None else int(steps)
@@ -159,8 +158,7 @@ def _run_lava(net, payloads, backend, timeout_s, fast_models, lanes, progress, s
         job = {"net": net, "backend": backend, "fast_models": fast_models,
                "payload_path": str(payload_path), "out_dir": str(job_dir),
                "n_samples": n, "lanes": lanes, "window": window, "keep": keep,
-               "total_steps": total, "chunk_steps": window * max(1, rounds // 50),
-               "fault": fault}
+               "total_steps": total, "chunk_steps": window * max(1, rounds // 50)}
         with open(job_dir / "job.pkl", "wb") as f:
             pickle.dump(job, f)
         t0 = time.perf_counter()
@@ -272,7 +270,6 @@ def build_graph(job: dict) -> dict:
     window, keep, n = job["window"], job["keep"], job["n_samples"]
     lanes = int(job.get("lanes", 1))
     out_dir = Path(job["out_dir"])
-    fault = job.get("fault")
     procs = []
     src = P.PayloadSource(path=job["payload_path"], n_channels=net.input.n_channels,
                           time_steps=net.input.time_steps, window=window, lanes=lanes)
@@ -303,23 +300,17 @@ def build_graph(job: dict) -> dict:
         if nr.spiking:
             path = out_dir / f"spikes_{li}.npy"
             rec = P.Recorder(n=nr.n, path=str(path), n_samples=n, window=window, keep=keep,
-                             dtype="uint8", first_step=start_step(li), lanes=lanes,
-                             **_fault_kwargs(fault))
-            fault = None  # inject at most once
+                             dtype="uint8", first_step=start_step(li), lanes=lanes)
             lif.s_out.connect(rec.a_in)
         else:
             path = out_dir / "readout_v.npy"
             rec = P.Recorder(n=nr.n, path=str(path), n_samples=n, window=window, keep=keep,
                              dtype="int64" if fixed else "float64", first_step=start_step(li),
-                             lanes=lanes, **_fault_kwargs(fault))
+                             lanes=lanes)
             lif.v_out.connect(rec.a_in)
         procs.append(rec)
         prev_out = lif.s_out
     return {"head": src, "n_processes": len(procs), "processes": procs}
-
-
-def _fault_kwargs(fault):
-    return {} if not fault else {"fault": fault[0], "fault_step": int(fault[1])}
 
 
 __all__ = ["run_network", "run_lava", "run_config", "build_graph", "BACKENDS", "LavaRunError",

@@ -23,7 +23,8 @@ from pathlib import Path
 
 SHM_DIR = Path("/dev/shm")
 SHM_PREFIX_ENV = "DELAYSNN_SHM_PREFIX"
-_REPO_ROOT = Path(__file__).resolve().parents[1]
+WORKER_MODULE = "lava_runtime.lava_graph.worker"  # run as `python -m WORKER_MODULE JOB_DIR`
+_REPO_ROOT = Path(__file__).resolve().parents[2]
 
 
 class LavaRunError(RuntimeError):
@@ -119,7 +120,7 @@ def run_job(job_dir: Path, timeout_s: float, progress_total: int | None = None,
         from tqdm import tqdm
         bar = tqdm(total=progress_total, desc=desc, unit=unit, leave=False)
     with open(log_path, "wb") as log:
-        proc = subprocess.Popen([sys.executable, "-m", "lava_runtime.lava_graph.worker", str(job_dir)],
+        proc = subprocess.Popen([sys.executable, "-m", WORKER_MODULE, str(job_dir)],
                                 stdout=log, stderr=subprocess.STDOUT, env=env,
                                 start_new_session=True, cwd=str(job_dir))
     pid = proc.pid

@@ -1,9 +1,9 @@
-"""Worker entry point: `python -m lava_runtime.lava_graph.worker JOB_DIR` (started by sandbox.run_job).
+"""Worker entry point: `python -m lava_runtime.lava_graph.worker JOB_DIR` (sandbox.run_job).
 
-Reads JOB_DIR/job.pkl, builds the Lava graph (lava_runtime.lava_graph.graph.build_graph), runs it in chunks
-(writing the number of finished samples to JOB_DIR/progress), stops it, and writes JOB_DIR/done.json; on an error
-writes JOB_DIR/error.txt and exits 1 without calling stop() (a stop() after a failed run can
-hang; the parent kills the process group instead).
+Reads JOB_DIR/job.pkl, builds the Lava graph (graph.build_graph), runs it in chunks (writing the
+number of finished samples to JOB_DIR/progress), stops it, and writes JOB_DIR/done.json; on an
+error writes JOB_DIR/error.txt and exits 1 without calling stop() (a stop() after a failed run
+can hang; the parent kills the process group instead).
 """
 from __future__ import annotations
 
@@ -42,7 +42,9 @@ def _model_errors(head) -> str:
     return ("process model error: " + "; ".join(last) + "\n\n" + "\n".join(tbs) + "\n")
 
 
-def main(job_dir: str) -> int:
+def main(job_dir: str, build=None) -> int:
+    """Run the job in JOB_DIR; `build(job) -> {"head", "n_processes", ...}` makes the graph
+    (default lava_runtime.lava_graph.graph.build_graph)."""
     job_dir = Path(job_dir)
     prefix = os.environ.get("DELAYSNN_SHM_PREFIX", "")
     try:
@@ -56,7 +58,7 @@ def main(job_dir: str) -> int:
         from lava_runtime.lava_graph.lanes import samples_done
 
         t0 = time.perf_counter()
-        graph = build_graph(job)
+        graph = (build or build_graph)(job)
         cfg = run_config(job["backend"], job["fast_models"])
         total, chunk = job["total_steps"], job["chunk_steps"]
         window, lanes, n_samples = job["window"], job.get("lanes", 1), job["n_samples"]

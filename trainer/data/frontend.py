@@ -1,6 +1,6 @@
 """The RawHD audio front end: waveform -> (frames, Mel bands) features, one frame per hop (10 ms).
 
-Recipe (defaults = the RawHD recipe of the reference work, see shared/reference/algorithms.md):
+Recipe (defaults = the RawHD recipe of the reference work, Hammouamri et al. 2024):
 
 1. waveform as float in [-1, 1] (16-bit WAV / 32768), mono; optional resampling (scipy.signal);
 2. pre-emphasis ``y[n] = x[n] - 0.95 x[n-1]`` (``y[0] = x[0]``);

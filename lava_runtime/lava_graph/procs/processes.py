@@ -21,7 +21,6 @@ Importing this module imports Lava (worker side only).
 from __future__ import annotations
 
 import os
-import time
 
 import numpy as np
 from lava.magma.core.decorator import implements, requires, tag
@@ -90,17 +89,12 @@ class Recorder(AbstractProcess):
     (.npy, shape (n_samples, keep, n), dtype `dtype`), written at the last step. With `lanes`
     L > 1 it receives (L, n) per step, lane j of round r being sample r * L + j (lanes past
     n_samples are dropped). Window steps before `first_step` (the step at which the recorded
-    population resets) are recorded as 0.
-
-    `fault` ("raise" or "hang", with `fault_step`) makes the model fail on purpose: it exists
-    to test that a failing or hanging run is stopped and cleaned up."""
+    population resets) are recorded as 0."""
 
     def __init__(self, *, n: int, path: str, n_samples: int, window: int, keep: int,
-                 dtype: str, first_step: int = 0, lanes: int = 1, fault: str | None = None,
-                 fault_step: int = 1, **kwargs) -> None:
+                 dtype: str, first_step: int = 0, lanes: int = 1, **kwargs) -> None:
         super().__init__(n=n, path=path, n_samples=n_samples, window=window, keep=keep,
-                         dtype=dtype, first_step=first_step, lanes=lanes, fault=fault,
-                         fault_step=fault_step, **kwargs)
+                         dtype=dtype, first_step=first_step, lanes=lanes, **kwargs)
         self.a_in = InPort(shape=lane_shape(lanes, n))
 
 
@@ -116,16 +110,10 @@ class _RecorderModel(PyLoihiProcessModel):
         self._last = rounds * self._window
         self._buf = np.zeros((rounds * self._lanes, self._keep, int(p["n"])),
                              dtype=np.dtype(p["dtype"]))
-        self._fault, self._fault_step = p["fault"], int(p["fault_step"])
 
     def run_spk(self):
         x = self.a_in.recv()
         t = self.time_step
-        if self._fault and t == self._fault_step:
-            if self._fault == "raise":
-                raise RuntimeError(f"Recorder fault injected at step {t}")
-            while True:  # "hang": never return, like a deadlocked Lava run
-                time.sleep(1.0)
         r, k = divmod(t - 1, self._window)
         if t <= self._last and self._first <= k < self._keep:
             lo = r * self._lanes
