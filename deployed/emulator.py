@@ -29,9 +29,9 @@ import time
 import numpy as np
 import scipy.sparse as sp
 
-from deployed.network import ConnectionLayer, DeployedNetwork
 from deployed import fixed_point as fp
 from deployed.activity import Activity
+from deployed.network import ConnectionLayer, DeployedNetwork
 from deployed.validate import max_input_current, validate_network, validate_payloads
 
 _CHUNK_ELEMS = 2 ** 22  # samples go in chunks of at most this many (step x row) elements: cache

@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from deployed.network import ConnectionLayer, DeployedNetwork
 from deployed import fixed_point as fp
+from deployed.network import ConnectionLayer, DeployedNetwork
 
 MAX_FIXED_DELAY = 63  # Loihi 2 / Lava fixed_pt: 6-bit delays (a larger one hangs a Lava run)
 MAX_MESSAGE_BITS = 24  # graded spike payload width in Lava's models

@@ -88,11 +88,11 @@ def measure(dataset: str = "fsdd", data_dir=None, *, out, epochs: int = 4, hidde
     from snntorch.export_nir import export_to_nir
 
     from deployed import netx_h5
+    from deployed.emulator import emulate
     from export.float_reference import softmax_scores
     from export.from_nir import export_nir
     from hw_profiles import load_profile
     from lava_runtime.budget.estimate import estimate
-    from deployed.emulator import emulate
     from lava_runtime.lava_graph.graph import run_network
     from trainer.data import load_dataset
 

@@ -57,8 +57,8 @@ def run_state(run_dir: Path) -> str:
 def ei_statistics(checkpoint: Path) -> list[dict]:
     """Per layer: trainer.analysis.ei_clustering.sign_clustering (k, shuffles and seed at
     their defaults) of one checkpoint, as JSON dicts with the layer name."""
-    from trainer.checkpoint import load_checkpoint
     from trainer.analysis.ei_clustering import sign_clustering
+    from trainer.checkpoint import load_checkpoint
 
     view = load_checkpoint(checkpoint)
     return [{"layer": layer.name, **sign_clustering(layer).to_json()} for layer in view.layers]

@@ -22,8 +22,8 @@ from pathlib import Path
 import numpy as np
 import scipy.sparse as sp
 
-from trainer.checkpoint import Checkpoint, load_checkpoint
 from deployed.network import gate_events
+from trainer.checkpoint import Checkpoint, load_checkpoint
 
 
 @dataclass

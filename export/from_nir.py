@@ -52,9 +52,9 @@ from pathlib import Path
 
 import numpy as np
 
-from trainer.checkpoint import Checkpoint, CkptLayer
 from deployed.network import DeployedNetwork
 from export.errors import ExportError
+from trainer.checkpoint import Checkpoint, CkptLayer
 
 EXPORTER = "delaysnn export.from_nir 1"
 META_KEY = "delaysnn"  # graph metadata written by export.to_nir (JSON text)
@@ -543,11 +543,10 @@ def build_parser(prog: str = "python -m export.from_nir") -> argparse.ArgumentPa
 
 
 def main(argv: list[str] | None = None) -> int:
-    from trainer.file_io import write_json_atomic
-
     from deployed import netx_h5
     from export.report import format_report
     from export.to_lava import outputs_have_folders
+    from trainer.file_io import write_json_atomic
 
     a = build_parser().parse_args(argv)
     out = Path(a.out)

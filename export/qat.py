@@ -35,10 +35,10 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from trainer.checkpoint import Checkpoint, load_checkpoint, resolve_checkpoint_path
 from export.errors import ExportError
-from export.to_lava import export_loaded
 from export.quantize import LAVA_BITS
+from export.to_lava import export_loaded
+from trainer.checkpoint import Checkpoint, load_checkpoint, resolve_checkpoint_path
 from trainer.file_io import sha256_file, torch_save_atomic, write_json_atomic
 from trainer.model import loss_fn
 from trainer.neurons import li_sequence, lif_sequence

@@ -32,10 +32,10 @@ from dataclasses import dataclass
 import numpy as np
 
 from deployed import fixed_point as fp
-from trainer.checkpoint import Checkpoint
 from deployed.network import ConnectionLayer, DeployedNetwork, InputEncoding, NeuronParams
 from export.errors import ExportError
 from export.float_reference import FloatResult
+from trainer.checkpoint import Checkpoint
 
 # Loihi's weight exponent is a signed 4-bit field (-8..7); export never goes below -8.
 MIN_WEIGHT_EXP_ABS = 8

@@ -23,18 +23,17 @@ import sys
 import warnings
 from pathlib import Path
 
-from trainer.file_io import sha256_file, write_json_atomic
-
 import numpy as np
 
 from deployed import netx_h5
-from trainer.checkpoint import Checkpoint, load_checkpoint, resolve_checkpoint_path
+from deployed.limits import check_numeric, check_structure, usage
 from deployed.network import DeployedNetwork
 from export.errors import ExportError, ProfileViolation
 from export.float_reference import simulate_float
-from deployed.limits import check_numeric, check_structure, usage
 from export.quantize import QuantSettings, choose_input_encoding, quantize
 from export.report import build_layer_summary, format_report
+from trainer.checkpoint import Checkpoint, load_checkpoint, resolve_checkpoint_path
+from trainer.file_io import sha256_file, write_json_atomic
 
 EXPORTER = "delaysnn export.to_lava 1"
 

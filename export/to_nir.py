@@ -29,9 +29,9 @@ from pathlib import Path
 
 import numpy as np
 
-from trainer.checkpoint import load_checkpoint, resolve_checkpoint_path
 from export.errors import ExportError
 from export.from_nir import META_KEY, _nir, layers_digest, nir_to_checkpoint
+from trainer.checkpoint import load_checkpoint, resolve_checkpoint_path
 from trainer.file_io import write_bytes_atomic
 
 NIR_FORMAT = "delaysnn-nir"
@@ -41,9 +41,8 @@ DEFAULT_DT_MS = 10.0  # one step of this project's features
 def checkpoint_to_nir(path, dt_ms: float | None = None):
     """Checkpoint (run folder or .pt) -> (nir.NIRGraph, info dict). dt_ms: time step of the
     network (default: the data recipe's dt_ms, else 10 ms)."""
-    from trainer.file_io import sha256_file
-
     from export.to_lava import checkpoint_provenance
+    from trainer.file_io import sha256_file
 
     nir = _nir()
     ck_path = resolve_checkpoint_path(path)

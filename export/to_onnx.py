@@ -24,8 +24,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from trainer.checkpoint import Checkpoint, load_checkpoint
 from export.errors import ExportError
+from trainer.checkpoint import Checkpoint, load_checkpoint
 
 DEFAULT_TOLERANCE = 1e-4  # relative to max(1, largest |readout v|); float32 rounding is ~1e-6
 

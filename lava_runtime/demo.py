@@ -65,8 +65,8 @@ def demo(out: str | Path = "runs/demo", *, method: str = DEFAULTS["method"],
     (a .json file; its folder must exist)."""
     import trainer
     from hw_profiles import load_profile
-    from lava_runtime.budget.text import budget_json
-    from lava_runtime.budget.text import format_summary as format_budget, plot_budgets
+    from lava_runtime.budget.text import budget_json, plot_budgets
+    from lava_runtime.budget.text import format_summary as format_budget
     from lava_runtime.pipeline import deploy
     from trainer.config import resolve_config
     from trainer.evaluate import has_train_kernels

@@ -9,14 +9,13 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from trainer.file_io import write_json_atomic
-
 import numpy as np
 
 from deployed.activity import outputs_match
 from deployed.validate import BACKENDS
 from lava_runtime.lava_graph.lanes import check_lanes
 from lava_runtime.pipeline import check_limit, check_net_path, load_features
+from trainer.file_io import write_json_atomic
 
 
 def evaluate(net, payloads: np.ndarray, labels: np.ndarray, backend: str = "lava",

@@ -26,12 +26,22 @@ from pathlib import Path
 from typing import Any
 
 from trainer.analysis import figures
-from trainer.file_io import write_json_atomic
-from trainer.checkpoint import CHECKPOINT, INIT_CHECKPOINT, Checkpoint, CheckpointError, load_checkpoint
 from trainer.analysis.delay_counts import connections_per_delay
-from trainer.analysis.ei_clustering import (DEFAULT_K, DEFAULT_SEED, DEFAULT_SHUFFLES,
-                                            sign_clustering)
+from trainer.analysis.ei_clustering import (
+    DEFAULT_K,
+    DEFAULT_SEED,
+    DEFAULT_SHUFFLES,
+    sign_clustering,
+)
 from trainer.analysis.receptive_fields import most_active_neurons, receptive_fields
+from trainer.checkpoint import (
+    CHECKPOINT,
+    INIT_CHECKPOINT,
+    Checkpoint,
+    CheckpointError,
+    load_checkpoint,
+)
+from trainer.file_io import write_json_atomic
 
 CHECKPOINT_NAME, INIT_CHECKPOINT_NAME = CHECKPOINT, INIT_CHECKPOINT
 DEFAULT_NEURONS = 16

@@ -16,17 +16,26 @@ from pathlib import Path
 import torch
 from tqdm import tqdm
 
-from .file_io import torch_save_atomic, write_json_atomic
-from .checkpoint import (CHECKPOINT, CONFIG, INIT_CHECKPOINT, LAST, METRICS, RESUME_FORMAT, VERSION,
-                         CheckpointError, build_checkpoint,
-                         load_checkpoint_dict, load_resume)
 from .augment import Augmentation, augment
+from .checkpoint import (
+    CHECKPOINT,
+    CONFIG,
+    INIT_CHECKPOINT,
+    LAST,
+    METRICS,
+    RESUME_FORMAT,
+    VERSION,
+    CheckpointError,
+    build_checkpoint,
+    load_checkpoint_dict,
+    load_resume,
+)
 from .config import identity, resolve_config
 from .distributed import DistInfo, setup, teardown
 from .evaluate import accuracy, has_train_kernels
+from .file_io import torch_save_atomic, write_json_atomic
 from .model import DelaySNN, class_scores, loss_fn, spike_penalty
-from .rewiring import (drop_fraction_at, drop_smallest, is_regrowth_step, regrow,
-                       remove_crossed)
+from .rewiring import drop_fraction_at, drop_smallest, is_regrowth_step, regrow, remove_crossed
 
 
 @dataclass
@@ -214,7 +223,7 @@ def optimisation_step(model, net, xb, yb, masks, loss_scale: float, l1: float, o
     for c, want in zip(sparse, need_grad):    # RigL score: gradient at every candidate
         g = c.candidate_grad() if want else None
         if g is not None and c.sparse_path and schedule.world > 1:
-            import torch.distributed as dist       # theta.grad is averaged by DDP; this too
+            import torch.distributed as dist  # theta.grad is averaged by DDP; this too
             dist.all_reduce(g)
             g /= schedule.world
         cand.append(g)

@@ -9,13 +9,17 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-
 from hw_profiles import list_profiles, load_profile
+from lava_runtime.budget.estimate import Budget, compare
+from lava_runtime.budget.text import (
+    budget_json,
+    format_comparison,
+    format_layers,
+    format_summary,
+    plot_budgets,
+)
 from lava_runtime.pipeline import check_limit, check_net_path, load_features
 from trainer.file_io import write_json_atomic
-from lava_runtime.budget.estimate import Budget, compare
-from lava_runtime.budget.text import (budget_json, format_comparison, format_layers,
-                                      format_summary, plot_budgets)
 
 
 def _check_out(path, suffix: str, what: str) -> Path | None:
@@ -44,9 +48,9 @@ def run_budget(net_path, profile: str = "loihi2", dataset: str = "synthetic", da
     plot_path = _check_out(plot_path, ".png", "--plot")
     net_path = check_net_path(net_path)
 
-    from deployed.netx_h5 import load
     from deployed.activity import first
     from deployed.emulator import emulate
+    from deployed.netx_h5 import load
 
     net = load(net_path)
     if activity_path is not None:

@@ -45,12 +45,18 @@ from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
+from deployed.activity import Activity
+from deployed.cores import (
+    LAVA_BIAS_MANT_BITS,
+    LAVA_STATE_BITS,
+    CoreMapping,
+    delay_bits,
+    index_bits,
+    network_memory_bytes,
+)
+from deployed.limits import check_network
 from deployed.network import DeployedNetwork
 from hw_profiles import Profile
-from deployed.activity import Activity
-from deployed.cores import (LAVA_BIAS_MANT_BITS, LAVA_STATE_BITS, CoreMapping, delay_bits,
-                            index_bits, network_memory_bytes)
-from deployed.limits import check_network
 
 FLOAT_BITS = 32  # float model weights and state (dense / ann profiles)
 NEUROMORPHIC_MEMORY_MODEL = (

@@ -47,13 +47,19 @@ from pathlib import Path
 
 import numpy as np
 
-from deployed.network import ConnectionLayer, DeployedNetwork
 from deployed.activity import Activity
 from deployed.emulator import start_step
+from deployed.network import ConnectionLayer, DeployedNetwork
+from deployed.validate import (
+    BACKENDS,
+    NetworkError,
+    drains_between_samples,
+    validate_backend,
+    validate_network,
+    validate_payloads,
+)
 from lava_runtime.lava_graph.lanes import check_lanes, lane_shape, resolve_lanes
 from lava_runtime.lava_graph.sandbox import LavaRunError, cleanup_job_dir, run_job
-from deployed.validate import (BACKENDS, NetworkError, drains_between_samples,
-                                   validate_backend, validate_network, validate_payloads)
 
 SPARSE_BELOW = 0.5  # a slot whose weight density is below this becomes a DelaySparse
 

@@ -83,8 +83,9 @@ def check_inputs(run_dir, out=None, *, profile_set: str = DEFAULTS["profile_set"
     """Check every argument and load the checkpoint, metrics and data; write nothing.
     Raises ValueError (ProfileError, ExportError, DataError are ValueErrors) naming the
     problem and what to do."""
-    from trainer.checkpoint import CHECKPOINT as CHECKPOINT_NAME, load_checkpoint
     from hw_profiles import load_profile
+    from trainer.checkpoint import CHECKPOINT as CHECKPOINT_NAME
+    from trainer.checkpoint import load_checkpoint
 
     run_dir = Path(run_dir)
     if not run_dir.is_dir():
@@ -294,8 +295,14 @@ def _make_report(inp: ReportInputs, folder: Path, progress: bool) -> dict:
         cache.record("budget", key, ["budget.json", "budget.png"])
 
     # 6. E/I analysis (trainer.analyze)
-    from trainer.analyze import (DEFAULT_K, DEFAULT_NEURONS, DEFAULT_SEED, DEFAULT_SHUFFLES,
-                                 INIT_CHECKPOINT_NAME, analyze)
+    from trainer.analyze import (
+        DEFAULT_K,
+        DEFAULT_NEURONS,
+        DEFAULT_SEED,
+        DEFAULT_SHUFFLES,
+        INIT_CHECKPOINT_NAME,
+        analyze,
+    )
 
     init = inp.run_dir / INIT_CHECKPOINT_NAME
     key = {**base, "before_sha256": sha256_file(init) if init.is_file() else None,

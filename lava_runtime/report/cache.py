@@ -12,9 +12,9 @@ import hashlib
 import json
 from pathlib import Path
 
-from trainer.file_io import write_json_atomic
-
 import numpy as np
+
+from trainer.file_io import write_json_atomic
 
 MANIFEST = "manifest.json"
 FORMAT = "delaysnn-report-manifest"

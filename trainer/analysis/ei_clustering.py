@@ -41,6 +41,7 @@ from scipy.spatial import cKDTree
 from tqdm import tqdm
 
 from trainer.checkpoint import LayerSynapses
+
 from .receptive_fields import merged_sites
 
 DEFAULT_K = 8

@@ -15,6 +15,7 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
 from trainer.file_io import save_figure_atomic
+
 from .ei_clustering import ClusteringResult
 
 DPI = 100

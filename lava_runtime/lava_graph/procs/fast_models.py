@@ -37,6 +37,7 @@ from lava.utils.weightutils import clip_weights, determine_sign_mode, truncate_w
 
 from lava_runtime.lava_graph.procs.processes import LanedDelayDense, LanedDelaySparse
 
+
 class _FastDelayBase(PyLoihiProcessModel):
     fixed = True
 
