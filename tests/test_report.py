@@ -54,7 +54,7 @@ def _copy_run(run_dir: Path, dest: Path) -> Path:
 
 
 def _row(*cells) -> str:
-    """The HTML of a table row's leading cells, as report_html writes them."""
+    """The HTML of a table row's leading cells, as report.html writes them."""
     out = []
     for c in cells:
         text = html.escape(str(c))

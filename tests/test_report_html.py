@@ -1,4 +1,4 @@
-"""report_html.render_html: escaping, embedded figures, table shape (no browser needed)."""
+"""report.html.render_html: escaping, embedded figures, table shape (no browser needed)."""
 from __future__ import annotations
 
 import base64

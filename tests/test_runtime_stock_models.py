@@ -2,7 +2,7 @@
 the real FSDD recordings.
 
 Every accuracy this project calls "Lava" runs Lava's simulator with this project's ProcessModels
-for the delay connections (lava_runtime/lava_procs/fast_models.py). Lava's stock DelayDense /
+for the delay connections (lava_runtime/lava_graph/procs/fast_models.py). Lava's stock DelayDense /
 DelaySparse models cannot drop their buffers between samples, so they accept only networks whose
 hidden neurons cannot spike without input (validate.drains_between_samples). A network trained
 with the default BatchNorm has folded biases that can fire alone and is refused; this test

@@ -15,7 +15,7 @@ trainer.analyze. Figures are PNGs embedded as base64 data URIs; CSS is inline; n
 
 Intermediate products go to RUN_DIR/report/ (net.h5, export.json, float.json, emulator.json,
 lava.json, budget.json, budget.png, analysis/, report.json) and are reused on the next call when
-the checkpoint, data and options they came from are unchanged (report_cache.StageCache). Every
+the checkpoint, data and options they came from are unchanged (report.cache.StageCache). Every
 file is written atomically. All arguments are checked before any work.
 """
 from __future__ import annotations

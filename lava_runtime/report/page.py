@@ -1,4 +1,4 @@
-"""The content of the run report: plain report data -> the page dict of report_html.
+"""The content of the run report: plain report data -> the page dict of report.html.
 
 `build_page(data, figures)` is pure: `data` is the dict lava_runtime.report.build.make_report
 assembles (config, metrics, export report, accuracies, budgets as Budget.to_json dicts,
@@ -240,7 +240,7 @@ def analysis_section(data: dict, figures: dict) -> dict:
 
 
 def build_page(data: dict, figures: dict[str, bytes]) -> dict:
-    """The page dict for report_html.render_html."""
+    """The page dict for report.html.render_html."""
     cfg = data["config"]
     notes = []
     if data["lava"] is None:
