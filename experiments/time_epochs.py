@@ -20,7 +20,7 @@ import tempfile
 import time
 from pathlib import Path
 
-METHODS = ("dcls", "structure", "structure-multi", "no-delay")
+from trainer.layers import METHODS
 
 
 def time_epochs(dataset: str = "fsdd", methods=METHODS, sparsities=(0.0, 0.9), epochs: int = 1,
