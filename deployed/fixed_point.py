@@ -4,11 +4,12 @@ Every function reproduces one step of lava-nc 0.10.0's bit-accurate models exact
 (lava/utils/weightutils.py clip_weights, truncate_weights, determine_sign_mode;
 lava/proc/dense/models.py PyDelayDenseModelBitAcc; lava/proc/lif/models.py
 AbstractPyLifModelFixed; lava/lib/dl/netx/hdf5.py get_neuron_params). Export quantizes to these
-rules, the emulator and the fast Lava models apply them, the limits checker tests against them.
+rules, the emulator applies them (in exact float64 where faster), the limits checker tests against
+them; tests/test_runtime_emulator.py checks them against Lava's own models.
 
 The equations (per step, integers):
     w_applied = lava_weights(w, num_weight_bits)        # clip to 8 bits, drop low bits
-    a_in      = shift_by_exp(sum(w_applied * payload), weight_exp)
+    a_in      = sum(w_applied * payload) << weight_exp   # arithmetic >> when weight_exp < 0
     u = wrap24(trunc0(u * (4096 - (du + 1)) / 4096) + (a_in << 6))
     v = clip(trunc0(v * (4096 - dv) / 4096) + u + (bias_mant << bias_exp), +/-(2^23 - 1))
     spike = v > vth << 6;  v = 0 where spike
@@ -81,13 +82,6 @@ def representable_range(mode: str, num_weight_bits: int) -> tuple[int, int]:
     if mode == SIGN_INHIBITORY:
         return -(top - 1), 0
     return 0, top - 1
-
-
-def shift_by_exp(acc: np.ndarray, weight_exp: int) -> np.ndarray:
-    """Accumulated synaptic input shifted by weight_exp (left if > 0, arithmetic right if < 0)."""
-    if weight_exp > 0:
-        return np.left_shift(acc, weight_exp)
-    return np.right_shift(acc, -weight_exp)
 
 
 def decay(x: np.ndarray, keep: int) -> np.ndarray:

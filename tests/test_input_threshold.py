@@ -15,7 +15,7 @@ from lava_runtime.lava_graph.graph import run_network
 from deployed.activity import outputs_match
 from trainer.data import load_dataset
 from trainer.evaluate import model_from_checkpoint
-from trainer.checkpoint import load_checkpoint
+from trainer.checkpoint import load_checkpoint_dict
 
 DATA = {"n_train": 120, "n_test": 40, "n_classes": 4}
 CFG = {"dataset": "synthetic", "method": "structure", "sparsity": 0.5, "hidden": [24],
@@ -48,7 +48,7 @@ def test_payloads_drop_exactly_the_events_below_the_threshold(trained, tmp_path)
 
 def test_float_model_and_float_reference_apply_the_same_rule(trained):
     out, th, x, _ = trained
-    ck = load_checkpoint(out / "checkpoint.pt")
+    ck = load_checkpoint_dict(out / "checkpoint.pt")
     model = model_from_checkpoint(ck, "cpu")
     gated = torch.tensor(x * (x >= th))
     with torch.no_grad():

@@ -113,6 +113,15 @@ def test_lif_matches_lava_bit_accurate_model(du, dv, vth, bias_exp):
     # the readout has no threshold: compare with Lava's v where Lava did not spike yet
     first = np.argmax(s_ref.any(axis=1)) if s_ref.any() else steps
     assert np.array_equal(v[:first], v_ref[:first])
+    # the integer rule written once in deployed.fixed_point gives the same spikes
+    u, vi, s_int = np.zeros(n, np.int64), np.zeros(n, np.int64), np.zeros_like(s_ref)
+    b = fp.effective_bias(bias, bias_exp)
+    for k in range(steps):
+        u = fp.lif_current(u, a_in[k].astype(np.int64), du)
+        vi = fp.lif_voltage(vi, u, b, dv)
+        s_int[k] = vi > (vth << fp.VTH_SHIFT)
+        vi[s_int[k].astype(bool)] = 0
+    assert np.array_equal(s_int, s_ref)
 
 
 # ------------------------------------------------------------------ delay connections
