@@ -1,4 +1,4 @@
-"""Bit-exact emulator of the Lava fixed_pt graph (lava_runtime.lava_graph.graph), batched over samples.
+"""Bit-exact emulator of the Lava fixed_pt graph (lava_runtime.lava_graph.graph), batched.
 
 Time is in window steps k (input step t is sent at k = t). Each connection layer adds one step
 of latency, so layer i (0-based) first receives input at window step i + 1: it starts there

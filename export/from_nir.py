@@ -22,9 +22,10 @@ synaptic current (Loihi adds biases to v).
 
 Discretisation: forward Euler with step dt (seconds; the rule snnTorch and Norse simulate
 with), the current updated before the voltage as in snnTorch's Synaptic (a producer that updates
-v from the previous step's current, such as Norse's CubaLIF, differs by one step there). This project's neuron (docs/design.md section 2, Lava LIF)
-is v[t] = decay * v[t-1] + I[t], I[t] = sum_syn w x[t - delay] + b, spike = v > threshold, then
-v = 0. Per NIR node (W, b: the Affine / Linear weights and bias, x: presynaptic activity):
+v from the previous step's current, such as Norse's CubaLIF, differs by one step there). This
+project's neuron (docs/design.md section 2, Lava LIF) is v[t] = decay * v[t-1] + I[t],
+I[t] = sum_syn w x[t - delay] + b, spike = v > threshold, then v = 0. Per NIR node (W, b: the
+Affine / Linear weights and bias, x: presynaptic activity):
 
     LIF  tau dv/dt = (v_leak - v) + R (W x + b)
          -> decay = 1 - dt/tau;  w = (R dt/tau) W;  b_ours = (R dt/tau) b + (dt/tau) v_leak

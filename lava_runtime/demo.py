@@ -205,7 +205,8 @@ def format_summary(s: dict) -> str:
         "next:",
         f"  {s['next_commands'][0]}   # HTML page: every stage, all budgets, receptive fields",
         f"  {s['next_commands'][1]}",
-        f"  {s['next_commands'][2]}   # real audio (FSDD v1.0.10 is downloaded if no copy is found)",
+        f"  {s['next_commands'][2]}   "
+        "# real audio (FSDD v1.0.10 is downloaded if no copy is found)",
     ]
     return "\n".join(lines)
 

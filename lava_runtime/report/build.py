@@ -167,7 +167,7 @@ def make_report(run_dir, out=None, *, profile_set: str = DEFAULTS["profile_set"]
     profile_set: "all" or comma-separated profile names / .toml paths for the budgets.
     lava_limit: first N samples of the split run through Lava (0 = skip Lava).
     split: train | val | test. export_profile: the profile the network is exported for.
-    timeout_s: bound on the Lava run (s; default lava_runtime.lava_graph.graph.default_timeout_s)."""
+    timeout_s: bound on the Lava run (s; default: lava_graph.graph.default_timeout_s)."""
     inp = check_inputs(run_dir, out, profile_set=profile_set, lava_limit=lava_limit,
                        split=split, export_profile=export_profile, timeout_s=timeout_s)
     folder = inp.run_dir / REPORT_DIR
