@@ -220,7 +220,8 @@ def _summary(result: dict[str, Any]) -> str:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m trainer.analyze", description=__doc__.split("\n\n")[0])
+    p = argparse.ArgumentParser(prog="python -m trainer.analyze",
+                                description=__doc__.split("\n\n")[0])
     p.add_argument("run_dir", help="run folder holding checkpoint.pt")
     p.add_argument("--out", default=None, help="output folder (default RUN_DIR/analysis)")
     g = p.add_mutually_exclusive_group()

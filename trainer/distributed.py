@@ -38,7 +38,8 @@ def setup(device: str) -> tuple[DistInfo, torch.device]:
         if not torch.cuda.is_available():
             raise ValueError(f"device {device!r} requested but CUDA is not available here; "
                              f"use --device cpu or auto")
-        dev = torch.device(device if ":" in device or not info.enabled else f"cuda:{info.local_rank}")
+        dev = torch.device(device if ":" in device or not info.enabled
+                           else f"cuda:{info.local_rank}")
         torch.cuda.set_device(dev)
     else:
         dev = torch.device("cpu")

@@ -289,8 +289,8 @@ def _train(cfg, run_dir, state, info: DistInfo, device, progress, stop_after_epo
 
     history, best, seconds, start_epoch = [], {"epoch": 0, "val_accuracy": -1.0}, 0.0, 0
     if state is None and info.is_main:  # the network before any training or rewiring
-        torch_save_atomic(build_checkpoint(model, cfg, train_ds.class_names, recipe, 0, float("nan")),
-                          run_dir / INIT_CHECKPOINT)
+        torch_save_atomic(build_checkpoint(model, cfg, train_ds.class_names, recipe, 0,
+                                           float("nan")), run_dir / INIT_CHECKPOINT)
     if state is not None:
         model.load_state_dict(state["model_state"])
         opt_w.load_state_dict(state["optimizers"]["w"])
