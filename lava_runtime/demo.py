@@ -21,10 +21,11 @@ import shutil
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 from trainer.file_io import write_json_atomic
 
-DEFAULTS = {
+DEFAULTS: dict[str, Any] = {
     "method": "structure",  # delays by structure: frozen random delays, DEEP R + RigL rewiring
     "sparsity": 0.75,  # 3 of 4 candidate synapses absent: DelaySparse layers
     "epochs": 12,  # for the deployed method and the no-delay baseline alike
@@ -113,6 +114,7 @@ def demo(out: str | Path = "runs/demo", *, method: str = DEFAULTS["method"],
     plot_budgets(d.budgets, out / "budget.png")
     print(format_budget(d.budgets[0]))
     emu, lava, b = d.emulator, d.lava, budget_json(d.budgets)
+    assert m is not None and mb is not None and lava is not None  # full runs; Lava always runs
     timings["export_s"] = d.seconds["export"]
     net_path = out / "net.h5"
 

@@ -74,10 +74,10 @@ class GlobalBatchNorm1d(nn.BatchNorm1d):
         mean = stats[:c] / n
         var = stats[c:2 * c] / n - mean * mean
         with torch.no_grad():
-            self.num_batches_tracked += 1
+            self.num_batches_tracked += 1  # type: ignore[operator, assignment]
             m = self.momentum
-            self.running_mean.mul_(1 - m).add_(m * mean.detach())
-            self.running_var.mul_(1 - m).add_(m * var.detach() * n / (n - 1))
+            self.running_mean.mul_(1 - m).add_(m * mean.detach())  # type: ignore[union-attr, operator]
+            self.running_var.mul_(1 - m).add_(m * var.detach() * n / (n - 1))  # type: ignore[union-attr, operator]
         shape = [1, c] + [1] * (x.dim() - 2)
         y = (x - mean.view(shape)) / torch.sqrt(var.view(shape) + self.eps)
         return y * self.weight.view(shape) + self.bias.view(shape)
