@@ -30,7 +30,7 @@ def run_one(name: str, config: str | None, speaker: str, augment: bool, out: Pat
     """Train (or resume) one network on the five other speakers; its held-out accuracy."""
     import trainer
 
-    sets = {"dataset": "fsdd", "data_options": {"test_speaker": speaker}, "num_threads": 1}
+    sets: dict = {"dataset": "fsdd", "data_options": {"test_speaker": speaker}, "num_threads": 1}
     if augment:
         sets.update(AUGMENT)
     if epochs is not None:

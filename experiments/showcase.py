@@ -55,6 +55,7 @@ def showcase(config: str | Path, out: str | Path, *, qat_epochs: int = 0, qat_lr
     d = deploy(deployed_from, profile, split="test", lava_limit=None, net_path=out / "net.h5",
                evaluation=None, eval_split="test", progress=progress)
     export_report, lava = d.export_report, d.lava
+    assert lava is not None  # lava_limit=None: Lava runs the whole split
     write_json_atomic({"emulator": d.emulator, "lava": lava}, out / "run.json")
     write_json_atomic(budget_json(d.budgets), out / "budget.json", indent=1)
     b = d.budgets[0].to_json()

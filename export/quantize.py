@@ -132,7 +132,7 @@ def quantize(ck: Checkpoint, enc: InputEncoding, calib: FloatResult, qs: QuantSe
             vabs = max(st.max_v, -st.min_v)
             if vabs > 0:
                 cons["readout_v_below_vth"] = vth_max / (qs.headroom * vabs)
-        binding = min(cons, key=cons.get) if cons else "none"
+        binding = min(cons, key=cons.__getitem__) if cons else "none"
         s_max = cons[binding] if cons else 1.0
         if L.spiking:
             vth = int(math.floor(L.threshold * s_max))

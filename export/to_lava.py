@@ -150,7 +150,7 @@ def export_loaded(ck: Checkpoint, profile: str = "loihi2", *, provenance: dict, 
     problems = netx_h5.netx_problems(net)
     net.meta["netx_complete"] = not problems
 
-    report = {
+    report: dict = {
         "checkpoint": dict(source),
         "profile": {"name": prof.name, "version": prof.version},
         "latency_steps": net.latency,

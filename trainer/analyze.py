@@ -182,8 +182,8 @@ def analyze(run_dir: str | Path, out: str | Path | None = None, *,
             "before": None, "receptive_field_neurons": shown[li]}
         if before_view is not None:
             bl = before_view.layers[li]
-            entry["before"] = {**before_clus[li].to_json(), "n_synapses_listed": int(bl.pre.size),
-                               "connections_per_delay": before_counts[li]}
+            entry["before"] = {**before_clus[li].to_json(), "n_synapses_listed": int(bl.pre.size),  # type: ignore[index]
+                               "connections_per_delay": before_counts[li]}  # type: ignore[index]
         layers_json.append(entry)
     result = {
         "format": ANALYSIS_FORMAT, "version": 1,

@@ -53,7 +53,7 @@ def download_file(url: str, dest: Path, md5: str | None = None, *, sha256: str |
     try:
         try:
             with urllib.request.urlopen(url, timeout=timeout_s) as resp, os.fdopen(fd, "wb") as out:
-                fd = None
+                fd = None  # type: ignore[assignment]
                 while chunk := resp.read(1 << 20):
                     for h, _ in digests.values():
                         h.update(chunk)
