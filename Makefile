@@ -30,7 +30,7 @@ $(STAMP): pyproject.toml tools/patched_wheels.py
 	touch $(STAMP)
 
 $(TEST_STAMP): $(STAMP)
-	@echo "make: installing the test extra (pytest, NeuroBench, snntorch)"
+	@echo "make: installing the test extra (pytest, NeuroBench, snntorch, ruff, mypy)"
 	$(PIP) -e ".[test]"
 	touch $(TEST_STAMP)
 
