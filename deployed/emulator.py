@@ -1,4 +1,4 @@
-"""Bit-exact emulator of the Lava fixed_pt graph (lava_runtime.lava_graph.graph), batched over samples.
+"""Bit-exact emulator of the Lava fixed_pt graph (lava_runtime.lava_graph.graph), batched.
 
 Time is in window steps k (input step t is sent at k = t). Each connection layer adds one step
 of latency, so layer i (0-based) first receives input at window step i + 1: it starts there
@@ -78,7 +78,8 @@ def synaptic_input(layer: ConnectionLayer, x: np.ndarray, groups=None) -> np.nda
     # counts one extra unit per synapse for the floors of negative sums)
     mb = layer.input_message_bits
     bound = max_input_current(layer, 2 ** mb - 1 if mb else 1) + layer.n_synapses
-    a_in = np.zeros((steps, layer.n_out, n), dtype=np.float32 if bound < 2 ** 24 else np.float64)
+    a_in: np.ndarray = np.zeros((steps, layer.n_out, n),
+                                dtype=np.float32 if bound < 2 ** 24 else np.float64)
     x2 = x.reshape(n_in, steps * n)
     for g in groups:
         if g["mat"].shape[0] == 0:

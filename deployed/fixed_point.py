@@ -98,7 +98,8 @@ def lif_current(u: np.ndarray, a_in: np.ndarray, du: int) -> np.ndarray:
     return np.where(w <= -MAX_UV, x + 2 * MAX_UV, w)
 
 
-def lif_voltage(v: np.ndarray, u: np.ndarray, bias: np.ndarray, dv: int) -> np.ndarray:
+def lif_voltage(v: np.ndarray, u: np.ndarray | np.integer, bias: np.ndarray,
+                dv: int) -> np.ndarray:
     """New voltage before the spike test: decay by (4096 - dv) / 4096, add u and bias, clip to
     +/-(2**23 - 1)."""
     return np.clip(decay(v, 4096 - dv) + u + bias, -(MAX_UV - 1), MAX_UV - 1)

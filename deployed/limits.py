@@ -57,9 +57,10 @@ def _per_layer(weight_bits, layers) -> list[int]:
 
 def map_for_profile(layers, weight_bits, profile) -> CoreMapping | None:
     """The core mapping under the profile's per-core limits; None when it sets none."""
-    if all(_lim(profile, k) is None for k in PER_CORE):
+    npc, mem, fan_in = (_lim(profile, k) for k in PER_CORE)
+    if npc is None and mem is None and fan_in is None:
         return None
-    return map_to_cores(layers, _per_layer(weight_bits, layers), *(_lim(profile, k) for k in PER_CORE),
+    return map_to_cores(layers, _per_layer(weight_bits, layers), npc, mem, fan_in,
                         cores_per_chip=_lim(profile, "cores_per_chip"),
                         state_bits=_lim(profile, "state_bits") or LAVA_STATE_BITS,
                         bias_mant_bits=_lim(profile, "bias_mant_bits") or LAVA_BIAS_MANT_BITS)

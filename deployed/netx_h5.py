@@ -175,7 +175,7 @@ REEXPORT = "re-export it with python -m export.to_lava"
 
 
 def _open(path: Path) -> h5py.File:
-    """h5py.File(path, "r"), or NetworkFileError saying in one line why the file cannot be opened."""
+    """h5py.File(path, "r"), or NetworkFileError saying in one line why it cannot be opened."""
     try:
         return h5py.File(path, "r")
     except OSError as e:

@@ -42,7 +42,7 @@ def build_snntorch(n_in: int, n_hidden: int, n_out: int, input_gain: float = 1.0
         snn.Leaky(beta=torch.full((n_out,), BETA), threshold=torch.full((n_out,), 1e9),
                   init_hidden=True, output=True, reset_mechanism="none"))
     with torch.no_grad():
-        net[0].weight *= input_gain
+        net[0].weight *= input_gain  # type: ignore[operator, assignment]
     return net
 
 

@@ -5,10 +5,10 @@ aware fine-tuning) -> export -> Lava run of the whole test split (compared with 
     python -m experiments.showcase --config configs/fsdd-sparse.toml --out runs/showcase \
         --json docs/results/showcase.json
 
-is a thin layer over :func:`showcase`, which calls ``trainer.train`` (``python -m trainer train --config CONFIG --out OUT/train``;
-resumed when interrupted), ``export.qat.finetune`` when ``--qat-epochs`` > 0
-(``python -m export.qat``) and ``lava_runtime.pipeline.deploy`` (export, emulator, Lava on the
-whole test split compared with the emulator, budget).
+is a thin layer over :func:`showcase`, which calls ``trainer.train`` (``python -m trainer train
+--config CONFIG --out OUT/train``; resumed when interrupted), ``export.qat.finetune`` when
+``--qat-epochs`` > 0 (``python -m export.qat``) and ``lava_runtime.pipeline.deploy`` (export,
+emulator, Lava on the whole test split compared with the emulator, budget).
 Accuracies in the JSON are fractions of the test split; energies are the loihi2 profile's
 estimates per sample (dynamic; static apart, see hw_profiles/loihi2.toml for the proxies).
 """
@@ -55,6 +55,7 @@ def showcase(config: str | Path, out: str | Path, *, qat_epochs: int = 0, qat_lr
     d = deploy(deployed_from, profile, split="test", lava_limit=None, net_path=out / "net.h5",
                evaluation=None, eval_split="test", progress=progress)
     export_report, lava = d.export_report, d.lava
+    assert lava is not None  # lava_limit=None: Lava runs the whole split
     write_json_atomic({"emulator": d.emulator, "lava": lava}, out / "run.json")
     write_json_atomic(budget_json(d.budgets), out / "budget.json", indent=1)
     b = d.budgets[0].to_json()
@@ -94,7 +95,7 @@ def showcase(config: str | Path, out: str | Path, *, qat_epochs: int = 0, qat_lr
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m experiments.showcase",
                                  description=" ".join(__doc__.split("\n\n")[0].split()))
-    ap.add_argument("--config", required=True, help="trainer config TOML (e.g. configs/fsdd-sparse.toml)")
+    ap.add_argument("--config", required=True, help="trainer config, e.g. configs/fsdd-sparse.toml")
     ap.add_argument("--out", required=True, help="output folder (train/, qat/, net.h5, JSONs)")
     ap.add_argument("--qat-epochs", type=int, default=0,
                     help="quantization-aware fine-tuning epochs (export.qat); 0 = none")

@@ -111,7 +111,8 @@ def simulate_float(model: Checkpoint | str | Path, x, *, keep_spikes: bool = Fal
         prepared.append((L, delay_matrices(L.pre, L.post, L.delay, wf, L.n_in, L.n_out), b))
     n_layers = len(ck.layers)
     agg = [dict(cur=0.0, vmin=0.0, vmax=0.0, spikes=0.0, count=0) for _ in ck.layers]
-    readouts, spikes_all = [], [[] for _ in range(n_layers - 1)]
+    readouts: list[np.ndarray] = []
+    spikes_all: list[list[np.ndarray]] = [[] for _ in range(n_layers - 1)]
     for start in range(0, x.shape[0], batch_size):
         h = x[start:start + batch_size]
         for li, (L, mats, b) in enumerate(prepared):

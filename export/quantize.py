@@ -132,7 +132,7 @@ def quantize(ck: Checkpoint, enc: InputEncoding, calib: FloatResult, qs: QuantSe
             vabs = max(st.max_v, -st.min_v)
             if vabs > 0:
                 cons["readout_v_below_vth"] = vth_max / (qs.headroom * vabs)
-        binding = min(cons, key=cons.get) if cons else "none"
+        binding = min(cons, key=cons.__getitem__) if cons else "none"
         s_max = cons[binding] if cons else 1.0
         if L.spiking:
             vth = int(math.floor(L.threshold * s_max))
@@ -167,10 +167,11 @@ def quantize(ck: Checkpoint, enc: InputEncoding, calib: FloatResult, qs: QuantSe
         infos.append({
             "layer": L.name, "sign_mode": mode, "scale": s, "scale_limited_by": binding,
             "scale_limits": {key: float(v) for key, v in sorted(cons.items())},
-            "weight_exp": -(k + j), "extra_shift": j, "W_range": [int(W.min()) if W.size else 0,
-                                           int(W.max()) if W.size else 0],
+            "weight_exp": -(k + j), "extra_shift": j,
+            "W_range": [int(W.min()) if W.size else 0, int(W.max()) if W.size else 0],
             "W_representable": [qlo, qhi],
-            "weight_levels_used_fraction": float(np.abs(W).max() / max(qhi, -qlo)) if W.size else 0.0,
+            "weight_levels_used_fraction":
+                float(np.abs(W).max() / max(qhi, -qlo)) if W.size else 0.0,
             "weight_rms_error_rel": float(np.sqrt(np.mean(err ** 2)) / wmax) if wmax > 0 else 0.0,
             "weight_max_error_rel": float(np.abs(err).max() / wmax) if wmax > 0 else 0.0,
             "synapses_quantized_to_zero": int(np.sum((W == 0) & (wp != 0))),

@@ -1,7 +1,7 @@
 """Export a trained checkpoint to Lava: fold BatchNorm, quantize, check the hardware profile,
 write netx HDF5, report.
 
-    python -m export.to_lava RUN_DIR_OR_CHECKPOINT --profile loihi2 --out net.h5 [--json report.json]
+    python -m export.to_lava RUN_DIR_OR_CHECKPOINT --profile loihi2 --out net.h5 [--json REPORT]
 
 is a thin layer over `export_checkpoint(path, profile="loihi2") -> (DeployedNetwork, report)`
 and `deployed.netx_h5.save`. Steps (see export.quantize for the fixed-point choices):
@@ -79,7 +79,8 @@ def export_checkpoint(path: str | Path, profile: str = "loihi2", *, num_message_
     calibration / evaluation: features (N, T, C) or (features, labels); None = rebuild the
     training / `eval_split` split from the checkpoint's data recipe (evaluation=False skips the
     accuracy section). netx_exact: restrict weight_exp to what netx can express (see
-    export.quantize), at the cost of weight precision in the graded-input layer. Raises ProfileViolation (listing every violation) or ExportError."""
+    export.quantize), at the cost of weight precision in the graded-input layer. Raises
+    ProfileViolation (listing every violation) or ExportError."""
     ck_path = resolve_checkpoint_path(path)
     ck = load_checkpoint(ck_path)
     sha = sha256_file(ck_path)
@@ -149,7 +150,7 @@ def export_loaded(ck: Checkpoint, profile: str = "loihi2", *, provenance: dict, 
     problems = netx_h5.netx_problems(net)
     net.meta["netx_complete"] = not problems
 
-    report = {
+    report: dict = {
         "checkpoint": dict(source),
         "profile": {"name": prof.name, "version": prof.version},
         "latency_steps": net.latency,

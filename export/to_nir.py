@@ -16,8 +16,9 @@ R dt / tau = 1), v_leak = 0, v_threshold = threshold, v_reset = 0; the readout i
 same tau, R, v_leak; a layer with dv = 0 (no leak) is IF / I with R = 1 / dt.
 Graph metadata: "dt" (seconds) and "delaysnn" (JSON: dt_ms, class_names, data_recipe, the
 checkpoint's provenance and the digest of the float network, so export.from_nir rebuilds byte
-for byte the deployed file that export.to_lava writes, and notices a graph changed since). Synapses whose float weight is exactly 0 cannot be told apart from
-absent ones in a dense Linear and are dropped (counted in info).
+for byte the deployed file that export.to_lava writes, and notices a graph changed since).
+Synapses whose float weight is exactly 0 cannot be told apart from absent ones in a dense Linear
+and are dropped (counted in info).
 """
 from __future__ import annotations
 

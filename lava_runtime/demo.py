@@ -21,10 +21,11 @@ import shutil
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 from trainer.file_io import write_json_atomic
 
-DEFAULTS = {
+DEFAULTS: dict[str, Any] = {
     "method": "structure",  # delays by structure: frozen random delays, DEEP R + RigL rewiring
     "sparsity": 0.75,  # 3 of 4 candidate synapses absent: DelaySparse layers
     "epochs": 12,  # for the deployed method and the no-delay baseline alike
@@ -113,6 +114,7 @@ def demo(out: str | Path = "runs/demo", *, method: str = DEFAULTS["method"],
     plot_budgets(d.budgets, out / "budget.png")
     print(format_budget(d.budgets[0]))
     emu, lava, b = d.emulator, d.lava, budget_json(d.budgets)
+    assert m is not None and mb is not None and lava is not None  # full runs; Lava always runs
     timings["export_s"] = d.seconds["export"]
     net_path = out / "net.h5"
 
@@ -205,7 +207,8 @@ def format_summary(s: dict) -> str:
         "next:",
         f"  {s['next_commands'][0]}   # HTML page: every stage, all budgets, receptive fields",
         f"  {s['next_commands'][1]}",
-        f"  {s['next_commands'][2]}   # real audio (FSDD v1.0.10 is downloaded if no copy is found)",
+        f"  {s['next_commands'][2]}   "
+        "# real audio (FSDD v1.0.10 is downloaded if no copy is found)",
     ]
     return "\n".join(lines)
 

@@ -182,8 +182,8 @@ def analyze(run_dir: str | Path, out: str | Path | None = None, *,
             "before": None, "receptive_field_neurons": shown[li]}
         if before_view is not None:
             bl = before_view.layers[li]
-            entry["before"] = {**before_clus[li].to_json(), "n_synapses_listed": int(bl.pre.size),
-                               "connections_per_delay": before_counts[li]}
+            entry["before"] = {**before_clus[li].to_json(), "n_synapses_listed": int(bl.pre.size),  # type: ignore[index]
+                               "connections_per_delay": before_counts[li]}  # type: ignore[index]
         layers_json.append(entry)
     result = {
         "format": ANALYSIS_FORMAT, "version": 1,
@@ -220,7 +220,8 @@ def _summary(result: dict[str, Any]) -> str:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m trainer.analyze", description=__doc__.split("\n\n")[0])
+    p = argparse.ArgumentParser(prog="python -m trainer.analyze",
+                                description=__doc__.split("\n\n")[0])
     p.add_argument("run_dir", help="run folder holding checkpoint.pt")
     p.add_argument("--out", default=None, help="output folder (default RUN_DIR/analysis)")
     g = p.add_mutually_exclusive_group()

@@ -173,8 +173,8 @@ def resolve_checkpoint_path(path: str | Path) -> Path:
     if p.is_dir():
         p = p / CHECKPOINT
         if not p.is_file():
-            raise CheckpointError(f"run folder {path} has no {CHECKPOINT}; "
-                              "pass a run folder written by `python -m trainer train` or a .pt file")
+            raise CheckpointError(f"run folder {path} has no {CHECKPOINT}; pass a run folder "
+                                  "written by `python -m trainer train` or a .pt file")
     elif not p.is_file():
         raise CheckpointError(f"checkpoint {path} does not exist")
     return p
@@ -194,7 +194,8 @@ def load_checkpoint(path: str | Path) -> Checkpoint:
     problem is a CheckpointError naming the file, the layer and the field. The one reader of
     the file for export, the analysis and the report."""
     p = resolve_checkpoint_path(path)
-    d = load_torch_file(p, CheckpointError, "pass a checkpoint.pt written by python -m trainer train")
+    d = load_torch_file(p, CheckpointError,
+                        "pass a checkpoint.pt written by python -m trainer train")
     return checkpoint_from_dict(d, str(p))
 
 
@@ -228,7 +229,8 @@ def checkpoint_from_dict(d: dict, path: str = "<dict>") -> Checkpoint:
         S = pre.shape[0]
         for arr, nm in ((pre, "pre"), (post, "post"), (delay, "delay"), (weight, "weight")):
             if arr.shape != (S,):
-                raise CheckpointError(f"{where}: '{nm}' has shape {arr.shape}, expected ({S},) like 'pre'")
+                raise CheckpointError(f"{where}: '{nm}' has shape {arr.shape}, "
+                                      f"expected ({S},) like 'pre'")
         if S and (pre.min() < 0 or pre.max() >= n_in):
             raise CheckpointError(f"{where}: 'pre' indices must lie in [0, {n_in}), "
                               f"got [{pre.min()}, {pre.max()}]")

@@ -92,29 +92,29 @@ class DelaySNN(nn.Module):
         if self.dropout <= 0:
             return None
         keep = 1.0 - self.dropout
-        return [((torch.rand(batch, lif_n, generator=generator) < keep).float() / keep).to(device)
+        return [((torch.rand(batch, lif_n, generator=generator) < keep).float() / keep).to(device)  # type: ignore[call-overload]
                 for lif_n in (c.n_out for c in self.connections[:-1])]
 
     def set_sigma(self, sigma: float) -> None:
         for c in self.connections:
-            c.set_sigma(sigma)
+            c.set_sigma(sigma)  # type: ignore[operator]
 
     def clamp_positions(self) -> None:
         for c in self.connections:
-            c.clamp_positions()
+            c.clamp_positions()  # type: ignore[operator]
 
     def l1(self) -> torch.Tensor:
-        return sum(c.l1() for c in self.connections)
+        return sum(c.l1() for c in self.connections)  # type: ignore[return-value, operator]
 
     def connection_counts(self) -> list[int]:
-        return [c.connections() for c in self.connections]
+        return [c.connections() for c in self.connections]  # type: ignore[operator]
 
 
 def spike_penalty(spikes: list[torch.Tensor], target: float) -> torch.Tensor:
     """Spike-count regulariser, per sample (B,): ``sum_l relu(r_l - target)^2`` where r_l is
     hidden layer l's firing rate (spikes per neuron per step) on that sample; rates at or
     below ``target`` cost nothing. Gradients flow through the surrogate of each spike."""
-    return sum(torch.relu(s.mean(dim=(1, 2)) - target) ** 2 for s in spikes)
+    return sum(torch.relu(s.mean(dim=(1, 2)) - target) ** 2 for s in spikes)  # type: ignore[return-value]
 
 
 def class_scores(v: torch.Tensor) -> torch.Tensor:

@@ -254,7 +254,7 @@ def estimate(net: DeployedNetwork, activity: Activity, profile: Profile) -> Budg
     check_activity(net, activity)
     layers = count_layers(net, activity)
     n, steps = activity.n_samples, int(activity.readout_v.shape[1])
-    assumptions = []
+    assumptions: list[str] = []
     b = Budget(profile=profile.name, profile_version=profile.version, kind=profile.kind,
                n_samples=n, steps=steps, layers=layers,
                synops_per_sample=sum(l.synops for l in layers),

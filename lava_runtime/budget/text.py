@@ -60,11 +60,13 @@ def format_summary(b: Budget) -> str:
         return "\n".join(out)
     if b.cores is not None:
         chips = "" if b.chips is None else f" on {b.chips} chip(s)"
+        assert b.core_usage is not None  # set with cores
         out.append(f"cores (model estimate): {b.cores}{chips}; neurons per core max "
                    f"{max(b.core_usage['neurons'])}, memory per core max "
                    f"{max(b.core_usage['memory_bytes'])} bytes, fan-in max "
                    f"{max(b.core_usage['fan_in'])}")
     e = b.energy_per_sample_joules
+    assert e is not None  # set whenever the budget is not refused
     out.append(f"dynamic energy per sample: {_num(e['total'], ' J')}")
     for k, v in e["breakdown"].items():
         out.append(f"  {k:<20s} {_num(v, ' J')}")
@@ -113,11 +115,11 @@ def plot_budgets(budgets: list[Budget], path: str | Path) -> None:
     path = Path(path)
     fits = [b for b in budgets if b.energy_per_sample_joules and b.energy_total is not None]
     fig, ax = plt.subplots(figsize=(1.6 * max(3, len(budgets)) + 2, 4))
-    keys = sorted({k for b in fits for k in b.energy_per_sample_joules["breakdown"]})
+    keys = sorted({k for b in fits for k in b.energy_per_sample_joules["breakdown"]})  # type: ignore[index]
     names = [b.profile for b in budgets]
     bottom = [0.0] * len(budgets)
     for key in keys:
-        vals = [(b.energy_per_sample_joules["breakdown"].get(key, 0.0) if b in fits else 0.0)
+        vals = [(b.energy_per_sample_joules["breakdown"].get(key, 0.0) if b in fits else 0.0)  # type: ignore[index]
                 for b in budgets]
         ax.bar(names, vals, bottom=bottom, label=key)
         bottom = [x + y for x, y in zip(bottom, vals)]
@@ -127,7 +129,7 @@ def plot_budgets(budgets: list[Budget], path: str | Path) -> None:
                     transform=ax.get_xaxis_transform(), ha="center", rotation=90, fontsize=8)
     if fits:
         ax.set_yscale("log")  # totals are exact; segment heights on a log axis are not
-        ax.set_ylim(bottom=0.1 * min(b.energy_total for b in fits))
+        ax.set_ylim(bottom=0.1 * min(b.energy_total for b in fits))  # type: ignore[operator, type-var]
     ax.set_ylabel("dynamic energy per sample (J, log)")
     ax.set_title("Estimated dynamic energy per inference by profile")
     ax.legend(fontsize=7)

@@ -21,21 +21,21 @@ of each window are recorded (the Activity convention), layer i's values before i
 as 0. Lava's stock delay models cannot drop their buffers: with them (fast_models=False) the
 network must drain within its padding (validate.drains_between_samples).
 
-Lanes (lava_runtime.lava_graph.lanes): with L > 1 the graph carries L independent copies of the network
-in the same processes (every port and state vector has shape (L, n); the delay connections are
-this runtime's LanedDelayDense/LanedDelaySparse), lane j of round r running sample r * L + j in
-round r's window. All lanes share the window, so the resets and buffer drops above happen in
-every lane at its own sample boundary; one Lava step advances L samples. Stock delay models
-run one lane only.
+Lanes (lava_runtime.lava_graph.lanes): with L > 1 the graph carries L independent copies of the
+network in the same processes (every port and state vector has shape (L, n); the delay
+connections are this runtime's LanedDelayDense/LanedDelaySparse), lane j of round r running
+sample r * L + j in round r's window. All lanes share the window, so the resets and buffer
+drops above happen in every lane at its own sample boundary; one Lava step advances L samples.
+Stock delay models run one lane only.
 
 Backends: "lava" (Loihi2SimCfg, fixed_pt, bit-accurate; default), "lava-float" (floating_pt:
 weights, bias and threshold converted to the same voltage units, decays as fractions),
 "loihi2" (Loihi2HwCfg, needs Intel's lava-loihi package), "emulator" (deployed.emulator,
 no Lava at all).
 
-The Lava run itself happens in a child process (lava_runtime.lava_graph.sandbox): bounded by a timeout,
-always stopped, no worker process or shared memory left behind. This module imports Lava only
-inside build_graph/run_config, which run in that child.
+The Lava run itself happens in a child process (lava_runtime.lava_graph.sandbox): bounded by a
+timeout, always stopped, no worker process or shared memory left behind. This module imports
+Lava only inside build_graph/run_config, which run in that child.
 """
 from __future__ import annotations
 

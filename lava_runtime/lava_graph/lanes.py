@@ -1,7 +1,7 @@
 """Lanes: L independent copies of a network side by side in the same Lava processes.
 
-Every state vector and message of the Lava graph (lava_runtime.lava_graph.graph) carries a lane axis,
-shape (L, n) instead of (n,), so one Lava step advances L samples. Lane j of round r runs
+Every state vector and message of the Lava graph (lava_runtime.lava_graph.graph) carries a lane
+axis, shape (L, n) instead of (n,), so one Lava step advances L samples. Lane j of round r runs
 sample r * L + j; all lanes share the window (W = T + padding steps), so every lane resets at
 its own sample boundary at the same Lava step as the others, exactly as a single-lane run
 resets between samples. Lanes of the last round without a sample (N not divisible by L) get

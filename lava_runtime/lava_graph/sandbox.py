@@ -77,7 +77,7 @@ def kill_group(pgid: int) -> None:
 
 def remove_shm(prefix: str) -> list[str]:
     """Unlink /dev/shm entries whose name starts with `prefix`; returns their names."""
-    removed = []
+    removed: list[str] = []
     if not prefix or not SHM_DIR.is_dir():
         return removed
     for p in SHM_DIR.iterdir():

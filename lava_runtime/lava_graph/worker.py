@@ -42,7 +42,7 @@ def _model_errors(head) -> str:
     return ("process model error: " + "; ".join(last) + "\n\n" + "\n".join(tbs) + "\n")
 
 
-def main(job_dir: str, build=None) -> int:
+def main(job_dir: str | Path, build=None) -> int:
     """Run the job in JOB_DIR; `build(job) -> {"head", "n_processes", ...}` makes the graph
     (default lava_runtime.lava_graph.graph.build_graph)."""
     job_dir = Path(job_dir)

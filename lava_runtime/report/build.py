@@ -24,14 +24,19 @@ import argparse
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from lava_runtime.report.cache import StageCache, read_json, sha256_arrays
 from trainer.file_io import sha256_file, write_bytes_atomic, write_json_atomic
 
-DEFAULTS = {"profile_set": "all", "lava_limit": 100, "split": "test",
-            "export_profile": "loihi2"}
+if TYPE_CHECKING:
+    from hw_profiles import Profile
+    from trainer.checkpoint import Checkpoint
+
+DEFAULTS: dict[str, Any] = {"profile_set": "all", "lava_limit": 100, "split": "test",
+                            "export_profile": "loihi2"}
 SPLITS = ("train", "val", "test")
 REPORT_DIR = "report"
 HTML_NAME = "report.html"
@@ -45,10 +50,10 @@ class ReportInputs:
 
     run_dir: Path
     checkpoint_path: Path
-    checkpoint: object  # trainer.checkpoint.Checkpoint
+    checkpoint: Checkpoint
     metrics: dict | None
-    profiles: list  # hw_profiles.Profile, in the order given
-    export_profile: object  # hw_profiles.Profile
+    profiles: list[Profile]  # in the order given
+    export_profile: Profile
     export_profile_spec: str
     out: Path
     split: str
@@ -167,7 +172,7 @@ def make_report(run_dir, out=None, *, profile_set: str = DEFAULTS["profile_set"]
     profile_set: "all" or comma-separated profile names / .toml paths for the budgets.
     lava_limit: first N samples of the split run through Lava (0 = skip Lava).
     split: train | val | test. export_profile: the profile the network is exported for.
-    timeout_s: bound on the Lava run (s; default lava_runtime.lava_graph.graph.default_timeout_s)."""
+    timeout_s: bound on the Lava run (s; default: lava_graph.graph.default_timeout_s)."""
     inp = check_inputs(run_dir, out, profile_set=profile_set, lava_limit=lava_limit,
                        split=split, export_profile=export_profile, timeout_s=timeout_s)
     folder = inp.run_dir / REPORT_DIR
@@ -199,7 +204,7 @@ def _make_report(inp: ReportInputs, folder: Path, progress: bool) -> dict:
 
     # 1. export
     key = {**base, "profile": inp.export_profile.name,
-           "profile_sha256": sha256_file(inp.export_profile.path)}
+           "profile_sha256": sha256_file(inp.export_profile.path)}  # type: ignore[arg-type]
     fresh = cache.fresh("export", key)
     prog.stage("export", fresh, f"to {inp.export_profile.name} -> {folder / 'net.h5'}")
     if fresh:
@@ -278,7 +283,7 @@ def _make_report(inp: ReportInputs, folder: Path, progress: bool) -> dict:
     # 5. budgets
     key = {"stage_version": STAGE_VERSION, "net_sha256": net_sha, "split": inp.split,
            "data_sha256": data_sha,
-           "profiles": [[p.name, sha256_file(p.path)] for p in inp.profiles]}
+           "profiles": [[p.name, sha256_file(p.path)] for p in inp.profiles]}  # type: ignore[arg-type]
     fresh = cache.fresh("budget", key)
     prog.stage("budget", fresh, ", ".join(p.name for p in inp.profiles))
     if fresh:

@@ -13,9 +13,9 @@ stock models (tests check it), with one addition: when the process was given
 `buffer_reset_interval` (> 0) and `buffer_reset_offset`, the delay buffer is cleared at the
 start of every step with time_step % interval == offset, before that step's output is sent and
 its input received: everything received before that step is dropped, that step's input is
-kept. lava_runtime.lava_graph.graph uses it so that a layer only ever sees what its presynaptic layer
-emitted after its own reset (stock models ignore these parameters; with a network that drains
-during its padding the clear changes nothing).
+kept. lava_runtime.lava_graph.graph uses it so that a layer only ever sees what its presynaptic
+layer emitted after its own reset (stock models ignore these parameters; with a network that
+drains during its padding the clear changes nothing).
 
 Select them with `run_config(backend, fast_models=True)` in lava_runtime.lava_graph.graph
 (Loihi2SimCfg(exception_proc_model_map={DelayDense: ..., DelaySparse: ...})).

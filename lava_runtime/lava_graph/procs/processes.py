@@ -13,8 +13,8 @@
   ports (s_in (lanes, n_in), a_out (lanes, n_out)); only this runtime's fast models
   (fast_models.py) run them.
 
-With `lanes` = L > 1 (lava_runtime.lava_graph.lanes) every port has shape (L, n) and lane j of round r
-carries sample r * L + j; with L = 1 ports are (n,) as Lava's stock models expect.
+With `lanes` = L > 1 (lava_runtime.lava_graph.lanes) every port has shape (L, n) and lane j of
+round r carries sample r * L + j; with L = 1 ports are (n,) as Lava's stock models expect.
 
 Importing this module imports Lava (worker side only).
 """
