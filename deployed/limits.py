@@ -97,12 +97,9 @@ def check_structure(layers, profile, *, num_message_bits: int = 8, weight_bits=8
     m = map_for_profile(layers, weight_bits, profile)
     if m is None:
         return viol, None
-    for L, cores in zip(layers, m.core_of):
-        cs = np.unique(cores)
-        over(L.name, "max_fan_in", max((m.fan_in[c] for c in cs), default=0),
-             "input axons of one core")
-        over(L.name, "synapse_memory_bytes_per_core", max((m.memory_bytes[c] for c in cs),
-                                                          default=0),
+    for row in usage(layers, m)["layers"]:
+        over(row["layer"], "max_fan_in", row["max_core_fan_in"], "input axons of one core")
+        over(row["layer"], "synapse_memory_bytes_per_core", row["max_core_bytes"],
              "bytes of one core: synapses, neuron state, delay slots")
     for c, f in enumerate(m.fan_out):
         over(f"core {c}", "max_fan_out", f, "output axons of one core")

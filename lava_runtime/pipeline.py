@@ -137,31 +137,29 @@ def deploy(run_dir, profile: str = "loihi2", *, split: str = "test", lava_limit:
     from export.to_lava import export_checkpoint
     from trainer.data import dataset_from_recipe
 
-    seconds = {}
-    say = print if progress else (lambda *a, **k: None)
+    seconds: dict[str, float] = {}
 
-    def timed(name, fn, *args):
+    def timed(name, what, fn, *args):
+        if progress:
+            print(f"  {what}")
         t0 = time.perf_counter()
         out = fn(*args)
         seconds[name] = time.perf_counter() - t0
         return out
 
-    say(f"  export to {profile}")
-    net, report = timed("export", lambda: export_checkpoint(
+    net, report = timed("export", f"export to {profile}", lambda: export_checkpoint(
         run_dir, profile, **{"evaluation": False, "progress": progress, **export_options}))
     if net_path is not None:
         save(net, net_path)
     data = dataset_from_recipe(net.meta["data_recipe"], split)
     x, y = data.x.numpy(), data.y.numpy()
-    say(f"  emulate the {split} split ({len(y)} samples)")
-    act, emu = timed("emulator", emulator_stage, net, x, y, split, progress)
+    act, emu = timed("emulator", f"emulate the {split} split ({len(y)} samples)",
+                     emulator_stage, net, x, y, split, progress)
     n_lava = len(y) if lava_limit is None else min(lava_limit, len(y))
-    lava = None
-    if n_lava:
-        say(f"  Lava (Loihi 2 simulator, fixed_pt): first {n_lava} samples, compared with the "
-            f"emulator")
-        lava = timed("lava", lava_stage, net, act, y, n_lava, split, timeout_s, progress)
+    lava = timed("lava", f"Lava (Loihi 2 simulator, fixed_pt): first {n_lava} samples, "
+                 "compared with the emulator", lava_stage, net, act, y, n_lava, split,
+                 timeout_s, progress) if n_lava else None
     profiles = budget_profiles or [profile]
-    say(f"  budget on {', '.join(p if isinstance(p, str) else p.name for p in profiles)}")
-    budgets = timed("budget", budget_stage, net, act, profiles)
+    budgets = timed("budget", "budget on " + ", ".join(getattr(p, "name", p) for p in profiles),
+                    budget_stage, net, act, profiles)
     return Deployment(net, report, y, act, emu, lava, budgets, seconds)

@@ -136,15 +136,6 @@ def run_network(net: DeployedNetwork, payloads: np.ndarray, backend: str = "lava
     return _run_lava(net, payloads, backend, timeout_s, fast_models, lanes, progress, steps)
 
 
-def run_lava(net: DeployedNetwork, payloads: np.ndarray, backend: str = "lava",
-             **kwargs) -> Activity:
-    """run_network restricted to the Lava backends ("lava", "lava-float", "loihi2")."""
-    if backend not in ("lava", "lava-float", "loihi2"):
-        raise ValueError(f"run_lava runs the Lava backends lava, lava-float, loihi2; got "
-                         f"{backend!r}")
-    return run_network(net, payloads, backend, **kwargs)
-
-
 def _run_lava(net, payloads, backend, timeout_s, fast_models, lanes, progress, steps):
     n, T, _ = payloads.shape
     window = T + net.padding_steps()
@@ -319,5 +310,5 @@ def build_graph(job: dict) -> dict:
     return {"head": src, "n_processes": len(procs), "processes": procs}
 
 
-__all__ = ["run_network", "run_lava", "run_config", "build_graph", "BACKENDS", "LavaRunError",
+__all__ = ["run_network", "run_config", "build_graph", "BACKENDS", "LavaRunError",
            "loihi2_available"]
