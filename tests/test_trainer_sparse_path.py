@@ -147,3 +147,38 @@ def test_model_defaults_choose_the_faster_path():
     old = resolve_config(overrides={"method": "structure", "sparsity": 0.9})
     del old["sparse_max_density"], old["sparse_max_density_no_delay"]
     assert all(c.sparse_path for c in DelaySNN(40, 10, old).connections)
+
+
+@pytest.mark.parametrize("method,dropout", [("structure", 0.0), ("structure", 0.3),
+                                            ("structure-multi", 0.2)])
+def test_network_on_sparse_path_equals_dense_kernel_network(method, dropout):
+    """The whole network (delay layers, BatchNorm, LIF, dropout, readout) on the sparse path,
+    whose activations stay laid out (N, T, B) in memory, gives the dense-kernel network's
+    output, spikes, loss gradients and BatchNorm running statistics."""
+    from trainer.config import resolve_config
+    from trainer.model import DelaySNN, loss_fn
+    cfg = resolve_config(overrides={"method": method, "sparsity": 0.8, "hidden": [24, 16],
+                                    "kernel_size": 9, "dropout": dropout})
+    nets = {d: DelaySNN(12, 5, {**cfg, "sparse_max_density": d}).double() for d in (1.0, 0.0)}
+    assert [c.sparse_path for c in nets[1.0].connections] == [True] * 3
+    assert [c.sparse_path for c in nets[0.0].connections] == [False] * 3
+    g = torch.Generator().manual_seed(0)
+    x = torch.rand(7, 60, 12, generator=g, dtype=torch.float64)
+    y = torch.randint(0, 5, (7,), generator=g)
+    got = {}
+    for d, net in nets.items():
+        net.train()
+        masks = net.dropout_masks(7, torch.Generator().manual_seed(1), "cpu")
+        masks = None if masks is None else [m.double() for m in masks]
+        v, spikes = net(x, dropout_masks=masks, return_spikes=True)
+        loss_fn(v, y).backward()
+        got[d] = (v.detach(), [s.detach() for s in spikes],
+                  [c.theta.grad.clone() * c.mask for c in net.connections],
+                  [p.grad.clone() for n in net.norms for p in n.parameters()],
+                  [n.running_var.clone() for n in net.norms])
+    (va, sa, ta, na, ra), (vb, sb, tb, nb, rb) = got[1.0], got[0.0]
+    assert torch.allclose(va, vb, atol=1e-10)
+    assert all(torch.equal(a, b) for a, b in zip(sa, sb)) and sum(s.sum() for s in sa) > 0
+    for a, b in zip(ta + na + ra, tb + nb + rb):
+        assert torch.allclose(a, b, atol=1e-9), (a - b).abs().max()
+    assert all(t.abs().sum() > 0 for t in ta)

@@ -105,7 +105,7 @@ class SparseDelayFn(torch.autograd.Function):
         out = torch.sparse.mm(W, G) if plan.nnz else G.new_zeros(plan.n_out, T * B)
         ctx.save_for_backward(w, G, xp)
         ctx.plan, ctx.sink, ctx.shape = plan, sink, (B, n_in, T)
-        return out.view(plan.n_out, T, B).permute(2, 0, 1).contiguous()  # (B, n_out, T)
+        return out.view(plan.n_out, T, B).permute(2, 0, 1)  # (B, n_out, T), memory (n_out, T, B)
 
     @staticmethod
     def backward(ctx, grad_out):
@@ -142,7 +142,8 @@ def candidate_grad(gI: torch.Tensor, xp: torch.Tensor, K: int, T: int) -> torch.
 
 def sparse_delay(x: torch.Tensor, w: torch.Tensor, plan: SynapsePlan,
                  sink: CandidateGrad | None = None) -> torch.Tensor:
-    """x (B, n_in, T), synapse weights w (nnz,) in plan order -> current (B, n_out, T)."""
+    """x (B, n_in, T), synapse weights w (nnz,) in plan order -> current (B, n_out, T), a view
+    of memory laid out (n_out, T, B) (what the LIF and BatchNorm of trainer.model use in place)."""
     if x.dim() != 3 or x.shape[1] != plan.n_in or w.shape != (plan.nnz,):
         raise ValueError(f"sparse_delay: x {tuple(x.shape)} must be (B, {plan.n_in}, T) and w "
                          f"{tuple(w.shape)} must be ({plan.nnz},)")
