@@ -182,3 +182,28 @@ def test_network_on_sparse_path_equals_dense_kernel_network(method, dropout):
     for a, b in zip(ta + na + ra, tb + nb + rb):
         assert torch.allclose(a, b, atol=1e-9), (a - b).abs().max()
     assert all(t.abs().sum() > 0 for t in ta)
+
+
+def test_plan_rebuilt_only_when_the_connections_change():
+    """Rewiring writes the mask in place every step; the synapse plan is rebuilt only when the
+    mask's content (or the delays) changed, and the output always follows the mask."""
+    a, b = _pair("structure", 9, 0.9, n_in=20, n_out=15)
+    x = torch.rand(2, 20, 30, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+    a(x)
+    first = a.plan()
+    a.mask.view(-1)[:3] |= a.mask.view(-1)[:3]          # in-place write, same content
+    assert a.plan() is first
+    with torch.no_grad():
+        for layer in (a, b):                            # a real change: one connection moves
+            on = torch.nonzero(layer.mask.view(-1)).view(-1)[0]
+            off = torch.nonzero(~layer.mask.view(-1)).view(-1)[0]
+            layer.mask.view(-1)[on], layer.mask.view(-1)[off] = False, True
+            layer.theta.view(-1)[on], layer.theta.view(-1)[off] = 0.0, 0.4
+    assert a.plan() is not first
+    assert torch.allclose(a(x), b(x), atol=1e-12)
+    second = a.plan()
+    with torch.no_grad():                               # new delays, same mask
+        for layer in (a, b):
+            layer.delay.copy_((layer.delay + 1) % 9)
+    assert a.plan() is not second
+    assert torch.allclose(a(x), b(x), atol=1e-12)
