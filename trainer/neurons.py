@@ -111,33 +111,36 @@ class _LIFSequence(torch.autograd.Function):
     @staticmethod
     def forward(ctx, current, decay, threshold, alpha):
         need_grad = ctx.needs_input_grad[0]
+        # the scalars as 0-dim tensors of current's dtype: the same float values, without a
+        # scalar conversion in each of the ~1000 small per-step ops
+        k_decay, k_thr, k_c, k_one, k_half = (
+            torch.tensor(val, dtype=current.dtype, device=current.device)
+            for val in (decay, threshold, math.pi / 2 * alpha, 1.0, alpha / 2))
         with torch.no_grad():
             spikes = torch.empty_like(current)
             slope = torch.empty_like(current) if need_grad else None  # surrogate derivative
             u = _dense_like(current[0])                # membrane before spike/reset
             v = _dense_like(current[0]).zero_()        # decay * membrane after reset
-            c = math.pi / 2 * alpha
             for t in range(current.shape[0]):
                 torch.add(v, current[t], out=u)        # decay * v + I[t]
                 s = spikes[t]
-                torch.gt(u, threshold, out=s)
+                torch.gt(u, k_thr, out=s)
                 if need_grad:                          # atan_surrogate(u - threshold, alpha)
                     d = slope[t]
-                    torch.sub(u, threshold, out=d)
-                    d.mul_(c)
+                    torch.sub(u, k_thr, out=d)
+                    d.mul_(k_c)
                     d.mul_(d)
-                    d.add_(1)
+                    d.add_(k_one)
                     d.reciprocal_()
-                    d.mul_(alpha / 2)
-                torch.mul(u, decay, out=v)             # decay * u * (1 - spike): exactly 0 or
+                    d.mul_(k_half)
+                torch.mul(u, k_decay, out=v)           # decay * u * (1 - spike): exactly 0 or
                 torch.addcmul(v, v, s, value=-1, out=v)  # decay * u (spike is 0 or 1)
-        ctx.save_for_backward(spikes, slope)
-        ctx.decay = decay
+        ctx.save_for_backward(spikes, slope, k_decay)
         return spikes
 
     @staticmethod
     def backward(ctx, grad_spikes):
-        spikes, slope = ctx.saved_tensors
+        spikes, slope, k_decay = ctx.saved_tensors
         grad_current = torch.empty_like(slope)
         if grad_spikes.stride() != slope.stride():    # into the forward's layout, once
             grad_spikes = torch.empty_like(slope).copy_(grad_spikes)
@@ -146,7 +149,7 @@ class _LIFSequence(torch.autograd.Function):
             s = spikes[t]
             torch.addcmul(g_v, g_v, s, value=-1, out=g_v)   # the reset is detached
             torch.addcmul(g_v, grad_spikes[t], slope[t], out=grad_current[t])
-            torch.mul(grad_current[t], ctx.decay, out=g_v)
+            torch.mul(grad_current[t], k_decay, out=g_v)
         return grad_current, None, None, None
 
 
@@ -157,24 +160,29 @@ def lif_sequence(current: torch.Tensor, decay: float, threshold: float,
 
 
 class _LISequence(torch.autograd.Function):
+    """Leaky integrator over a sequence, in the memory layout of ``current``; the arithmetic
+    of ``li_step`` (decay * v + I[t]) with 2 ops per step each way."""
+
     @staticmethod
     def forward(ctx, current, decay):
+        k_decay = torch.tensor(decay, dtype=current.dtype, device=current.device)
         with torch.no_grad():
             out = torch.empty_like(current)
-            v = torch.zeros_like(current[0])
+            v = _dense_like(current[0]).zero_()        # decay * membrane
             for t in range(current.shape[0]):
-                v = li_step(v, current[t], decay)
-                out[t] = v
-        ctx.decay = decay
+                torch.add(v, current[t], out=out[t])
+                torch.mul(out[t], k_decay, out=v)
+        ctx.save_for_backward(k_decay)
         return out
 
     @staticmethod
     def backward(ctx, grad_v):
+        (k_decay,) = ctx.saved_tensors
         grad_current = torch.empty_like(grad_v)
-        g = torch.zeros_like(grad_v[0])
+        g = _dense_like(grad_v[0]).zero_()             # decay * dL/dI[t+1]
         for t in range(grad_v.shape[0] - 1, -1, -1):
-            g = grad_v[t] + ctx.decay * g
-            grad_current[t] = g
+            torch.add(grad_v[t], g, out=grad_current[t])
+            torch.mul(grad_current[t], k_decay, out=g)
         return grad_current, None
 
 
