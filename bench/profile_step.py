@@ -7,12 +7,16 @@ RigL regrowth step of the sparse path's 1-in-10 schedule, so its dense candidate
 counted once in 10, as in training).
 
 Every op's self CPU time goes to a stage: forward ops to the module or function they run in
-(delay layer, batchnorm, lif, dropout and layout glue, readout, loss); backward ops, through
-the autograd sequence number of the node that runs them, to the forward stage that recorded
-that node (``... bwd``); then optimizer (Adam step, zero_grad) and rewiring (DEEP R / RigL,
-candidate-gradient readout, gradient masking); ``delay plan`` is the synapse index rebuild
-after rewiring changed the mask. Prints ms per step per stage with its share, and the top ops
-by self time.
+(delay layer: the hidden layers' connections; readout: the last connection and the leaky
+integrator; batchnorm; lif; dropout and layout glue: the model's own ops; loss); backward
+ops, through the autograd sequence number of the node that runs them, to the forward stage
+that recorded that node (``... bwd``); then optimizer (Adam step, zero_grad, gradient
+accumulation) and rewiring (DEEP R / RigL, candidate-gradient readout). ``delay plan`` is the
+synapse index rebuild after rewiring changed the mask; ``delay kernel construction`` the
+dense-kernel path's (n_out, n_in, K) kernel (DCLS: its Gaussian kernels), whose conv1d stays
+in the layer's own stage; ``RigL candidate gradient (sparse path)`` the dense gradient at every
+candidate that the sparse path computes on regrowth steps (the dense path gets it with its
+weight gradient). Prints ms per step per stage with its share, and the top ops by self time.
 
     python bench/profile_step.py [--method structure] [--sparsity 0.9] [--batch 256]
         [--steps 10] [--warmup 2] [--threads 1] [--dropout 0] [--top 15] [--json OUT.json]
@@ -75,49 +79,36 @@ def _label_modules(model) -> list:
 
 
 def attribute(events) -> dict[str, float]:
-    """Self CPU time (us) per stage of a list of profiler FunctionEvents (module docstring)."""
-    fwd_stage: dict[int, str] = {}
-
-    def forward_stage(e):
+    """Self CPU time (us) per stage of a list of profiler FunctionEvents (module docstring):
+    an op belongs to its innermost labelled range, or, inside a backward node, to the forward
+    stage that recorded the node."""
+    def resolve(e, fwd_stage):
         while e is not None:
             if e.name.startswith(TAG):
                 return e.name[len(TAG):]
             if e.name.startswith("Optimizer."):
                 return "optimizer"
-            e = e.cpu_parent
-        return None
-
-    def backward_root(e):
-        while e is not None:
             if e.name.startswith(BWD_PREFIX):
-                return e
+                if fwd_stage is None:
+                    return None
+                if e.name.endswith("torch::autograd::AccumulateGrad"):
+                    return "optimizer"
+                seq = e.sequence_nr
+                if seq < 0:                       # the node's own event carries it
+                    seq = next((c.sequence_nr for c in e.cpu_children if c.sequence_nr >= 0), -1)
+                return fwd_stage.get(seq, "other") + " bwd"
             e = e.cpu_parent
-        return None
+        return "other"
 
+    fwd_stage: dict[int, str] = {}
     for e in events:                      # forward ops that recorded an autograd node
-        if e.sequence_nr >= 0 and backward_root(e) is None:
-            st = forward_stage(e)
-            if st is not None:
+        if e.sequence_nr >= 0:
+            st = resolve(e, None)
+            if st is not None and st != "other":
                 fwd_stage.setdefault(e.sequence_nr, st)
     totals: dict[str, float] = defaultdict(float)
     for e in events:
-        if e.name.startswith(TAG):
-            stage = e.name[len(TAG):]
-        else:
-            root = backward_root(e)
-            if root is not None:
-                seq = root.sequence_nr
-                if seq < 0:                   # the node's own event carries it
-                    seq = next((c.sequence_nr for c in root.cpu_children
-                                if c.sequence_nr >= 0), -1)
-                name = root.name[len(BWD_PREFIX):]
-                if name == "torch::autograd::AccumulateGrad":
-                    stage = "optimizer"
-                else:
-                    stage = fwd_stage.get(seq, "other") + " bwd"
-            else:
-                stage = forward_stage(e) or "other"
-        totals[stage] += e.self_cpu_time_total
+        totals[resolve(e, fwd_stage)] += e.self_cpu_time_total
     return dict(totals)
 
 
@@ -152,16 +143,21 @@ def profile(method: str = "structure", sparsity: float = 0.9, batch: int = 256, 
         tt.optimisation_step(model, model, x, y, masks, 1.0 / batch, 0.0, opt_w, opt_p, sparse,
                              [], schedule=schedule, step=i)
 
+    sd = importlib.import_module("trainer.sparse_delay")
     patched = {name: getattr(tt, name) for name in
                ("loss_fn", "remove_crossed", "drop_smallest", "regrow")}
-    patched_cls = {name: getattr(DelayConnection, name) for name in ("plan", "candidate_grad")}
+    patched_sd = sd.candidate_grad
+    patched_cls = {name: getattr(DelayConnection, name)
+                   for name in ("plan", "candidate_grad", "kernel")}
     handles = _label_modules(model)
     try:
         tt.loss_fn = _labelled(patched["loss_fn"], "loss")
         for name in ("remove_crossed", "drop_smallest", "regrow"):
             setattr(tt, name, _labelled(patched[name], "rewiring"))
         DelayConnection.plan = _labelled(patched_cls["plan"], "delay plan")
+        sd.candidate_grad = _labelled(patched_sd, "RigL candidate gradient (sparse path)")
         DelayConnection.candidate_grad = _labelled(patched_cls["candidate_grad"], "rewiring")
+        DelayConnection.kernel = _labelled(patched_cls["kernel"], "delay kernel construction")
         for i in range(warmup):
             step(10 ** 5 + i)                 # not regrowth steps: warm-up only
         acts = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if dev.type == "cuda" else [])
@@ -179,6 +175,7 @@ def profile(method: str = "structure", sparsity: float = 0.9, batch: int = 256, 
             setattr(tt, name, fn)
         for name, fn in patched_cls.items():
             setattr(DelayConnection, name, fn)
+        sd.candidate_grad = patched_sd
     events = list(prof.events())
     stages = attribute(events)
     total = sum(stages.values())
@@ -232,9 +229,9 @@ def main(argv=None) -> int:
     print(f"{s['method']} sparsity {s['sparsity']} batch {s['batch_size']}, {s['threads']} "
           f"thread(s): {doc['ms_per_step']} ms of op time per step (profiled wall "
           f"{s['wall_ms_per_step_profiled']} ms)")
-    print(f"{'stage':34s} {'ms/step':>8s} {'share':>6s}")
+    print(f"{'stage':40s} {'ms/step':>8s} {'share':>6s}")
     for r in doc["stages"]:
-        print(f"{r['stage']:34s} {r['ms_per_step']:8.1f} {r['share']:6.1%}")
+        print(f"{r['stage']:40s} {r['ms_per_step']:8.1f} {r['share']:6.1%}")
     print(f"\n{'op (self time)':40s} {'ms/step':>8s} {'calls':>7s} {'share':>6s}")
     for r in doc["top_ops"]:
         print(f"{r['op'][:40]:40s} {r['self_ms_per_step']:8.1f} {r['calls_per_step']:7.1f} "
