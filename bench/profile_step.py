@@ -20,8 +20,9 @@ weight gradient). Prints ms per step per stage with its share, and the top ops b
 
     python bench/profile_step.py [--method structure] [--sparsity 0.9] [--batch 256]
         [--steps 10] [--warmup 2] [--threads 1] [--dropout 0] [--top 15] [--json OUT.json]
+        [--note TEXT]
 
---json writes {"setup", "ms_per_step", "stages": [{"stage", "ms_per_step", "share"}],
+--json writes {"setup" (with --note, e.g. the code version), "ms_per_step", "stages": [{"stage", "ms_per_step", "share"}],
 "top_ops": [{"op", "self_ms_per_step", "calls_per_step", "share"}]}.
 """
 from __future__ import annotations
@@ -113,8 +114,10 @@ def attribute(events) -> dict[str, float]:
 
 
 def profile(method: str = "structure", sparsity: float = 0.9, batch: int = 256, steps: int = 10,
-            warmup: int = 2, dropout: float = 0.0, top: int = 15, device: str = "cpu") -> dict:
-    """Profile ``steps`` training steps (after ``warmup``); returns the --json document."""
+            warmup: int = 2, dropout: float = 0.0, top: int = 15, device: str = "cpu",
+            first_step: int = 1) -> dict:
+    """Profile ``steps`` training steps, global steps ``first_step``, ``first_step + 1``, ...
+    (after ``warmup`` steps); returns the --json document."""
     import importlib
     import torch
     tt = importlib.import_module("trainer.train")    # the module (trainer.train is also a function)
@@ -163,7 +166,7 @@ def profile(method: str = "structure", sparsity: float = 0.9, batch: int = 256, 
         acts = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if dev.type == "cuda" else [])
         t0 = time.perf_counter()
         with torch.profiler.profile(activities=acts) as prof:
-            for i in range(1, steps + 1):
+            for i in range(first_step, first_step + steps):
                 step(i)
             if dev.type == "cuda":
                 torch.cuda.synchronize()
@@ -188,7 +191,8 @@ def profile(method: str = "structure", sparsity: float = 0.9, batch: int = 256, 
     return {
         "setup": {"method": method, "sparsity": sparsity, "batch_size": batch,
                   "shape": "40 -> 256 -> 10", "time_steps": 100, "kernel_size": 25,
-                  "dropout": dropout, "profiled_steps": steps, "device": device,
+                  "dropout": dropout, "profiled_steps": steps, "first_step": first_step,
+                  "device": device,
                   "threads": torch.get_num_threads(),
                   "sparse_path": [bool(c.sparse_path) for c in model.connections],
                   "wall_ms_per_step_profiled": round(wall * 1e3 / steps, 1)},
@@ -215,6 +219,7 @@ def main(argv=None) -> int:
     p.add_argument("--top", type=int, default=15, help="ops listed by self time")
     p.add_argument("--device", default="cpu")
     p.add_argument("--json", help="write the result to this JSON file")
+    p.add_argument("--note", default="", help="stored in the JSON's setup (e.g. the code version)")
     a = p.parse_args(argv)
     if a.threads < 1 or a.steps < 1 or a.warmup < 0 or a.batch < 1 or a.top < 1:
         p.error("--threads, --steps, --batch and --top must be >= 1, --warmup >= 0")
@@ -225,6 +230,8 @@ def main(argv=None) -> int:
     import torch
     torch.set_num_threads(a.threads)
     doc = profile(a.method, a.sparsity, a.batch, a.steps, a.warmup, a.dropout, a.top, a.device)
+    if a.note:
+        doc["setup"]["note"] = a.note
     s = doc["setup"]
     print(f"{s['method']} sparsity {s['sparsity']} batch {s['batch_size']}, {s['threads']} "
           f"thread(s): {doc['ms_per_step']} ms of op time per step (profiled wall "
