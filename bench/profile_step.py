@@ -19,10 +19,11 @@ candidate that the sparse path computes on regrowth steps (the dense path gets i
 weight gradient). Prints ms per step per stage with its share, and the top ops by self time.
 
     python bench/profile_step.py [--method structure] [--sparsity 0.9] [--batch 256]
-        [--steps 10] [--warmup 2] [--threads 1] [--dropout 0] [--top 15] [--json OUT.json]
-        [--note TEXT]
+        [--steps 10] [--first-step 1] [--warmup 2] [--threads 1] [--dropout 0] [--top 15]
+        [--json OUT.json] [--note TEXT]
 
---json writes {"setup" (with --note, e.g. the code version), "ms_per_step", "stages": [{"stage", "ms_per_step", "share"}],
+--json writes {"setup" (with --note, e.g. the code version), "ms_per_step",
+"stages": [{"stage", "ms_per_step", "share"}],
 "top_ops": [{"op", "self_ms_per_step", "calls_per_step", "share"}]}.
 """
 from __future__ import annotations
@@ -162,7 +163,7 @@ def profile(method: str = "structure", sparsity: float = 0.9, batch: int = 256, 
         DelayConnection.candidate_grad = _labelled(patched_cls["candidate_grad"], "rewiring")
         DelayConnection.kernel = _labelled(patched_cls["kernel"], "delay kernel construction")
         for i in range(warmup):
-            step(10 ** 5 + i)                 # not regrowth steps: warm-up only
+            step(10 ** 5 + i)                 # warm-up, away from the profiled steps
         acts = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if dev.type == "cuda" else [])
         t0 = time.perf_counter()
         with torch.profiler.profile(activities=acts) as prof:
@@ -213,6 +214,9 @@ def main(argv=None) -> int:
     p.add_argument("--sparsity", type=float, default=0.9)
     p.add_argument("--batch", type=int, default=256)
     p.add_argument("--steps", type=int, default=10, help="profiled training steps")
+    p.add_argument("--first-step", type=int, default=1,
+                   help="global step of the first profiled step (RigL regrows by score on "
+                        "multiples of rewire_interval)")
     p.add_argument("--warmup", type=int, default=2)
     p.add_argument("--dropout", type=float, default=0.0)
     p.add_argument("--threads", type=int, default=1, help="torch CPU threads (>= 1)")
@@ -221,15 +225,18 @@ def main(argv=None) -> int:
     p.add_argument("--json", help="write the result to this JSON file")
     p.add_argument("--note", default="", help="stored in the JSON's setup (e.g. the code version)")
     a = p.parse_args(argv)
-    if a.threads < 1 or a.steps < 1 or a.warmup < 0 or a.batch < 1 or a.top < 1:
-        p.error("--threads, --steps, --batch and --top must be >= 1, --warmup >= 0")
+    if a.threads < 1 or a.steps < 1 or a.warmup < 0 or a.batch < 1 or a.top < 1 \
+            or a.first_step < 0:
+        p.error("--threads, --steps, --batch and --top must be >= 1, --warmup and --first-step "
+                ">= 0")
     if not 0 <= a.sparsity < 1 or not 0 <= a.dropout < 1:
         p.error("--sparsity and --dropout must be in [0, 1)")
     if a.json and not Path(a.json).parent.is_dir():
         p.error(f"--json: folder {Path(a.json).parent} does not exist")
     import torch
     torch.set_num_threads(a.threads)
-    doc = profile(a.method, a.sparsity, a.batch, a.steps, a.warmup, a.dropout, a.top, a.device)
+    doc = profile(a.method, a.sparsity, a.batch, a.steps, a.warmup, a.dropout, a.top, a.device,
+                  a.first_step)
     if a.note:
         doc["setup"]["note"] = a.note
     s = doc["setup"]

@@ -103,9 +103,9 @@ class _LIFSequence(torch.autograd.Function):
     ``empty_like``, which keeps a permuted dense layout), so a caller whose data is laid out
     (N, T, B) needs no transposed copy. Per step, forward: 4 float tensor ops (integrate,
     threshold, decay, reset; bool masks and masked_fill are several times slower on CPU),
-    plus the surrogate derivative of the step, kept for backward while the step's membrane is
-    in cache (only when a gradient is needed); backward: 3 ops per step. The forward arithmetic is that of ``lif_step`` op for op, so the
-    spikes are bit-identical to ``lif_sequence_reference``.
+    plus the surrogate derivative of the step, computed while the step's membrane is in cache
+    (only when a gradient is needed); backward: 3 ops per step. The forward arithmetic is
+    ``lif_step``'s, so the spikes are bit-identical to ``lif_sequence_reference``.
     """
 
     @staticmethod
