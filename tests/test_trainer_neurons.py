@@ -61,3 +61,47 @@ def test_modules_take_batch_neuron_time():
     assert LI(10.05)(x).shape == (2, 3, 40)
     assert torch.equal(LIF(10.05)(x)[1], lif_sequence(x.permute(2, 0, 1), LIF(10.05).decay, 1.0)
                        .permute(1, 2, 0)[1])
+
+
+@pytest.mark.parametrize("layout", ["tbn", "ntb", "bnt"])
+def test_sequence_in_any_memory_layout_equals_reference(layout):
+    """lif_sequence works in its input's memory layout (no transposed copy): on a (T, B, N) view
+    of (N, T, B) or (B, N, T) memory the spikes are bit-identical to the step-function
+    reference, the gradient matches it and comes back in the input's layout."""
+    g = torch.Generator().manual_seed(3)
+    T, B, N = 40, 5, 6
+    base = torch.randn(T, B, N, generator=g) * 0.8 + 0.3
+    current = {"tbn": base.clone(), "ntb": base.permute(2, 0, 1).contiguous().permute(1, 2, 0),
+               "bnt": base.permute(1, 2, 0).contiguous().permute(2, 0, 1)}[layout]
+    assert torch.equal(current, base)
+    current.requires_grad_(True)
+    ref_in = base.clone().requires_grad_(True)
+    weights = torch.randn(T, B, N, generator=g).permute(2, 0, 1).contiguous().permute(1, 2, 0)
+    fast = lif_sequence(current, 0.9, 1.0, 5.0)
+    ref = lif_sequence_reference(ref_in, 0.9, 1.0, 5.0)
+    assert torch.equal(fast, ref) and fast.sum() > 20
+    assert fast.stride() == current.stride()
+    (fast * weights).sum().backward()
+    (ref * weights).sum().backward()
+    assert current.grad.stride() == current.stride()
+    assert torch.allclose(current.grad, ref_in.grad, rtol=1e-5, atol=1e-6)
+
+
+def test_sequence_without_gradient_is_the_same():
+    current = torch.rand(30, 4, 7, generator=torch.Generator().manual_seed(4)) * 0.5
+    with torch.no_grad():
+        off = lif_sequence(current, 0.9, 1.0)
+    assert torch.equal(off, lif_sequence(current.requires_grad_(True), 0.9, 1.0).detach())
+    assert not off.requires_grad
+
+
+def test_modules_keep_a_neuron_time_batch_layout():
+    """A (B, N, T) input laid out (N, T, B) in memory (the sparse path's output) is used in
+    place: the spikes come back in that layout, equal to those of a contiguous input."""
+    x = torch.rand(3, 5, 50, generator=torch.Generator().manual_seed(7)) * 0.6
+    ntb = x.permute(1, 2, 0).contiguous().permute(2, 0, 1)
+    lif = LIF(10.05)
+    out = lif(ntb)
+    assert out.permute(1, 2, 0).is_contiguous()
+    assert torch.equal(out, lif(x)) and out.sum() > 0
+    assert torch.allclose(LI(10.05)(ntb), LI(10.05)(x), atol=1e-6)

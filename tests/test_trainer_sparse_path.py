@@ -147,3 +147,63 @@ def test_model_defaults_choose_the_faster_path():
     old = resolve_config(overrides={"method": "structure", "sparsity": 0.9})
     del old["sparse_max_density"], old["sparse_max_density_no_delay"]
     assert all(c.sparse_path for c in DelaySNN(40, 10, old).connections)
+
+
+@pytest.mark.parametrize("method,dropout", [("structure", 0.0), ("structure", 0.3),
+                                            ("structure-multi", 0.2)])
+def test_network_on_sparse_path_equals_dense_kernel_network(method, dropout):
+    """The whole network (delay layers, BatchNorm, LIF, dropout, readout) on the sparse path,
+    whose activations stay laid out (N, T, B) in memory, gives the dense-kernel network's
+    output, spikes, loss gradients and BatchNorm running statistics."""
+    from trainer.config import resolve_config
+    from trainer.model import DelaySNN, loss_fn
+    cfg = resolve_config(overrides={"method": method, "sparsity": 0.8, "hidden": [24, 16],
+                                    "kernel_size": 9, "dropout": dropout})
+    nets = {d: DelaySNN(12, 5, {**cfg, "sparse_max_density": d}).double() for d in (1.0, 0.0)}
+    assert [c.sparse_path for c in nets[1.0].connections] == [True] * 3
+    assert [c.sparse_path for c in nets[0.0].connections] == [False] * 3
+    g = torch.Generator().manual_seed(0)
+    x = torch.rand(7, 60, 12, generator=g, dtype=torch.float64)
+    y = torch.randint(0, 5, (7,), generator=g)
+    got = {}
+    for d, net in nets.items():
+        net.train()
+        masks = net.dropout_masks(7, torch.Generator().manual_seed(1), "cpu")
+        masks = None if masks is None else [m.double() for m in masks]
+        v, spikes = net(x, dropout_masks=masks, return_spikes=True)
+        loss_fn(v, y).backward()
+        got[d] = (v.detach(), [s.detach() for s in spikes],
+                  [c.theta.grad.clone() * c.mask for c in net.connections],
+                  [p.grad.clone() for n in net.norms for p in n.parameters()],
+                  [n.running_var.clone() for n in net.norms])
+    (va, sa, ta, na, ra), (vb, sb, tb, nb, rb) = got[1.0], got[0.0]
+    assert torch.allclose(va, vb, atol=1e-10)
+    assert all(torch.equal(a, b) for a, b in zip(sa, sb)) and sum(s.sum() for s in sa) > 0
+    for a, b in zip(ta + na + ra, tb + nb + rb):
+        assert torch.allclose(a, b, atol=1e-9), (a - b).abs().max()
+    assert all(t.abs().sum() > 0 for t in ta)
+
+
+def test_plan_rebuilt_only_when_the_connections_change():
+    """Rewiring writes the mask in place every step; the synapse plan is rebuilt only when the
+    mask's content (or the delays) changed, and the output always follows the mask."""
+    a, b = _pair("structure", 9, 0.9, n_in=20, n_out=15)
+    x = torch.rand(2, 20, 30, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+    a(x)
+    first = a.plan()
+    a.mask.view(-1)[:3] |= a.mask.view(-1)[:3]          # in-place write, same content
+    assert a.plan() is first
+    with torch.no_grad():
+        for layer in (a, b):                            # a real change: one connection moves
+            on = torch.nonzero(layer.mask.view(-1)).view(-1)[0]
+            off = torch.nonzero(~layer.mask.view(-1)).view(-1)[0]
+            layer.mask.view(-1)[on], layer.mask.view(-1)[off] = False, True
+            layer.theta.view(-1)[on], layer.theta.view(-1)[off] = 0.0, 0.4
+    assert a.plan() is not first
+    assert torch.allclose(a(x), b(x), atol=1e-12)
+    second = a.plan()
+    with torch.no_grad():                               # new delays, same mask
+        for layer in (a, b):
+            layer.delay.copy_((layer.delay + 1) % 9)
+    assert a.plan() is not second
+    assert torch.allclose(a(x), b(x), atol=1e-12)

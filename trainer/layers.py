@@ -100,7 +100,8 @@ class DelayConnection(nn.Module):
         self.kernel_density = n_keep / (n_out * n_in * taps)
         self.sparse_path = (self.sparse and method != "dcls"
                             and self.kernel_density <= float(sparse_max_density))
-        self._plan_key, self._plan, self._sink = None, None, CandidateGrad()
+        self._plan_key, self._plan, self._plan_mask = None, None, None
+        self._sink = CandidateGrad()
 
         if method == "dcls":
             from DCLS.construct.modules import Dcls1d
@@ -189,13 +190,21 @@ class DelayConnection(nn.Module):
         return nz, post, pre, delay
 
     def plan(self):
-        """(flat candidate index, SynapsePlan) of the current connections; rebuilt only after
-        the mask changed (its in-place version counter) or moved."""
-        key = (id(self.mask), self.mask._version, self.mask.data_ptr(), self.mask.device)
+        """(flat candidate index, SynapsePlan) of the current connections. Rebuilt only when
+        the mask's content changed (rewiring writes the mask in place every step, mostly
+        without changing it: the version counter says when to compare) or when the mask or
+        the delays were replaced or moved."""
+        delay = getattr(self, "delay", None)
+        tensors = (id(self.mask), self.mask.data_ptr(), self.mask.device,
+                   None if delay is None else (delay._version, delay.data_ptr()))
+        key = (tensors, self.mask._version)
         if self._plan_key != key:
-            nz, post, pre, delay = self._synapse_index()
-            taps = 1 if self.method == "no-delay" else self.K
-            self._plan = (nz, build_plan(post, pre, delay, self.n_in, self.n_out, taps))
+            if not (self._plan_key is not None and self._plan_key[0] == tensors
+                    and torch.equal(self._plan_mask, self.mask)):
+                nz, post, pre, delay = self._synapse_index()
+                taps = 1 if self.method == "no-delay" else self.K
+                self._plan = (nz, build_plan(post, pre, delay, self.n_in, self.n_out, taps))
+                self._plan_mask = self.mask.clone()
             self._plan_key = key
         return self._plan
 

@@ -15,17 +15,36 @@ from .layers import DelayConnection
 from .neurons import LI, LIF
 
 
-class _ContiguousGrad(torch.autograd.Function):
-    """Identity whose backward makes the gradient contiguous: the LIF hands back a permuted
-    (time-major) gradient, on which BatchNorm's backward is several times slower."""
+class _GradLikeInput(torch.autograd.Function):
+    """Identity whose backward hands the gradient over in the forward tensor's memory layout:
+    the LIF gives it back in its own (time-major) layout, on which BatchNorm's backward is
+    several times slower."""
 
     @staticmethod
     def forward(ctx, x):
+        ctx.layout = (x.shape, x.stride())
         return x.view_as(x)
 
     @staticmethod
     def backward(ctx, grad):
-        return grad.contiguous()
+        shape, stride = ctx.layout
+        if grad.stride() == stride:
+            return grad
+        return torch.empty_strided(shape, stride, dtype=grad.dtype,
+                                   device=grad.device).copy_(grad)
+
+
+def _normalise(norm: nn.Module, x: torch.Tensor) -> torch.Tensor:
+    """BatchNorm over (B, N, T); a tensor laid out (N, T, B) in memory (the sparse path's
+    output) is normalised as its (1, N, T*B) view: the same statistics over B*T values per
+    neuron, without a transposed copy."""
+    if isinstance(norm, nn.Identity):
+        return x
+    B, N, T = x.shape
+    ntb = x.permute(1, 2, 0)
+    if not ntb.is_contiguous():
+        return norm(x)
+    return norm(ntb.view(1, N, T * B)).view(N, T, B).permute(2, 0, 1)
 
 
 def _max_density(cfg: dict) -> float:
@@ -80,7 +99,7 @@ class DelaySNN(nn.Module):
         h = x.transpose(1, 2)
         spikes = []
         for i, (conn, norm, lif) in enumerate(zip(self.connections, self.norms, self.lifs)):
-            h = lif(_ContiguousGrad.apply(norm(conn(h, hard=hard))))
+            h = lif(_GradLikeInput.apply(_normalise(norm, conn(h, hard=hard))))
             spikes.append(h)
             if dropout_masks is not None:
                 h = h * dropout_masks[i].unsqueeze(-1)

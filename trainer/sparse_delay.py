@@ -25,7 +25,6 @@ import warnings
 from dataclasses import dataclass
 
 import torch
-import torch.nn.functional as F
 
 
 @dataclass
@@ -69,6 +68,17 @@ def build_plan(post: torch.Tensor, pre: torch.Tensor, delay: torch.Tensor, n_in:
                        g_rows, bwd_crow, bwd_col, bwd_perm)
 
 
+def _pad_steps(x: torch.Tensor, front: int, back: int) -> torch.Tensor:
+    """(n, T, B) -> contiguous (n, front+T+back, B) with zero steps around x (as F.pad, with one
+    write of the buffer instead of a fill and a copy)."""
+    n, T, B = x.shape
+    out = x.new_empty(n, front + T + back, B)
+    out[:, :front].zero_()
+    out[:, front + T:].zero_()
+    out[:, front:front + T].copy_(x)
+    return out
+
+
 def _unfold(buf: torch.Tensor, K: int, T: int) -> torch.Tensor:
     """(n, K-1+T, B) contiguous -> view (n, K, T*B) with [i, j] = buf[i, j:j+T] flattened."""
     n, _, B = buf.shape
@@ -99,14 +109,14 @@ class SparseDelayFn(torch.autograd.Function):
     def forward(ctx, x, w, plan: SynapsePlan, sink: CandidateGrad | None):
         B, n_in, T = x.shape
         K = plan.K
-        xp = F.pad(x.detach().permute(1, 2, 0), (0, 0, K - 1, 0)).contiguous()  # (n_in, K-1+T, B)
+        xp = _pad_steps(x.detach().permute(1, 2, 0), K - 1, 0)     # (n_in, K-1+T, B)
         G = _rows(xp, plan.in_rows, K, T)
         W = _csr_matrix(plan.fwd_crow, plan.fwd_col, w.detach()[plan.fwd_perm].contiguous(),
                         (plan.n_out, len(plan.in_rows)))
         out = torch.sparse.mm(W, G) if plan.nnz else G.new_zeros(plan.n_out, T * B)
         ctx.save_for_backward(w, G, xp)
         ctx.plan, ctx.sink, ctx.shape = plan, sink, (B, n_in, T)
-        return out.view(plan.n_out, T, B).permute(2, 0, 1).contiguous()  # (B, n_out, T)
+        return out.view(plan.n_out, T, B).permute(2, 0, 1)  # (B, n_out, T), memory (n_out, T, B)
 
     @staticmethod
     def backward(ctx, grad_out):
@@ -123,7 +133,7 @@ class SparseDelayFn(torch.autograd.Function):
             grad_w = torch.empty_like(vals)
             grad_w[plan.fwd_perm] = vals
         if ctx.needs_input_grad[0]:
-            gp = F.pad(gI.view(plan.n_out, T, B), (0, 0, 0, K - 1)).contiguous()
+            gp = _pad_steps(gI.view(plan.n_out, T, B), 0, K - 1)
             Gg = _rows(gp, plan.g_rows, K, T)
             Wt = _csr_matrix(plan.bwd_crow, plan.bwd_col, w.detach()[plan.bwd_perm].contiguous(),
                              (n_in, len(plan.g_rows)))
@@ -143,7 +153,8 @@ def candidate_grad(gI: torch.Tensor, xp: torch.Tensor, K: int, T: int) -> torch.
 
 def sparse_delay(x: torch.Tensor, w: torch.Tensor, plan: SynapsePlan,
                  sink: CandidateGrad | None = None) -> torch.Tensor:
-    """x (B, n_in, T), synapse weights w (nnz,) in plan order -> current (B, n_out, T)."""
+    """x (B, n_in, T), synapse weights w (nnz,) in plan order -> current (B, n_out, T), a view
+    of memory laid out (n_out, T, B) (what the LIF and BatchNorm of trainer.model use in place)."""
     if x.dim() != 3 or x.shape[1] != plan.n_in or w.shape != (plan.nnz,):
         raise ValueError(f"sparse_delay: x {tuple(x.shape)} must be (B, {plan.n_in}, T) and w "
                          f"{tuple(w.shape)} must be ({plan.nnz},)")
