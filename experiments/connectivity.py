@@ -6,8 +6,9 @@ Per run, for the network at initialisation (RUN_DIR/checkpoint_init.pt) and the
 validation-selected one (RUN_DIR/checkpoint.pt): per layer the synapse count and the share that
 is disconnected (trainer.rewiring.disconnected: the postsynaptic neuron has no outgoing
 synapse, or the presynaptic neuron no incoming one; such a synapse has a zero gradient and
-cannot change the output), and the number of hidden neurons with both input and output
-synapses. From metrics.json: test and validation accuracy and the connections regrown per
+cannot change the output), the number of hidden neurons with both input and output
+synapses, and the share of hidden neurons that never spike on the first 256 validation samples
+with the training forward pass (BatchNorm on batch statistics, as the gradient sees them). From metrics.json: test and validation accuracy and the connections regrown per
 epoch (all layers). An existing OUT.json keeps its other labels.
 """
 from __future__ import annotations
@@ -21,8 +22,22 @@ import torch
 from trainer.rewiring import disconnected
 
 
-def connectivity(checkpoint: Path) -> dict:
-    """Synapse counts and disconnected shares of a trainer checkpoint (export contract)."""
+SILENT_SAMPLES = 256
+
+
+@torch.no_grad()
+def silent_fractions(ck: dict, x: torch.Tensor) -> list[float]:
+    """Share of each hidden layer's neurons without a spike on inputs ``x`` (B, T, C), in the
+    training forward pass (batch-statistics BatchNorm, training kernels, no dropout)."""
+    from trainer.evaluate import model_from_checkpoint
+    model = model_from_checkpoint(ck).train()
+    _, spikes = model(x, hard=False, return_spikes=True)
+    return [round(float((s.sum(dim=(0, 2)) == 0).float().mean()), 4) for s in spikes]
+
+
+def connectivity(checkpoint: Path, x: torch.Tensor | None = None) -> dict:
+    """Synapse counts and disconnected shares of a trainer checkpoint (export contract), and
+    with inputs ``x`` the silent share of each hidden layer (silent_fractions)."""
     ck = torch.load(checkpoint, map_location="cpu", weights_only=False)
     layers = ck["layers"]
     pairs = []
@@ -43,18 +58,25 @@ def connectivity(checkpoint: Path) -> dict:
         hidden.append({"neurons": int(a.shape[0]), "without_input": int((~has_in).sum()),
                        "without_output": int((~has_out).sum()),
                        "with_input_and_output": int((has_in & has_out).sum())})
+    if x is not None:
+        for h, f in zip(hidden, silent_fractions(ck, x)):
+            h["silent_fraction"] = f
     out["hidden"] = hidden
     return out
 
 
 def run_summary(run_dir: Path) -> dict:
+    from trainer.data import dataset_from_recipe
     m = json.loads((run_dir / "metrics.json").read_text())
+    recipe = torch.load(run_dir / "checkpoint.pt", map_location="cpu",
+                        weights_only=False)["data_recipe"]
+    x = dataset_from_recipe(recipe, "val").x[:SILENT_SAMPLES]
     return {"method": m["method"], "sparsity": m["sparsity"], "seed": m["seed"],
             "epochs": m["epochs"], "best_epoch": m["best_epoch"],
             "val_accuracy": m["val_accuracy"], "test_accuracy": m["test_accuracy"],
             "regrown_per_epoch": [sum(h["regrown"]) for h in m["history"]],
-            "init": connectivity(run_dir / "checkpoint_init.pt"),
-            "trained": connectivity(run_dir / "checkpoint.pt")}
+            "init": connectivity(run_dir / "checkpoint_init.pt", x),
+            "trained": connectivity(run_dir / "checkpoint.pt", x)}
 
 
 def main(argv=None) -> int:
