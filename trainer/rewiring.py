@@ -10,18 +10,19 @@ existing connections. After each optimiser step (trainer.train.optimisation_step
      the smallest magnitude is dropped as well, and as many connections as were removed are
      regrown among the unconnected candidates that were not just removed, by score (``-grad``:
      the entries whose magnitude the last gradient step would grow most), or at random
-     (``regrow = "random"``, a control);
+     (``regrow = "random"``, a control). With ``drop_disconnected`` (the default) the step
+     also drops the connections that cannot carry signal from the network's input to its
+     output (``disconnected``: the postsynaptic neuron has no outgoing connection, or the
+     presynaptic neuron no incoming one); their gradient is exactly zero, so DEEP R alone
+     never frees them;
   3. on the other steps the removed slots are refilled at once, at random among the unconnected
      candidates (DEEP R's own regrowth), so the connection count is exact after every step.
-  Optionally (``drop_disconnected``) a regrowth step also drops the connections that cannot
-     carry signal from the network's input to its output (``disconnected``): their
-     postsynaptic neuron has no outgoing connection, or their presynaptic neuron no incoming
-     one. Their gradient is exactly zero, so DEEP R alone never frees them.
 Regrowth by score never picks a dead candidate (score exactly 0, e.g. a silent presynaptic
 neuron) while candidates with a nonzero score remain; dead ones then fill up at random. If the
 fresh candidates run out, the just-removed ones fill up. Regrown magnitudes start at
-``regrow_theta`` (1e-12); every unconnected entry is 0. With ``rewire_interval = 1`` and no drop
-fraction this is the reference's rule (regrowth by gradient after every step).
+``regrow_theta`` (1e-12); every unconnected entry is 0. With ``rewire_interval = 1``, no drop
+fraction and ``drop_disconnected = false`` this is the reference's rule (regrowth by gradient
+after every step).
 """
 from __future__ import annotations
 
