@@ -227,9 +227,9 @@ def optimisation_step(model, net, xb, yb, masks, loss_scale: float, l1: float, o
     regrown_counts = []
     dead = None
     if schedule.drop_disconnected and any(by_score):   # from the masks before this rewiring
-        layers = list(model.connections)
-        dead_all = disconnected([c.mask for c in layers])
-        dead = [dead_all[next(j for j, m in enumerate(layers) if m is c)] for c in sparse]
+        where = {id(c): j for j, c in enumerate(model.connections)}
+        dead_all = disconnected([c.mask for c in model.connections])
+        dead = [dead_all[where[id(c)]] for c in sparse]
     for i, (c, g) in enumerate(zip(sparse, cand)):
         gen = torch.Generator().manual_seed(_mix(schedule.seed, step, i))
         theta, mask = c.theta.data, c.mask
