@@ -30,7 +30,7 @@ $(STAMP): pyproject.toml tools/patched_wheels.py
 	touch $(STAMP)
 
 $(TEST_STAMP): $(STAMP)
-	@echo "make: installing the test extra (pytest, NeuroBench, snntorch)"
+	@echo "make: installing the test extra (pytest, NeuroBench, snntorch, ruff, mypy)"
 	$(PIP) -e ".[test]"
 	touch $(TEST_STAMP)
 
@@ -40,6 +40,10 @@ demo: $(STAMP)
 # The report test opens the HTML page in headless Chromium (Debian's package; installed with
 # apt-get when missing and run as root, else the script says how and that test is skipped).
 test: $(TEST_STAMP)
+	@echo "make: ruff check . (lint: pycodestyle, pyflakes, import order; pyproject.toml)"
+	$(VENV)/bin/ruff check .
+	@echo "make: mypy (type check of the non-test packages; pyproject.toml)"
+	$(VENV)/bin/mypy
 	@echo "make: checking for Chromium (installs Debian's package when missing and root)"
 	sh tools/ensure_chromium.sh
 	@echo "make: running the test suite (pytest: the longest step, see README Install notes)"

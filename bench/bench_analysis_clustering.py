@@ -14,7 +14,7 @@ import time
 
 import numpy as np
 
-from trainer.analysis.checkpoint_view import LayerSynapses
+from trainer.checkpoint import LayerSynapses
 from trainer.analysis.ei_clustering import sign_clustering
 
 

@@ -10,7 +10,7 @@ Measurements:
    the same input (no Lava runtime): ms per step and their ratio;
 2. whole Lava runs, samples/s of Lava run time (after start-up, which is reported apart):
    stock models (one lane), this runtime's models with one lane, and with L lanes (L chosen
-   by lava_runtime.lanes.choose_lanes unless --lanes), then the emulator; every output is
+   by lava_runtime.lava_graph.lanes.choose_lanes unless --lanes), then the emulator; every output is
    checked equal to the emulator's (and the stock run's on the samples it ran). Targets:
    multi-lane >= 20x stock samples/s, and the lanes run of --lane-samples (300 = the FSDD
    test split's size) in < 10 s of Lava time.
@@ -39,9 +39,9 @@ import scipy.sparse as sp  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from lava_runtime.emulator import emulate  # noqa: E402
-from lava_runtime.graph import run_network  # noqa: E402
-from lava_runtime.synthetic_net import random_network, random_payloads  # noqa: E402
+from deployed.emulator import emulate  # noqa: E402
+from lava_runtime.lava_graph.graph import run_network  # noqa: E402
+from deployed.synthetic import random_network, random_payloads  # noqa: E402
 from trainer.file_io import write_json_atomic  # noqa: E402
 
 FSDD_TEST_SAMPLES = 300
@@ -85,7 +85,7 @@ def bench_models(net, payloads, spikes) -> list[dict]:
     from lava.proc.dense.models import PyDelayDenseModelBitAcc
     from lava.proc.sparse.models import PyDelaySparseModelBitAcc
 
-    from lava_runtime.lava_procs.fast_models import FastDelayDenseFixed, FastDelaySparseFixed
+    from lava_runtime.lava_graph.procs.fast_models import FastDelayDenseFixed, FastDelaySparseFixed
     rows = []
     inputs = [payloads[0]] + [s[0] for s in spikes]  # (steps, n_in) of sample 0 per layer
     for layer, x in zip(net.layers, inputs):

@@ -2,7 +2,8 @@
 without training augmentation; one JSON row per (network, augmentation).
 
     python -m experiments.heldout_speaker --speaker george --out runs/heldout \
-        --json docs/results/heldout_speaker.json [--network dense=] [--network showcase=configs/fsdd-sparse.toml]
+        --json docs/results/heldout_speaker.json [--network dense=] \
+        [--network showcase=configs/fsdd-sparse.toml]
 
 ``--network NAME=CONFIG``: a trainer config file (empty: trainer/defaults.toml). Each run lives in
 OUT/NAME-aug{on,off} and resumes when interrupted (``trainer.train(resume=True)``); the JSON is
@@ -29,7 +30,7 @@ def run_one(name: str, config: str | None, speaker: str, augment: bool, out: Pat
     """Train (or resume) one network on the five other speakers; its held-out accuracy."""
     import trainer
 
-    sets = {"dataset": "fsdd", "data_options": {"test_speaker": speaker}, "num_threads": 1}
+    sets: dict = {"dataset": "fsdd", "data_options": {"test_speaker": speaker}, "num_threads": 1}
     if augment:
         sets.update(AUGMENT)
     if epochs is not None:

@@ -42,7 +42,7 @@ def build_snntorch(n_in: int, n_hidden: int, n_out: int, input_gain: float = 1.0
         snn.Leaky(beta=torch.full((n_out,), BETA), threshold=torch.full((n_out,), 1e9),
                   init_hidden=True, output=True, reset_mechanism="none"))
     with torch.no_grad():
-        net[0].weight *= input_gain
+        net[0].weight *= input_gain  # type: ignore[operator, assignment]
     return net
 
 
@@ -87,13 +87,13 @@ def measure(dataset: str = "fsdd", data_dir=None, *, out, epochs: int = 4, hidde
     import torch
     from snntorch.export_nir import export_to_nir
 
-    from export import netx_h5
+    from deployed import netx_h5
+    from deployed.emulator import emulate
     from export.float_reference import softmax_scores
     from export.from_nir import export_nir
     from hw_profiles import load_profile
-    from lava_runtime.budget import estimate
-    from lava_runtime.emulator import emulate
-    from lava_runtime.graph import run_network
+    from lava_runtime.budget.estimate import estimate
+    from lava_runtime.lava_graph.graph import run_network
     from trainer.data import load_dataset
 
     out = Path(out)

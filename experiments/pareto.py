@@ -70,7 +70,8 @@ def plot(points: list[dict], front: list[bool], png: Path, reference_j: float | 
         sel = [p for p in points if str(p["method"]) == m]
         ax.scatter([p["energy_per_sample_joules"] * 1e6 for p in sel],
                    [100 * p["emulator_accuracy"] for p in sel], label=m, alpha=0.8)
-    fr = sorted((p for p, f in zip(points, front) if f), key=lambda p: p["energy_per_sample_joules"])
+    fr = sorted((p for p, f in zip(points, front) if f),
+                key=lambda p: p["energy_per_sample_joules"])
     ax.plot([p["energy_per_sample_joules"] * 1e6 for p in fr],
             [100 * p["emulator_accuracy"] for p in fr], "k--", lw=1, label="Pareto front")
     for p in points:

@@ -5,12 +5,10 @@ aware fine-tuning) -> export -> Lava run of the whole test split (compared with 
     python -m experiments.showcase --config configs/fsdd-sparse.toml --out runs/showcase \
         --json docs/results/showcase.json
 
-is a thin layer over :func:`showcase`, which calls the same functions as the separate commands:
-``trainer.train`` (``python -m trainer train --config CONFIG --out OUT/train``; resumed when
-interrupted), ``export.qat.finetune`` when ``--qat-epochs`` > 0 (``python -m export.qat``),
-``export.to_lava.export_checkpoint`` + ``export.netx_h5.save`` (``python -m export.to_lava``),
-``lava_runtime.run_cli.run`` (``python -m lava_runtime run NET --backend lava --compare
-emulator``) and ``lava_runtime.budget_cli.run_budget`` (``python -m lava_runtime budget``).
+is a thin layer over :func:`showcase`, which calls ``trainer.train`` (``python -m trainer train
+--config CONFIG --out OUT/train``; resumed when interrupted), ``export.qat.finetune`` when
+``--qat-epochs`` > 0 (``python -m export.qat``) and ``lava_runtime.pipeline.deploy`` (export,
+emulator, Lava on the whole test split compared with the emulator, budget).
 Accuracies in the JSON are fractions of the test split; energies are the loihi2 profile's
 estimates per sample (dynamic; static apart, see hw_profiles/loihi2.toml for the proxies).
 """
@@ -29,10 +27,8 @@ def showcase(config: str | Path, out: str | Path, *, qat_epochs: int = 0, qat_lr
              progress: bool = True) -> dict:
     """Run the pipeline for CONFIG into OUT; return (and write) the summary dict."""
     import trainer
-    from export import netx_h5
-    from export.to_lava import export_checkpoint
-    from lava_runtime.budget_cli import run_budget
-    from lava_runtime.run_cli import run
+    from lava_runtime.budget.text import budget_json
+    from lava_runtime.pipeline import deploy
 
     config, out = Path(config), Path(out)
     if not config.is_file():
@@ -56,15 +52,14 @@ def showcase(config: str | Path, out: str | Path, *, qat_epochs: int = 0, qat_lr
         qat = finetune(run_dir, out / "qat", epochs=qat_epochs, lr=qat_lr, profile=profile,
                        progress=progress)
         deployed_from = out / "qat"
-    net, export_report = export_checkpoint(deployed_from, profile, eval_split="test")
-    net_path = out / "net.h5"
-    netx_h5.save(net, net_path)
+    d = deploy(deployed_from, profile, split="test", lava_limit=None, net_path=out / "net.h5",
+               evaluation=None, eval_split="test", progress=progress)
+    export_report, lava = d.export_report, d.lava
+    assert lava is not None  # lava_limit=None: Lava runs the whole split
+    write_json_atomic({"emulator": d.emulator, "lava": lava}, out / "run.json")
+    write_json_atomic(budget_json(d.budgets), out / "budget.json", indent=1)
+    b = d.budgets[0].to_json()
     dataset = metrics["dataset"]
-    lava = run(net_path, dataset=dataset, backend="lava", compare="emulator",
-               json_path=out / "run.json")
-    budgets = run_budget(net_path, profile, dataset=dataset, json_path=out / "budget.json",
-                         progress=progress)
-    b = budgets[0].to_json()
     layers = export_report["layers"]
     summary = {
         "config": str(config), "dataset": dataset, "profile": profile,
@@ -77,7 +72,7 @@ def showcase(config: str | Path, out: str | Path, *, qat_epochs: int = 0, qat_lr
         "test_accuracy_float_as_trained": metrics.get("test_accuracy"),
         "emulator_accuracy": export_report["accuracy"]["quantized"],
         "lava_accuracy": lava["accuracy"],
-        "lava_equals_emulator_fraction": lava["compare"]["exact_match_fraction"],
+        "lava_equals_emulator_fraction": lava["exact_match_fraction"],
         "n_test": lava["samples"],
         "synapses": sum(L["synapses"] for L in layers),
         "hidden_neurons": sum(L["n_out"] for L in layers[:-1]),
@@ -86,7 +81,7 @@ def showcase(config: str | Path, out: str | Path, *, qat_epochs: int = 0, qat_lr
         "energy_per_sample_joules": b["energy_per_sample_joules"]["total"],
         "energy_breakdown_joules": b["energy_per_sample_joules"]["breakdown"],
         "static_energy_per_sample_joules": b.get("static_energy_per_sample_joules"),
-        "lava_seconds": lava["seconds"],
+        "lava_seconds": d.seconds["lava"],
         "seconds": time.perf_counter() - t0,
         "command": f"python -m experiments.showcase --config {config.as_posix()} --out RUN"
                    + (f" --qat-epochs {qat_epochs}" if qat_epochs else ""),
@@ -100,7 +95,7 @@ def showcase(config: str | Path, out: str | Path, *, qat_epochs: int = 0, qat_lr
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m experiments.showcase",
                                  description=" ".join(__doc__.split("\n\n")[0].split()))
-    ap.add_argument("--config", required=True, help="trainer config TOML (e.g. configs/fsdd-sparse.toml)")
+    ap.add_argument("--config", required=True, help="trainer config, e.g. configs/fsdd-sparse.toml")
     ap.add_argument("--out", required=True, help="output folder (train/, qat/, net.h5, JSONs)")
     ap.add_argument("--qat-epochs", type=int, default=0,
                     help="quantization-aware fine-tuning epochs (export.qat); 0 = none")

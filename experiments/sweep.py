@@ -77,7 +77,7 @@ def init_ray(address: str | None = None, num_cpus: int | None = None) -> None:
     if address is None:
         path = os.environ.get("PYTHONPATH")
         env_vars["PYTHONPATH"] = os.pathsep.join([str(REPO)] + ([path] if path else []))
-        runtime_env = {"env_vars": env_vars}
+        runtime_env: dict = {"env_vars": env_vars}
         # "local": always a new instance, never a cluster found on this machine
         ray.init(address="local", num_cpus=num_cpus or cores(), include_dashboard=False,
                  log_to_driver=False, runtime_env=runtime_env)

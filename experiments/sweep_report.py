@@ -478,7 +478,7 @@ def report(results: str | Path = "docs/results/sweep", docs: str | Path = "docs/
         head, rest = readme_text.split(README_BEGIN, 1)
         _, tail = rest.split(README_END, 1)
         write_bytes_atomic((head + README_BEGIN + "\n" + readme_block + "\n" + README_END + tail
-                            ).encode(), readme)
+                            ).encode(), readme)  # type: ignore[arg-type]
     summary = "\n".join([status, *answer])
     return {"rows": rows, "comparisons": comps, "answer": answer, "missing": c["missing"],
             "stale": c["stale"], "extra": c["extra"], "summary": summary,

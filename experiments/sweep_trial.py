@@ -57,8 +57,8 @@ def run_state(run_dir: Path) -> str:
 def ei_statistics(checkpoint: Path) -> list[dict]:
     """Per layer: trainer.analysis.ei_clustering.sign_clustering (k, shuffles and seed at
     their defaults) of one checkpoint, as JSON dicts with the layer name."""
-    from trainer.analysis.checkpoint_view import load_checkpoint
     from trainer.analysis.ei_clustering import sign_clustering
+    from trainer.checkpoint import load_checkpoint
 
     view = load_checkpoint(checkpoint)
     return [{"layer": layer.name, **sign_clustering(layer).to_json()} for layer in view.layers]
@@ -66,30 +66,15 @@ def ei_statistics(checkpoint: Path) -> list[dict]:
 
 def evaluate_point(run_dir: Path, profile: str = PROFILE) -> dict:
     """Export, emulate, budget and analyse a complete run; the measured part of a record."""
-    import numpy as np
-
-    from export.checkpoint import load_checkpoint
-    from export.netx_h5 import save
-    from export.to_lava import export_checkpoint
-    from hw_profiles import load_profile
-    from lava_runtime.budget import estimate
-    from lava_runtime.emulator import emulate
+    from lava_runtime.pipeline import deploy
     from trainer.checkpoint import CHECKPOINT, INIT_CHECKPOINT, METRICS
-    from trainer.data import dataset_from_recipe
     from trainer.file_io import sha256_file
 
     t0 = time.perf_counter()
     metrics = json.loads((run_dir / METRICS).read_text())
-    ck = load_checkpoint(run_dir / CHECKPOINT)
-    x_train = dataset_from_recipe(ck.data_recipe, "train").x.numpy()
-    test = dataset_from_recipe(ck.data_recipe, "test")
-    x_test, y_test = test.x.numpy(), test.y.numpy()
-    net, report = export_checkpoint(run_dir, profile, calibration=x_train, evaluation=False)
-    save(net, run_dir / NET)
-    act = emulate(net, net.input.encode(x_test))
-    pred = act.predictions(net)
-    budget = estimate(net, act, load_profile(profile)).to_json()
-    report = dict(report)
+    d = deploy(run_dir, profile, split="test", net_path=run_dir / NET)
+    budget = d.budgets[0].to_json()
+    report = dict(d.export_report)
     report["checkpoint"] = {k: v for k, v in report["checkpoint"].items() if k != "path"}
     trained = ei_statistics(run_dir / CHECKPOINT)
     init = (ei_statistics(run_dir / INIT_CHECKPOINT)
@@ -100,8 +85,8 @@ def evaluate_point(run_dir: Path, profile: str = PROFILE) -> dict:
         "val_accuracy_history": [float(h["val_accuracy"]) for h in metrics["history"]],
         "test_accuracy": float(metrics["test_accuracy"]),
         "test_accuracy_train_kernels": float(metrics["test_accuracy_train_kernels"]),
-        "emulator_accuracy": float(np.mean(pred == y_test)),
-        "n_test": int(len(y_test)),
+        "emulator_accuracy": d.emulator["accuracy"],
+        "n_test": d.emulator["samples"],
         "synapses_per_layer": [int(c) for c in metrics["connections"]],
         "synapses": int(sum(metrics["connections"])),
         "synops_per_sample": float(budget["synops_per_sample"]),

@@ -20,7 +20,7 @@ import tempfile
 import time
 from pathlib import Path
 
-METHODS = ("dcls", "structure", "structure-multi", "no-delay")
+from trainer.layers import METHODS
 
 
 def time_epochs(dataset: str = "fsdd", methods=METHODS, sparsities=(0.0, 0.9), epochs: int = 1,
@@ -46,7 +46,7 @@ def time_epochs(dataset: str = "fsdd", methods=METHODS, sparsities=(0.0, 0.9), e
                 cpu = (r1.ru_utime - r0.ru_utime) + (r1.ru_stime - r0.ru_stime)
             load1 = os.getloadavg()[0]
             row = {"method": method, "sparsity": float(s),
-                   "epoch_seconds": [h["seconds"] for h in res.metrics["history"]],
+                   "epoch_seconds": [h["seconds"] for h in res.metrics["history"]],  # type: ignore[index]
                    "wall_seconds": wall, "cpu_seconds": cpu, "load_avg": [load0, load1]}
             per_epoch = ", ".join(f"{x:.1f}" for x in row["epoch_seconds"])
             print(f"{method:16s} s={s:<8g} epoch s {per_epoch}  wall {wall:.1f} s  "

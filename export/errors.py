@@ -1,30 +1,11 @@
 """Errors raised by export: bad checkpoints, bad options, and hardware-profile violations."""
 from __future__ import annotations
 
-from dataclasses import dataclass
+from deployed.limits import Violation
 
 
 class ExportError(ValueError):
     """The checkpoint or an option cannot be exported (the message says what to do)."""
-
-
-@dataclass(frozen=True)
-class Violation:
-    """One way a network breaks a hardware limit."""
-
-    layer: str  # layer name, or "network" / "input" for whole-network limits
-    key: str  # the profile limit key, e.g. "max_delay"
-    value: float  # what the network needs
-    limit: float  # what the profile allows
-    detail: str = ""
-
-    def __str__(self) -> str:
-        extra = f" ({self.detail})" if self.detail else ""
-        return f"{self.layer}: {self.key} = {self.value} exceeds limit {self.limit}{extra}"
-
-    def to_dict(self) -> dict:
-        return {"layer": self.layer, "key": self.key, "value": self.value,
-                "limit": self.limit, "detail": self.detail}
 
 
 class ProfileViolation(ExportError):

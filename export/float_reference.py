@@ -10,7 +10,7 @@ Semantics (docs/design.md section 2), per sample, per layer, per step t = 0..T-1
     readout: the same without spikes; prediction = argmax_c sum_t softmax(v_readout[t])_c
 
 Inputs of the first layer are the float features (N, T, C), gated by the input event threshold
-(export.deployed.InputEncoding); hidden layers receive 0/1 spikes.
+(deployed.network.InputEncoding); hidden layers receive 0/1 spikes.
 Arithmetic is float64 (numpy + scipy.sparse), deterministic. Consumers: export calibration and
 report, tests comparing float vs Lava accuracy, the demo.
 """
@@ -22,8 +22,8 @@ from pathlib import Path
 import numpy as np
 import scipy.sparse as sp
 
-from export.checkpoint import Checkpoint, load_checkpoint
-from export.deployed import gate_events
+from deployed.network import gate_events
+from trainer.checkpoint import Checkpoint, load_checkpoint
 
 
 @dataclass
@@ -111,7 +111,8 @@ def simulate_float(model: Checkpoint | str | Path, x, *, keep_spikes: bool = Fal
         prepared.append((L, delay_matrices(L.pre, L.post, L.delay, wf, L.n_in, L.n_out), b))
     n_layers = len(ck.layers)
     agg = [dict(cur=0.0, vmin=0.0, vmax=0.0, spikes=0.0, count=0) for _ in ck.layers]
-    readouts, spikes_all = [], [[] for _ in range(n_layers - 1)]
+    readouts: list[np.ndarray] = []
+    spikes_all: list[list[np.ndarray]] = [[] for _ in range(n_layers - 1)]
     for start in range(0, x.shape[0], batch_size):
         h = x[start:start + batch_size]
         for li, (L, mats, b) in enumerate(prepared):

@@ -5,7 +5,7 @@ then export it exactly as a checkpoint: quantize, profile check, netx HDF5, emul
         (--features calib.npz | --data shd --data-dir DIR) [--lif-readout] [--json report.json]
 
 is a thin layer over `export_nir(path, dt_ms, profile, ...) -> (DeployedNetwork, report)`;
-`nir_to_checkpoint(graph, dt_ms)` gives the in-memory intermediate (export.checkpoint.Checkpoint)
+`nir_to_checkpoint(graph, dt_ms)` gives the in-memory intermediate (trainer.checkpoint.Checkpoint)
 that export.to_lava.export_loaded turns into the deployed network.
 
 Accepted graphs: one Input, one Output, and a chain of neuron populations. Each population
@@ -22,9 +22,10 @@ synaptic current (Loihi adds biases to v).
 
 Discretisation: forward Euler with step dt (seconds; the rule snnTorch and Norse simulate
 with), the current updated before the voltage as in snnTorch's Synaptic (a producer that updates
-v from the previous step's current, such as Norse's CubaLIF, differs by one step there). This project's neuron (docs/design.md section 2, Lava LIF)
-is v[t] = decay * v[t-1] + I[t], I[t] = sum_syn w x[t - delay] + b, spike = v > threshold, then
-v = 0. Per NIR node (W, b: the Affine / Linear weights and bias, x: presynaptic activity):
+v from the previous step's current, such as Norse's CubaLIF, differs by one step there). This
+project's neuron (docs/design.md section 2, Lava LIF) is v[t] = decay * v[t-1] + I[t],
+I[t] = sum_syn w x[t - delay] + b, spike = v > threshold, then v = 0. Per NIR node (W, b: the
+Affine / Linear weights and bias, x: presynaptic activity):
 
     LIF  tau dv/dt = (v_leak - v) + R (W x + b)
          -> decay = 1 - dt/tau;  w = (R dt/tau) W;  b_ours = (R dt/tau) b + (dt/tau) v_leak
@@ -49,12 +50,13 @@ import json
 import sys
 import warnings
 from pathlib import Path
+from typing import NoReturn
 
 import numpy as np
 
-from export.checkpoint import Checkpoint, CkptLayer
-from export.deployed import DeployedNetwork
+from deployed.network import DeployedNetwork
 from export.errors import ExportError
+from trainer.checkpoint import Checkpoint, CkptLayer
 
 EXPORTER = "delaysnn export.from_nir 1"
 META_KEY = "delaysnn"  # graph metadata written by export.to_nir (JSON text)
@@ -72,7 +74,7 @@ def _nir():
     return nir
 
 
-def _refuse(name: str, why: str):
+def _refuse(name: str, why: str) -> NoReturn:
     raise ExportError(f"NIR node {name!r}: {why}; nothing was written")
 
 
@@ -127,8 +129,8 @@ def _neuron(name: str, node, dt: float, n: int, spiking: bool) -> dict:
     """Discretised parameters of one neuron node (module docstring):
     dv, du, gain (n,), leak_bias (n,), threshold, info."""
     kind = type(node).__name__
-    p = {"du": 4095, "threshold": 1.0}
-    info = {"node": name, "type": kind}
+    p: dict = {"du": 4095, "threshold": 1.0}
+    info: dict = {"node": name, "type": kind}
     if kind in ("LIF", "LI", "CubaLIF", "CubaLI"):
         tau = _vec(name, "tau", node.tau if hasattr(node, "tau") else node.tau_mem, n)
         if np.any(tau <= 0):
@@ -220,7 +222,7 @@ def _branch(chain: list[str], nodes: dict, dt: float, n_in: int, n_out: int, neu
     if W is None:
         _refuse(chain[-1], f"branch {chain} into {neuron!r} has no Linear/Affine weight")
     if b is not None and np.any(b != 0) and np.any(post_d != 0):
-        _refuse(w_name, "an Affine bias followed by a Delay starts late, which a Loihi bias "
+        _refuse(w_name, "an Affine bias followed by a Delay starts late, which a Loihi bias "  # type: ignore[arg-type]
                         "cannot do; put the Delay before the Affine")
     return {"W": W, "bias": b, "delay": pre_d[None, :] + post_d[:, None], "name": w_name}
 
@@ -313,7 +315,7 @@ def nir_to_checkpoint(graph_or_path, dt_ms: float | None = None, *, lif_readout:
                           "producer's step with --dt-ms (snnTorch's export assumes 0.1 ms)")
     if dt_ms is not None and not dt_ms > 0:
         raise ExportError(f"--dt-ms must be > 0, got {dt_ms}")
-    dt = md_dt if dt_ms is None else dt_ms / 1000.0
+    dt: float = md_dt if dt_ms is None else dt_ms / 1000.0  # type: ignore[assignment]
     if dt_ms is not None and md_dt is not None and abs(md_dt - dt) > 1e-9 * md_dt:
         raise ExportError(f"--dt-ms {dt_ms} differs from the graph's own dt "
                           f"{md_dt * 1000:g} ms; omit --dt-ms or pass {md_dt * 1000:g}")
@@ -328,8 +330,8 @@ def nir_to_checkpoint(graph_or_path, dt_ms: float | None = None, *, lif_readout:
             _refuse(name, f"{type(node).__name__} nodes are not supported (this importer maps "
                           "Linear/Affine/Delay branches into LIF, CubaLIF, IF, LI, CubaLI, I "
                           "neurons)")
-    succ = {k: [] for k in nodes}
-    pred = {k: [] for k in nodes}
+    succ: dict[str, list[str]] = {k: [] for k in nodes}
+    pred: dict[str, list[str]] = {k: [] for k in nodes}
     for a, b in edges:
         if a not in nodes or b not in nodes:
             raise ExportError(f"NIR edge ({a!r}, {b!r}) names a node that does not exist")
@@ -364,7 +366,7 @@ def nir_to_checkpoint(graph_or_path, dt_ms: float | None = None, *, lif_readout:
             break
         branches, target = [], None
         for o in outs:
-            chain, cur = [], o
+            chain, cur = [], o  # type: ignore[var-annotated]
             while not is_neuron(cur):
                 if cur == out_name:
                     _refuse(chain[-1] if chain else pop, "feeds the Output without a neuron "
@@ -385,6 +387,7 @@ def nir_to_checkpoint(graph_or_path, dt_ms: float | None = None, *, lif_readout:
                              "connections and parallel layers are not supported")
             target = cur
             branches.append(chain)
+        assert target is not None  # outs is not empty
         ends = sorted(c[-1] for c in branches)
         if sorted(pred[target]) != ends:
             extra = sorted(set(pred[target]) - set(ends))
@@ -543,11 +546,10 @@ def build_parser(prog: str = "python -m export.from_nir") -> argparse.ArgumentPa
 
 
 def main(argv: list[str] | None = None) -> int:
-    from trainer.file_io import write_json_atomic
-
-    from export import netx_h5
+    from deployed import netx_h5
     from export.report import format_report
     from export.to_lava import outputs_have_folders
+    from trainer.file_io import write_json_atomic
 
     a = build_parser().parse_args(argv)
     out = Path(a.out)
@@ -565,14 +567,14 @@ def main(argv: list[str] | None = None) -> int:
             calibration = load_features(a.features)
             evaluation = load_features(a.eval_features) if a.eval_features else calibration
             if evaluation[1] is None:
-                evaluation = evaluation[0]
+                evaluation = evaluation[0]  # type: ignore[assignment]
         elif a.data:
             from trainer.data import load_dataset
             ds = load_dataset(a.data, "train", a.data_dir, time_steps=a.time_steps)
             recipe, calibration = ds.recipe, (ds.x.numpy(), ds.y.numpy())
             names = names or list(ds.class_names)
         if a.no_eval:
-            evaluation = False
+            evaluation = False  # type: ignore[assignment]
         with warnings.catch_warnings():
             net, report = export_nir(a.graph, a.dt_ms, a.profile, lif_readout=a.lif_readout,
                                      class_names=names, data_recipe=recipe,

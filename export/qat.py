@@ -35,10 +35,10 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from export.checkpoint import Checkpoint, load_checkpoint, resolve_checkpoint_path
 from export.errors import ExportError
-from export.to_lava import export_loaded
 from export.quantize import LAVA_BITS
+from export.to_lava import export_loaded
+from trainer.checkpoint import Checkpoint, load_checkpoint, resolve_checkpoint_path
 from trainer.file_io import sha256_file, torch_save_atomic, write_json_atomic
 from trainer.model import loss_fn
 from trainer.neurons import li_sequence, lif_sequence
@@ -152,11 +152,11 @@ def checkpoint_dict(ck: Checkpoint, qat: dict) -> dict:
     t = torch.as_tensor
     layers = [{"name": L.name, "n_in": L.n_in, "n_out": L.n_out, "pre": t(L.pre),
                "post": t(L.post), "delay": t(L.delay), "weight": t(L.weight, dtype=torch.float32),
-               "bn": {"weight": t(L.bn["weight"], dtype=torch.float32),
-                      "bias": t(L.bn["bias"], dtype=torch.float32),
-                      "running_mean": t(L.bn["running_mean"], dtype=torch.float32),
-                      "running_var": t(L.bn["running_var"], dtype=torch.float32),
-                      "eps": float(L.bn["eps"])},
+               "bn": {"weight": t(L.bn["weight"], dtype=torch.float32),  # type: ignore[index]
+                      "bias": t(L.bn["bias"], dtype=torch.float32),  # type: ignore[index]
+                      "running_mean": t(L.bn["running_mean"], dtype=torch.float32),  # type: ignore[index]
+                      "running_var": t(L.bn["running_var"], dtype=torch.float32),  # type: ignore[index]
+                      "eps": float(L.bn["eps"])},  # type: ignore[index]
                "neuron": {"decay": L.decay, "dv": L.dv, "threshold": L.threshold,
                           "spiking": L.spiking}} for L in ck.layers]
     return {"format": "delaysnn-checkpoint", "version": 1, "config": ck.config,
@@ -229,7 +229,7 @@ def finetune(run: str | Path, out: str | Path, *, epochs: int = 5, lr: float = 1
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
-    q_best, e_best, ck_best = best
+    q_best, e_best, ck_best = best  # type: ignore[misc]
     summary = {"format": QAT_FORMAT, "source": {"path": str(ck_path),
                                                 "sha256": sha256_file(ck_path)},
                "profile": profile, "num_message_bits": num_message_bits, "epochs": epochs,

@@ -31,11 +31,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from export import lava_rules as lr
-from export.checkpoint import Checkpoint
-from export.deployed import ConnectionLayer, DeployedNetwork, InputEncoding, NeuronParams
+from deployed import fixed_point as fp
+from deployed.network import ConnectionLayer, DeployedNetwork, InputEncoding, NeuronParams
 from export.errors import ExportError
 from export.float_reference import FloatResult
+from trainer.checkpoint import Checkpoint
 
 # Loihi's weight exponent is a signed 4-bit field (-8..7); export never goes below -8.
 MIN_WEIGHT_EXP_ABS = 8
@@ -63,7 +63,7 @@ class QuantSettings:
         def lim(key):
             v = profile.limit(key) if profile is not None else None
             return LAVA_BITS[key] if v is None else int(v)
-        return cls(weight_bits=min(lim("weight_bits"), lr.LAVA_WEIGHT_BITS),
+        return cls(weight_bits=min(lim("weight_bits"), fp.LAVA_WEIGHT_BITS),
                    vth_bits=lim("vth_bits"), bias_mant_bits=lim("bias_mant_bits"),
                    state_bits=lim("state_bits"), num_message_bits=num_message_bits,
                    headroom=headroom, netx_exact=netx_exact)
@@ -97,7 +97,7 @@ def quantize(ck: Checkpoint, enc: InputEncoding, calib: FloatResult, qs: QuantSe
              profile_name: str, profile_version: str, meta: dict | None = None
              ) -> tuple[DeployedNetwork, list[dict]]:
     """Checkpoint + calibration ranges -> (DeployedNetwork, per-layer quantization info)."""
-    a_limit = 2 ** (qs.state_bits - 1 - lr.ACT_SHIFT)  # |a_in| bound so a_in << 6 never wraps
+    a_limit = 2 ** (qs.state_bits - 1 - fp.ACT_SHIFT)  # |a_in| bound so a_in << 6 never wraps
     v_limit = 2 ** (qs.state_bits - 1) - 1
     vth_max = 2 ** qs.vth_bits - 1
     b_lo, b_hi = -(2 ** (qs.bias_mant_bits - 1)), 2 ** (qs.bias_mant_bits - 1) - 1
@@ -108,9 +108,9 @@ def quantize(ck: Checkpoint, enc: InputEncoding, calib: FloatResult, qs: QuantSe
         input_bits = enc.num_message_bits if li == 0 else 0
         a, b = L.bn_affine()
         wp = L.weight * a[L.post] / in_scale  # float current per payload unit
-        mode = lr.sign_mode(wp)
-        k = lr.truncate_bits(mode, qs.weight_bits)
-        qlo, qhi = lr.representable_range(mode, qs.weight_bits)
+        mode = fp.sign_mode(wp)
+        k = fp.truncate_bits(mode, qs.weight_bits)
+        qlo, qhi = fp.representable_range(mode, qs.weight_bits)
         cons: dict[str, float] = {}
         pos, neg = (wp.max() if wp.size else 0.0), (-wp.min() if wp.size else 0.0)
         if pos > 0:
@@ -132,7 +132,7 @@ def quantize(ck: Checkpoint, enc: InputEncoding, calib: FloatResult, qs: QuantSe
             vabs = max(st.max_v, -st.min_v)
             if vabs > 0:
                 cons["readout_v_below_vth"] = vth_max / (qs.headroom * vabs)
-        binding = min(cons, key=cons.get) if cons else "none"
+        binding = min(cons, key=cons.__getitem__) if cons else "none"
         s_max = cons[binding] if cons else 1.0
         if L.spiking:
             vth = int(math.floor(L.threshold * s_max))
@@ -152,11 +152,11 @@ def quantize(ck: Checkpoint, enc: InputEncoding, calib: FloatResult, qs: QuantSe
                            MIN_WEIGHT_EXP_ABS - k))
         W = np.clip(np.rint(wp * s * 2 ** j), qlo, qhi).astype(np.int64)
         w_applied = W << k
-        assert np.array_equal(lr.apply_weight_rule(w_applied, qs.weight_bits), w_applied)
+        assert np.array_equal(fp.lava_weights(w_applied, qs.weight_bits), w_applied)
         bias_f = np.rint(b * s)
         bias_mant = np.clip(bias_f, b_lo, b_hi).astype(np.int64)
         neurons = NeuronParams(n=L.n_out, du=int(L.du), dv=int(L.dv), vth=int(vth),
-                               bias_mant=bias_mant, bias_exp=lr.NETX_BIAS_EXP,
+                               bias_mant=bias_mant, bias_exp=fp.NETX_BIAS_EXP,
                                spiking=L.spiking, v_scale=1.0 / (64.0 * s))
         layers.append(ConnectionLayer(
             name=L.name, n_in=L.n_in, n_out=L.n_out, pre=L.pre.copy(), post=L.post.copy(),
@@ -167,10 +167,11 @@ def quantize(ck: Checkpoint, enc: InputEncoding, calib: FloatResult, qs: QuantSe
         infos.append({
             "layer": L.name, "sign_mode": mode, "scale": s, "scale_limited_by": binding,
             "scale_limits": {key: float(v) for key, v in sorted(cons.items())},
-            "weight_exp": -(k + j), "extra_shift": j, "W_range": [int(W.min()) if W.size else 0,
-                                           int(W.max()) if W.size else 0],
+            "weight_exp": -(k + j), "extra_shift": j,
+            "W_range": [int(W.min()) if W.size else 0, int(W.max()) if W.size else 0],
             "W_representable": [qlo, qhi],
-            "weight_levels_used_fraction": float(np.abs(W).max() / max(qhi, -qlo)) if W.size else 0.0,
+            "weight_levels_used_fraction":
+                float(np.abs(W).max() / max(qhi, -qlo)) if W.size else 0.0,
             "weight_rms_error_rel": float(np.sqrt(np.mean(err ** 2)) / wmax) if wmax > 0 else 0.0,
             "weight_max_error_rel": float(np.abs(err).max() / wmax) if wmax > 0 else 0.0,
             "synapses_quantized_to_zero": int(np.sum((W == 0) & (wp != 0))),

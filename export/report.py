@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from export.deployed import ConnectionLayer
+from deployed.network import ConnectionLayer
 
 
 def delay_summary(delay: np.ndarray) -> dict:
@@ -68,7 +68,8 @@ def format_report(r: dict) -> str:
         out.append(f"{L['name']:<8}{L['n_in']:>6}{L['n_out']:>6}{L['synapses']:>10}"
                    f"{L['connected_pairs']:>9}{L['slots']:>6}{q['weight_exp']:>6}"
                    f"{100 * q['weight_levels_used_fraction']:>7.0f}%"
-                   f"{100 * q['weight_rms_error_rel']:>8.2f}%{100 * q['weight_max_error_rel']:>8.2f}%"
+                   f"{100 * q['weight_rms_error_rel']:>8.2f}%"
+                   f"{100 * q['weight_max_error_rel']:>8.2f}%"
                    f"{q['synapses_quantized_to_zero']:>5}  {q['scale_limited_by']}")
     out.append("  (errors relative to the layer's largest |weight|; W used = largest |W| / range)")
     out.append("")
@@ -87,7 +88,8 @@ def format_report(r: dict) -> str:
         out.append(f"  {L['layer']:<8} cores {L['cores']}, max core fan-in {L['max_core_fan_in']}, "
                    f"fan-out {L['max_core_fan_out']}, memory {L['max_core_bytes']} bytes")
     for v in pc["violations"]:
-        out.append(f"  VIOLATION {v['layer']}: {v['key']} = {v['value']} > {v['limit']} {v['detail']}")
+        out.append(f"  VIOLATION {v['layer']}: {v['key']} = {v['value']} > {v['limit']} "
+                   f"{v['detail']}")
     nx = r["netx"]
     out.append(f"netx layers: {'complete' if nx['complete'] else 'INCOMPLETE'}")
     for p in nx["problems"]:

@@ -1,10 +1,10 @@
 """Export a trained checkpoint to Lava: fold BatchNorm, quantize, check the hardware profile,
 write netx HDF5, report.
 
-    python -m export.to_lava RUN_DIR_OR_CHECKPOINT --profile loihi2 --out net.h5 [--json report.json]
+    python -m export.to_lava RUN_DIR_OR_CHECKPOINT --profile loihi2 --out net.h5 [--json REPORT]
 
 is a thin layer over `export_checkpoint(path, profile="loihi2") -> (DeployedNetwork, report)`
-and `export.netx_h5.save`. Steps (see export.quantize for the fixed-point choices):
+and `deployed.netx_h5.save`. Steps (see export.quantize for the fixed-point choices):
 1. read the checkpoint; check its structure against the profile (delays, graded-spike width,
    fan-in/out, core memory, cores): any violation raises ProfileViolation listing all of them;
 2. calibration features (the training set, from the checkpoint's data recipe, or passed in):
@@ -12,7 +12,7 @@ and `export.netx_h5.save`. Steps (see export.quantize for the fixed-point choice
    current and voltage ranges that fix each layer's scale;
 3. quantize, then check the bit widths against the profile (again ProfileViolation);
 4. accuracy on evaluation data: the float model (export.float_reference) and the integer
-   network (lava_runtime.emulator, bit-exact to the Lava graph; every layer runs on the float
+   network (deployed.emulator, bit-exact to the Lava graph; every layer runs on the float
    model's aligned time axis from zero state, see its module docstring).
 Nothing is written unless every check passes.
 """
@@ -23,18 +23,17 @@ import sys
 import warnings
 from pathlib import Path
 
-from trainer.file_io import sha256_file, write_json_atomic
-
 import numpy as np
 
-from export import netx_h5
-from export.checkpoint import Checkpoint, load_checkpoint, resolve_checkpoint_path
-from export.deployed import DeployedNetwork
+from deployed import netx_h5
+from deployed.limits import check_numeric, check_structure, usage
+from deployed.network import DeployedNetwork
 from export.errors import ExportError, ProfileViolation
 from export.float_reference import simulate_float
-from export.profile_check import check_numeric, check_structure
 from export.quantize import QuantSettings, choose_input_encoding, quantize
 from export.report import build_layer_summary, format_report
+from trainer.checkpoint import Checkpoint, load_checkpoint, resolve_checkpoint_path
+from trainer.file_io import sha256_file, write_json_atomic
 
 EXPORTER = "delaysnn export.to_lava 1"
 
@@ -80,7 +79,8 @@ def export_checkpoint(path: str | Path, profile: str = "loihi2", *, num_message_
     calibration / evaluation: features (N, T, C) or (features, labels); None = rebuild the
     training / `eval_split` split from the checkpoint's data recipe (evaluation=False skips the
     accuracy section). netx_exact: restrict weight_exp to what netx can express (see
-    export.quantize), at the cost of weight precision in the graded-input layer. Raises ProfileViolation (listing every violation) or ExportError."""
+    export.quantize), at the cost of weight precision in the graded-input layer. Raises
+    ProfileViolation (listing every violation) or ExportError."""
     ck_path = resolve_checkpoint_path(path)
     ck = load_checkpoint(ck_path)
     sha = sha256_file(ck_path)
@@ -118,8 +118,8 @@ def export_loaded(ck: Checkpoint, profile: str = "loihi2", *, provenance: dict, 
                           f"got {headroom}")
     qs = QuantSettings.from_profile(prof, num_message_bits, headroom, netx_exact)
 
-    viol, usage = check_structure(ck.layers, prof, num_message_bits=num_message_bits,
-                                  weight_bits=qs.weight_bits)
+    viol, mapping = check_structure(ck.layers, prof, num_message_bits=num_message_bits,
+                                    weight_bits=qs.weight_bits)
     if viol:
         raise ProfileViolation(prof.name, viol)
 
@@ -150,14 +150,14 @@ def export_loaded(ck: Checkpoint, profile: str = "loihi2", *, provenance: dict, 
     problems = netx_h5.netx_problems(net)
     net.meta["netx_complete"] = not problems
 
-    report = {
+    report: dict = {
         "checkpoint": dict(source),
         "profile": {"name": prof.name, "version": prof.version},
         "latency_steps": net.latency,
         "steps_per_sample": enc.time_steps + net.latency,
         "input_encoding": enc_info,
         "layers": [build_layer_summary(L, q) for L, q in zip(net.layers, qinfo)],
-        "profile_check": {"violations": [], "usage": usage},
+        "profile_check": {"violations": [], "usage": usage(ck.layers, mapping)},
         "netx": {"complete": not problems, "problems": problems},
         "warnings": [],
     }
@@ -188,9 +188,9 @@ def export_loaded(ck: Checkpoint, profile: str = "loihi2", *, provenance: dict, 
 def evaluate(ck: Checkpoint, net: DeployedNetwork, x: np.ndarray, y: np.ndarray | None,
              data_name: str, progress: bool = False) -> dict:
     """Float vs quantized predictions on (x, y): accuracies (when labels are given) and
-    agreement. The quantized network runs in lava_runtime.emulator for T + latency steps; its
+    agreement. The quantized network runs in deployed.emulator for T + latency steps; its
     readout at window steps latency..latency+T-1 is the float model's steps 0..T-1."""
-    from lava_runtime.emulator import emulate
+    from deployed.emulator import emulate
 
     fr = simulate_float(ck, x)
     pay = net.input.encode(x)
@@ -200,7 +200,7 @@ def evaluate(ck: Checkpoint, net: DeployedNetwork, x: np.ndarray, y: np.ndarray 
     limit = int(net.readout.neurons.vth) << 6
     max_v = int(np.abs(act.readout_v).max()) if act.readout_v.size else 0
     out = {"samples": int(len(x)), "data": data_name,
-           "quantized_backend": "lava_runtime.emulator (bit-exact fixed_pt, aligned per-layer "
+           "quantized_backend": "deployed.emulator (bit-exact fixed_pt, aligned per-layer "
                                 "reset, T + latency steps)",
            "agreement_with_float": float(np.mean(q_pred == f_pred)),
            "readout_check": {"max_abs_v": max_v, "limit": limit, "ok": max_v <= limit}}

@@ -16,8 +16,9 @@ R dt / tau = 1), v_leak = 0, v_threshold = threshold, v_reset = 0; the readout i
 same tau, R, v_leak; a layer with dv = 0 (no leak) is IF / I with R = 1 / dt.
 Graph metadata: "dt" (seconds) and "delaysnn" (JSON: dt_ms, class_names, data_recipe, the
 checkpoint's provenance and the digest of the float network, so export.from_nir rebuilds byte
-for byte the deployed file that export.to_lava writes, and notices a graph changed since). Synapses whose float weight is exactly 0 cannot be told apart from
-absent ones in a dense Linear and are dropped (counted in info).
+for byte the deployed file that export.to_lava writes, and notices a graph changed since).
+Synapses whose float weight is exactly 0 cannot be told apart from absent ones in a dense Linear
+and are dropped (counted in info).
 """
 from __future__ import annotations
 
@@ -29,9 +30,9 @@ from pathlib import Path
 
 import numpy as np
 
-from export.checkpoint import load_checkpoint, resolve_checkpoint_path
 from export.errors import ExportError
 from export.from_nir import META_KEY, _nir, layers_digest, nir_to_checkpoint
+from trainer.checkpoint import load_checkpoint, resolve_checkpoint_path
 from trainer.file_io import write_bytes_atomic
 
 NIR_FORMAT = "delaysnn-nir"
@@ -41,9 +42,8 @@ DEFAULT_DT_MS = 10.0  # one step of this project's features
 def checkpoint_to_nir(path, dt_ms: float | None = None):
     """Checkpoint (run folder or .pt) -> (nir.NIRGraph, info dict). dt_ms: time step of the
     network (default: the data recipe's dt_ms, else 10 ms)."""
-    from trainer.file_io import sha256_file
-
     from export.to_lava import checkpoint_provenance
+    from trainer.file_io import sha256_file
 
     nir = _nir()
     ck_path = resolve_checkpoint_path(path)

@@ -24,8 +24,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from export.checkpoint import Checkpoint, load_checkpoint
 from export.errors import ExportError
+from trainer.checkpoint import Checkpoint, load_checkpoint
 
 DEFAULT_TOLERANCE = 1e-4  # relative to max(1, largest |readout v|); float32 rounding is ~1e-6
 
@@ -45,7 +45,7 @@ class DelayLIFNet(torch.nn.Module):
             conv = torch.nn.Conv1d(L.n_in, L.n_out, D + 1, bias=True)
             with torch.no_grad():
                 conv.weight.copy_(torch.tensor(k, dtype=torch.float32))
-                conv.bias.copy_(torch.tensor(b, dtype=torch.float32))
+                conv.bias.copy_(torch.tensor(b, dtype=torch.float32))  # type: ignore[union-attr]
             self.add_module(f"conv{i}", conv)
             self.pad.append(D)
             self.decay.append(float(L.decay))

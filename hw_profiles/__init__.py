@@ -4,8 +4,19 @@
     p = load_profile("loihi2")
     p.limits["max_delay"].value, p.limits["max_delay"].source, p.energy["synop"].basis
 """
-from hw_profiles.profile import (BASES, ENERGY_KEYS, KINDS, LIMIT_KEYS, PROFILE_DIR, TIMING_KEYS,
-                                 Figure, Profile, ProfileError, list_profiles, load_profile)
+from hw_profiles.profile import (
+                                 BASES,
+                                 ENERGY_KEYS,
+                                 KINDS,
+                                 LIMIT_KEYS,
+                                 PROFILE_DIR,
+                                 TIMING_KEYS,
+                                 Figure,
+                                 Profile,
+                                 ProfileError,
+                                 list_profiles,
+                                 load_profile,
+)
 
 __all__ = ["BASES", "ENERGY_KEYS", "KINDS", "LIMIT_KEYS", "PROFILE_DIR", "TIMING_KEYS", "Figure",
            "Profile", "ProfileError", "list_profiles", "load_profile"]

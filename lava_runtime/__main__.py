@@ -11,9 +11,9 @@ import sys
 
 SUBCOMMANDS = {
     "run": "lava_runtime.run_cli",  # evaluate with a backend (lava, lava-float, loihi2, emulator)
-    "budget": "lava_runtime.budget_cli",  # hardware budget estimate
+    "budget": "lava_runtime.budget.cli",  # hardware budget estimate
     "demo": "lava_runtime.demo",  # the main job: train -> export -> Lava -> budget
-    "report": "lava_runtime.report",  # one self-contained HTML page about a trained run
+    "report": "lava_runtime.report.build",  # one self-contained HTML page about a trained run
 }
 
 

@@ -21,10 +21,11 @@ import shutil
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 from trainer.file_io import write_json_atomic
 
-DEFAULTS = {
+DEFAULTS: dict[str, Any] = {
     "method": "structure",  # delays by structure: frozen random delays, DEEP R + RigL rewiring
     "sparsity": 0.75,  # 3 of 4 candidate synapses absent: DelaySparse layers
     "epochs": 12,  # for the deployed method and the no-delay baseline alike
@@ -64,11 +65,10 @@ def demo(out: str | Path = "runs/demo", *, method: str = DEFAULTS["method"],
     (None = all; the emulator always runs all of them). json_path: also write the summary there
     (a .json file; its folder must exist)."""
     import trainer
-    from export.netx_h5 import save
-    from export.to_lava import export_checkpoint
     from hw_profiles import load_profile
-    from lava_runtime.budget_cli import budget_json, run_budget
-    from lava_runtime.run_cli import evaluate, load_features
+    from lava_runtime.budget.text import budget_json, plot_budgets
+    from lava_runtime.budget.text import format_summary as format_budget
+    from lava_runtime.pipeline import deploy
     from trainer.config import resolve_config
     from trainer.evaluate import has_train_kernels
 
@@ -80,6 +80,9 @@ def demo(out: str | Path = "runs/demo", *, method: str = DEFAULTS["method"],
               "seed": seed, "hidden": [hidden], "tau": tau, "num_threads": num_threads}
     baseline_config = {**config, "method": BASELINE, "sparsity": 0.0}
     resolve_config(None, config, None)  # bad values: fail before any work
+    if lava_limit is not None and (isinstance(lava_limit, bool) or not isinstance(lava_limit, int)
+                                   or lava_limit < 1):
+        raise ValueError(f"--lava-limit must be a positive integer, got {lava_limit!r}")
     if json_path is not None:
         json_path = Path(json_path)
         if json_path.suffix != ".json" or not json_path.parent.is_dir():
@@ -91,39 +94,29 @@ def demo(out: str | Path = "runs/demo", *, method: str = DEFAULTS["method"],
     t0 = time.perf_counter()
     timings = {}
 
-    print(f"[1/5] train: synthetic set, method {method}, sparsity {sparsity}, {epochs} epochs, "
+    print(f"[1/3] train: synthetic set, method {method}, sparsity {sparsity}, {epochs} epochs, "
           f"tau {tau} steps")
     res = trainer.train(config, out=out / "train")
     m = res.metrics
     timings["train_s"] = time.perf_counter() - t0
 
-    print(f"[2/5] train the baseline: method {BASELINE}, same size, {epochs} epochs")
+    print(f"[2/3] train the baseline: method {BASELINE}, same size, {epochs} epochs")
     t = time.perf_counter()
     mb = trainer.train(baseline_config, out=out / "baseline").metrics
     timings["baseline_train_s"] = time.perf_counter() - t
 
-    print(f"[3/5] export to {profile}")
-    t = time.perf_counter()
-    net, report = export_checkpoint(out / "train", profile=profile)
+    print(f"[3/3] deploy: export to {profile}, emulate the test split, run it in Lava, budget")
+    d = deploy(out / "train", profile, split="test", lava_limit=lava_limit,
+               net_path=out / "net.h5", evaluation=None, progress=True)
+    write_json_atomic(d.export_report, out / "export.json")
+    write_json_atomic({"emulator": d.emulator, "lava": d.lava}, out / "run.json")
+    write_json_atomic(budget_json(d.budgets), out / "budget.json", indent=1)
+    plot_budgets(d.budgets, out / "budget.png")
+    print(format_budget(d.budgets[0]))
+    emu, lava, b = d.emulator, d.lava, budget_json(d.budgets)
+    assert m is not None and mb is not None and lava is not None  # full runs; Lava always runs
+    timings["export_s"] = d.seconds["export"]
     net_path = out / "net.h5"
-    save(net, net_path)
-    write_json_atomic(report, out / "export.json")
-    timings["export_s"] = time.perf_counter() - t
-
-    print("[4/5] run the test split: emulator, then Lava (Loihi 2 simulator, fixed_pt)")
-    x, y = load_features(net, "synthetic", "test")  # the recipe stored at export
-    payloads = net.input.encode(x)
-    emu = evaluate(net, payloads, y, backend="emulator", progress=False)
-    n_lava = len(y) if lava_limit is None else min(lava_limit, len(y))
-    lava = evaluate(net, payloads[:n_lava], y[:n_lava], backend="lava", compare="emulator",
-                    progress=True)
-    write_json_atomic({"emulator": emu, "lava": lava}, out / "run.json")
-
-    print(f"[5/5] budget on {profile}")
-    budgets = run_budget(net_path, profile=profile, dataset="synthetic", split="test",
-                         json_path=out / "budget.json", plot_path=out / "budget.png",
-                         progress=False)
-    b = budget_json(budgets)
 
     summary = {
         "out": str(out), "method": method, "sparsity": sparsity, "epochs": epochs, "seed": seed,
@@ -138,11 +131,11 @@ def demo(out: str | Path = "runs/demo", *, method: str = DEFAULTS["method"],
             "float_integer_delays": m.get("test_accuracy"),
             "emulator": emu["accuracy"],
             "lava": lava["accuracy"],
-            "lava_samples": n_lava,
-            "lava_equals_emulator_fraction": lava["compare"]["exact_match_fraction"],
+            "lava_samples": lava["samples"],
+            "lava_equals_emulator_fraction": lava["exact_match_fraction"],
         },
         "spikes_per_sample_per_layer": emu["spikes_per_sample_per_layer"],
-        "seconds": {**timings, "emulator_s": emu["seconds"], "lava_s": lava["seconds"],
+        "seconds": {**timings, "emulator_s": d.seconds["emulator"], "lava_s": d.seconds["lava"],
                     "total_s": time.perf_counter() - t0},
         # CPU seconds (user + system) of this process and its finished children (the Lava
         # worker): on a busy machine, a better guide than wall time to a quiet machine's time
@@ -214,7 +207,8 @@ def format_summary(s: dict) -> str:
         "next:",
         f"  {s['next_commands'][0]}   # HTML page: every stage, all budgets, receptive fields",
         f"  {s['next_commands'][1]}",
-        f"  {s['next_commands'][2]}   # real audio (FSDD v1.0.10 is downloaded if no copy is found)",
+        f"  {s['next_commands'][2]}   "
+        "# real audio (FSDD v1.0.10 is downloaded if no copy is found)",
     ]
     return "\n".join(lines)
 

@@ -9,63 +9,28 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from trainer.file_io import write_json_atomic
-
 import numpy as np
 
-from lava_runtime.lanes import check_lanes
-from lava_runtime.validate import BACKENDS
-
-
-def load_features(net, dataset: str, split: str = "test", data_dir=None,
-                  limit: int | None = None):
-    """(x (N, T, C) float32 numpy, y (N,) int64) for `net`: trainer.data.load_dataset with the
-    feature recipe stored at export (net.meta["data_recipe"]: seed, n_mels, options...) when it
-    names the same dataset; otherwise with the network's channel and step counts. Audio always
-    goes through the network's own front end (recipe["frontend"]: Mel bands, frames and the
-    sample rate it was trained at; other rates are resampled to it)."""
-    from trainer.data import load_dataset, source_has_frontend
-
-    recipe = net.meta.get("data_recipe") or {}
-    kwargs = {"n_mels": net.input.n_channels, "time_steps": net.input.time_steps,
-              "seed": int(recipe.get("seed", 0))}
-    if recipe.get("frontend") and source_has_frontend(dataset):
-        kwargs["frontend"] = recipe["frontend"]
-    if recipe.get("dataset") == dataset:
-        kwargs.update(n_mels=recipe.get("n_mels", kwargs["n_mels"]),
-                      time_steps=recipe.get("time_steps", kwargs["time_steps"]),
-                      **({"val_fraction": recipe["val_fraction"]} if "val_fraction" in recipe
-                         else {}), **recipe.get("options", {}))
-        if data_dir is None:
-            data_dir = recipe.get("data_dir")
-    ds = load_dataset(dataset, split, data_dir, **kwargs)
-    x, y = ds.x.numpy(), ds.y.numpy()
-    if x.shape[1:] != (net.input.time_steps, net.input.n_channels):
-        raise ValueError(f"dataset {dataset} gives samples of shape {x.shape[1:]}, the network "
-                         f"expects ({net.input.time_steps}, {net.input.n_channels})")
-    if limit is not None:
-        x, y = x[:limit], y[:limit]
-    return x, y
-
-
-def outputs_match(a, b) -> np.ndarray:
-    """(N,) bool: sample i has identical hidden spikes and readout voltage in both."""
-    same = np.all(a.readout_v == b.readout_v, axis=(1, 2))
-    for sa, sb in zip(a.spikes, b.spikes):
-        same &= np.all(sa == sb, axis=(1, 2))
-    return same
+from deployed.activity import outputs_match
+from deployed.validate import BACKENDS
+from lava_runtime.lava_graph.lanes import check_lanes
+from lava_runtime.pipeline import check_limit, check_net_path, load_features
+from trainer.file_io import write_json_atomic
 
 
 def evaluate(net, payloads: np.ndarray, labels: np.ndarray, backend: str = "lava",
              compare: str | None = None, timeout_s: float | None = None,
              fast_models: bool = True, progress: bool = True,
-             lanes: int | None = None) -> dict:
+             lanes: int | None = None, activity_path=None) -> dict:
     """Run `net` on payloads with `backend` (and `compare`); return the report dict.
-    lanes: samples per Lava step (graph.run_network; None = automatic)."""
-    from lava_runtime.graph import run_network
+    lanes: samples per Lava step (graph.run_network; None = automatic); activity_path: save
+    the backend's Activity there."""
+    from lava_runtime.lava_graph.graph import run_network
 
     act = run_network(net, payloads, backend, timeout_s=timeout_s, fast_models=fast_models,
                       lanes=lanes, progress=progress)
+    if activity_path is not None:
+        act.save(activity_path)
     pred = act.predictions(net)
     n = int(payloads.shape[0])
     report = {"backend": backend, "samples": n,
@@ -108,29 +73,14 @@ def format_report(r: dict) -> str:
     return "\n".join(lines)
 
 
-def check_limit(limit) -> None:
-    """--limit: None or a positive integer."""
-    if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int)
-                              or limit < 1):
-        raise ValueError(f"--limit must be a positive integer, got {limit!r}")
-
-
-def check_net_path(net_path) -> Path:
-    """An existing exported network file."""
-    net_path = Path(net_path)
-    if not net_path.is_file():
-        raise ValueError(f"network file {net_path} does not exist (export one with "
-                         f"python -m export.to_lava)")
-    return net_path
-
-
 def run(net_path, dataset: str = "synthetic", data_dir=None, split: str = "test",
         backend: str = "lava", limit: int | None = None, json_path=None,
         compare: str | None = None, timeout_s: float | None = None,
-        fast_models: bool = True, lanes: int | None = None) -> dict:
-    """Load NET.h5 (export.netx_h5), evaluate it and print (and optionally save) the report.
-    lanes: samples per Lava step (None = automatic, lava_runtime.lanes). Every argument is
-    checked before any work."""
+        fast_models: bool = True, lanes: int | None = None, activity_path=None) -> dict:
+    """Load NET.h5 (deployed.netx_h5), evaluate it and print (and optionally save) the report.
+    lanes: samples per Lava step (None = automatic, lava_graph.lanes). activity_path: also save
+    the backend's Activity (.npz) for `python -m lava_runtime budget --activity`. Every argument
+    is checked before any work."""
     if backend not in BACKENDS or (compare is not None and compare not in BACKENDS):
         raise ValueError(f"backends are {', '.join(BACKENDS)}; got {backend!r}"
                          + (f" and {compare!r}" if compare else ""))
@@ -138,18 +88,17 @@ def run(net_path, dataset: str = "synthetic", data_dir=None, split: str = "test"
     for b in (backend, compare):
         if b is not None and b != "emulator":
             check_lanes(lanes, fast_models, b)
-    if json_path is not None:
-        json_path = Path(json_path)
-        if json_path.suffix != ".json" or not json_path.parent.is_dir():
-            raise ValueError(f"--json must be a .json file in an existing folder, got "
-                             f"{json_path}")
+    for path, suffix, flag in ((json_path, ".json", "--json"),
+                               (activity_path, ".npz", "--save-activity")):
+        if path is not None and (Path(path).suffix != suffix or not Path(path).parent.is_dir()):
+            raise ValueError(f"{flag} must be a {suffix} file in an existing folder, got {path}")
     net_path = check_net_path(net_path)
-    from export.netx_h5 import load
+    from deployed.netx_h5 import load
 
     net = load(net_path)
     x, y = load_features(net, dataset, split, data_dir, limit)
     report = evaluate(net, net.input.encode(x), y, backend, compare, timeout_s, fast_models,
-                      lanes=lanes)
+                      lanes=lanes, activity_path=activity_path)
     report.update(network=str(net_path), dataset=dataset, split=split)
     print(format_report(report))
     if json_path is not None:
@@ -158,7 +107,7 @@ def run(net_path, dataset: str = "synthetic", data_dir=None, split: str = "test"
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("net", help="exported network (.h5 written by export.netx_h5)")
+    p.add_argument("net", help="exported network (.h5 written by deployed.netx_h5)")
     p.add_argument("--dataset", default="synthetic", help="dataset name (trainer.data)")
     p.add_argument("--data-dir", default=None, help="dataset folder")
     p.add_argument("--split", default="test", choices=["train", "val", "test"])
@@ -182,12 +131,16 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="samples run side by side per Lava step (default: chosen from the "
                         "network size and memory; 1 with --stock-models)")
     p.add_argument("--json", default=None, help="write the report as JSON to this file")
+    p.add_argument("--save-activity", default=None,
+                   help="save the backend's spikes and voltages (.npz) for "
+                        "`python -m lava_runtime budget NET --activity FILE`")
 
 
 def main(args: argparse.Namespace) -> int:
     run(args.net, dataset=args.dataset, data_dir=args.data_dir, split=args.split,
         backend=args.backend, limit=args.limit, json_path=args.json, compare=args.compare,
-        timeout_s=args.timeout, fast_models=not args.stock_models, lanes=args.lanes)
+        timeout_s=args.timeout, fast_models=not args.stock_models, lanes=args.lanes,
+        activity_path=args.save_activity)
     return 0
 
 

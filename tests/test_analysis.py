@@ -4,8 +4,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from analysis_checkpoints import K, sparse_layer
-from trainer.analysis.checkpoint_view import LayerSynapses
+from helpers.analysis_checkpoints import K, sparse_layer
+from trainer.checkpoint import LayerSynapses
 from trainer.analysis.delay_counts import connections_per_delay
 from trainer.analysis.ei_clustering import (_within_group_shuffles, neighbour_pairs,
                                             sign_clustering)

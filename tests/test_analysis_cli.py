@@ -11,9 +11,9 @@ import pytest
 import torch
 from matplotlib.image import imread
 
-from analysis_checkpoints import K, checkpoint, write_run
+from helpers.analysis_checkpoints import K, checkpoint, write_run
 from trainer.analysis import figures
-from trainer.analysis.checkpoint_view import CheckpointError
+from trainer.checkpoint import CheckpointError
 from trainer.analyze import analyze, main
 
 REPO = Path(__file__).resolve().parents[1]
@@ -118,16 +118,18 @@ def _bad(tmp_path: Path, mutate) -> Path:
 
 
 @pytest.mark.parametrize("mutate, message", [
-    (lambda ck: ck.update(format="other"), "format is 'other', expected 'delaysnn-checkpoint'"),
+    (lambda ck: ck.update(format="other"), "not a delaysnn checkpoint .*'delaysnn-checkpoint'"),
     (lambda ck: ck.update(version=2), "version 2 is not supported"),
     (lambda ck: ck.update(layers=[]), "'layers' must be a non-empty list"),
-    (lambda ck: ck["layers"][0].pop("delay"), r"lacks \['delay'\]"),
+    (lambda ck: ck["layers"][0].pop("delay"), r"layer 0 \(fc1\): missing field 'delay'"),
     (lambda ck: ck["layers"][0].update(pre=ck["layers"][0]["pre"] + 40),
-     r"'pre' out of range 0..39"),
-    (lambda ck: ck["layers"][1].update(delay=ck["layers"][1]["delay"][:-1]), "lengths differ"),
+     r"'pre' indices must lie in \[0, 40\)"),
+    (lambda ck: ck["layers"][1].update(delay=ck["layers"][1]["delay"][:-1]),
+     r"'delay' has shape \(\d+,\), expected \(\d+,\) like 'pre'"),
     (lambda ck: ck["config"].update(kernel_size=10),
      r"delay 24 steps but config\['kernel_size'\] = 10 allows only 0..9"),
-    (lambda ck: ck["layers"][0]["weight"].__setitem__(0, float("nan")), "non-finite weights"),
+    (lambda ck: ck["layers"][0]["weight"].__setitem__(0, float("nan")),
+     "weights contain NaN or inf"),
 ])
 def test_bad_checkpoint_is_refused_before_any_output(tmp_path, mutate, message):
     run = _bad(tmp_path, mutate)
@@ -140,7 +142,7 @@ def test_missing_run_and_mismatched_before(tmp_path):
     with pytest.raises(CheckpointError, match="run folder not found"):
         analyze(tmp_path / "nope")
     run = write_run(tmp_path / "run", init=None)
-    with pytest.raises(CheckpointError, match="checkpoint not found: .*missing.pt"):
+    with pytest.raises(CheckpointError, match="checkpoint .*missing.pt does not exist"):
         analyze(run, before=tmp_path / "missing.pt")
     other = tmp_path / "other.pt"
     torch.save(checkpoint("random", hidden=16), other)

@@ -14,9 +14,9 @@ import numpy as np
 import pytest
 import torch
 
-from export import netx_h5
-from export_checkpoints import make_checkpoint, save_checkpoint
-from lava_runtime.synthetic_net import random_network
+from deployed import netx_h5
+from helpers.export_checkpoints import make_checkpoint, save_checkpoint
+from deployed.synthetic import random_network
 
 REPO = Path(__file__).resolve().parents[1]
 

@@ -4,10 +4,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from budget_nets import activity, layer, network, small_net
+from helpers.budget_nets import activity, layer, network, small_net
 from hw_profiles import load_profile
-from lava_runtime.budget import check_activity, compare, estimate
-from lava_runtime.core_mapping import map_to_cores, network_memory_bytes
+from lava_runtime.budget.estimate import check_activity, compare, estimate
+from deployed.cores import map_to_cores, network_memory_bytes
 
 N, T = 2, 10
 
@@ -70,7 +70,7 @@ def test_delay_memory_grows_with_delay_range():
     totals = []
     for scale in (1, 4, 10):
         net = small_net(delay_scale=scale)
-        mem = network_memory_bytes(net)
+        mem = network_memory_bytes(net.layers, [8, 8])
         d1, d2 = 5 * scale, 2 * scale
         acc_bits = (4 * (d1 + 1) + 2 * (d2 + 1)) * 24  # slots per neuron per delay value
         assert mem["delay_accumulators"] == -(-acc_bits // 8)
@@ -81,7 +81,7 @@ def test_delay_memory_grows_with_delay_range():
         totals.append(mem["total"])
     assert totals[0] < totals[1] < totals[2]
     assert estimate(small_net(), small_activity(small_net()),
-                    load_profile("loihi2")).memory_bytes == network_memory_bytes(small_net())
+                    load_profile("loihi2")).memory_bytes == network_memory_bytes(small_net().layers, [8, 8])
 
 
 def test_loihi2_energy_breakdown_is_exact():
@@ -103,7 +103,7 @@ def test_loihi2_energy_breakdown_is_exact():
     assert b.static_energy_per_sample_joules == pytest.approx(0.029 * steps *
                                                               b.time_per_step_seconds)
     assert "proxy" in b.static_energy_note and "Blouw" in b.static_energy_note
-    assert "core_mapping" in b.memory_model and "24" in b.memory_model
+    assert "deployed.cores" in b.memory_model and "24" in b.memory_model
     assert b.sources["energy.synop"].startswith("2.36e-11 J [proxy]")
 
 
@@ -141,14 +141,13 @@ def test_static_power_over_run_time(tmp_path):
 
 @pytest.mark.parametrize("limits,match", [
     ({"neurons_per_core": 8, "max_fan_in": 1},
-     r"layer out neuron 0 has 2 input axons, more than a core's fan-in of 1"),
+     r"out: max_fan_in = 2 exceeds limit 1 \(input axons of one core\)"),
     ({"synapse_memory_bytes_per_core": 10},
-     r"layer fc1 neuron 1 needs 29 bytes \(synapses, state, 6 delay slots\), more than one "
-     r"core's 10 bytes"),
+     r"fc1: synapse_memory_bytes_per_core = 29 exceeds limit 10 \(bytes of one core"),
     ({"neurons_per_core": 2, "cores_per_chip": 1, "max_chips": 1},
-     r"needs 3 cores = 3 chips of 1 cores, more than the 1 chips available"),
-    ({"neurons_per_core": 2, "max_fan_out": 1}, r"core 1 needs 2 output axons, more than the "
-                                                r"limit of 1"),
+     r"network: max_chips = 3 exceeds limit 1 \(3 cores need 3 chips of 1 cores\)"),
+    ({"neurons_per_core": 2, "max_fan_out": 1},
+     r"core 1: max_fan_out = 2 exceeds limit 1 \(output axons of one core\)"),
 ])
 def test_per_core_limits_refuse_with_reasons(tmp_path, limits, match):
     net = small_net()
@@ -165,11 +164,11 @@ def test_xylo_refuses_a_delay_network_line_by_line():
     a = activity(net, np.ones((1, T, 40)), [np.zeros((1, T + 2, 8))])
     b = estimate(net, a, load_profile("xylo-audio2"))
     assert b.refused == [
-        "layer fc1 has synaptic delays up to 4 steps; xylo-audio2 has no synaptic delays "
-        "(xylo-audio2 supports_delays: rockpool Xylo Audio 2 mapper/config: no synaptic delays; "
-        "decays are bit shifts (hardware.md))",
-        "the network has 40 input channels, more than xylo-audio2's 16 (xylo-audio2 max_inputs: "
-        "rockpool Xylo Audio 2 mapper/config: at most 16 input channels (hardware.md))"]
+        "fc1: max_delay = 4 exceeds limit 0 (the profile has no synaptic delays) [source: "
+        "rockpool Xylo Audio 2 mapper/config: no synaptic delays; decays are bit shifts "
+        "(hardware.md)]",
+        "network: max_inputs = 40 exceeds limit 16 [source: rockpool Xylo Audio 2 mapper/config: "
+        "at most 16 input channels (hardware.md)]"]
     assert b.energy_per_sample_joules is None and b.cores is None
     assert b.time_per_step_seconds is None
     assert b.synops_per_sample == 40 * T  # counts do not depend on the chip
@@ -180,7 +179,7 @@ def test_loihi2_refuses_delay_63():
     net.layers[0].delay[1] = 63
     b = estimate(net, small_activity(net), load_profile("loihi2"))
     assert b.refused and b.refused[0].startswith(
-        "layer fc1 has delays up to 63 steps, more than loihi2's 62 (loihi2 max_delay: lava-dl")
+        "fc1: max_delay = 63 exceeds limit 62 (1 synapse(s) above the limit) [source: lava-dl")
 
 
 def test_dense_and_ann_profiles_side_by_side():
@@ -225,9 +224,9 @@ def test_json_has_the_promised_keys():
 
 
 def test_mapping_places_layers_in_order():
-    m = map_to_cores(small_net(), neurons_per_core=3)
+    m = map_to_cores(small_net().layers, [8, 8], neurons_per_core=3)
     assert [c.tolist() for c in m.core_of] == [[0, 0, 0, 1], [1, 1]]
-    assert m.fits and m.n_cores == 2
+    assert m.n_cores == 2
 
 
 def test_xylo_fitting_network_has_no_per_op_energy():

@@ -5,13 +5,13 @@ import json
 
 import pytest
 
-from lava_runtime.budget_cli import run_budget
+from lava_runtime.budget.cli import run_budget
 
 
 @pytest.fixture(scope="module")
 def net_h5(tmp_path_factory):
-    from export.netx_h5 import save
-    from lava_runtime.synthetic_net import random_network
+    from deployed.netx_h5 import save
+    from deployed.synthetic import random_network
 
     net = random_network((10, 12, 4), time_steps=30, max_delay=6, density=0.3, seed=3,
                          input_weight_exp=0, vth=600)
@@ -60,7 +60,23 @@ def test_all_profiles_json_and_plot(tmp_path, net_h5, capsys):
         0.029 * loihi2["steps"] * loihi2["time_per_step_seconds"])
     spinn = data["profiles"][5]
     assert spinn["static_energy_per_sample_joules"] is None and spinn["static_energy_note"]
-    assert "core_mapping" in loihi2["memory_model"]
+    assert "deployed.cores" in loihi2["memory_model"]
     assert data["synops_per_sample"] == budgets[0].synops_per_sample > 0
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["b.json", "b.png"]
+
+
+def test_budget_of_a_saved_activity_equals_emulating_again(tmp_path, net_h5, capsys):
+    """`run --save-activity` then `budget --activity`: the run's own spikes are budgeted, with the
+    same figures as emulating the dataset again; a file that is not an activity is refused."""
+    from lava_runtime.run_cli import run
+
+    act = tmp_path / "act.npz"
+    run(net_h5, backend="emulator", limit=5, activity_path=act)
+    saved = run_budget(net_h5, activity_path=act, progress=False)[0].to_json()
+    again = run_budget(net_h5, limit=5, progress=False)[0].to_json()
+    assert saved == again and saved["n_samples"] == 5
+    assert run_budget(net_h5, activity_path=act, limit=2, progress=False)[0].n_samples == 2
+    (tmp_path / "bad.npz").write_bytes(b"not numpy")
+    with pytest.raises(ValueError, match=r"activity file .*bad.npz is not one written by"):
+        run_budget(net_h5, activity_path=tmp_path / "bad.npz")

@@ -29,9 +29,9 @@ import torch  # noqa: E402
 from torch import nn  # noqa: E402
 from torch.utils.data import DataLoader, TensorDataset  # noqa: E402
 
-from budget_nets import activity, layer, network  # noqa: E402
+from helpers.budget_nets import activity, layer, network  # noqa: E402
 from hw_profiles import load_profile  # noqa: E402
-from lava_runtime.budget import estimate  # noqa: E402
+from lava_runtime.budget.estimate import estimate  # noqa: E402
 
 N, T, C, H, O = 6, 24, 6, 10, 3
 

@@ -9,7 +9,7 @@ import pytest
 import torch
 
 import trainer.data.audio_features as audio_features_mod
-from data_fakes import write_class_folder
+from helpers.data_fakes import write_class_folder
 from trainer.data import load_dataset
 from trainer.data.feature_cache import cache_key, default_cache_dir, load_or_compute
 

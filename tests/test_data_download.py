@@ -12,7 +12,7 @@ import zipfile
 
 import pytest
 
-from data_fakes import fsdd_release_zip
+from helpers.data_fakes import fsdd_release_zip
 from trainer.data import DataError, load_dataset
 from trainer.data import download as dl
 from trainer.data import fsdd as fsdd_mod

@@ -5,7 +5,7 @@ import pytest
 import soundfile as sf
 
 import trainer.data.audio_features as audio_features_mod
-from data_fakes import tone, write_class_folder, write_rawhd, write_shd
+from helpers.data_fakes import tone, write_class_folder, write_rawhd, write_shd
 from trainer.data import DataError, load_dataset
 from trainer.data import download
 from trainer.data import fsdd as fsdd_mod

@@ -14,7 +14,7 @@ import pytest
 import soundfile as sf
 from scipy.signal import resample_poly
 
-from lava_runtime.run_cli import load_features
+from lava_runtime.pipeline import load_features
 from trainer.data import DataError, features, load_dataset
 from trainer.data.audio_io import read_audio
 from trainer.data.fsdd import mel_recipe

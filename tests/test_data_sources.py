@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import torch
 
-from data_fakes import write_class_folder, write_rawhd, write_shd
+from helpers.data_fakes import write_class_folder, write_rawhd, write_shd
 from trainer.data import DataError, dataset_from_recipe, load_dataset
 from trainer.data.folder import in_test
 from trainer.data.shd import bin_spikes

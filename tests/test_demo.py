@@ -17,8 +17,8 @@ def check_next_command(cmd: str) -> None:
     config resolution (no training)."""
     import lava_runtime.__main__ as lava_cli
     import trainer.__main__ as trainer_cli
-    from lava_runtime.budget_cli import run_budget
-    from lava_runtime.report import check_inputs
+    from lava_runtime.budget.cli import run_budget
+    from lava_runtime.report.build import check_inputs
     from trainer.config import resolve_config
 
     argv = shlex.split(cmd)
@@ -70,7 +70,7 @@ def test_demo_runs_every_stage_and_lava_equals_emulator(tmp_path):
         assert cmd in printed
         check_next_command(cmd)
     # the demo folder itself is not a run folder: the report names the one to pass
-    from lava_runtime.report import check_inputs
+    from lava_runtime.report.build import check_inputs
     with pytest.raises(ValueError, match="is a demo's output folder; its trained run is .*train: pass that"):
         check_inputs(out)
     b = s["budget"]

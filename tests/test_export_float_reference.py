@@ -4,10 +4,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from export.checkpoint import checkpoint_from_dict
-from export.errors import ExportError
+from trainer.checkpoint import checkpoint_from_dict
+from trainer.checkpoint import CheckpointError
 from export.float_reference import simulate_float
-from export_checkpoints import make_checkpoint, make_features
+from helpers.export_checkpoints import make_checkpoint, make_features
 
 
 def naive(ck, x):
@@ -53,15 +53,15 @@ def test_matches_naive_loop():
 def test_rejects_bad_checkpoints():
     d = make_checkpoint()
     d["layers"][1]["n_in"] = 99
-    with pytest.raises(ExportError, match=r"layer 1 \(fc2\): n_in=99 but the previous layer"):
+    with pytest.raises(CheckpointError, match=r"layer 1 \(fc2\): n_in=99 but the previous layer"):
         checkpoint_from_dict(d)
     d = make_checkpoint()
     d["layers"][-1]["neuron"]["spiking"] = True
-    with pytest.raises(ExportError, match="readout and must be non-spiking"):
+    with pytest.raises(CheckpointError, match="readout and must be non-spiking"):
         checkpoint_from_dict(d)
     d = make_checkpoint()
     d["layers"][0]["neuron"]["decay"] = 0.5
-    with pytest.raises(ExportError, match="decay = 1 - dv/4096"):
+    with pytest.raises(CheckpointError, match="decay = 1 - dv/4096"):
         checkpoint_from_dict(d)
-    with pytest.raises(ExportError, match="not a delaysnn checkpoint"):
+    with pytest.raises(CheckpointError, match="not a delaysnn checkpoint"):
         checkpoint_from_dict({"format": "other"})

@@ -10,11 +10,11 @@ import h5py
 import numpy as np
 import pytest
 
-from export import netx_h5
+from deployed import netx_h5
 from export.to_lava import export_checkpoint
-from export_checkpoints import make_checkpoint, make_features, save_checkpoint
-from lava_runtime.emulator import aligned, emulate
-from netx_runner import run_netx
+from helpers.export_checkpoints import make_checkpoint, make_features, save_checkpoint
+from deployed.emulator import aligned, emulate
+from helpers.netx_runner import run_netx
 
 REPO = Path(__file__).resolve().parents[1]
 

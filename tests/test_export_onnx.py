@@ -7,10 +7,10 @@ import pytest
 import torch
 
 from export import to_onnx
-from export.checkpoint import load_checkpoint
+from trainer.checkpoint import load_checkpoint
 from export.errors import ExportError
 from export.float_reference import simulate_float
-from export_checkpoints import make_checkpoint, make_features, save_checkpoint
+from helpers.export_checkpoints import make_checkpoint, make_features, save_checkpoint
 
 
 @pytest.fixture(scope="module")

@@ -7,9 +7,9 @@ import torch
 
 from export import to_lava
 from export.errors import ProfileViolation
-from export.profile_check import check_numeric
+from deployed.limits import check_numeric
 from export.to_lava import export_checkpoint
-from export_checkpoints import make_checkpoint, make_features, save_checkpoint
+from helpers.export_checkpoints import make_checkpoint, make_features, save_checkpoint
 from hw_profiles import ProfileError
 
 

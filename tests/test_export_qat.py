@@ -14,7 +14,7 @@ import torch
 
 import hw_profiles
 import trainer
-from export.checkpoint import load_checkpoint
+from trainer.checkpoint import load_checkpoint
 from export.float_reference import simulate_float
 from export.qat import CheckpointNet, finetune, main
 from export.to_lava import export_checkpoint

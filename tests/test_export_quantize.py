@@ -5,12 +5,12 @@ import numpy as np
 import pytest
 from lava.utils.weightutils import SignMode, clip_weights, determine_sign_mode, truncate_weights
 
-from export import lava_rules as lr
-from export.checkpoint import checkpoint_from_dict
+from deployed import fixed_point as fp
+from trainer.checkpoint import checkpoint_from_dict
 from export.float_reference import simulate_float
 from export.quantize import QuantSettings, choose_input_encoding, quantize
-from export_checkpoints import make_checkpoint, make_features
-from lava_runtime.emulator import aligned, emulate
+from helpers.export_checkpoints import make_checkpoint, make_features
+from deployed.emulator import aligned, emulate
 
 MODES = {"mixed": SignMode.MIXED, "excitatory": SignMode.EXCITATORY,
          "inhibitory": SignMode.INHIBITORY}
@@ -30,15 +30,15 @@ def test_weight_rule_equals_lava(nwb, kind):
         w = np.abs(w)
     elif kind == "inhibitory":
         w = -np.abs(w) - 1
-    assert lr.sign_mode(w) == kind
-    assert np.array_equal(lr.apply_weight_rule(w, nwb), lava_applied(w, nwb))
+    assert fp.sign_mode(w) == kind
+    assert np.array_equal(fp.lava_weights(w, nwb), lava_applied(w, nwb))
 
 
 def test_documented_examples():
     w = np.array([-11, 13, 255, -300, 0])
-    assert lr.apply_weight_rule(w, 8).tolist() == [-12, 12, 254, -256, 0]
-    assert lr.representable_range("mixed", 8) == (-128, 127)
-    assert lr.representable_range("excitatory", 8) == (0, 255)
+    assert fp.lava_weights(w, 8).tolist() == [-12, 12, 254, -256, 0]
+    assert fp.representable_range("mixed", 8) == (-128, 127)
+    assert fp.representable_range("excitatory", 8) == (0, 255)
 
 
 @pytest.fixture(scope="module")
@@ -108,7 +108,7 @@ def test_graded_layer_extra_shift_keeps_weight_precision():
     """Small features make the graded-input layer threshold-limited: the default export then
     shifts weight_exp below -1 (full weight range, netx marked approximate), which beats the
     netx-exact export's weight error."""
-    from export.netx_h5 import netx_problems
+    from deployed.netx_h5 import netx_problems
     ck = checkpoint_from_dict(make_checkpoint(seed=9))
     x, _ = make_features(24, seed=10)
     x = x * 0.02

@@ -9,10 +9,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from export import netx_h5
+from deployed import netx_h5
 from export.to_lava import export_checkpoint
-from lava_runtime.emulator import aligned, emulate
-from netx_runner import run_netx
+from deployed.emulator import aligned, emulate
+from helpers.netx_runner import run_netx
 
 REPO = Path(__file__).resolve().parents[1]
 

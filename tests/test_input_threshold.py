@@ -1,4 +1,4 @@
-"""Input event threshold: features below it are not sent, by one rule (export.deployed.InputEncoding)
+"""Input event threshold: features below it are not sent, by one rule (deployed.network.InputEncoding)
 applied identically by the trained float model, the export's float reference, the emulator and Lava."""
 from __future__ import annotations
 
@@ -7,15 +7,15 @@ import pytest
 import torch
 
 import trainer
-from export import netx_h5
+from deployed import netx_h5
 from export.float_reference import simulate_float
 from export.to_lava import export_checkpoint
-from lava_runtime.emulator import emulate
-from lava_runtime.graph import run_network
-from lava_runtime.run_cli import outputs_match
+from deployed.emulator import emulate
+from lava_runtime.lava_graph.graph import run_network
+from deployed.activity import outputs_match
 from trainer.data import load_dataset
 from trainer.evaluate import model_from_checkpoint
-from trainer.checkpoint import load_checkpoint
+from trainer.checkpoint import load_checkpoint_dict
 
 DATA = {"n_train": 120, "n_test": 40, "n_classes": 4}
 CFG = {"dataset": "synthetic", "method": "structure", "sparsity": 0.5, "hidden": [24],
@@ -48,7 +48,7 @@ def test_payloads_drop_exactly_the_events_below_the_threshold(trained, tmp_path)
 
 def test_float_model_and_float_reference_apply_the_same_rule(trained):
     out, th, x, _ = trained
-    ck = load_checkpoint(out / "checkpoint.pt")
+    ck = load_checkpoint_dict(out / "checkpoint.pt")
     model = model_from_checkpoint(ck, "cpu")
     gated = torch.tensor(x * (x >= th))
     with torch.no_grad():
@@ -73,7 +73,7 @@ def test_emulator_and_lava_see_the_same_events(trained):
 
 
 def test_files_without_a_threshold_are_unchanged(tmp_path):
-    from export_checkpoints import make_checkpoint, make_features, save_checkpoint
+    from helpers.export_checkpoints import make_checkpoint, make_features, save_checkpoint
     path = save_checkpoint(make_checkpoint(), tmp_path / "ck")
     net, _ = export_checkpoint(path, "loihi2", calibration=make_features()[0], evaluation=False)
     netx_h5.save(net, tmp_path / "a.h5")

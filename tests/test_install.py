@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from shm_hygiene import leaked_shm, shm_entries
+from helpers.shm_hygiene import leaked_shm, shm_entries
 
 REPO = Path(__file__).resolve().parents[1]
 

@@ -11,15 +11,15 @@ import numpy as np
 import pytest
 import torch
 
-from export import netx_h5
+from deployed import netx_h5
 from export.errors import ExportError
 from export.float_reference import simulate_float
 from export.from_nir import export_nir, main as from_nir_main, nir_to_checkpoint
 from export.to_lava import export_checkpoint
 from export.to_nir import main as to_nir_main
-from lava_runtime.emulator import aligned, emulate
-from export_checkpoints import make_checkpoint, make_features, save_checkpoint
-from nir_graphs import delay_graph, simulate_nir
+from deployed.emulator import aligned, emulate
+from helpers.export_checkpoints import make_checkpoint, make_features, save_checkpoint
+from helpers.nir_graphs import delay_graph, simulate_nir
 
 nir = pytest.importorskip("nir")
 
@@ -176,8 +176,8 @@ def run_snntorch(net, xt):
 @pytest.mark.filterwarnings("ignore:nirtorch.extract_nir_graph is being deprecated")
 def test_snntorch_trained_network_from_nir_to_lava_and_budget(tmp_path):
     from hw_profiles import load_profile
-    from lava_runtime.budget import estimate
-    from lava_runtime.graph import run_network
+    from lava_runtime.budget.estimate import estimate
+    from lava_runtime.lava_graph.graph import run_network
     from snntorch.export_nir import export_to_nir
 
     x, y = make_features(n=24, time_steps=12, channels=8, n_classes=3)

@@ -19,8 +19,8 @@ import numpy as np
 import pytest
 
 from hw_profiles import list_profiles, load_profile
-from lava_runtime.report import REPORT_DIR, make_report
-from lava_runtime.report_html import render_html
+from lava_runtime.report.build import REPORT_DIR, make_report
+from lava_runtime.report.html import render_html
 
 REPO = Path(__file__).resolve().parents[1]
 TINY = {"dataset": "synthetic", "method": "structure", "sparsity": 0.75, "epochs": 3,
@@ -54,7 +54,7 @@ def _copy_run(run_dir: Path, dest: Path) -> Path:
 
 
 def _row(*cells) -> str:
-    """The HTML of a table row's leading cells, as report_html writes them."""
+    """The HTML of a table row's leading cells, as report.html writes them."""
     out = []
     for c in cells:
         text = html.escape(str(c))
@@ -69,8 +69,8 @@ def _row(*cells) -> str:
 # ------------------------------------------------------------------------------- content
 
 def test_report_accuracies_match_independent_runs(run_dir, report):
-    from export.netx_h5 import load
-    from lava_runtime.emulator import emulate
+    from deployed.netx_h5 import load
+    from deployed.emulator import emulate
     from trainer.data import dataset_from_recipe
 
     data, page = report
@@ -109,9 +109,9 @@ def test_report_accuracies_match_independent_runs(run_dir, report):
 
 
 def test_report_budgets_cover_every_profile_with_refusals(run_dir, report):
-    from export.netx_h5 import load
-    from lava_runtime.budget import estimate
-    from lava_runtime.emulator import emulate
+    from deployed.netx_h5 import load
+    from lava_runtime.budget.estimate import estimate
+    from deployed.emulator import emulate
     from trainer.data import dataset_from_recipe
 
     data, page = report
@@ -136,7 +136,7 @@ def test_report_budgets_cover_every_profile_with_refusals(run_dir, report):
     for head in ("dynamic energy per sample (J)", "static energy per sample (J)",
                  "memory (bytes, model)", "cores (model)"):
         assert f"<th>{head}</th>" in page
-    assert "own model (lava_runtime.core_mapping" in page
+    assert "own model (deployed.cores" in page
 
 
 def test_report_config_ei_statistic_and_figures(run_dir, report):

@@ -1,4 +1,4 @@
-"""report_html.render_html: escaping, embedded figures, table shape (no browser needed)."""
+"""report.html.render_html: escaping, embedded figures, table shape (no browser needed)."""
 from __future__ import annotations
 
 import base64
@@ -6,7 +6,7 @@ import io
 
 import pytest
 
-from lava_runtime.report_html import png_data_uri, render_html
+from lava_runtime.report.html import png_data_uri, render_html
 
 
 def _png() -> bytes:

@@ -23,10 +23,10 @@ import numpy as np
 import pytest
 import torch
 
-from export.checkpoint import checkpoint_from_dict, load_checkpoint
+from trainer.checkpoint import checkpoint_from_dict, load_checkpoint
 from export.float_reference import simulate_float
 from export.to_lava import export_checkpoint
-from lava_runtime.emulator import aligned, emulate, lif_run, synaptic_input
+from deployed.emulator import aligned, emulate, lif_run, synaptic_input
 
 REPO = Path(__file__).resolve().parents[1]
 

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from export import netx_h5
-from lava_runtime.synthetic_net import random_network
+from deployed import netx_h5
+from deployed.synthetic import random_network
 
 REPO = Path(__file__).resolve().parents[1]
 

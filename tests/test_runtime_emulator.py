@@ -8,11 +8,11 @@ import numpy as np
 import pytest
 import scipy.sparse as sp
 
-from export.deployed import ConnectionLayer, DeployedNetwork, InputEncoding, NeuronParams
-from lava_runtime import fixed_point as fp
-from lava_runtime.emulator import emulate, lif_run, synaptic_input
-from lava_runtime.synthetic_net import random_layer, random_network, random_payloads
-from lava_runtime.validate import NetworkError, validate_network
+from deployed.network import ConnectionLayer, DeployedNetwork, InputEncoding, NeuronParams
+from deployed import fixed_point as fp
+from deployed.emulator import emulate, lif_run, synaptic_input
+from deployed.synthetic import random_layer, random_network, random_payloads
+from deployed.validate import NetworkError, validate_network
 
 
 class FakeIn:
@@ -113,6 +113,15 @@ def test_lif_matches_lava_bit_accurate_model(du, dv, vth, bias_exp):
     # the readout has no threshold: compare with Lava's v where Lava did not spike yet
     first = np.argmax(s_ref.any(axis=1)) if s_ref.any() else steps
     assert np.array_equal(v[:first], v_ref[:first])
+    # the integer rule written once in deployed.fixed_point gives the same spikes
+    u, vi, s_int = np.zeros(n, np.int64), np.zeros(n, np.int64), np.zeros_like(s_ref)
+    b = fp.effective_bias(bias, bias_exp)
+    for k in range(steps):
+        u = fp.lif_current(u, a_in[k].astype(np.int64), du)
+        vi = fp.lif_voltage(vi, u, b, dv)
+        s_int[k] = vi > (vth << fp.VTH_SHIFT)
+        vi[s_int[k].astype(bool)] = 0
+    assert np.array_equal(s_int, s_ref)
 
 
 # ------------------------------------------------------------------ delay connections
@@ -137,7 +146,7 @@ def test_synaptic_input_matches_lava_delay_models(graded, weight_exp):
     from lava.proc.dense.models import PyDelayDenseModelBitAcc
     from lava.proc.sparse.models import PyDelaySparseModelBitAcc
 
-    from lava_runtime.lava_procs.fast_models import FastDelayDenseFixed, FastDelaySparseFixed
+    from lava_runtime.lava_graph.procs.fast_models import FastDelayDenseFixed, FastDelaySparseFixed
     rng = np.random.default_rng(7 + weight_exp)
     layer = random_layer(rng, "l", 24, 32, density=0.3, max_delay=62, extra_delays=0.5,
                          input_message_bits=8 if graded else 0, weight_exp=weight_exp)
@@ -163,7 +172,7 @@ def test_fast_float_models_match_stock_float():
     from lava.proc.dense.models import PyDelayDenseModelFloat
     from lava.proc.sparse.models import PyDelaySparseModelFloat
 
-    from lava_runtime.lava_procs.fast_models import FastDelayDenseFloat, FastDelaySparseFloat
+    from lava_runtime.lava_graph.procs.fast_models import FastDelayDenseFloat, FastDelaySparseFloat
     rng = np.random.default_rng(3)
     w = np.where(rng.random((16, 10)) < 0.4, rng.normal(size=(16, 10)), 0.0)
     d = np.where(w != 0, rng.integers(0, 70, size=w.shape), 0)  # float: no 63 limit

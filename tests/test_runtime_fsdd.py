@@ -7,9 +7,9 @@ import dataclasses
 import numpy as np
 import pytest
 
-from lava_runtime.emulator import emulate
-from lava_runtime.graph import run_network
-from lava_runtime.synthetic_net import random_network
+from deployed.emulator import emulate
+from lava_runtime.lava_graph.graph import run_network
+from deployed.synthetic import random_network
 
 FILES = ["0_george_0.wav", "3_jackson_1.wav", "7_lucas_2.wav", "9_yweweler_4.wav"]
 

@@ -1,4 +1,4 @@
-"""Lanes (lava_runtime.lanes): L samples side by side in the same Lava processes give, sample
+"""Lanes (lava_runtime.lava_graph.lanes): L samples side by side in the same Lava processes give, sample
 for sample, exactly the outputs of a one-lane run and of the emulator; the lane count is chosen
 from the network size and memory, and refused where it cannot work."""
 from __future__ import annotations
@@ -6,11 +6,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from lava_runtime.emulator import emulate
-from lava_runtime.graph import lane_payloads, run_network
-from lava_runtime.lanes import (bytes_per_lane, check_lanes, choose_lanes, resolve_lanes,
+from deployed.emulator import emulate
+from lava_runtime.lava_graph.graph import lane_payloads, run_network
+from lava_runtime.lava_graph.lanes import (bytes_per_lane, check_lanes, choose_lanes, resolve_lanes,
                                 samples_done)
-from lava_runtime.synthetic_net import random_network, random_payloads
+from deployed.synthetic import random_network, random_payloads
 from test_runtime_lava import assert_same, biased_net, clean_afterwards, float_reference  # noqa: F401
 
 

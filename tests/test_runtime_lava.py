@@ -12,14 +12,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from lava_runtime import fixed_point as fp
-from lava_runtime import sandbox
-from lava_runtime.emulator import emulate
-from lava_runtime.graph import loihi2_available, run_network
-from lava_runtime.sandbox import LavaRunError, LavaTimeoutError
-from lava_runtime.synthetic_net import random_network, random_payloads
-from lava_runtime.validate import NetworkError, drains_between_samples
-from shm_hygiene import leaked_shm, shm_entries
+from deployed import fixed_point as fp
+from lava_runtime.lava_graph import sandbox
+from deployed.emulator import emulate
+from lava_runtime.lava_graph.graph import loihi2_available, run_network
+from lava_runtime.lava_graph.sandbox import LavaRunError, LavaTimeoutError
+from deployed.synthetic import random_network, random_payloads
+from deployed.validate import NetworkError, drains_between_samples
+from helpers.shm_hygiene import leaked_shm, shm_entries
 
 
 def child_pids() -> set[int]:
@@ -144,7 +144,7 @@ def test_stock_and_fast_models_identical(clean_afterwards):
 def float_reference(net, p, steps):
     """numpy float64 version of Lava's floating_pt models for this graph: layer i starts from
     u = v = 0 at window step i + 1, its outputs before are 0."""
-    from lava_runtime.graph import float_layer_params
+    from lava_runtime.lava_graph.graph import float_layer_params
     n, T, C = p.shape
     x = np.zeros((n, steps, C))
     x[:, :T] = p
@@ -188,21 +188,36 @@ def test_lava_float_backend(clean_afterwards):
     np.testing.assert_allclose(a.readout_v, ref[1], rtol=1e-9, atol=1e-6)
 
 
-def test_failing_run_raises_and_cleans_up(clean_afterwards):
+@pytest.fixture
+def fault(monkeypatch):
+    """Run Lava jobs with tests/helpers/lava_fault's worker: the real graph plus a process that
+    fails on purpose (set its kind and step with the returned function)."""
+    from helpers.lava_fault.worker import FAULT_ENV
+
+    tests_dir = str(Path(__file__).resolve().parent)
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join(
+        [tests_dir] + [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p]))
+    monkeypatch.setattr(sandbox, "WORKER_MODULE", "helpers.lava_fault.worker")
+    return lambda kind, step: monkeypatch.setenv(FAULT_ENV, f"{kind}:{step}")
+
+
+def test_failing_run_raises_and_cleans_up(clean_afterwards, fault):
     net = random_network((6, 8, 3), time_steps=5, max_delay=3, seed=41)
     p = random_payloads(net, 2)
-    with pytest.raises(LavaRunError, match="Recorder fault injected at step 3") as err:
-        run_network(net, p, timeout_s=120, _fault=("raise", 3))
+    fault("raise", 3)
+    with pytest.raises(LavaRunError, match="fault injected at step 3") as err:
+        run_network(net, p, timeout_s=120)
     assert not isinstance(err.value, LavaTimeoutError)
     assert not sandbox.group_members(err.value.pid)
 
 
-def test_hanging_run_times_out_and_cleans_up(clean_afterwards):
+def test_hanging_run_times_out_and_cleans_up(clean_afterwards, fault):
     net = random_network((6, 8, 3), time_steps=5, max_delay=3, seed=42)
     p = random_payloads(net, 2)
+    fault("hang", 2)
     t0 = time.monotonic()
     with pytest.raises(LavaTimeoutError, match="exceeded its timeout of 8 s") as err:
-        run_network(net, p, timeout_s=8, _fault=("hang", 2))
+        run_network(net, p, timeout_s=8)
     assert time.monotonic() - t0 < 8 + 10
     assert not sandbox.group_members(err.value.pid)
 

@@ -1,4 +1,4 @@
-"""lava-dl netx as an independent reader: an exported file (export.netx_h5.save) loaded by
+"""lava-dl netx as an independent reader: an exported file (deployed.netx_h5.save) loaded by
 lava.lib.dl.netx.hdf5.Network gives the same hidden spikes (and readout voltage) as this
 runtime's Lava graph and the emulator on the same graded input.
 
@@ -16,13 +16,13 @@ import dataclasses
 
 import numpy as np
 
-from export import netx_h5
-from lava_runtime import fixed_point as fp
-from lava_runtime.emulator import emulate
-from lava_runtime.graph import run_network
-from lava_runtime.synthetic_net import random_network, random_payloads
-from lava_runtime.validate import drains_between_samples
-from netx_runner import run_netx
+from deployed import netx_h5
+from deployed import fixed_point as fp
+from deployed.emulator import emulate
+from lava_runtime.lava_graph.graph import run_network
+from deployed.synthetic import random_network, random_payloads
+from deployed.validate import drains_between_samples
+from helpers.netx_runner import run_netx
 
 
 def netx_net(bias_mant_max, strong=0, seed=51):

@@ -2,7 +2,7 @@
 the real FSDD recordings.
 
 Every accuracy this project calls "Lava" runs Lava's simulator with this project's ProcessModels
-for the delay connections (lava_runtime/lava_procs/fast_models.py). Lava's stock DelayDense /
+for the delay connections (lava_runtime/lava_graph/procs/fast_models.py). Lava's stock DelayDense /
 DelaySparse models cannot drop their buffers between samples, so they accept only networks whose
 hidden neurons cannot spike without input (validate.drains_between_samples). A network trained
 with the default BatchNorm has folded biases that can fire alone and is refused; this test
@@ -25,10 +25,10 @@ N_SAMPLES = 8
 @pytest.mark.fsdd
 def test_stock_models_equal_this_projects_models_on_trained_fsdd(fsdd_dir, tmp_path):
     from export.to_lava import export_checkpoint
-    from lava_runtime.emulator import emulate
-    from lava_runtime.graph import run_network
-    from lava_runtime.run_cli import load_features
-    from lava_runtime.validate import drains_between_samples
+    from deployed.emulator import emulate
+    from lava_runtime.lava_graph.graph import run_network
+    from lava_runtime.pipeline import load_features
+    from deployed.validate import drains_between_samples
 
     run = tmp_path / "run"
     r = subprocess.run([sys.executable, "-m", "trainer", "train", "--dataset", "fsdd",

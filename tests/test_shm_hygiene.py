@@ -6,7 +6,7 @@ import sys
 import time
 from multiprocessing import shared_memory
 
-from shm_hygiene import leaked_shm, shm_entries
+from helpers.shm_hygiene import leaked_shm, shm_entries
 
 # Detaches from this process tree (double fork), then holds a mapped segment named as the
 # sandbox names them for its own pid, until its stdin closes.

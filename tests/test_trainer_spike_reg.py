@@ -4,7 +4,7 @@ test_trainer_methods (tau 2, offsets up to 17 steps)."""
 import torch
 
 import trainer
-from trainer.checkpoint import load_checkpoint
+from trainer.checkpoint import load_checkpoint_dict
 from trainer.data import load_dataset
 from trainer.evaluate import model_from_checkpoint
 from trainer.model import spike_penalty
@@ -28,7 +28,7 @@ def test_regulariser_lowers_hidden_spike_counts(tmp_path):
     for reg in (0.0, 500.0):
         out = tmp_path / f"reg{reg:g}"
         trainer.train({**TASK, "spike_reg": reg}, out=out, progress=False)
-        model = model_from_checkpoint(load_checkpoint(out / "checkpoint.pt"), "cpu")
+        model = model_from_checkpoint(load_checkpoint_dict(out / "checkpoint.pt"), "cpu")
         with torch.no_grad():
             _, spikes = model(test.x, hard=True, return_spikes=True)
         rates[reg] = float(spikes[0].mean())

@@ -26,15 +26,24 @@ from pathlib import Path
 from typing import Any
 
 from trainer.analysis import figures
-from trainer.file_io import write_json_atomic
-from trainer.analysis.checkpoint_view import CheckpointError, CheckpointView, load_checkpoint
 from trainer.analysis.delay_counts import connections_per_delay
-from trainer.analysis.ei_clustering import (DEFAULT_K, DEFAULT_SEED, DEFAULT_SHUFFLES,
-                                            sign_clustering)
+from trainer.analysis.ei_clustering import (
+    DEFAULT_K,
+    DEFAULT_SEED,
+    DEFAULT_SHUFFLES,
+    sign_clustering,
+)
 from trainer.analysis.receptive_fields import most_active_neurons, receptive_fields
+from trainer.checkpoint import (
+    CHECKPOINT,
+    INIT_CHECKPOINT,
+    Checkpoint,
+    CheckpointError,
+    load_checkpoint,
+)
+from trainer.file_io import write_json_atomic
 
-CHECKPOINT_NAME = "checkpoint.pt"
-INIT_CHECKPOINT_NAME = "checkpoint_init.pt"
+CHECKPOINT_NAME, INIT_CHECKPOINT_NAME = CHECKPOINT, INIT_CHECKPOINT
 DEFAULT_NEURONS = 16
 ANALYSIS_FORMAT = "delaysnn-analysis"
 STATISTIC_DEFINITION = (
@@ -50,34 +59,34 @@ def _file_stem(name: str) -> str:
     return re.sub(r"[^A-Za-z0-9_.-]", "_", name)
 
 
-def _kernel_size(after: CheckpointView, before: CheckpointView | None) -> tuple[int, str]:
+def _kernel_size(after: Checkpoint, before: Checkpoint | None) -> tuple[int, str]:
     """The K used for both checkpoints; a mismatch between two configs is an error."""
     if before is None:
         return after.kernel_size, after.kernel_size_source
     from_config = [v for v in (after, before) if v.kernel_size_source.startswith("config")]
     if len(from_config) == 2 and after.kernel_size != before.kernel_size:
         raise CheckpointError(
-            f"kernel sizes differ: {after.path} has K={after.kernel_size} "
-            f"({after.kernel_size_source}), {before.path} has K={before.kernel_size} "
+            f"kernel sizes differ: {Path(after.path)} has K={after.kernel_size} "
+            f"({after.kernel_size_source}), {Path(before.path)} has K={before.kernel_size} "
             f"({before.kernel_size_source}); pass the initial checkpoint of the same run")
     if from_config:
         chosen = from_config[0]
         other = before if chosen is after else after
         top = max((int(l.delay.max()) for l in other.layers if l.delay.size), default=0)
         if top >= chosen.kernel_size:
-            raise CheckpointError(f"{other.path} has delay {top} steps, outside 0.."
+            raise CheckpointError(f"{Path(other.path)} has delay {top} steps, outside 0.."
                                   f"{chosen.kernel_size - 1} ({chosen.kernel_size_source} of "
-                                  f"{chosen.path})")
-        return chosen.kernel_size, f"{chosen.kernel_size_source} of {chosen.path.name}"
+                                  f"{Path(chosen.path)})")
+        return chosen.kernel_size, f"{chosen.kernel_size_source} of {Path(chosen.path).name}"
     return max(after.kernel_size, before.kernel_size), "max delay + 1 over both checkpoints"
 
 
-def _check_same_layers(after: CheckpointView, before: CheckpointView) -> None:
+def _check_same_layers(after: Checkpoint, before: Checkpoint) -> None:
     a = [(l.name, l.n_in, l.n_out) for l in after.layers]
     b = [(l.name, l.n_in, l.n_out) for l in before.layers]
     if a != b:
-        raise CheckpointError(f"the before checkpoint {before.path} has layers (name, n_in, "
-                              f"n_out) {b}, the trained one {after.path} has {a}; they must "
+        raise CheckpointError(f"the before checkpoint {Path(before.path)} has layers (name, n_in, "
+                              f"n_out) {b}, the trained one {Path(after.path)} has {a}; they must "
                               "come from the same network")
 
 
@@ -128,7 +137,7 @@ def analyze(run_dir: str | Path, out: str | Path | None = None, *,
     if len(set(stems)) != len(stems):
         stems = [f"{i}_{s}" for i, s in enumerate(stems)]
 
-    def stats(view: CheckpointView) -> tuple[list, list]:
+    def stats(view: Checkpoint) -> tuple[list, list]:
         clus = [sign_clustering(l, k=k, n_shuffles=n_shuffles, seed=seed, progress=progress)
                 for l in view.layers]
         return clus, [connections_per_delay(l, kernel) for l in view.layers]
@@ -173,13 +182,13 @@ def analyze(run_dir: str | Path, out: str | Path | None = None, *,
             "before": None, "receptive_field_neurons": shown[li]}
         if before_view is not None:
             bl = before_view.layers[li]
-            entry["before"] = {**before_clus[li].to_json(), "n_synapses_listed": int(bl.pre.size),
-                               "connections_per_delay": before_counts[li]}
+            entry["before"] = {**before_clus[li].to_json(), "n_synapses_listed": int(bl.pre.size),  # type: ignore[index]
+                               "connections_per_delay": before_counts[li]}  # type: ignore[index]
         layers_json.append(entry)
     result = {
         "format": ANALYSIS_FORMAT, "version": 1,
-        "checkpoint": str(after_view.path.resolve()), "epoch": after_view.epoch,
-        "before_checkpoint": str(before_view.path.resolve()) if before_view else None,
+        "checkpoint": str(Path(after_view.path).resolve()), "epoch": after_view.epoch,
+        "before_checkpoint": str(Path(before_view.path).resolve()) if before_view else None,
         "before_epoch": before_view.epoch if before_view else None,
         "kernel_size": kernel, "kernel_size_source": kernel_source,
         "statistic": {"name": "same-sign nearest-neighbour fraction in (channel, delay)",
@@ -211,7 +220,8 @@ def _summary(result: dict[str, Any]) -> str:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m trainer.analyze", description=__doc__.split("\n\n")[0])
+    p = argparse.ArgumentParser(prog="python -m trainer.analyze",
+                                description=__doc__.split("\n\n")[0])
     p.add_argument("run_dir", help="run folder holding checkpoint.pt")
     p.add_argument("--out", default=None, help="output folder (default RUN_DIR/analysis)")
     g = p.add_mutually_exclusive_group()

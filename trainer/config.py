@@ -85,8 +85,8 @@ def validate_config(cfg: dict) -> None:
         raise ValueError(f"unknown dataset {cfg['dataset']!r}; choose one of "
                          f"{', '.join(DATASET_NAMES)}")
     for key in ("sparsity", "tau", "threshold", "surrogate_alpha", "dropout", "lr", "max_lr",
-                "lr_positions", "l1", "sigma_final", "sigma_decay_fraction", "val_fraction", "sigma_end",
-                "rigl_drop_fraction", "rigl_stop_fraction", "deepr_temperature",
+                "lr_positions", "l1", "sigma_final", "sigma_decay_fraction", "val_fraction",
+                "sigma_end", "rigl_drop_fraction", "rigl_stop_fraction", "deepr_temperature",
                 "sparse_max_density", "sparse_max_density_no_delay",
                 "augment_speed", "augment_noise_db", "input_threshold", "spike_reg",
                 "spike_target"):
@@ -112,7 +112,8 @@ def validate_config(cfg: dict) -> None:
     if cfg["epochs"] < 1 or cfg["batch_size"] < 1:
         raise ValueError("epochs and batch_size must be >= 1")
     if cfg["num_threads"] < 0:
-        raise ValueError(f"num_threads must be >= 0 (0 = torch's default), got {cfg['num_threads']}")
+        raise ValueError(f"num_threads must be >= 0 (0 = torch's default), "
+                         f"got {cfg['num_threads']}")
     if cfg["seed"] < 0:
         raise ValueError(f"seed must be >= 0, got {cfg['seed']}")
     if not 0 <= cfg["dropout"] < 1:
@@ -139,7 +140,8 @@ def validate_config(cfg: dict) -> None:
         raise ValueError(f"need spike_reg >= 0 and spike_target in [0, 1] (spikes per neuron "
                          f"per step), got {cfg['spike_reg']} and {cfg['spike_target']}")
     if cfg["input_threshold"] < 0:
-        raise ValueError(f"input_threshold must be >= 0 (feature units), got {cfg['input_threshold']}")
+        raise ValueError(f"input_threshold must be >= 0 (feature units), "
+                         f"got {cfg['input_threshold']}")
     if cfg["l1"] < 0:
         raise ValueError(f"l1 must be >= 0, got {cfg['l1']}")
     if cfg["rewire_interval"] < 0:

@@ -38,7 +38,8 @@ def setup(device: str) -> tuple[DistInfo, torch.device]:
         if not torch.cuda.is_available():
             raise ValueError(f"device {device!r} requested but CUDA is not available here; "
                              f"use --device cpu or auto")
-        dev = torch.device(device if ":" in device or not info.enabled else f"cuda:{info.local_rank}")
+        dev = torch.device(device if ":" in device or not info.enabled
+                           else f"cuda:{info.local_rank}")
         torch.cuda.set_device(dev)
     else:
         dev = torch.device("cpu")
@@ -73,10 +74,10 @@ class GlobalBatchNorm1d(nn.BatchNorm1d):
         mean = stats[:c] / n
         var = stats[c:2 * c] / n - mean * mean
         with torch.no_grad():
-            self.num_batches_tracked += 1
+            self.num_batches_tracked += 1  # type: ignore[operator, assignment]
             m = self.momentum
-            self.running_mean.mul_(1 - m).add_(m * mean.detach())
-            self.running_var.mul_(1 - m).add_(m * var.detach() * n / (n - 1))
+            self.running_mean.mul_(1 - m).add_(m * mean.detach())  # type: ignore[union-attr, operator]
+            self.running_var.mul_(1 - m).add_(m * var.detach() * n / (n - 1))  # type: ignore[union-attr, operator]
         shape = [1, c] + [1] * (x.dim() - 2)
         y = (x - mean.view(shape)) / torch.sqrt(var.view(shape) + self.eps)
         return y * self.weight.view(shape) + self.bias.view(shape)

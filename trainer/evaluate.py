@@ -6,7 +6,7 @@ from pathlib import Path
 
 import torch
 
-from .checkpoint import CHECKPOINT, load_checkpoint
+from .checkpoint import CHECKPOINT, load_checkpoint_dict
 from .model import DelaySNN, class_scores
 
 EVAL_BATCH = 256
@@ -53,7 +53,7 @@ def evaluate(run_dir: str | Path, split: str = "test", data_dir: str | Path | No
     from trainer.data import dataset_from_recipe
     if split not in ("train", "val", "test"):
         raise ValueError(f"unknown split {split!r}; use train, val or test")
-    ckpt = load_checkpoint(Path(run_dir) / CHECKPOINT)
+    ckpt = load_checkpoint_dict(Path(run_dir) / CHECKPOINT)
     recipe = dict(ckpt["data_recipe"])
     if data_dir is not None:
         recipe["data_dir"] = str(data_dir)

@@ -18,7 +18,7 @@ from typing import Any, BinaryIO, Callable
 import numpy as np
 
 
-def write_atomic(path: str | Path, write: Callable[[BinaryIO], None]) -> Path:
+def write_atomic(path: str | Path, write: Callable[[BinaryIO], object]) -> Path:
     """Call write(f) on a binary temp file beside `path`, then rename it to `path`."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -46,6 +46,17 @@ def n_connections(n_candidates: int, sparsity: float) -> int:
 
 
 class DelayConnection(nn.Module):
+    """One connection layer with synaptic delays: input spikes (B, n_in, T) -> current
+    (B, n_out, T), ``I[t] = sum_syn w * x[t - delay]`` (delays in steps, 0..kernel_size-1).
+
+    ``method`` chooses how delays are held (module docstring); ``sparsity`` the fraction of
+    candidates without a connection (rewired by trainer.rewiring); ``dale`` fixes each
+    presynaptic neuron's sign; ``sparse_max_density`` the density up to which the sparse path runs.
+    ``synapses()`` lists the existing (pre, post, delay, weight) for the checkpoint."""
+    mask: torch.Tensor  # buffers (register_buffer); sign and delay only for some methods
+    sign: torch.Tensor
+    delay: torch.Tensor
+
     def __init__(self, n_in: int, n_out: int, kernel_size: int, method: str, sparsity: float,
                  generator: torch.Generator, dale: bool = False, sparse_max_density: float = 0.0):
         super().__init__()
@@ -198,7 +209,7 @@ class DelayConnection(nn.Module):
         otherwise. On the sparse path it holds the loss through this layer's current only
         (the L1 term acts on existing connections, never on candidates for regrowth)."""
         if not self.sparse_path:
-            return self.theta.grad.detach().clone()
+            return self.theta.grad.detach().clone()  # type: ignore[union-attr]
         g = self._sink.grad
         if g is None:
             raise RuntimeError("candidate_grad: call want_candidate_grad(True) before backward")

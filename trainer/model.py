@@ -39,6 +39,13 @@ def _max_density(cfg: dict) -> float:
 
 
 class DelaySNN(nn.Module):
+    """The trained network: features (B, T, n_in) -> readout membrane (B, n_classes, T).
+
+    Per hidden layer: DelayConnection -> BatchNorm (optional) -> LIF (trainer.neurons, equations
+    there) -> dropout; the readout is a DelayConnection into a leaky integrator. ``cfg`` is a
+    resolved trainer config (trainer/defaults.toml: hidden sizes, kernel_size K in steps, method,
+    sparsity, tau in steps, threshold, surrogate_alpha, dropout, batchnorm, dale, seed)."""
+
     def __init__(self, n_in: int, n_classes: int, cfg: dict):
         super().__init__()
         gen = torch.Generator().manual_seed(int(cfg["seed"]))
@@ -64,11 +71,11 @@ class DelaySNN(nn.Module):
         hidden spike trains, one (B, N, T) tensor per hidden layer (for spike_penalty).
 
         hard: integer delays and one-hot kernels (evaluation/export semantics).
-        Inputs below ``input_threshold`` are dropped first (export.deployed.InputEncoding).
+        Inputs below ``input_threshold`` are dropped first (deployed.network.InputEncoding).
         dropout_masks: one (B, N) mask per hidden layer (already scaled by 1/(1-p)), applied
         at every step; None = no dropout.
         """
-        if self.input_threshold > 0:   # the input event rule of export.deployed.InputEncoding
+        if self.input_threshold > 0:   # the input event rule of deployed.network.InputEncoding
             x = x * (x >= self.input_threshold)
         h = x.transpose(1, 2)
         spikes = []
@@ -85,29 +92,29 @@ class DelaySNN(nn.Module):
         if self.dropout <= 0:
             return None
         keep = 1.0 - self.dropout
-        return [((torch.rand(batch, lif_n, generator=generator) < keep).float() / keep).to(device)
+        return [((torch.rand(batch, lif_n, generator=generator) < keep).float() / keep).to(device)  # type: ignore[call-overload]
                 for lif_n in (c.n_out for c in self.connections[:-1])]
 
     def set_sigma(self, sigma: float) -> None:
         for c in self.connections:
-            c.set_sigma(sigma)
+            c.set_sigma(sigma)  # type: ignore[operator]
 
     def clamp_positions(self) -> None:
         for c in self.connections:
-            c.clamp_positions()
+            c.clamp_positions()  # type: ignore[operator]
 
     def l1(self) -> torch.Tensor:
-        return sum(c.l1() for c in self.connections)
+        return sum(c.l1() for c in self.connections)  # type: ignore[return-value, operator]
 
     def connection_counts(self) -> list[int]:
-        return [c.connections() for c in self.connections]
+        return [c.connections() for c in self.connections]  # type: ignore[operator]
 
 
 def spike_penalty(spikes: list[torch.Tensor], target: float) -> torch.Tensor:
     """Spike-count regulariser, per sample (B,): ``sum_l relu(r_l - target)^2`` where r_l is
     hidden layer l's firing rate (spikes per neuron per step) on that sample; rates at or
     below ``target`` cost nothing. Gradients flow through the surrogate of each spike."""
-    return sum(torch.relu(s.mean(dim=(1, 2)) - target) ** 2 for s in spikes)
+    return sum(torch.relu(s.mean(dim=(1, 2)) - target) ** 2 for s in spikes)  # type: ignore[return-value]
 
 
 def class_scores(v: torch.Tensor) -> torch.Tensor:

@@ -1,6 +1,7 @@
 """Sparse execution of a delay layer: cost grows with the existing synapses, not the candidates.
 
-Synapses are (post, pre, delay) triples with a weight: ``I[b, post, t] = sum w * x[b, pre, t-delay]``.
+Synapses are (post, pre, delay) triples with weight w:
+``I[b, post, t] = sum w * x[b, pre, t-delay]``.
 The input is laid out as (n_in, K-1+T, B) with K-1 zero steps in front, so that the delayed
 signal of one presynaptic neuron, ``x[pre, t - d]`` for all (t, b), is one contiguous row of
 T*B floats starting at step K-1-d (a view of the buffer, no copy per delay). Then:

@@ -16,17 +16,33 @@ from pathlib import Path
 import torch
 from tqdm import tqdm
 
-from .file_io import torch_save_atomic, write_json_atomic
-from .checkpoint import (CHECKPOINT, CONFIG, INIT_CHECKPOINT, LAST, METRICS, RESUME_FORMAT, VERSION,
-                         CheckpointError, build_checkpoint,
-                         load_checkpoint, load_resume)
 from .augment import Augmentation, augment
+from .checkpoint import (
+    CHECKPOINT,
+    CONFIG,
+    INIT_CHECKPOINT,
+    LAST,
+    METRICS,
+    RESUME_FORMAT,
+    VERSION,
+    CheckpointError,
+    build_checkpoint,
+    load_checkpoint_dict,
+    load_resume,
+)
 from .config import identity, resolve_config
 from .distributed import DistInfo, setup, teardown
 from .evaluate import accuracy, has_train_kernels
+from .file_io import torch_save_atomic, write_json_atomic
 from .model import DelaySNN, class_scores, loss_fn, spike_penalty
-from .rewiring import (disconnected, drop_fraction_at, drop_smallest, is_regrowth_step,
-                       regrow, remove_crossed)
+from .rewiring import (
+    disconnected,
+    drop_fraction_at,
+    drop_smallest,
+    is_regrowth_step,
+    regrow,
+    remove_crossed,
+)
 
 
 @dataclass
@@ -215,7 +231,7 @@ def optimisation_step(model, net, xb, yb, masks, loss_scale: float, l1: float, o
     for c, want in zip(sparse, need_grad):    # RigL score: gradient at every candidate
         g = c.candidate_grad() if want else None
         if g is not None and c.sparse_path and schedule.world > 1:
-            import torch.distributed as dist       # theta.grad is averaged by DDP; this too
+            import torch.distributed as dist  # theta.grad is averaged by DDP; this too
             dist.all_reduce(g)
             g /= schedule.world
         cand.append(g)
@@ -277,7 +293,7 @@ def _train(cfg, run_dir, state, info: DistInfo, device, progress, stop_after_epo
     n_in, n_classes = train_ds.x.shape[2], len(train_ds.class_names)
     model = DelaySNN(n_in, n_classes, cfg).to(device)
 
-    pos = [c.dcls.P for c in model.connections if c.method == "dcls"]
+    pos = [c.dcls.P for c in model.connections if c.method == "dcls"]  # type: ignore[union-attr]
     pos_ids = {id(p) for p in pos}
     weights = [p for p in model.parameters() if p.requires_grad and id(p) not in pos_ids]
     n_train, gb = len(train_ds), cfg["batch_size"]
@@ -286,26 +302,26 @@ def _train(cfg, run_dir, state, info: DistInfo, device, progress, stop_after_epo
     opt_w = torch.optim.Adam(weights, lr=cfg["lr"])
     sched_w = torch.optim.lr_scheduler.OneCycleLR(
         opt_w, max_lr=cfg["max_lr"], total_steps=total_steps, div_factor=cfg["max_lr"] / cfg["lr"])
-    opt_p = torch.optim.Adam(pos, lr=cfg["lr_positions"]) if pos else None
-    sched_p = (torch.optim.lr_scheduler.CosineAnnealingLR(opt_p, T_max=total_steps)
+    opt_p = torch.optim.Adam(pos, lr=cfg["lr_positions"]) if pos else None  # type: ignore[arg-type]
+    sched_p = (torch.optim.lr_scheduler.CosineAnnealingLR(opt_p, T_max=total_steps)  # type: ignore[arg-type]
                if pos else None)
 
     history, best, seconds, start_epoch = [], {"epoch": 0, "val_accuracy": -1.0}, 0.0, 0
     if state is None and info.is_main:  # the network before any training or rewiring
-        torch_save_atomic(build_checkpoint(model, cfg, train_ds.class_names, recipe, 0, float("nan")),
-                          run_dir / INIT_CHECKPOINT)
+        torch_save_atomic(build_checkpoint(model, cfg, train_ds.class_names, recipe, 0,
+                                           float("nan")), run_dir / INIT_CHECKPOINT)
     if state is not None:
         model.load_state_dict(state["model_state"])
         opt_w.load_state_dict(state["optimizers"]["w"])
         sched_w.load_state_dict(state["schedulers"]["w"])
         if opt_p is not None:
             opt_p.load_state_dict(state["optimizers"]["p"])
-            sched_p.load_state_dict(state["schedulers"]["p"])
+            sched_p.load_state_dict(state["schedulers"]["p"])  # type: ignore[union-attr]
         torch.set_rng_state(state["rng"])
         history, best = list(state["history"]), dict(state["best"])
         seconds, start_epoch = float(state["seconds"]), int(state["epoch"])
 
-    net = model
+    net: torch.nn.Module = model
     if info.enabled:
         from torch.nn.parallel import DistributedDataParallel as DDP
         net = DDP(model, device_ids=[device.index] if device.type == "cuda" else None)
@@ -403,7 +419,7 @@ def _train(cfg, run_dir, state, info: DistInfo, device, progress, stop_after_epo
 def _finish(cfg, run_dir, history, best, seconds, test_ds, device) -> dict:
     """Evaluate the best checkpoint on the test split and write metrics.json."""
     from .evaluate import model_from_checkpoint
-    ckpt = load_checkpoint(run_dir / CHECKPOINT)
+    ckpt = load_checkpoint_dict(run_dir / CHECKPOINT)
     model = model_from_checkpoint(ckpt, device)
     test_hard = accuracy(model, test_ds.x, test_ds.y, hard=True)
     test_soft = (accuracy(model, test_ds.x, test_ds.y, hard=False)

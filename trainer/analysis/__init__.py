@@ -1,8 +1,7 @@
 """Post-training analysis of a checkpoint (docs/design.md section 2), read as plain data.
 
 Modules:
-- `checkpoint_view`: load and validate a checkpoint file into numpy synapse lists (no trainer
-  classes are imported; only the documented dict format is used);
+- the checkpoint is read by `trainer.checkpoint.load_checkpoint` (numpy synapse lists);
 - `receptive_fields`: signed (input channel, delay) receptive field of each neuron, neuron ranking;
 - `ei_clustering`: do excitatory and inhibitory synapses group together in (channel, delay)?
   nearest-neighbour sign agreement against a sign-shuffle null (z-score);

@@ -5,7 +5,7 @@ from typing import Any
 
 import numpy as np
 
-from .checkpoint_view import LayerSynapses
+from trainer.checkpoint import LayerSynapses
 
 
 def connections_per_delay(layer: LayerSynapses, kernel_size: int) -> dict[str, Any]:

@@ -40,7 +40,8 @@ import scipy.sparse as sparse
 from scipy.spatial import cKDTree
 from tqdm import tqdm
 
-from .checkpoint_view import LayerSynapses
+from trainer.checkpoint import LayerSynapses
+
 from .receptive_fields import merged_sites
 
 DEFAULT_K = 8
@@ -171,7 +172,7 @@ def sign_clustering(layer: LayerSynapses, k: int = DEFAULT_K,
     post, pre, delay, w = post[nonzero], pre[nonzero], delay[nonzero], w[nonzero]
     sign = np.where(w > 0, 1.0, -1.0)
     per_neuron = np.bincount(post, minlength=layer.n_out)
-    base = dict(k=k, n_shuffles=n_shuffles, seed=seed, n_synapses=int(w.size),
+    base: dict[str, Any] = dict(k=k, n_shuffles=n_shuffles, seed=seed, n_synapses=int(w.size),
                 n_excitatory=int((w > 0).sum()), n_inhibitory=int((w < 0).sum()),
                 n_zero_weight_excluded=n_zero, n_neurons=int((per_neuron >= 2).sum()),
                 n_neurons_shuffle_invariant=int(((per_neuron >= 2) & (per_neuron <= k + 1)).sum()))

@@ -15,6 +15,7 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
 from trainer.file_io import save_figure_atomic
+
 from .ei_clustering import ClusteringResult
 
 DPI = 100
@@ -50,7 +51,7 @@ def per_layer_size_px(n_layers: int, n_rows: int = 1) -> tuple[int, int]:
     return (n_layers * PLOT_PX[0] + PLOT_MARGIN_PX[0], n_rows * PLOT_PX[1] + PLOT_MARGIN_PX[1])
 
 
-def receptive_field_mosaic(rfs: np.ndarray, neurons: Sequence[int], title: str,
+def receptive_field_mosaic(rfs: np.ndarray, neurons: Sequence[int] | np.ndarray, title: str,
                            path: Path) -> Path:
     """Heat maps of receptive fields (n, n_in, K): y = input channel, x = delay (steps).
 
@@ -79,7 +80,7 @@ def receptive_field_mosaic(rfs: np.ndarray, neurons: Sequence[int], title: str,
         if p // cols == rows - 1 or p + cols >= rfs.shape[0]:
             ax.set_xlabel("delay (steps)", fontsize=7)
     cax = fig.add_axes((1 - 90 / w_px, 40 / h_px, 15 / w_px, 1 - 90 / h_px))
-    bar = fig.colorbar(image, cax=cax)
+    bar = fig.colorbar(image, cax=cax)  # type: ignore[arg-type]
     bar.set_label("weight (+ excitatory, - inhibitory)", fontsize=7)
     bar.ax.tick_params(labelsize=6)
     fig.suptitle(title, fontsize=10)

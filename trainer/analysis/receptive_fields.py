@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .checkpoint_view import LayerSynapses
+from trainer.checkpoint import LayerSynapses
 
 
 def merged_sites(layer: LayerSynapses) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:

@@ -42,8 +42,13 @@ Downloads (SHD, HD audio, FSDD; checksum-verified, fail fast offline): :mod:`.do
 from .dataset import DT_MS, FeatureDataset
 from .errors import DataError
 from .frontend import MelRecipe, features
-from .registry import (DATASETS, dataset_from_recipe, load_dataset, source_has_frontend,
-                       source_options)
+from .registry import (
+                       DATASETS,
+                       dataset_from_recipe,
+                       load_dataset,
+                       source_has_frontend,
+                       source_options,
+)
 
 __all__ = ["load_dataset", "DATASETS", "dataset_from_recipe", "source_options",
            "source_has_frontend", "FeatureDataset",

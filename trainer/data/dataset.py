@@ -24,11 +24,12 @@ class SourceSplit:
 
     def subset(self, idx: np.ndarray) -> "SourceSplit":
         idx = np.asarray(idx, dtype=np.int64)
-        return SourceSplit(self.x[idx], self.y[idx], [self.meta[i] for i in idx], list(self.class_names))
+        return SourceSplit(self.x[idx], self.y[idx], [self.meta[i] for i in idx],
+                           list(self.class_names))
 
 
 class FeatureDataset(Dataset):
-    """Features ready for training: ``ds[i] -> (x_i (T, C) float32, y_i int64 scalar, meta_i dict)``.
+    """Features for training: ``ds[i] -> (x_i (T, C) float32, y_i int64 scalar, meta_i dict)``.
 
     Attributes: x torch.float32 (N, T, C), T steps of ``dt_ms`` = 10 ms; y torch.int64 (N,);
     meta list of dicts (at least "speaker": str | None, "file": str | None); class_names;
@@ -62,5 +63,6 @@ class FeatureDataset(Dataset):
         return self.x[i], self.y[i], self.meta[i]
 
     def __repr__(self) -> str:
-        return (f"FeatureDataset({self.recipe.get('dataset')!r}, split={self.recipe.get('split')!r}, "
-                f"N={len(self)}, T={self.time_steps}, C={self.n_channels}, classes={len(self.class_names)})")
+        return (f"FeatureDataset({self.recipe.get('dataset')!r}, "
+                f"split={self.recipe.get('split')!r}, N={len(self)}, T={self.time_steps}, "
+                f"C={self.n_channels}, classes={len(self.class_names)})")

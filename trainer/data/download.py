@@ -35,7 +35,8 @@ def _hand_hint(name: str, url: str, dest: Path, then: str = "") -> str:
 
 
 def download_file(url: str, dest: Path, md5: str | None = None, *, sha256: str | None = None,
-                  timeout_s: float = DEFAULT_TIMEOUT_S, then: str = "", hint: str | None = None) -> Path:
+                  timeout_s: float = DEFAULT_TIMEOUT_S, then: str = "",
+                  hint: str | None = None) -> Path:
     """Fetch ``url`` to ``dest`` (atomically); check its MD5 and/or SHA-256 when given.
     Returns ``dest``.
 
@@ -52,7 +53,7 @@ def download_file(url: str, dest: Path, md5: str | None = None, *, sha256: str |
     try:
         try:
             with urllib.request.urlopen(url, timeout=timeout_s) as resp, os.fdopen(fd, "wb") as out:
-                fd = None
+                fd = None  # type: ignore[assignment]
                 while chunk := resp.read(1 << 20):
                     for h, _ in digests.values():
                         h.update(chunk)
@@ -61,8 +62,8 @@ def download_file(url: str, dest: Path, md5: str | None = None, *, sha256: str |
             raise DataError(f"cannot download {dest.name} from {url} ({exc}); {hint}") from exc
         for algo, (h, expected) in digests.items():
             if expected is not None and h.hexdigest() != expected.lower():
-                raise DataError(f"checksum mismatch for {dest.name} from {url}: {algo} {h.hexdigest()}, "
-                                f"expected {expected}; {hint}")
+                raise DataError(f"checksum mismatch for {dest.name} from {url}: {algo} "
+                                f"{h.hexdigest()}, expected {expected}; {hint}")
         os.replace(tmp, dest)
     finally:
         if fd is not None:
@@ -107,7 +108,8 @@ def parse_md5sums(text: str) -> dict[str, str]:
     return out
 
 
-def fetch_hd_audio(data_dir, *, base_url: str = BASE_URL, timeout_s: float = DEFAULT_TIMEOUT_S) -> Path:
+def fetch_hd_audio(data_dir, *, base_url: str = BASE_URL,
+                   timeout_s: float = DEFAULT_TIMEOUT_S) -> Path:
     """Make ``data_dir`` hold the unpacked Heidelberg Digits audio (train_filenames.txt, audio/).
 
     Downloads md5sums.txt, then hd_audio.tar.gz checked against it, then unpacks it.
@@ -120,8 +122,8 @@ def fetch_hd_audio(data_dir, *, base_url: str = BASE_URL, timeout_s: float = DEF
     if HD_AUDIO not in sums:
         raise DataError(f"{sums_path} lists no checksum for {HD_AUDIO}; "
                         + _hand_hint(HD_AUDIO, base_url + HD_AUDIO, data_dir / HD_AUDIO))
-    archive = download_file(base_url + HD_AUDIO, data_dir / HD_AUDIO, sums[HD_AUDIO], timeout_s=timeout_s,
-                            then=f" (then unpack it into {data_dir})")
+    archive = download_file(base_url + HD_AUDIO, data_dir / HD_AUDIO, sums[HD_AUDIO],
+                            timeout_s=timeout_s, then=f" (then unpack it into {data_dir})")
     with tarfile.open(archive) as tf:
         tf.extractall(data_dir, filter="data")
     return data_dir
@@ -229,6 +231,7 @@ def _unpack_fsdd(zip_path: Path, dest: Path) -> None:
                 with zf.open(m) as src, open(out, "wb") as f:
                     shutil.copyfileobj(src, f)
     except zipfile.BadZipFile as exc:
-        raise DataError(f"{zip_path} is not a zip archive ({exc}); delete it and download it again") from None
+        raise DataError(f"{zip_path} is not a zip archive ({exc}); "
+                        "delete it and download it again") from None
     if n_wav == 0:
         raise DataError(f"{zip_path} has no recordings/*.wav files")

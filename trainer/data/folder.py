@@ -23,7 +23,8 @@ from .errors import DataError
 from .frontend import MelRecipe
 
 NAME = "folder"
-DESCRIPTION = "any folder of class subfolders of audio files; hashed test split (test_percent option)"
+DESCRIPTION = ("any folder of class subfolders of audio files; "
+               "hashed test split (test_percent option)")
 OPTIONS = {"test_percent": 20, "sample_rate_hz": 16000}
 VAL_STRATEGY = "random"
 USES_N_MELS = True
@@ -38,7 +39,8 @@ def list_files(folder: Path, split: str, test_percent: int):
     """(files, labels, meta, class_names) of one split."""
     classes = sorted(p.name for p in folder.iterdir() if p.is_dir() and not p.name.startswith("."))
     if not classes:
-        raise DataError(f"no class subfolders in {folder} (expected <data_dir>/<class>/<audio files>)")
+        raise DataError(f"no class subfolders in {folder} "
+                        "(expected <data_dir>/<class>/<audio files>)")
     files, labels, meta = [], [], []
     n_audio = 0
     for label, cls in enumerate(classes):
@@ -60,18 +62,22 @@ def list_files(folder: Path, split: str, test_percent: int):
 
 def mel_recipe(n_mels: int, time_steps: int, test_percent=20, sample_rate_hz=16000) -> MelRecipe:
     """The front end of this source: the default Mel recipe at ``sample_rate_hz``."""
-    if isinstance(sample_rate_hz, bool) or not isinstance(sample_rate_hz, int) or sample_rate_hz < 1000:
+    if (isinstance(sample_rate_hz, bool) or not isinstance(sample_rate_hz, int)
+            or sample_rate_hz < 1000):
         raise DataError(f"sample_rate_hz must be an integer >= 1000 (Hz), got {sample_rate_hz!r}")
     return MelRecipe(n_mels=n_mels, n_frames=time_steps, resample_hz=sample_rate_hz)
 
 
 def load_split(data_dir, split: str, *, frontend: MelRecipe, cache_dir,
                test_percent=20, sample_rate_hz=16000) -> SourceSplit:
-    if isinstance(test_percent, bool) or not isinstance(test_percent, int) or not 0 < test_percent < 100:
+    if (isinstance(test_percent, bool) or not isinstance(test_percent, int)
+            or not 0 < test_percent < 100):
         raise DataError(f"test_percent must be an integer in 1..99, got {test_percent!r}")
     if data_dir is None:
-        raise DataError("folder needs data_dir (--data-dir): a folder of class subfolders of audio files")
-    folder = require_dir(Path(data_dir), "audio class", "pass a folder of class subfolders of audio files")
+        raise DataError("folder needs data_dir (--data-dir): "
+                        "a folder of class subfolders of audio files")
+    folder = require_dir(Path(data_dir), "audio class",
+                         "pass a folder of class subfolders of audio files")
     files, y, meta, classes = list_files(folder, split, test_percent)
     x = audio_features(files, frontend, stem=f"folder-{split}", cache_dir=cache_dir)
     return SourceSplit(x, y, meta, classes)

@@ -1,6 +1,6 @@
 """The RawHD audio front end: waveform -> (frames, Mel bands) features, one frame per hop (10 ms).
 
-Recipe (defaults = the RawHD recipe of the reference work, see shared/reference/algorithms.md):
+Recipe (defaults = the RawHD recipe of the reference work, Hammouamri et al. 2024):
 
 1. waveform as float in [-1, 1] (16-bit WAV / 32768), mono; optional resampling (scipy.signal);
 2. pre-emphasis ``y[n] = x[n] - 0.95 x[n-1]`` (``y[0] = x[0]``);
@@ -11,7 +11,8 @@ Recipe (defaults = the RawHD recipe of the reference work, see shared/reference/
    longer (48 kHz: 1200-sample window -> 2048-point FFT);
 4. power spectrum ``|FFT|^2``; ``n_mels`` Slaney Mel filters over ``f_min .. f_max`` Hz
    (default 0 .. sr/2);
-5. crop (keep the first ``n_frames``) or zero-pad (at the end) to ``n_frames`` frames (default 100 = 1 s);
+5. crop (keep the first ``n_frames``) or zero-pad (at the end) to ``n_frames`` frames
+   (default 100 = 1 s);
 6. dB relative to this recording's maximum (after cropping), floored at ``-top_db`` = -80 dB;
 7. ``(dB + top_db) * scale`` with scale 0.00099: values in [0, 0.0792]; padded frames are 0.
 
@@ -64,13 +65,15 @@ class MelRecipe:
         if int(self.n_mels) != self.n_mels or self.n_mels < 1:
             raise DataError(f"n_mels must be a positive integer, got {self.n_mels!r}")
         if int(self.n_frames) != self.n_frames or self.n_frames < 1:
-            raise DataError(f"n_frames (time_steps) must be a positive integer, got {self.n_frames!r}")
+            raise DataError(f"n_frames (time_steps) must be a positive integer, "
+                            f"got {self.n_frames!r}")
         if not (self.frame_ms > 0 and self.hop_ms > 0):
             raise DataError(f"frame_ms and hop_ms must be > 0, got {self.frame_ms}, {self.hop_ms}")
         if self.n_fft < 2 or self.n_fft & (self.n_fft - 1):
             raise DataError(f"n_fft must be a power of two >= 2, got {self.n_fft}")
         if self.resample_hz is not None and int(self.resample_hz) <= 0:
-            raise DataError(f"resample_hz must be a positive integer or None, got {self.resample_hz}")
+            raise DataError(f"resample_hz must be a positive integer or None, "
+                            f"got {self.resample_hz}")
 
 
 def frame_geometry(sample_rate: int, recipe: MelRecipe) -> tuple[int, int, int]:
@@ -121,7 +124,8 @@ def features(waveform, sample_rate: int, recipe: MelRecipe | dict | None = None)
     if x.ndim == 2:
         x = x.mean(axis=1)
     if x.ndim != 1:
-        raise DataError(f"waveform must be 1-D (samples) or 2-D (samples, channels), got shape {x.shape}")
+        raise DataError(f"waveform must be 1-D (samples) or 2-D (samples, channels), "
+                        f"got shape {x.shape}")
     if x.size == 0:
         raise DataError("waveform is empty (0 samples)")
     sample_rate = int(sample_rate)

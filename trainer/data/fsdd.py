@@ -56,7 +56,8 @@ def resolve_data_dir(data_dir, cache_dir=None) -> Path:
             return d.resolve()
         cache = default_cache_dir() if cache_dir is None else Path(cache_dir)
         return fetch_fsdd(cache).resolve()
-    return require_dir(Path(data_dir), "FSDD recordings", "pass the folder of {digit}_{speaker}_{index}.wav files")
+    return require_dir(Path(data_dir), "FSDD recordings",
+                       "pass the folder of {digit}_{speaker}_{index}.wav files")
 
 
 def list_files(folder: Path, split: str, test_speaker: str | None = None
@@ -65,13 +66,15 @@ def list_files(folder: Path, split: str, test_speaker: str | None = None
     are test), or with ``test_speaker`` that speaker's files (test) against everyone else's."""
     wavs = list_audio(folder, (".wav",))
     if not wavs:
-        hint = " (it has a recordings/ subfolder: pass that)" if (folder / "recordings").is_dir() else ""
+        has_sub = (folder / "recordings").is_dir()
+        hint = " (it has a recordings/ subfolder: pass that)" if has_sub else ""
         raise DataError(f"no .wav files in FSDD folder {folder}{hint}")
     parsed = []
     for p in wavs:
         m = _PATTERN.match(p.name)
         if m is None:
-            raise DataError(f"FSDD file name {p.name} in {folder} is not {{digit}}_{{speaker}}_{{index}}.wav")
+            raise DataError(f"FSDD file name {p.name} in {folder} is not "
+                            "{digit}_{speaker}_{index}.wav")
         parsed.append((p, int(m.group(1)), m.group(2), int(m.group(3))))
     if test_speaker is not None:
         speakers = sorted({sp for _, _, sp, _ in parsed})

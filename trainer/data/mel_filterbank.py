@@ -19,13 +19,15 @@ def hz_to_mel(f_hz):
     f = np.asarray(f_hz, dtype=np.float64)
     mel = f / _F_SP
     log_part = f >= _MIN_LOG_HZ
-    return np.where(log_part, _MIN_LOG_MEL + np.log(np.maximum(f, _MIN_LOG_HZ) / _MIN_LOG_HZ) / _LOGSTEP, mel)
+    return np.where(log_part,
+                    _MIN_LOG_MEL + np.log(np.maximum(f, _MIN_LOG_HZ) / _MIN_LOG_HZ) / _LOGSTEP, mel)
 
 
 def mel_to_hz(mel):
     """Slaney Mel -> frequency (Hz) (array or scalar, float64)."""
     m = np.asarray(mel, dtype=np.float64)
-    return np.where(m >= _MIN_LOG_MEL, _MIN_LOG_HZ * np.exp(_LOGSTEP * (m - _MIN_LOG_MEL)), _F_SP * m)
+    return np.where(m >= _MIN_LOG_MEL, _MIN_LOG_HZ * np.exp(_LOGSTEP * (m - _MIN_LOG_MEL)),
+                    _F_SP * m)
 
 
 def mel_filterbank(sample_rate: float, n_fft: int, n_mels: int, f_min: float = 0.0,

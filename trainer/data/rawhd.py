@@ -24,7 +24,8 @@ from .errors import DataError
 from .frontend import MelRecipe
 
 NAME = "rawhd"
-DESCRIPTION = "Heidelberg Digits audio (hd_audio: audio/*.flac + {train,test}_filenames.txt), 20 classes"
+DESCRIPTION = ("Heidelberg Digits audio (hd_audio: audio/*.flac + {train,test}_filenames.txt), "
+               "20 classes")
 OPTIONS = {"resample_hz": None}
 VAL_STRATEGY = "speakers"
 USES_N_MELS = True
@@ -40,16 +41,18 @@ def parse_name(name: str) -> dict:
         raise DataError(f"Heidelberg Digits file name {name!r} is not "
                         f"lang-<english|german>_speaker-<NN>_trial-<N>_digit-<D>.flac")
     lang, speaker, trial, digit = m.group(1), m.group(2), int(m.group(3)), int(m.group(4))
-    return {"label": digit + 10 * (lang == "german"), "speaker": speaker, "take": trial, "language": lang}
+    return {"label": digit + 10 * (lang == "german"), "speaker": speaker, "take": trial,
+            "language": lang}
 
 
 def list_files(folder: Path, split: str) -> tuple[list[Path], np.ndarray, list[dict]]:
-    """(files, labels, meta) in the order of ``{split}_filenames.txt``; every listed file must exist."""
+    """(files, labels, meta) in the order of ``{split}_filenames.txt``; every listed file exists."""
     listing = folder / f"{split}_filenames.txt"
     if not listing.is_file():
         raise DataError(f"Heidelberg Digits file list missing: {listing} (the folder unpacked from "
                         f"hd_audio.tar.gz has train_filenames.txt, test_filenames.txt and audio/)")
-    audio = require_dir(folder / "audio", "Heidelberg Digits audio", "expected audio/*.flac next to the file lists")
+    audio = require_dir(folder / "audio", "Heidelberg Digits audio",
+                        "expected audio/*.flac next to the file lists")
     names = [ln.strip() for ln in listing.read_text().splitlines() if ln.strip()]
     if not names:
         raise DataError(f"no audio files listed in {listing}")
@@ -77,9 +80,10 @@ def mel_recipe(n_mels: int, time_steps: int, resample_hz=None) -> MelRecipe:
 def load_split(data_dir, split: str, *, frontend: MelRecipe, cache_dir,
                resample_hz=None) -> SourceSplit:
     if data_dir is None:
-        raise DataError("rawhd needs data_dir (--data-dir): the folder unpacked from hd_audio.tar.gz "
-                        "(see trainer.data.download.fetch_hd_audio)")
-    folder = require_dir(Path(data_dir), "Heidelberg Digits", "pass the folder unpacked from hd_audio.tar.gz")
+        raise DataError("rawhd needs data_dir (--data-dir): the folder unpacked from "
+                        "hd_audio.tar.gz (see trainer.data.download.fetch_hd_audio)")
+    folder = require_dir(Path(data_dir), "Heidelberg Digits",
+                         "pass the folder unpacked from hd_audio.tar.gz")
     files, y, meta = list_files(folder, split)
     x = audio_features(files, frontend, stem=f"rawhd-{split}", cache_dir=cache_dir)
     return SourceSplit(x, y, meta, list(CLASS_NAMES))

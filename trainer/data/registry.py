@@ -65,8 +65,9 @@ def load_dataset(name: str = "synthetic", split: str = "train", data_dir=None, *
         raise DataError(f"dataset {name!r} has no option(s) {unknown}; its options: "
                         f"{dict(src.OPTIONS) or 'none'}")
     for arg, v in (("n_mels", n_mels), ("time_steps", time_steps), ("seed", seed)):
-        if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < (0 if arg == "seed" else 1):
-            raise DataError(f"{arg} must be a {'non-negative' if arg == 'seed' else 'positive'} integer, got {v!r}")
+        lo, kind = (0, "non-negative") if arg == "seed" else (1, "positive")
+        if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < lo:
+            raise DataError(f"{arg} must be a {kind} integer, got {v!r}")
     n_mels, time_steps, seed = int(n_mels), int(time_steps), int(seed)
     if isinstance(val_fraction, bool) or not isinstance(val_fraction, (int, float, np.floating)) \
             or not 0 <= val_fraction < 1:
@@ -82,7 +83,8 @@ def load_dataset(name: str = "synthetic", split: str = "train", data_dir=None, *
     file_split = {"test": "test", "val": "valid" if official_val else "train"}.get(split, "train")
     raw = src.load_split(data_dir, file_split, cache_dir=cache_dir, **shape, **options)
     if split != "test" and not official_val:
-        train_idx, val_idx = carve_validation(raw.y, raw.meta, src.VAL_STRATEGY, float(val_fraction), seed)
+        train_idx, val_idx = carve_validation(raw.y, raw.meta, src.VAL_STRATEGY,
+                                              float(val_fraction), seed)
         raw = raw.subset(train_idx if split == "train" else val_idx)
     recipe = {
         "dataset": name, "split": split, "data_dir": data_dir_str, "seed": seed,
@@ -124,12 +126,14 @@ def _plain(v):
 REBUILD_KEYS = ("dataset", "data_dir", "seed", "n_mels", "time_steps", "val_fraction", "options")
 
 
-def dataset_from_recipe(recipe: dict, split: str | None = None, *, cache_dir=None) -> FeatureDataset:
+def dataset_from_recipe(recipe: dict, split: str | None = None, *,
+                        cache_dir=None) -> FeatureDataset:
     """Rebuild the dataset a ``ds.recipe`` describes (``split`` overrides ``recipe["split"]``)."""
     missing = [k for k in REBUILD_KEYS if k not in recipe]
     if missing:
         raise DataError(f"data recipe lacks {missing}; it needs {list(REBUILD_KEYS)}")
-    return load_dataset(recipe["dataset"], split or recipe.get("split", "train"), recipe["data_dir"],
-                        seed=recipe["seed"], cache_dir=cache_dir, n_mels=recipe["n_mels"],
-                        time_steps=recipe["time_steps"], val_fraction=recipe["val_fraction"],
-                        frontend=recipe.get("frontend"), **recipe["options"])
+    return load_dataset(recipe["dataset"], split or recipe.get("split", "train"),
+                        recipe["data_dir"], seed=recipe["seed"], cache_dir=cache_dir,
+                        n_mels=recipe["n_mels"], time_steps=recipe["time_steps"],
+                        val_fraction=recipe["val_fraction"], frontend=recipe.get("frontend"),
+                        **recipe["options"])

@@ -26,7 +26,8 @@ from .feature_cache import cache_key, file_fingerprints, load_or_compute
 from .rawhd import CLASS_NAMES
 
 NAME = "shd"
-DESCRIPTION = "Spiking Heidelberg Digits HDF5 (shd_train.h5 / shd_test.h5), 700 channels (pool option), 20 classes"
+DESCRIPTION = ("Spiking Heidelberg Digits HDF5 (shd_train.h5 / shd_test.h5), 700 channels "
+               "(pool option), 20 classes")
 OPTIONS = {"pool": 1}
 VAL_STRATEGY = "speakers"
 USES_N_MELS = False
@@ -36,7 +37,7 @@ REQUIRED_KEYS = ("spikes/times", "spikes/units", "labels", "extra/speaker")
 
 def bin_spikes(times: np.ndarray, units: np.ndarray, time_steps: int, pool: int,
                n_units: int = N_UNITS) -> np.ndarray:
-    """Spike counts float32 (time_steps, n_units // pool) of one sample; see the module docstring."""
+    """Spike counts float32 (time_steps, n_units // pool) of one sample (module docstring)."""
     times = np.asarray(times, dtype=np.float64)
     units = np.asarray(units, dtype=np.int64)
     us_per_step = int(round(DT_MS * 1000))
@@ -44,11 +45,13 @@ def bin_spikes(times: np.ndarray, units: np.ndarray, time_steps: int, pool: int,
     n_ch = n_units // pool
     keep = (step >= 0) & (step < time_steps)
     flat = step[keep] * n_ch + units[keep] // pool
-    return np.bincount(flat, minlength=time_steps * n_ch).astype(np.float32).reshape(time_steps, n_ch)
+    counts = np.bincount(flat, minlength=time_steps * n_ch)
+    return counts.astype(np.float32).reshape(time_steps, n_ch)
 
 
 def read_checked(path: Path, kind: str = "SHD", n_classes: int = len(CLASS_NAMES),
-                 required=REQUIRED_KEYS) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray | None]:
+                 required=REQUIRED_KEYS
+                 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray | None]:
     """(times, units, labels, speakers) of an SHD-layout file (SHD, SSC), after checking keys,
     counts and ranges; speakers is None when the file has no extra/speaker (allowed only when
     `required` does not list it)."""
@@ -59,7 +62,8 @@ def read_checked(path: Path, kind: str = "SHD", n_classes: int = len(CLASS_NAMES
     with f:
         for key in required:
             if key not in f:
-                raise DataError(f"{kind} file {path} has no '{key}' dataset (needs {', '.join(required)})")
+                raise DataError(f"{kind} file {path} has no '{key}' dataset "
+                                f"(needs {', '.join(required)})")
         times, units = f["spikes/times"][:], f["spikes/units"][:]
         labels = np.asarray(f["labels"][:])
         speakers = np.asarray(f["extra/speaker"][:]) if "extra/speaker" in f else None
@@ -67,9 +71,11 @@ def read_checked(path: Path, kind: str = "SHD", n_classes: int = len(CLASS_NAMES
     if len(labels) != n:
         raise DataError(f"{kind} file {path}: {len(labels)} labels but {n} samples in spikes/times")
     if len(units) != n:
-        raise DataError(f"{kind} file {path}: {len(units)} samples in spikes/units but {n} in spikes/times")
+        raise DataError(f"{kind} file {path}: {len(units)} samples in spikes/units "
+                        f"but {n} in spikes/times")
     if speakers is not None and len(speakers) != n:
-        raise DataError(f"{kind} file {path}: {len(speakers)} entries in extra/speaker but {n} samples")
+        raise DataError(f"{kind} file {path}: {len(speakers)} entries in extra/speaker "
+                        f"but {n} samples")
     if n == 0:
         raise DataError(f"{kind} file {path} holds no samples")
     for i in range(n):
@@ -85,13 +91,15 @@ def read_checked(path: Path, kind: str = "SHD", n_classes: int = len(CLASS_NAMES
 
 
 def check_pool(pool) -> int:
-    if isinstance(pool, bool) or not isinstance(pool, (int, np.integer)) or pool < 1 or N_UNITS % pool:
-        raise DataError(f"pool must be a positive divisor of {N_UNITS} (e.g. 1, 5, 10), got {pool!r}")
+    if (isinstance(pool, bool) or not isinstance(pool, (int, np.integer)) or pool < 1
+            or N_UNITS % pool):
+        raise DataError(f"pool must be a positive divisor of {N_UNITS} (e.g. 1, 5, 10), "
+                        f"got {pool!r}")
     return int(pool)
 
 
-def binned_split(path: Path, name: str, split: str, times, units, labels, speakers, *, time_steps: int,
-                 pool: int, cache_dir) -> tuple[np.ndarray, list[dict]]:
+def binned_split(path: Path, name: str, split: str, times, units, labels, speakers, *,
+                 time_steps: int, pool: int, cache_dir) -> tuple[np.ndarray, list[dict]]:
     """Binned features (N, time_steps, 700 // pool) (cached) and meta of one SHD-layout file."""
     key = cache_key({"kind": f"{name}-bins", "time_steps": time_steps, "pool": pool,
                      "dt_ms": DT_MS}, file_fingerprints([path]))
@@ -108,7 +116,8 @@ def binned_split(path: Path, name: str, split: str, times, units, labels, speake
     return x, meta
 
 
-def load_split(data_dir, split: str, *, n_mels: int, time_steps: int, cache_dir, pool=1) -> SourceSplit:
+def load_split(data_dir, split: str, *, n_mels: int, time_steps: int, cache_dir,
+               pool=1) -> SourceSplit:
     if n_mels != 40:
         raise DataError(f"n_mels={n_mels} does not apply to shd (700 cochlea channels); "
                         f"use the pool option to reduce channels")
@@ -116,7 +125,8 @@ def load_split(data_dir, split: str, *, n_mels: int, time_steps: int, cache_dir,
     if data_dir is None:
         raise DataError("shd needs data_dir (--data-dir): the folder holding shd_train.h5 and "
                         "shd_test.h5 (see trainer.data.download.fetch_shd)")
-    folder = require_dir(Path(data_dir), "SHD", "pass the folder holding shd_train.h5 / shd_test.h5")
+    folder = require_dir(Path(data_dir), "SHD",
+                         "pass the folder holding shd_train.h5 / shd_test.h5")
     path = folder / f"shd_{split}.h5"
     if not path.is_file():
         raise DataError(f"SHD file missing: {path}; place shd_{split}.h5 there (unzipped from "

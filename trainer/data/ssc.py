@@ -40,7 +40,8 @@ def class_names(path: Path) -> list[str]:
     return keys
 
 
-def load_split(data_dir, split: str, *, n_mels: int, time_steps: int, cache_dir, pool=1) -> SourceSplit:
+def load_split(data_dir, split: str, *, n_mels: int, time_steps: int, cache_dir,
+               pool=1) -> SourceSplit:
     """split: "train", "valid" or "test"."""
     if n_mels != 40:
         raise DataError(f"n_mels={n_mels} does not apply to ssc ({N_UNITS} cochlea channels); "

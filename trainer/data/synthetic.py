@@ -38,7 +38,8 @@ from .dataset import SourceSplit
 from .errors import DataError
 
 NAME = "synthetic"
-DESCRIPTION = "generated timing task (default; no data_dir): classes differ only in relative channel timing"
+DESCRIPTION = ("generated timing task (default; no data_dir): classes differ only in relative "
+               "channel timing")
 OPTIONS = {"n_classes": 10, "n_train": 1000, "n_test": 200, "data_seed": 0}
 VAL_STRATEGY = "random"
 USES_N_MELS = True
@@ -62,7 +63,7 @@ def channel_groups(n_channels: int) -> np.ndarray:
 
 
 def class_offsets(n_classes: int, n_channels: int, time_steps: int, data_seed: int) -> np.ndarray:
-    """Offset of every (class, group) bump from the sample's start: int64 (n_classes, G), in steps."""
+    """Offset of every (class, group) bump from the sample's start: int64 (n_classes, G), steps."""
     return _task(n_classes, n_channels, time_steps, data_seed)[0]
 
 
@@ -121,7 +122,8 @@ def _check_int(name, v, lo):
 def load_split(data_dir, split: str, *, n_mels: int, time_steps: int, cache_dir,
                n_classes=10, n_train=1000, n_test=200, data_seed=0) -> SourceSplit:
     if data_dir is not None:
-        raise DataError(f"synthetic takes no data_dir (got {data_dir!r}); it is generated from data_seed")
+        raise DataError(f"synthetic takes no data_dir (got {data_dir!r}); "
+                        "it is generated from data_seed")
     _check_int("n_classes", n_classes, 2)
     _check_int("n_train", n_train, n_classes)
     _check_int("n_test", n_test, 1)

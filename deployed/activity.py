@@ -1,0 +1,93 @@
+"""Recorded activity of one run of a DeployedNetwork (Lava backends or the emulator).
+
+Every backend returns this, the budget estimator reads it. Times are window steps: each sample
+is run for `steps = T + latency` steps of its own (padding for delay buffers excluded);
+input step t (0..T-1) is sent at window step t. Hidden layer i (0-based) starts from zero state
+at window step i + 1 (its first input; values before are 0), so its spikes at window step
+t + i + 1 are the trained model's layer-i spikes at step t, and the readout voltage at window
+step t + latency is the trained model's readout at step t (deployed.emulator.aligned cuts
+out that view).
+"""
+from __future__ import annotations
+
+import os
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from deployed.network import DeployedNetwork
+
+
+@dataclass
+class Activity:
+    """Spikes and readout voltages of N samples on one backend (module docstring: time axes)."""
+
+    input_payload: np.ndarray  # (N, T, C) int64 graded payloads sent
+    spikes: list[np.ndarray]  # per spiking (hidden) layer: (N, steps, n) uint8 0/1
+    readout_v: np.ndarray  # (N, steps, n_classes) int64, raw Lava voltage v (float64 for the
+    #                        lava-float backend, in the same units)
+    backend: str
+    seconds: float = 0.0
+    extra: dict = field(default_factory=dict)
+
+    @property
+    def n_samples(self) -> int:
+        return int(self.readout_v.shape[0])
+
+    def scores(self, net: DeployedNetwork) -> np.ndarray:
+        """(N, n_classes): sum over the T aligned steps of softmax(v * v_scale)."""
+        L, T = net.latency, net.input.time_steps
+        v = self.readout_v[:, L:L + T, :].astype(np.float64) * net.readout.neurons.v_scale
+        v = v - v.max(axis=-1, keepdims=True)
+        e = np.exp(v)
+        return (e / e.sum(axis=-1, keepdims=True)).sum(axis=1)
+
+    def predictions(self, net: DeployedNetwork) -> np.ndarray:
+        return self.scores(net).argmax(axis=1)
+
+    def spike_counts(self) -> list[int]:
+        """Total spikes per hidden layer over all samples."""
+        return [int(s.sum()) for s in self.spikes]
+
+    def save(self, path) -> None:
+        """Write to a .npz file atomically (temp file, then rename); `extra` is not kept."""
+        path = Path(path)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".npz")
+        try:
+            with os.fdopen(fd, "wb") as f:
+                np.savez_compressed(f, input_payload=self.input_payload, readout_v=self.readout_v,
+                                    backend=np.array(self.backend), seconds=np.array(self.seconds),
+                                    **{f"spikes_{i}": s for i, s in enumerate(self.spikes)})
+            os.replace(tmp, path)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+
+    @classmethod
+    def load(cls, path) -> "Activity":
+        """Read a file written by `save`; ValueError in one line when it is not one."""
+        try:
+            with np.load(path, allow_pickle=False) as z:
+                n = sum(1 for k in z.files if k.startswith("spikes_"))
+                return cls(input_payload=z["input_payload"], readout_v=z["readout_v"],
+                           spikes=[z[f"spikes_{i}"] for i in range(n)],
+                           backend=str(z["backend"]), seconds=float(z["seconds"]))
+        except (OSError, ValueError, KeyError) as e:
+            raise ValueError(f"activity file {path} is not one written by Activity.save "
+                             f"(`python -m lava_runtime run --save-activity`): {e}") from e
+
+
+def outputs_match(a: Activity, b: Activity) -> np.ndarray:
+    """(N,) bool: sample i has identical hidden spikes and readout voltage in both."""
+    same = np.all(a.readout_v == b.readout_v, axis=(1, 2))
+    for sa, sb in zip(a.spikes, b.spikes):
+        same &= np.all(sa == sb, axis=(1, 2))
+    return same
+
+
+def first(act: Activity, n: int) -> Activity:
+    """The first n samples of an Activity."""
+    return Activity(input_payload=act.input_payload[:n], spikes=[s[:n] for s in act.spikes],
+                    readout_v=act.readout_v[:n], backend=act.backend)

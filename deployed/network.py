@@ -1,0 +1,149 @@
+"""The deployed network: the one object that export produces and every consumer reads.
+
+Export (`export.to_lava`) builds it from a checkpoint; the Lava graph builder
+(`lava_runtime.lava_graph.graph`), the bit-exact emulator (`deployed.emulator`) and the budget
+estimator (`lava_runtime.budget`) all take it as is. `deployed.netx_h5` saves and loads it as
+HDF5 that lava-dl's netx can also read.
+
+Units and conventions (Lava fixed_pt semantics; the integer equations are written once, in
+deployed.fixed_point):
+- time is in steps (one step = 10 ms of audio);
+- synapses are a list per connection layer: `pre`, `post`, `delay` (steps, 0..max), `weight`
+  (integers exactly as Lava applies them, i.e. already truncated to the profile's precision);
+  the sum of weight * payload over arriving spikes is shifted by `weight_exp` (left if > 0,
+  arithmetic right if < 0), then enters the neuron as `a_in` (and `u += a_in << 6`);
+- a (post, pre) pair may hold several synapses with different delays (`structure-multi`);
+  `ConnectionLayer.slots()` splits them into matrices with at most one synapse per pair;
+- neurons are Lava LIF: du, dv 12-bit, vth 17-bit mantissa (spike if v > vth << 6),
+  bias = bias_mant << bias_exp added to v every step;
+- each connection layer adds one step of latency, so the network's output for input step t
+  appears at step t + len(layers).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+
+def gate_events(x, threshold: float):
+    """``x`` with every value below ``threshold`` set to 0 (numpy array or torch tensor)."""
+    if threshold <= 0:
+        return x
+    return x * (x >= threshold)
+
+
+@dataclass
+class InputEncoding:
+    """How float features (N, T, C) become graded-spike payloads (integers).
+
+    Input event threshold (the one rule, applied by the trained float model, the float
+    reference, the emulator and Lava alike, all through features gated here):
+        gated = feature if feature >= event_threshold else 0     (no event is sent)
+    payload = clip(round(gated * scale), 0, 2**num_message_bits - 1)
+    """
+
+    n_channels: int
+    time_steps: int  # T, steps per sample
+    num_message_bits: int  # graded spike payload width (bits)
+    scale: float  # payload units per feature unit
+    event_threshold: float = 0.0  # feature units; 0 = every nonzero feature is an event
+
+    def gate(self, x: np.ndarray) -> np.ndarray:
+        """Float features with the events below ``event_threshold`` removed (set to 0)."""
+        return gate_events(np.asarray(x, dtype=np.float64), self.event_threshold)
+
+    def encode(self, x: np.ndarray) -> np.ndarray:
+        """(N, T, C) or (T, C) float features -> int64 payloads of the same shape."""
+        x = np.asarray(x, dtype=np.float64)
+        if x.shape[-1] != self.n_channels:
+            raise ValueError(f"input has {x.shape[-1]} channels, the network expects "
+                             f"{self.n_channels}")
+        q = np.rint(self.gate(x) * self.scale)
+        return np.clip(q, 0, 2 ** self.num_message_bits - 1).astype(np.int64)
+
+
+@dataclass
+class NeuronParams:
+    """A population of Lava LIF neurons in fixed-point units."""
+
+    n: int
+    du: int  # current decay, 12 bit (4095 = no current memory)
+    dv: int  # voltage decay, 12 bit
+    vth: int  # threshold mantissa, 17 bit; spike if v > vth << 6
+    bias_mant: np.ndarray  # (n,) int64, 13-bit signed
+    bias_exp: int  # 3 bit
+    spiking: bool  # False: readout, its voltage is read and it must never spike
+    v_scale: float = 1.0  # float voltage of the trained model = v (Lava units) * v_scale
+
+
+@dataclass
+class ConnectionLayer:
+    """One connection layer (synapses + its postsynaptic LIF population)."""
+
+    name: str
+    n_in: int
+    n_out: int
+    pre: np.ndarray  # (S,) int64
+    post: np.ndarray  # (S,) int64
+    delay: np.ndarray  # (S,) int64, steps
+    weight: np.ndarray  # (S,) int64, as Lava applies them
+    weight_exp: int
+    num_weight_bits: int
+    neurons: NeuronParams
+    input_message_bits: int  # presynaptic payload width: 0 = binary spikes, > 0 = graded
+
+    @property
+    def n_synapses(self) -> int:
+        return int(self.pre.shape[0])
+
+    @property
+    def max_delay(self) -> int:
+        return int(self.delay.max()) if self.n_synapses else 0
+
+    def slots(self) -> list[tuple[np.ndarray, np.ndarray]]:
+        """Split synapses into (weight, delay) matrices of shape (n_out, n_in), each holding at
+        most one synapse per (post, pre) pair. Single-delay layers give exactly one slot."""
+        order = np.lexsort((self.delay, self.pre, self.post))
+        post, pre = self.post[order], self.pre[order]
+        pair = post * self.n_in + pre
+        # rank of each synapse within its (post, pre) pair
+        first = np.ones(len(pair), dtype=bool)
+        first[1:] = pair[1:] != pair[:-1]
+        start = np.maximum.accumulate(np.where(first, np.arange(len(pair)), 0))
+        rank = np.arange(len(pair)) - start
+        out = []
+        for r in range(int(rank.max()) + 1 if len(rank) else 1):
+            w = np.zeros((self.n_out, self.n_in), dtype=np.int64)
+            d = np.zeros((self.n_out, self.n_in), dtype=np.int64)
+            sel = order[rank == r]
+            w[self.post[sel], self.pre[sel]] = self.weight[sel]
+            d[self.post[sel], self.pre[sel]] = self.delay[sel]
+            out.append((w, d))
+        return out
+
+
+@dataclass
+class DeployedNetwork:
+    """A feed-forward chain: input encoding -> layers[0] -> ... -> layers[-1] (readout)."""
+
+    layers: list[ConnectionLayer]
+    input: InputEncoding
+    class_names: list[str]
+    profile_name: str
+    profile_version: str
+    meta: dict[str, Any] = field(default_factory=dict)  # JSON-serialisable provenance
+
+    @property
+    def latency(self) -> int:
+        """Steps between an input step and the readout step it first affects (no delay)."""
+        return len(self.layers)
+
+    @property
+    def readout(self) -> ConnectionLayer:
+        return self.layers[-1]
+
+    def padding_steps(self) -> int:
+        """Zero steps to append to each sample so delay buffers drain between samples."""
+        return sum(layer.max_delay + 1 for layer in self.layers)

@@ -1,0 +1,248 @@
+"""Save / load a DeployedNetwork as HDF5 that lava-dl netx (`lava.lib.dl.netx.hdf5.Network`)
+also loads.
+
+Layout (all groups and attributes in creation order, no timestamps, so the same network always
+gives the same bytes):
+
+    /layer/0            type=b"input", shape=[C]                      (netx: input shape only)
+    /layer/1..L         type=b"dense", shape=[n_out],
+                        weight (n_out, n_in) int: W = weight * 2^weight_exp, the integer each
+                                 synapse adds to a_in per payload unit (netx re-derives Lava's
+                                 weight_exp / num_weight_bits from W and reproduces exactly this),
+                        delay (n_out, n_in) int (steps; netx then uses DelayDense),
+                        bias (n_out,) int (netx: bias_mant, with bias_exp = 6),
+                        neuron/ type=b"CUBA", iDecay = du + 1, vDecay = dv, vThMant = vth,
+                                refDelay = 1, gradedSpike = False
+    /delaysnn           the project's own, complete description (netx never reads it):
+                        attrs format, version, netx_complete, netx_problems (JSON),
+                        profile_name, profile_version, class_names (JSON), meta (JSON)
+        input/          attrs n_channels, time_steps, num_message_bits, scale
+                        [, event_threshold (feature units; absent = 0)]
+        layers/<i>/     attrs name, n_in, n_out, weight_exp, num_weight_bits,
+                        input_message_bits; datasets pre, post, delay, weight (int64, every
+                        synapse, all slots); neuron/ attrs n, du, dv, vth, bias_exp, spiking,
+                        v_scale, dataset bias_mant
+
+A pair of neurons joined by several synapses (structure-multi) cannot be written in netx's
+one-delay-per-pair layout: netx layers then hold slot 0 only and the root attribute
+`netx_complete` is False (the delaysnn group is always complete).
+Load netx with `Network(net_config=path, input_message_bits=net.input.num_message_bits)`.
+"""
+from __future__ import annotations
+
+import json
+import os
+import re
+import tempfile
+from pathlib import Path
+
+import h5py
+import numpy as np
+
+from deployed import fixed_point as fp
+from deployed.network import ConnectionLayer, DeployedNetwork, InputEncoding, NeuronParams
+
+
+class NetworkFileError(ValueError):
+    """A network file cannot be written or read (the message names the file and what to do)."""
+
+FORMAT = "delaysnn-deployed"
+VERSION = 1
+
+
+def _json(obj) -> str:
+    return json.dumps(obj, sort_keys=True, separators=(",", ":"), allow_nan=False)
+
+
+def netx_weights(layer: ConnectionLayer, w: np.ndarray) -> np.ndarray:
+    """Applied weights -> W = w * 2^weight_exp as stored for netx (rounded to the nearest
+    integer when the layer's weight_exp is finer than netx can express; netx_problems says so)."""
+    e = layer.weight_exp
+    if e >= 0:
+        return w << e
+    return np.rint(w / 2.0 ** -e).astype(np.int64)
+
+
+def netx_problems(net: DeployedNetwork) -> list[str]:
+    """Why the netx layers would not compute what the network does ([] = they do)."""
+    out = []
+    for L in net.layers:
+        if len(L.slots()) > 1:
+            out.append(f"{L.name}: {len(L.slots())} synapses for some (post, pre) pairs "
+                       "(structure-multi); netx holds slot 0 only")
+        if L.neurons.bias_exp != fp.NETX_BIAS_EXP and np.any(L.neurons.bias_mant != 0):
+            out.append(f"{L.name}: bias_exp {L.neurons.bias_exp} (netx always uses 6)")
+        if L.max_delay > fp.NETX_MAX_DELAY:
+            out.append(f"{L.name}: max delay {L.max_delay} > {fp.NETX_MAX_DELAY} "
+                       "(netx clamps delays)")
+        W = netx_weights(L, L.weight)
+        if L.weight_exp < 0 and not np.array_equal(W << -L.weight_exp, L.weight):
+            out.append(f"{L.name}: weight_exp {L.weight_exp} is finer than netx can express; "
+                       "netx weights are rounded (approximate)")
+        mode = fp.sign_mode(W)
+        lo, hi = {"mixed": (-128, 127), "excitatory": (0, 255), "inhibitory": (-255, 0)}[mode]
+        if W.size and (W.min() < lo or W.max() > hi):
+            out.append(f"{L.name}: netx weights {W.min()}..{W.max()} outside {lo}..{hi}")
+        if W.size and not np.any(W):
+            out.append(f"{L.name}: all weights are zero (netx cannot choose a weight exponent)")
+        if net.layers.index(L) == 0 and L.input_message_bits != net.input.num_message_bits:
+            out.append(f"{L.name}: input_message_bits differs from the input encoding")
+    return out
+
+
+def _scalar_bytes(g: h5py.Group, key: str, text: str) -> None:
+    g.create_dataset(key, data=np.array([text.encode("ascii")], dtype=f"S{len(text)}"))
+
+
+def _write(f: h5py.File, net: DeployedNetwork) -> None:
+    problems = netx_problems(net)
+    f.attrs["netx_complete"] = not problems
+    lay = f.create_group("layer", track_order=True)
+    g0 = lay.create_group("0", track_order=True)
+    _scalar_bytes(g0, "type", "input")
+    g0.create_dataset("shape", data=np.array([net.input.n_channels], dtype=np.int64))
+    for i, L in enumerate(net.layers):
+        g = lay.create_group(str(i + 1), track_order=True)
+        _scalar_bytes(g, "type", "dense")
+        g.create_dataset("shape", data=np.array([L.n_out], dtype=np.int64))
+        w0, d0 = L.slots()[0]
+        g.create_dataset("weight", data=netx_weights(L, w0).astype(np.int64))
+        g.create_dataset("delay", data=d0.astype(np.int64))
+        if np.any(L.neurons.bias_mant != 0):
+            g.create_dataset("bias", data=L.neurons.bias_mant.astype(np.int64))
+        n = g.create_group("neuron", track_order=True)
+        _scalar_bytes(n, "type", "CUBA")
+        n.create_dataset("iDecay", data=np.int64(L.neurons.du + 1))
+        n.create_dataset("vDecay", data=np.int64(L.neurons.dv))
+        n.create_dataset("vThMant", data=np.int64(L.neurons.vth))
+        n.create_dataset("refDelay", data=np.int64(1))
+        n.create_dataset("gradedSpike", data=np.bool_(False))
+    own = f.create_group("delaysnn", track_order=True)
+    own.attrs["format"] = FORMAT
+    own.attrs["version"] = VERSION
+    own.attrs["netx_complete"] = not problems
+    own.attrs["netx_problems"] = _json(problems)
+    own.attrs["profile_name"] = net.profile_name
+    own.attrs["profile_version"] = net.profile_version
+    own.attrs["class_names"] = _json(list(net.class_names))
+    own.attrs["meta"] = _json(net.meta)
+    gi = own.create_group("input", track_order=True)
+    gi.attrs["n_channels"] = np.int64(net.input.n_channels)
+    gi.attrs["time_steps"] = np.int64(net.input.time_steps)
+    gi.attrs["num_message_bits"] = np.int64(net.input.num_message_bits)
+    gi.attrs["scale"] = np.float64(net.input.scale)
+    if net.input.event_threshold > 0:   # written only when set: older files stay byte-identical
+        gi.attrs["event_threshold"] = np.float64(net.input.event_threshold)
+    gl = own.create_group("layers", track_order=True)
+    for i, L in enumerate(net.layers):
+        g = gl.create_group(str(i), track_order=True)
+        g.attrs["name"] = L.name
+        for key in ("n_in", "n_out", "weight_exp", "num_weight_bits", "input_message_bits"):
+            g.attrs[key] = np.int64(getattr(L, key))
+        for key in ("pre", "post", "delay", "weight"):
+            g.create_dataset(key, data=np.asarray(getattr(L, key), dtype=np.int64))
+        n = g.create_group("neuron", track_order=True)
+        nr = L.neurons
+        for key in ("n", "du", "dv", "vth", "bias_exp"):
+            n.attrs[key] = np.int64(getattr(nr, key))
+        n.attrs["spiking"] = np.bool_(nr.spiking)
+        n.attrs["v_scale"] = np.float64(nr.v_scale)
+        n.create_dataset("bias_mant", data=np.asarray(nr.bias_mant, dtype=np.int64))
+
+
+def save(net: DeployedNetwork, path: str | Path) -> list[str]:
+    """Write `net` to `path` atomically (temp file in the same folder, then os.replace).
+
+    Returns the netx problems ([] when the netx layers are complete)."""
+    path = Path(path)
+    if not path.parent.is_dir():
+        raise NetworkFileError(f"output folder {path.parent} does not exist")
+    _json(net.meta)  # fail before touching the disk if meta is not JSON-serialisable
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    try:
+        with h5py.File(tmp, "w", libver=("earliest", "v110"), track_order=True) as f:
+            _write(f, net)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+    return netx_problems(net)
+
+
+REEXPORT = "re-export it with python -m export.to_lava"
+
+
+def _open(path: Path) -> h5py.File:
+    """h5py.File(path, "r"), or NetworkFileError saying in one line why it cannot be opened."""
+    try:
+        return h5py.File(path, "r")
+    except OSError as e:
+        msg = " ".join(str(e).split())
+        sizes = re.search(r"truncated file: eof = (\d+).*stored_eof = (\d+)", msg)
+        if not h5py.is_hdf5(path):
+            why = "is not an HDF5 file (no HDF5 signature)"
+        elif sizes:
+            why = f"is a truncated HDF5 file ({sizes[1]} of {sizes[2]} bytes)"
+        else:
+            why = f"is an HDF5 file that cannot be opened ({msg})"
+        raise NetworkFileError(f"network file {path} {why}; pass a network written by "
+                          f"python -m export.to_lava") from None
+
+
+def load(path: str | Path) -> DeployedNetwork:
+    """Read a file written by `save` (from its complete `delaysnn/` group).
+
+    Every unusable file raises NetworkFileError with one line naming the file and the problem: not
+    HDF5, truncated, not written by export.to_lava, another format version, or damaged."""
+    path = Path(path)
+    if not path.is_file():
+        raise NetworkFileError(f"network file {path} does not exist")
+    with _open(path) as f:
+        if "delaysnn" not in f:
+            raise NetworkFileError(f"network file {path} is HDF5 but was not written by "
+                              f"export.to_lava (no 'delaysnn' group); {REEXPORT}")
+        own = f["delaysnn"]
+        fmt, version = own.attrs.get("format"), own.attrs.get("version")
+        if fmt != FORMAT:
+            raise NetworkFileError(f"network file {path} has a 'delaysnn' group of format {fmt!r}, "
+                              f"not {FORMAT!r}: it was not written by export.to_lava; {REEXPORT}")
+        if not isinstance(version, (int, np.integer)) or int(version) != VERSION:
+            raise NetworkFileError(f"network file {path} was written in {FORMAT} format version "
+                              f"{version!r}; this code reads version {VERSION} ({REEXPORT})")
+        try:
+            return _read(own)
+        except (KeyError, ValueError, TypeError, OSError) as e:
+            why = " ".join(str(e.args[0] if isinstance(e, KeyError) and e.args else e).split())
+            raise NetworkFileError(f"network file {path} is damaged or incomplete ({why}); "
+                              f"{REEXPORT}") from None
+
+
+def _read(own: h5py.Group) -> DeployedNetwork:
+    gi = own["input"]
+    enc = InputEncoding(n_channels=int(gi.attrs["n_channels"]),
+                        time_steps=int(gi.attrs["time_steps"]),
+                        num_message_bits=int(gi.attrs["num_message_bits"]),
+                        scale=float(gi.attrs["scale"]),
+                        event_threshold=float(gi.attrs.get("event_threshold", 0.0)))
+    layers = []
+    gl = own["layers"]
+    for i in range(len(gl)):
+        g = gl[str(i)]
+        n = g["neuron"]
+        nr = NeuronParams(n=int(n.attrs["n"]), du=int(n.attrs["du"]), dv=int(n.attrs["dv"]),
+                          vth=int(n.attrs["vth"]), bias_mant=n["bias_mant"][()],
+                          bias_exp=int(n.attrs["bias_exp"]), spiking=bool(n.attrs["spiking"]),
+                          v_scale=float(n.attrs["v_scale"]))
+        layers.append(ConnectionLayer(
+            name=str(g.attrs["name"]), n_in=int(g.attrs["n_in"]), n_out=int(g.attrs["n_out"]),
+            pre=g["pre"][()], post=g["post"][()], delay=g["delay"][()],
+            weight=g["weight"][()], weight_exp=int(g.attrs["weight_exp"]),
+            num_weight_bits=int(g.attrs["num_weight_bits"]), neurons=nr,
+            input_message_bits=int(g.attrs["input_message_bits"])))
+    return DeployedNetwork(layers=layers, input=enc,
+                           class_names=json.loads(own.attrs["class_names"]),
+                           profile_name=str(own.attrs["profile_name"]),
+                           profile_version=str(own.attrs["profile_version"]),
+                           meta=json.loads(own.attrs["meta"]))

@@ -1,0 +1,158 @@
+"""Text tables and a PNG plot of hardware budgets (lava_runtime.budget.Budget)."""
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+from lava_runtime.budget.estimate import Budget
+
+
+def _num(x, unit="") -> str:
+    if x is None:
+        return "-"
+    if isinstance(x, int) or float(x).is_integer() and abs(x) < 1e7:
+        return f"{int(x)}{unit}"
+    return f"{x:.3g}{unit}"
+
+
+def _table(header: list[str], rows: list[list[str]]) -> str:
+    widths = [max(len(str(r[i])) for r in [header, *rows]) for i in range(len(header))]
+    line = lambda r: "  ".join(str(c).rjust(w) if i else str(c).ljust(w)  # noqa: E731
+                               for i, (c, w) in enumerate(zip(r, widths)))
+    return "\n".join([line(header), line(["-" * w for w in widths]), *map(line, rows)])
+
+
+def format_layers(b: Budget) -> str:
+    """Per-layer and total counts, per sample."""
+    rows = []
+    for l in b.layers:
+        msgs = (None if l.messages_local is None
+                else f"{_num(l.messages_local)}/{_num(l.messages_cross_core)}/"
+                     f"{_num(l.messages_input)}")
+        rows.append([l.name, f"{l.n_in}->{l.n_out}", l.n_synapses, l.max_delay,
+                     _num(l.input_events), _num(l.synops), _num(l.dense_synops),
+                     _num(l.neuron_updates), _num(l.spikes_out), msgs or "-"])
+    rows.append(["total", "", sum(l.n_synapses for l in b.layers), "",
+                 _num(sum(l.input_events for l in b.layers)), _num(b.synops_per_sample),
+                 _num(b.dense_synops_per_sample), _num(b.neuron_updates_per_sample),
+                 _num(b.spikes_per_sample), "" if b.messages_per_sample is None else
+                 "/".join(_num(b.messages_per_sample[k]) for k in ("local", "cross_core",
+                                                                   "input"))])
+    head = ["layer", "shape", "synapses", "max delay", "events in", "synops", "dense synops",
+            "neuron upd", "spikes out", "msgs loc/cross/in"]
+    return (f"per sample, {b.n_samples} samples, {b.steps} steps each\n"
+            + _table(head, [[str(c) for c in r] for r in rows]))
+
+
+def format_summary(b: Budget) -> str:
+    """Memory and cores (this project's model), dynamic energy breakdown, static energy, time
+    per step, refusals, assumptions."""
+    out = [f"profile {b.profile} v{b.profile_version} ({b.kind})"]
+    m = b.memory_bytes
+    out.append(f"memory (model estimate): {m['total']} bytes (synapses {m['synapses']}, neuron "
+               f"state {m['neuron_state']}, delay accumulators/history "
+               f"{m['delay_accumulators']})")
+    out.append(f"  memory model: {b.memory_model}")
+    if b.refused:
+        out.append(f"DOES NOT FIT {b.profile}:")
+        out += [f"  - {r}" for r in b.refused]
+        return "\n".join(out)
+    if b.cores is not None:
+        chips = "" if b.chips is None else f" on {b.chips} chip(s)"
+        assert b.core_usage is not None  # set with cores
+        out.append(f"cores (model estimate): {b.cores}{chips}; neurons per core max "
+                   f"{max(b.core_usage['neurons'])}, memory per core max "
+                   f"{max(b.core_usage['memory_bytes'])} bytes, fan-in max "
+                   f"{max(b.core_usage['fan_in'])}")
+    e = b.energy_per_sample_joules
+    assert e is not None  # set whenever the budget is not refused
+    out.append(f"dynamic energy per sample: {_num(e['total'], ' J')}")
+    for k, v in e["breakdown"].items():
+        out.append(f"  {k:<20s} {_num(v, ' J')}")
+    for k, why in e["not_counted"].items():
+        out.append(f"  {k:<20s} not counted: {why}")
+    if "snn_synops_at_ac" in e:
+        out.append(f"  (the SNN's synops at the same process's AC energy: "
+                   f"{_num(e['snn_synops_at_ac'], ' J')})")
+    if b.static_energy_per_sample_joules is None:
+        out.append(f"static energy per sample: not estimated: {b.static_energy_note}")
+    else:
+        out.append(f"static energy per sample: {_num(b.static_energy_per_sample_joules, ' J')} "
+                   f"({b.static_energy_note})")
+    if b.time_per_step_seconds is not None:
+        out.append(f"time per step: {_num(b.time_per_step_seconds, ' s')}")
+    out += [f"assumption: {a}" for a in b.assumptions]
+    return "\n".join(out)
+
+
+def format_comparison(budgets: list[Budget]) -> str:
+    """One row per profile: the operations it is charged for, memory and cores (this project's
+    model), dynamic and static energy, time per step."""
+    rows = []
+    for b in budgets:
+        ops = b.synops_per_sample if b.kind == "neuromorphic" else b.dense_synops_per_sample
+        e = b.energy_per_sample_joules
+        energy = ("refused: " + str(len(b.refused)) + " reason(s)" if b.refused
+                  else _num(None if e is None else e["total"], " J"))
+        rows.append([b.profile, b.kind, _num(ops), _num(b.memory_bytes["total"]),
+                     _num(b.cores), energy, _num(b.static_energy_per_sample_joules, " J"),
+                     _num(b.time_per_step_seconds, " s")])
+    head = ["profile", "kind", "ops charged", "memory B (model)", "cores (model)",
+            "dynamic energy/sample", "static energy/sample", "time/step"]
+    return (_table(head, rows) + "\ndynamic energy: activity-dependent terms only; static "
+            "energy (static power x steps x time/step) only where the profile gives a static "
+            "power; memory and cores: this project's model (deployed.cores), not a "
+            "vendor compiler's mapping")
+
+
+def plot_budgets(budgets: list[Budget], path: str | Path) -> None:
+    """Stacked energy breakdown per profile (log scale), written atomically as PNG."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    path = Path(path)
+    fits = [b for b in budgets if b.energy_per_sample_joules and b.energy_total is not None]
+    fig, ax = plt.subplots(figsize=(1.6 * max(3, len(budgets)) + 2, 4))
+    keys = sorted({k for b in fits for k in b.energy_per_sample_joules["breakdown"]})  # type: ignore[index]
+    names = [b.profile for b in budgets]
+    bottom = [0.0] * len(budgets)
+    for key in keys:
+        vals = [(b.energy_per_sample_joules["breakdown"].get(key, 0.0) if b in fits else 0.0)  # type: ignore[index]
+                for b in budgets]
+        ax.bar(names, vals, bottom=bottom, label=key)
+        bottom = [x + y for x, y in zip(bottom, vals)]
+    for i, b in enumerate(budgets):
+        if b not in fits:
+            ax.text(i, 0.5, "does not fit" if b.refused else "no figures",
+                    transform=ax.get_xaxis_transform(), ha="center", rotation=90, fontsize=8)
+    if fits:
+        ax.set_yscale("log")  # totals are exact; segment heights on a log axis are not
+        ax.set_ylim(bottom=0.1 * min(b.energy_total for b in fits))  # type: ignore[operator, type-var]
+    ax.set_ylabel("dynamic energy per sample (J, log)")
+    ax.set_title("Estimated dynamic energy per inference by profile")
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    fd, tmp = tempfile.mkstemp(suffix=".png", dir=path.parent, prefix=f".{path.name}.")
+    os.close(fd)
+    try:
+        fig.savefig(tmp, format="png", dpi=120)
+        os.replace(tmp, path)
+    finally:
+        plt.close(fig)
+        if os.path.exists(tmp):
+            os.remove(tmp)
+
+
+def budget_json(budgets: list[Budget]) -> dict:
+    """One profile: its Budget as a dict. Several: {"profiles": [...]} plus the counts that do
+    not depend on the profile at top level."""
+    if len(budgets) == 1:
+        return budgets[0].to_json()
+    first = budgets[0]
+    return {"synops_per_sample": first.synops_per_sample,
+            "dense_synops_per_sample": first.dense_synops_per_sample,
+            "neuron_updates_per_sample": first.neuron_updates_per_sample,
+            "n_samples": first.n_samples, "steps": first.steps,
+            "profiles": [b.to_json() for b in budgets]}

@@ -1,0 +1,165 @@
+"""One pipeline: trained run -> export -> emulate -> optional Lava -> budgets.
+
+    d = deploy("runs/x", profile="loihi2", split="test", lava_limit=100)
+    d.net, d.export_report, d.emulator, d.lava, d.budgets, d.activity
+
+The split is emulated once (all samples); the Lava run is compared against that emulator
+activity's first samples and the budgets read it too. The demo, the report (stage by stage, with
+its cache), the sweep and the showcase all go through these functions; `python -m export.to_lava`
+and `python -m lava_runtime run|budget` run the same stages one at a time.
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from deployed.activity import Activity, first, outputs_match
+from deployed.network import DeployedNetwork
+
+
+@dataclass
+class Deployment:
+    """What `deploy` produced: the network, its export report, the evaluated split's labels,
+    the emulator activity and summaries, the Lava summary (None when skipped) and the budgets."""
+
+    net: DeployedNetwork
+    export_report: dict
+    y: np.ndarray  # (N,) labels of the split
+    activity: Activity  # emulator, every sample of the split
+    emulator: dict
+    lava: dict | None
+    budgets: list  # lava_runtime.budget.estimate.Budget, one per profile
+    seconds: dict  # wall seconds per stage: export, emulator, lava, budget
+
+
+def load_features(net, dataset: str, split: str = "test", data_dir=None,
+                  limit: int | None = None):
+    """(x (N, T, C) float32 numpy, y (N,) int64) for `net`: trainer.data.load_dataset with the
+    feature recipe stored at export (net.meta["data_recipe"]: seed, n_mels, options...) when it
+    names the same dataset; otherwise with the network's channel and step counts. Audio always
+    goes through the network's own front end (recipe["frontend"]: Mel bands, frames and the
+    sample rate it was trained at; other rates are resampled to it)."""
+    from trainer.data import load_dataset, source_has_frontend
+
+    recipe = net.meta.get("data_recipe") or {}
+    kwargs = {"n_mels": net.input.n_channels, "time_steps": net.input.time_steps,
+              "seed": int(recipe.get("seed", 0))}
+    if recipe.get("frontend") and source_has_frontend(dataset):
+        kwargs["frontend"] = recipe["frontend"]
+    if recipe.get("dataset") == dataset:
+        kwargs.update(n_mels=recipe.get("n_mels", kwargs["n_mels"]),
+                      time_steps=recipe.get("time_steps", kwargs["time_steps"]),
+                      **({"val_fraction": recipe["val_fraction"]} if "val_fraction" in recipe
+                         else {}), **recipe.get("options", {}))
+        if data_dir is None:
+            data_dir = recipe.get("data_dir")
+    ds = load_dataset(dataset, split, data_dir, **kwargs)
+    x, y = ds.x.numpy(), ds.y.numpy()
+    if x.shape[1:] != (net.input.time_steps, net.input.n_channels):
+        raise ValueError(f"dataset {dataset} gives samples of shape {x.shape[1:]}, the network "
+                         f"expects ({net.input.time_steps}, {net.input.n_channels})")
+    if limit is not None:
+        x, y = x[:limit], y[:limit]
+    return x, y
+
+
+def check_limit(limit) -> None:
+    """--limit: None or a positive integer."""
+    if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int)
+                              or limit < 1):
+        raise ValueError(f"--limit must be a positive integer, got {limit!r}")
+
+
+def check_net_path(net_path) -> Path:
+    """An existing exported network file."""
+    net_path = Path(net_path)
+    if not net_path.is_file():
+        raise ValueError(f"network file {net_path} does not exist (export one with "
+                         f"python -m export.to_lava)")
+    return net_path
+
+
+def emulator_stage(net, x: np.ndarray, y: np.ndarray, split: str = "test",
+                   progress: bool = False) -> tuple[Activity, dict]:
+    """Emulate every sample once; (activity, summary with accuracy and predictions)."""
+    from deployed.emulator import emulate
+
+    act = emulate(net, net.input.encode(x), progress=progress)
+    pred = act.predictions(net)
+    n = act.n_samples
+    return act, {"backend": "emulator", "split": split, "samples": n,
+                 "accuracy": float(np.mean(pred == y)), "seconds": act.seconds,
+                 "spikes_per_sample_per_layer": [c / n for c in act.spike_counts()],
+                 "steps_per_sample": int(act.readout_v.shape[1]),
+                 "predictions": pred.astype(int).tolist()}
+
+
+def lava_stage(net, emulated: Activity, y: np.ndarray, n: int, split: str = "test",
+               timeout_s: float | None = None, progress: bool = False) -> dict:
+    """Run the first n samples in Lava (Loihi 2 simulator, fixed_pt) and compare spikes and
+    voltages with the emulator's activity of the same samples."""
+    from lava_runtime.lava_graph.graph import run_network
+
+    act = run_network(net, emulated.input_payload[:n], "lava", timeout_s=timeout_s,
+                      progress=progress)
+    ref = first(emulated, n)
+    pred, ref_pred = act.predictions(net), ref.predictions(net)
+    return {"backend": "lava", "split": split, "samples": n,
+            "accuracy": float(np.mean(pred == y[:n])),
+            "emulator_accuracy_same_samples": float(np.mean(ref_pred == y[:n])),
+            "exact_match_fraction": float(outputs_match(act, ref).mean()),
+            "prediction_agreement": float(np.mean(pred == ref_pred)),
+            "seconds": act.seconds,
+            "steps_per_second": act.extra.get("steps_per_second"),
+            "lava_startup_seconds": act.extra.get("lava_startup_seconds")}
+
+
+def budget_stage(net, activity: Activity, profiles) -> list:
+    """One Budget per profile (names or hw_profiles.Profile) from the recorded activity."""
+    from hw_profiles import load_profile
+    from lava_runtime.budget.estimate import compare
+
+    return compare(net, activity, [load_profile(p) if isinstance(p, str) else p
+                                   for p in profiles])
+
+
+def deploy(run_dir, profile: str = "loihi2", *, split: str = "test", lava_limit: int | None = 0,
+           budget_profiles=None, net_path=None, timeout_s: float | None = None,
+           progress: bool = False, **export_options) -> Deployment:
+    """Export the run (export.to_lava.export_checkpoint; `export_options` pass through, e.g.
+    calibration or eval_split), save it to `net_path` when given, emulate `split` once, run its
+    first `lava_limit` samples in Lava (0 = skip, None = all) and budget it on `budget_profiles`
+    (default: the export profile). progress: one line per stage, and progress bars."""
+    from deployed.netx_h5 import save
+    from export.to_lava import export_checkpoint
+    from trainer.data import dataset_from_recipe
+
+    seconds: dict[str, float] = {}
+
+    def timed(name, what, fn, *args):
+        if progress:
+            print(f"  {what}")
+        t0 = time.perf_counter()
+        out = fn(*args)
+        seconds[name] = time.perf_counter() - t0
+        return out
+
+    net, report = timed("export", f"export to {profile}", lambda: export_checkpoint(
+        run_dir, profile, **{"evaluation": False, "progress": progress, **export_options}))
+    if net_path is not None:
+        save(net, net_path)
+    data = dataset_from_recipe(net.meta["data_recipe"], split)
+    x, y = data.x.numpy(), data.y.numpy()
+    act, emu = timed("emulator", f"emulate the {split} split ({len(y)} samples)",
+                     emulator_stage, net, x, y, split, progress)
+    n_lava = len(y) if lava_limit is None else min(lava_limit, len(y))
+    lava = timed("lava", f"Lava (Loihi 2 simulator, fixed_pt): first {n_lava} samples, "
+                 "compared with the emulator", lava_stage, net, act, y, n_lava, split,
+                 timeout_s, progress) if n_lava else None
+    profiles = budget_profiles or [profile]
+    budgets = timed("budget", "budget on " + ", ".join(getattr(p, "name", p) for p in profiles),
+                    budget_stage, net, act, profiles)
+    return Deployment(net, report, y, act, emu, lava, budgets, seconds)

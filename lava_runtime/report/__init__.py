@@ -1,0 +1,5 @@
+"""`python -m lava_runtime report RUN_DIR`: one self-contained HTML page about a trained run.
+
+- build.py  the stages (through lava_runtime.pipeline) and the command
+- cache.py  reuse of unchanged stages;  page.py  the page's content;  html.py  rendering
+"""

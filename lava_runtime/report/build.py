@@ -1,0 +1,385 @@
+"""`python -m lava_runtime report RUN_DIR`: one self-contained HTML page about a trained run.
+
+    python -m lava_runtime report RUN_DIR [--out FILE.html] [--profile-set all]
+                                  [--lava-limit 100] [--split test] [--export-profile loihi2]
+
+is a thin layer over :func:`make_report` (same defaults). RUN_DIR is a trainer run folder
+(checkpoint.pt, usually metrics.json). The page (default RUN_DIR/report.html) shows the run's
+configuration; accuracy at each stage: the float model with its training kernels and with
+integer delays (metrics.json when the split is test, else trainer.evaluate), the exported
+integer network in the bit-exact emulator (all samples of the split) and in Lava (the first
+`lava_limit` samples; 0 skips Lava, and the page says so) with the fraction of samples whose
+spikes and readout voltages equal the emulator's; the budget on every profile of the set
+(refusals with their reasons); the receptive fields and E/I clustering statistic of
+trainer.analyze. Figures are PNGs embedded as base64 data URIs; CSS is inline; nothing is fetched.
+
+Intermediate products go to RUN_DIR/report/ (net.h5, export.json, float.json, emulator.json,
+lava.json, budget.json, budget.png, analysis/, report.json) and are reused on the next call when
+the checkpoint, data and options they came from are unchanged (report.cache.StageCache). Every
+file is written atomically. All arguments are checked before any work.
+"""
+from __future__ import annotations
+
+import argparse
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from lava_runtime.report.cache import StageCache, read_json, sha256_arrays
+from trainer.file_io import sha256_file, write_bytes_atomic, write_json_atomic
+
+if TYPE_CHECKING:
+    from hw_profiles import Profile
+    from trainer.checkpoint import Checkpoint
+
+DEFAULTS: dict[str, Any] = {"profile_set": "all", "lava_limit": 100, "split": "test",
+                            "export_profile": "loihi2"}
+SPLITS = ("train", "val", "test")
+REPORT_DIR = "report"
+HTML_NAME = "report.html"
+STAGE_VERSION = 3  # bump when a stage's output format changes (invalidates cached stages)
+N_STAGES = 6
+
+
+@dataclass
+class ReportInputs:
+    """Everything make_report needs, checked (nothing written yet)."""
+
+    run_dir: Path
+    checkpoint_path: Path
+    checkpoint: Checkpoint
+    metrics: dict | None
+    profiles: list[Profile]  # in the order given
+    export_profile: Profile
+    export_profile_spec: str
+    out: Path
+    split: str
+    lava_limit: int
+    timeout_s: float | None
+    x: np.ndarray  # (N, T, C) float32 features of the split
+    y: np.ndarray  # (N,) int64 labels
+
+
+def parse_profile_set(spec: str) -> list[str]:
+    """"all" -> every shipped profile (hw_profiles.list_profiles()); else a comma-separated list
+    of profile names or .toml paths."""
+    from hw_profiles import list_profiles
+
+    if not isinstance(spec, str) or not spec.strip():
+        raise ValueError("--profile-set must be 'all' or a comma-separated list of profiles, "
+                         f"e.g. loihi2,gpu; got {spec!r}")
+    if spec.strip() == "all":
+        return list_profiles()
+    names = [s.strip() for s in spec.split(",")]
+    if any(not n for n in names):
+        raise ValueError(f"--profile-set {spec!r} has an empty entry; use e.g. loihi2,gpu")
+    if len(set(names)) != len(names):
+        raise ValueError(f"--profile-set {spec!r} names a profile twice")
+    return names
+
+
+def check_inputs(run_dir, out=None, *, profile_set: str = DEFAULTS["profile_set"],
+                 lava_limit: int = DEFAULTS["lava_limit"], split: str = DEFAULTS["split"],
+                 export_profile: str = DEFAULTS["export_profile"],
+                 timeout_s: float | None = None) -> ReportInputs:
+    """Check every argument and load the checkpoint, metrics and data; write nothing.
+    Raises ValueError (ProfileError, ExportError, DataError are ValueErrors) naming the
+    problem and what to do."""
+    from hw_profiles import load_profile
+    from trainer.checkpoint import CHECKPOINT as CHECKPOINT_NAME
+    from trainer.checkpoint import load_checkpoint
+
+    run_dir = Path(run_dir)
+    if not run_dir.is_dir():
+        raise ValueError(f"run folder {run_dir} does not exist; pass a folder written by "
+                         f"`python -m trainer train --out RUN_DIR`")
+    ckpt_path = run_dir / CHECKPOINT_NAME
+    if not ckpt_path.is_file() and (run_dir / "train" / CHECKPOINT_NAME).is_file():
+        raise ValueError(f"{run_dir} is a demo's output folder; its trained run is "
+                         f"{run_dir / 'train'}: pass that")
+    if not ckpt_path.is_file():
+        raise ValueError(f"run folder {run_dir} has no {CHECKPOINT_NAME}; pass a folder written "
+                         f"by `python -m trainer train` (training may not have finished)")
+    if split not in SPLITS:
+        raise ValueError(f"--split must be one of {', '.join(SPLITS)}, got {split!r}")
+    if isinstance(lava_limit, bool) or not isinstance(lava_limit, int) or lava_limit < 0:
+        raise ValueError(f"--lava-limit must be an integer >= 0 (0 skips Lava), got "
+                         f"{lava_limit!r}")
+    if timeout_s is not None and not timeout_s > 0:
+        raise ValueError(f"--timeout must be > 0 seconds, got {timeout_s!r}")
+    out = run_dir / HTML_NAME if out is None else Path(out)
+    if out.suffix.lower() != ".html":
+        raise ValueError(f"--out {out} must end in .html")
+    if not out.parent.is_dir():
+        raise ValueError(f"--out {out}: folder {out.parent} does not exist")
+    if out.is_dir():
+        raise ValueError(f"--out {out} is a folder; give a file name ending in .html")
+    folder = run_dir / REPORT_DIR
+    if folder.exists() and not folder.is_dir():
+        raise ValueError(f"{folder} exists and is not a folder; move it away (the report keeps "
+                         f"its intermediate files there)")
+    profiles = [load_profile(n) for n in parse_profile_set(profile_set)]
+    exp_prof = load_profile(export_profile)
+    if exp_prof.kind != "neuromorphic":
+        raise ValueError(f"--export-profile {export_profile} is a {exp_prof.kind} profile; "
+                         f"export needs a neuromorphic one (e.g. loihi2)")
+    metrics = None
+    mpath = run_dir / "metrics.json"
+    if mpath.is_file():
+        try:
+            metrics = read_json(mpath)
+        except (ValueError, OSError) as e:
+            raise ValueError(f"{mpath} is not readable JSON ({e}); remove it (the float "
+                             f"accuracies are then recomputed) or re-run training") from e
+    ck = load_checkpoint(ckpt_path)
+    from trainer.data import dataset_from_recipe
+
+    try:
+        ds = dataset_from_recipe(ck.data_recipe, split)
+    except Exception as e:  # noqa: BLE001 - any data failure is one clear input error
+        raise ValueError(f"cannot rebuild the {split!r} split from the checkpoint's data recipe "
+                         f"({type(e).__name__}: {e}); check the data folder "
+                         f"{ck.data_recipe.get('data_dir')!r}") from e
+    x, y = ds.x.numpy(), ds.y.numpy()
+    if len(y) == 0:
+        raise ValueError(f"the {split!r} split of {ck.data_recipe.get('dataset')} is empty")
+    return ReportInputs(run_dir, ckpt_path, ck, metrics, profiles, exp_prof, str(export_profile),
+                        out, split, lava_limit, timeout_s, x, y)
+
+
+class _Progress:
+    def __init__(self, verbose: bool):
+        self.verbose, self.i = verbose, 0
+
+    def stage(self, name: str, reused: bool, detail: str = "") -> None:
+        self.i += 1
+        if self.verbose:
+            what = "reused" if reused else "computing"
+            print(f"[{self.i}/{N_STAGES}] {name}: {what}{' ' + detail if detail else ''}",
+                  flush=True)
+
+
+def make_report(run_dir, out=None, *, profile_set: str = DEFAULTS["profile_set"],
+                lava_limit: int = DEFAULTS["lava_limit"], split: str = DEFAULTS["split"],
+                export_profile: str = DEFAULTS["export_profile"],
+                timeout_s: float | None = None, progress: bool = True) -> dict:
+    """Compute (or reuse) every stage and write the HTML report; return the report data
+    (also written to RUN_DIR/report/report.json), with "html" = the page's path.
+
+    profile_set: "all" or comma-separated profile names / .toml paths for the budgets.
+    lava_limit: first N samples of the split run through Lava (0 = skip Lava).
+    split: train | val | test. export_profile: the profile the network is exported for.
+    timeout_s: bound on the Lava run (s; default: lava_graph.graph.default_timeout_s)."""
+    inp = check_inputs(run_dir, out, profile_set=profile_set, lava_limit=lava_limit,
+                       split=split, export_profile=export_profile, timeout_s=timeout_s)
+    folder = inp.run_dir / REPORT_DIR
+    created = not folder.exists()
+    folder.mkdir(exist_ok=True)
+    try:
+        return _make_report(inp, folder, progress)
+    except BaseException:
+        if created and not any(folder.iterdir()):
+            folder.rmdir()  # a failure before the first product leaves no empty folder
+        raise
+
+
+def _make_report(inp: ReportInputs, folder: Path, progress: bool) -> dict:
+    from deployed.netx_h5 import load, save
+    from export.to_lava import export_checkpoint
+    from lava_runtime.budget.text import plot_budgets
+    from lava_runtime.pipeline import budget_stage, emulator_stage, lava_stage
+    from lava_runtime.report.html import render_html
+    from lava_runtime.report.page import build_page
+
+    cache = StageCache(folder)
+    if cache.problem and progress:
+        print(f"note: {cache.problem}")
+    prog = _Progress(progress)
+    ck_sha = sha256_file(inp.checkpoint_path)
+    data_sha = sha256_arrays(inp.x, inp.y)
+    base = {"stage_version": STAGE_VERSION, "checkpoint_sha256": ck_sha}
+
+    # 1. export
+    key = {**base, "profile": inp.export_profile.name,
+           "profile_sha256": sha256_file(inp.export_profile.path)}  # type: ignore[arg-type]
+    fresh = cache.fresh("export", key)
+    prog.stage("export", fresh, f"to {inp.export_profile.name} -> {folder / 'net.h5'}")
+    if fresh:
+        net = load(folder / "net.h5")
+        export_report = read_json(folder / "export.json")
+    else:
+        net, export_report = export_checkpoint(inp.checkpoint_path, profile=inp.export_profile_spec,
+                                               evaluation=False, progress=progress)
+        save(net, folder / "net.h5")
+        write_json_atomic(export_report, folder / "export.json")
+        cache.record("export", key, ["net.h5", "export.json"])
+    net_sha = sha256_file(folder / "net.h5")
+
+    # 2. float model accuracies
+    m = inp.metrics or {}
+    if (inp.split == "test" and m.get("test_accuracy") is not None
+            and m.get("test_accuracy_train_kernels") is not None):
+        prog.stage("float model", True, f"from {inp.run_dir / 'metrics.json'}")
+        float_acc = {"source": "metrics.json (trainer, best checkpoint)", "split": "test",
+                     "accuracy": m["test_accuracy"],
+                     "accuracy_train_kernels": m["test_accuracy_train_kernels"],
+                     "n_samples": m.get("n_test")}
+    else:
+        key = {**base, "split": inp.split, "data_sha256": data_sha}
+        fresh = cache.fresh("float", key)
+        prog.stage("float model", fresh, f"trainer.evaluate on the {inp.split} split")
+        if fresh:
+            float_acc = read_json(folder / "float.json")
+        else:
+            from trainer.evaluate import evaluate as float_evaluate
+
+            r = float_evaluate(inp.run_dir, inp.split)
+            float_acc = {"source": "trainer.evaluate", **r}
+            write_json_atomic(float_acc, folder / "float.json")
+            cache.record("float", key, ["float.json"])
+
+    # 3. emulator (all samples); its Activity is computed at most once, when a stage needs it
+    activity = {}
+
+    def emulator_activity():
+        if "act" not in activity:
+            activity["act"], activity["summary"] = emulator_stage(net, inp.x, inp.y, inp.split,
+                                                                  progress)
+        return activity["act"]
+
+    key = {"stage_version": STAGE_VERSION, "net_sha256": net_sha, "split": inp.split,
+           "data_sha256": data_sha}
+    fresh = cache.fresh("emulator", key)
+    prog.stage("emulator", fresh, f"{len(inp.y)} samples of the {inp.split} split")
+    if fresh:
+        emu = read_json(folder / "emulator.json")
+    else:
+        emulator_activity()
+        emu = activity["summary"]
+        write_json_atomic(emu, folder / "emulator.json")
+        cache.record("emulator", key, ["emulator.json"])
+
+    # 4. Lava
+    lava = None
+    if inp.lava_limit == 0:
+        prog.stage("Lava", False, "skipped (--lava-limit 0)")
+    else:
+        n = min(inp.lava_limit, len(inp.y))
+        key = {"stage_version": STAGE_VERSION, "net_sha256": net_sha, "split": inp.split,
+               "data_sha256": data_sha, "samples": n, "backend": "lava", "fast_models": True}
+        fresh = cache.fresh("lava", key)
+        prog.stage("Lava", fresh, f"first {n} samples, Loihi 2 simulator (fixed_pt)")
+        if fresh:
+            lava = read_json(folder / "lava.json")
+        else:
+            lava = lava_stage(net, emulator_activity(), inp.y, n, inp.split, inp.timeout_s,
+                              progress)
+            write_json_atomic(lava, folder / "lava.json")
+            cache.record("lava", key, ["lava.json"])
+
+    # 5. budgets
+    key = {"stage_version": STAGE_VERSION, "net_sha256": net_sha, "split": inp.split,
+           "data_sha256": data_sha,
+           "profiles": [[p.name, sha256_file(p.path)] for p in inp.profiles]}  # type: ignore[arg-type]
+    fresh = cache.fresh("budget", key)
+    prog.stage("budget", fresh, ", ".join(p.name for p in inp.profiles))
+    if fresh:
+        budgets = read_json(folder / "budget.json")["profiles"]
+    else:
+        objs = budget_stage(net, emulator_activity(), inp.profiles)
+        budgets = []
+        for b, p in zip(objs, inp.profiles):
+            d = b.to_json()
+            d["energy_basis"] = sorted({f.basis for f in p.energy.values()})
+            budgets.append(d)
+        write_json_atomic({"split": inp.split, "profiles": budgets}, folder / "budget.json")
+        plot_budgets(objs, folder / "budget.png")
+        cache.record("budget", key, ["budget.json", "budget.png"])
+
+    # 6. E/I analysis (trainer.analyze)
+    from trainer.analyze import (
+        DEFAULT_K,
+        DEFAULT_NEURONS,
+        DEFAULT_SEED,
+        DEFAULT_SHUFFLES,
+        INIT_CHECKPOINT_NAME,
+        analyze,
+    )
+
+    init = inp.run_dir / INIT_CHECKPOINT_NAME
+    key = {**base, "before_sha256": sha256_file(init) if init.is_file() else None,
+           "k": DEFAULT_K, "n_shuffles": DEFAULT_SHUFFLES, "seed": DEFAULT_SEED,
+           "n_neurons": DEFAULT_NEURONS}
+    fresh = cache.fresh("analysis", key)
+    prog.stage("E/I analysis", fresh, f"trainer.analyze -> {folder / 'analysis'}")
+    if fresh:
+        analysis = read_json(folder / "analysis" / "analysis.json")
+    else:
+        analysis = analyze(inp.run_dir, folder / "analysis", progress=progress)
+        files = ["analysis/analysis.json"] + [f"analysis/{f}" for f in _analysis_files(analysis)]
+        cache.record("analysis", key, files)
+
+    figures = {"budget": (folder / "budget.png").read_bytes()}
+    for name in _analysis_files(analysis):
+        figures[f"analysis/{name}"] = (folder / "analysis" / name).read_bytes()
+    data = {
+        "run_dir": str(inp.run_dir), "checkpoint_sha256": ck_sha, "net_sha256": net_sha,
+        "split": inp.split, "config": inp.checkpoint.config,
+        "data_recipe": inp.checkpoint.data_recipe, "class_names": inp.checkpoint.class_names,
+        "epoch": inp.checkpoint.epoch, "val_accuracy": inp.checkpoint.val_accuracy,
+        "metrics": {k: v for k, v in m.items() if k != "history"},
+        "export": export_report, "float": float_acc,
+        "emulator": {k: v for k, v in emu.items() if k != "predictions"},
+        "lava": lava, "lava_limit": inp.lava_limit, "budgets": budgets, "analysis": analysis,
+    }
+    page = build_page(data, figures)
+    write_bytes_atomic(render_html(page).encode("utf-8"), inp.out)
+    write_json_atomic({**data, "html": str(inp.out)}, folder / "report.json")
+    if progress:
+        print(f"wrote {inp.out} ({inp.out.stat().st_size / 1e3:.0f} kB, "
+              f"{len(figures)} figures); intermediate files in {folder}")
+    return {**data, "html": str(inp.out)}
+
+
+def _analysis_files(analysis: dict) -> list[str]:
+    """PNG names (relative to the analysis folder) listed in analysis.json, in page order."""
+    f = analysis["files"]
+    names = []
+    for layer, name in f["receptive_fields"].items():
+        names.append(name)
+        if layer in f.get("receptive_fields_before", {}):
+            names.append(f["receptive_fields_before"][layer])
+    names += [f["ei_clustering"], f["delay_histograms"], f["connections_per_delay"]]
+    return names
+
+
+def add_parser(subparsers) -> argparse.ArgumentParser:
+    p = subparsers.add_parser("report", help="one self-contained HTML page about a trained run",
+                              description=__doc__.splitlines()[0])
+    p.add_argument("run_dir", help="trainer run folder (checkpoint.pt, metrics.json)")
+    p.add_argument("--out", default=None, help=f"HTML file (default RUN_DIR/{HTML_NAME})")
+    p.add_argument("--profile-set", default=DEFAULTS["profile_set"],
+                   help="budget profiles: all (default) or a comma-separated list, "
+                        "e.g. loihi2,gpu")
+    p.add_argument("--lava-limit", type=int, default=DEFAULTS["lava_limit"],
+                   help=f"first N samples run through Lava (default {DEFAULTS['lava_limit']}; "
+                        "0 skips Lava)")
+    p.add_argument("--split", default=DEFAULTS["split"], choices=list(SPLITS))
+    p.add_argument("--export-profile", default=DEFAULTS["export_profile"],
+                   help="profile the network is exported for (default loihi2)")
+    p.add_argument("--timeout", type=float, default=None,
+                   help="bound on the Lava run (s); default scales with the step count")
+    p.set_defaults(func=main)
+    return p
+
+
+def main(args: argparse.Namespace) -> int:
+    t0 = time.perf_counter()
+    make_report(args.run_dir, args.out, profile_set=args.profile_set,
+                lava_limit=args.lava_limit, split=args.split,
+                export_profile=args.export_profile, timeout_s=args.timeout)
+    print(f"report done in {time.perf_counter() - t0:.0f} s")
+    return 0

@@ -1,0 +1,1 @@
+"""Helper modules of the tests (fixtures' builders, fakes); no test functions here."""
