@@ -8,8 +8,9 @@ is disconnected (trainer.rewiring.disconnected: the postsynaptic neuron has no o
 synapse, or the presynaptic neuron no incoming one; such a synapse has a zero gradient and
 cannot change the output), the number of hidden neurons with both input and output
 synapses, and the share of hidden neurons that never spike on the first 256 validation samples
-with the training forward pass (BatchNorm on batch statistics, as the gradient sees them). From metrics.json: test and validation accuracy and the connections regrown per
-epoch (all layers). An existing OUT.json keeps its other labels.
+with the training forward pass (BatchNorm on batch statistics, as the gradient sees them).
+From metrics.json: test and validation accuracy and the connections regrown per epoch (all
+layers). An existing OUT.json keeps its other labels.
 """
 from __future__ import annotations
 
@@ -46,13 +47,13 @@ def connectivity(checkpoint: Path, x: torch.Tensor | None = None) -> dict:
         m[L["post"], L["pre"]] = True
         pairs.append(m)
     dead = [d.view(m.shape) for d, m in zip(disconnected(pairs), pairs)]
-    out = {"layers": []}
+    out: dict = {"layers": []}
     for L, d in zip(layers, dead):
         n = len(L["pre"])
         n_dead = int(d[L["post"], L["pre"]].sum())
         out["layers"].append({"name": L["name"], "synapses": n, "disconnected": n_dead,
                               "disconnected_fraction": round(n_dead / max(1, n), 4)})
-    hidden = []
+    hidden: list[dict] = []
     for a, b in zip(pairs[:-1], pairs[1:]):
         has_in, has_out = a.any(1), b.any(0)
         hidden.append({"neurons": int(a.shape[0]), "without_input": int((~has_in).sum()),

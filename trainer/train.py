@@ -241,7 +241,7 @@ def optimisation_step(model, net, xb, yb, masks, loss_scale: float, l1: float, o
         opt_p.step()
     model.clamp_positions()
     regrown_counts = []
-    dead = None
+    dead: list[torch.Tensor] | None = None
     if schedule.drop_disconnected and any(by_score):   # from the masks before this rewiring
         where = {id(c): j for j, c in enumerate(model.connections)}
         dead_all = disconnected([c.mask for c in model.connections])
