@@ -159,3 +159,51 @@ def test_auto_interval_is_per_execution_path():
     assert auto.layer_interval(dense) == 1 and auto.layer_interval(sparse) == SPARSE_PATH_INTERVAL
     assert fixed.layer_interval(dense) == 3 == fixed.layer_interval(sparse)
     assert [s for s in range(25) if auto.regrowth_step(s, sparse)] == [0, 10, 20]
+
+
+def test_disconnected_finds_connections_without_a_path_through_the_network():
+    from trainer.rewiring import disconnected
+    fc1 = torch.tensor([[1, 0], [0, 1], [1, 1]], dtype=torch.bool)     # 3 hidden <- 2 inputs
+    out = torch.tensor([[1, 0, 0], [0, 0, 1]], dtype=torch.bool)       # hidden 1 feeds nothing
+    d1, d2 = disconnected([fc1, out])
+    assert d1.view(3, 2).nonzero().tolist() == [[1, 1]] and not d2.any()
+    fc1 = torch.tensor([[1, 0], [0, 0], [1, 1]], dtype=torch.bool)     # hidden 1 gets nothing
+    out = torch.tensor([[0, 1, 0], [1, 0, 1]], dtype=torch.bool)
+    d1, d2 = disconnected([fc1, out])
+    assert not d1.any() and d2.view(2, 3).nonzero().tolist() == [[0, 1]]
+    multi = torch.zeros(3, 2, 4, dtype=torch.bool)                     # structure-multi masks
+    multi[0, 0, 1] = multi[1, 1, 2] = multi[1, 1, 3] = True
+    d1, _ = disconnected([multi, torch.tensor([[1, 0, 0], [0, 0, 1]], dtype=torch.bool)])
+    assert d1.view(3, 2, 4).nonzero().tolist() == [[1, 1, 2], [1, 1, 3]]
+
+
+@pytest.mark.parametrize("method", ["structure", "structure-multi"])
+@pytest.mark.parametrize("drop", [False, True])
+def test_drop_disconnected_moves_dead_end_synapses_to_useful_neurons(tmp_path, method, drop):
+    """At sparsity 0.97 most hidden neurons have no readout connection, so the synapses onto
+    them get a zero gradient and DEEP R never frees them. drop_disconnected moves them on the
+    first regrowth step (to neurons with a path to the output); the count stays exact."""
+    from trainer.rewiring import disconnected
+    n_dead = []
+
+    def on_step(model, epoch, step):
+        masks = [c.mask for c in model.connections]
+        n_dead.append(int(disconnected(masks)[0].sum()))
+        for c in model.connections:
+            assert c.connections() == n_connections(c.theta.numel(), 0.97)
+            assert c.theta[~c.mask].eq(0).all() and c.theta[c.mask].gt(0).all()
+
+    cfg = {"dataset": "synthetic", "method": method, "sparsity": 0.97, "hidden": [64],
+           "epochs": 1, "batch_size": 50, "kernel_size": 5, "num_threads": 1,
+           "drop_disconnected": drop, "rewire_interval": 2,
+           "data_options": {"n_train": 100, "n_test": 20}}
+    run = trainer.train(cfg, out=tmp_path / "run", progress=False, on_step=on_step)
+    ckpt = torch.load(tmp_path / "run" / "checkpoint_init.pt", weights_only=False)
+    masks0 = [v for k, v in ckpt["model_state"].items() if k.endswith(".mask")]
+    dead0 = int(disconnected(masks0)[0].sum())
+    assert dead0 > 10                        # the network starts with many dead-end synapses
+    if drop:
+        assert n_dead[0] <= dead0 // 10
+    else:
+        assert n_dead[0] >= dead0 - 2
+    assert run.completed

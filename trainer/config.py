@@ -96,7 +96,7 @@ def validate_config(cfg: dict) -> None:
     for key in ("epochs", "seed", "batch_size", "kernel_size", "n_mels", "time_steps",
                 "num_threads", "rewire_interval", "augment_shift", "augment_bands"):
         _check_type(cfg, key, (int,), "an integer")
-    for key in ("dale", "batchnorm"):
+    for key in ("dale", "batchnorm", "drop_disconnected"):
         _check_type(cfg, key, (bool,), "true or false")
     for key in ("dataset", "data_dir", "device", "method", "regrow"):
         _check_type(cfg, key, (str,), "a string")

@@ -10,14 +10,19 @@ existing connections. After each optimiser step (trainer.train.optimisation_step
      the smallest magnitude is dropped as well, and as many connections as were removed are
      regrown among the unconnected candidates that were not just removed, by score (``-grad``:
      the entries whose magnitude the last gradient step would grow most), or at random
-     (``regrow = "random"``, a control);
+     (``regrow = "random"``, a control). With ``drop_disconnected`` (the default) the step
+     also drops the connections that cannot carry signal from the network's input to its
+     output (``disconnected``: the postsynaptic neuron has no outgoing connection, or the
+     presynaptic neuron no incoming one); their gradient is exactly zero, so DEEP R alone
+     never frees them;
   3. on the other steps the removed slots are refilled at once, at random among the unconnected
      candidates (DEEP R's own regrowth), so the connection count is exact after every step.
 Regrowth by score never picks a dead candidate (score exactly 0, e.g. a silent presynaptic
 neuron) while candidates with a nonzero score remain; dead ones then fill up at random. If the
 fresh candidates run out, the just-removed ones fill up. Regrown magnitudes start at
-``regrow_theta`` (1e-12); every unconnected entry is 0. With ``rewire_interval = 1`` and no drop
-fraction this is the reference's rule (regrowth by gradient after every step).
+``regrow_theta`` (1e-12); every unconnected entry is 0. With ``rewire_interval = 1``, no drop
+fraction and ``drop_disconnected = false`` this is the reference's rule (regrowth by gradient
+after every step).
 """
 from __future__ import annotations
 
@@ -68,6 +73,27 @@ def drop_smallest(theta: torch.Tensor, mask: torch.Tensor, n: int) -> torch.Tens
         flat_mask &= ~dropped
         flat_theta.mul_(flat_mask)
     return dropped
+
+
+@torch.no_grad()
+def disconnected(masks: list[torch.Tensor]) -> list[torch.Tensor]:
+    """Existing connections of a feed-forward chain that cannot carry signal from the input to
+    the output. ``masks[l]`` (n_out, n_in) or (n_out, n_in, K) is layer l's connection mask;
+    layer l's outputs are layer l+1's inputs. A connection is disconnected when its
+    postsynaptic neuron has no outgoing connection in the next layer, or its presynaptic neuron
+    no incoming connection in the previous one (network inputs and outputs always count as
+    connected). Returns one flat bool tensor per layer (True = disconnected)."""
+    pairs = [m.reshape(m.shape[0], m.shape[1], -1).any(-1) for m in masks]
+    out = []
+    for i, m in enumerate(masks):
+        bad = torch.zeros_like(pairs[i])
+        if i + 1 < len(masks):
+            bad |= ~pairs[i + 1].any(0).unsqueeze(1)     # post neuron feeds nothing
+        if i > 0:
+            bad |= ~pairs[i - 1].any(1).unsqueeze(0)     # pre neuron receives nothing
+        bad = bad.view(*bad.shape, *([1] * (m.dim() - 2))).expand(m.shape)
+        out.append((m & bad).reshape(-1))
+    return out
 
 
 def _random_pick(pool: torch.Tensor, n: int, generator: torch.Generator) -> torch.Tensor:

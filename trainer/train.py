@@ -35,7 +35,14 @@ from .distributed import DistInfo, setup, teardown
 from .evaluate import accuracy, has_train_kernels
 from .file_io import torch_save_atomic, write_json_atomic
 from .model import DelaySNN, class_scores, loss_fn, spike_penalty
-from .rewiring import drop_fraction_at, drop_smallest, is_regrowth_step, regrow, remove_crossed
+from .rewiring import (
+    disconnected,
+    drop_fraction_at,
+    drop_smallest,
+    is_regrowth_step,
+    regrow,
+    remove_crossed,
+)
 
 
 @dataclass
@@ -172,6 +179,7 @@ class RewireSchedule:
     stop_fraction: float = 1.0     # rigl_stop_fraction
     regrow: str = "gradient"       # gradient | random
     temperature: float = 0.0       # deepr_temperature
+    drop_disconnected: bool = False  # drop_disconnected (on regrowth-by-score steps)
     seed: int = 0
     world: int = 1                 # DDP processes (candidate gradients are averaged)
 
@@ -179,7 +187,7 @@ class RewireSchedule:
     def from_config(cls, cfg: dict, total_steps: int, world: int = 1) -> "RewireSchedule":
         return cls(total_steps, cfg["rewire_interval"], cfg["rigl_drop_fraction"],
                    cfg["rigl_stop_fraction"], cfg["regrow"], cfg["deepr_temperature"],
-                   cfg["seed"], world)
+                   cfg["drop_disconnected"], cfg["seed"], world)
 
     def layer_interval(self, layer) -> int:
         """Steps between regrowths by score for one layer (resolves interval 0 = auto)."""
@@ -233,6 +241,11 @@ def optimisation_step(model, net, xb, yb, masks, loss_scale: float, l1: float, o
         opt_p.step()
     model.clamp_positions()
     regrown_counts = []
+    dead: list[torch.Tensor] | None = None
+    if schedule.drop_disconnected and any(by_score):   # from the masks before this rewiring
+        where = {id(c): j for j, c in enumerate(model.connections)}
+        dead_all = disconnected([c.mask for c in model.connections])
+        dead = [dead_all[where[id(c)]] for c in sparse]
     for i, (c, g) in enumerate(zip(sparse, cand)):
         gen = torch.Generator().manual_seed(_mix(schedule.seed, step, i))
         theta, mask = c.theta.data, c.mask
@@ -247,6 +260,12 @@ def optimisation_step(model, net, xb, yb, masks, loss_scale: float, l1: float, o
             frac = drop_fraction_at(step, schedule.total_steps, schedule.drop_fraction,
                                     schedule.stop_fraction)
             dropped = drop_smallest(theta, mask, round(frac * int(mask.sum())))
+            if dead is not None:
+                flat = mask.view(-1)
+                d = dead[i] & flat
+                flat &= ~d
+                theta.view(-1).mul_(flat)
+                dropped |= d
             n += int(dropped.sum())
             removed |= dropped
             score = -g if g is not None else None
