@@ -29,26 +29,35 @@ def collect(run_dirs: list[Path]) -> list[dict]:
     return rows
 
 
-def main(argv=None) -> int:
-    p = argparse.ArgumentParser(prog="python -m experiments.collect_runs",
-                                description=__doc__.splitlines()[0])
+def record_runs(argv, prog: str, description: str, summarize, need=("metrics.json",)) -> dict:
+    """The shared command line: RUN_DIR... --label --command [--note] --json OUT.json. Checks
+    that every run holds the files in `need`, writes OUT[label] = {command, note, runs:
+    [summarize(run_dir), ...]} (other labels kept) and returns that entry with its "label"."""
+    p = argparse.ArgumentParser(prog=prog, description=description)
     p.add_argument("run_dirs", nargs="+", type=Path)
     p.add_argument("--label", required=True)
     p.add_argument("--command", required=True, help="the command that trained the runs")
     p.add_argument("--note", default="", help="anything a reader needs (machine load, code)")
     p.add_argument("--json", required=True, type=Path)
     a = p.parse_args(argv)
-    missing = [str(d) for d in a.run_dirs if not (d / "metrics.json").is_file()]
+    missing = [f"{d}/{f}" for d in a.run_dirs for f in need if not (d / f).is_file()]
     if missing:
-        p.error(f"no metrics.json in {', '.join(missing)}: collect finished runs only")
+        p.error(f"missing {', '.join(missing)}: pass finished trainer runs")
     if not a.json.parent.is_dir():
         p.error(f"--json: folder {a.json.parent} does not exist")
     doc = json.loads(a.json.read_text()) if a.json.is_file() else {}
-    doc[a.label] = {"command": a.command, "note": a.note, "runs": collect(a.run_dirs)}
+    doc[a.label] = {"command": a.command, "note": a.note,
+                    "runs": [summarize(d) for d in a.run_dirs]}
     from trainer.file_io import write_json_atomic
     write_json_atomic(doc, a.json, sort_keys=True)
-    for r in doc[a.label]["runs"]:
-        print(f"{a.label}: seed {r['seed']} test {r['test_accuracy']:.2%} val "
+    return {**doc[a.label], "label": a.label}
+
+
+def main(argv=None) -> int:
+    entry = record_runs(argv, "python -m experiments.collect_runs", __doc__.splitlines()[0],
+                        lambda d: collect([d])[0])
+    for r in entry["runs"]:
+        print(f"{entry['label']}: seed {r['seed']} test {r['test_accuracy']:.2%} val "
               f"{r['val_accuracy']:.2%} (epoch {r['best_epoch']}) {r['seconds']:.0f} s")
     return 0
 

@@ -14,7 +14,6 @@ layers). An existing OUT.json keeps its other labels.
 """
 from __future__ import annotations
 
-import argparse
 import json
 from pathlib import Path
 
@@ -80,28 +79,13 @@ def run_summary(run_dir: Path) -> dict:
 
 
 def main(argv=None) -> int:
-    p = argparse.ArgumentParser(prog="python -m experiments.connectivity",
-                                description=__doc__.splitlines()[0])
-    p.add_argument("run_dirs", nargs="+", type=Path)
-    p.add_argument("--label", required=True)
-    p.add_argument("--command", required=True, help="the command that trained the runs")
-    p.add_argument("--note", default="")
-    p.add_argument("--json", required=True, type=Path)
-    a = p.parse_args(argv)
-    need = ("metrics.json", "checkpoint.pt", "checkpoint_init.pt")
-    missing = [f"{d}/{f}" for d in a.run_dirs for f in need if not (d / f).is_file()]
-    if missing:
-        p.error(f"missing {', '.join(missing)}: pass finished trainer runs")
-    if not a.json.parent.is_dir():
-        p.error(f"--json: folder {a.json.parent} does not exist")
-    doc = json.loads(a.json.read_text()) if a.json.is_file() else {}
-    doc[a.label] = {"command": a.command, "note": a.note,
-                    "runs": [run_summary(d) for d in a.run_dirs]}
-    from trainer.file_io import write_json_atomic
-    write_json_atomic(doc, a.json, sort_keys=True)
-    for r in doc[a.label]["runs"]:
+    from experiments.collect_runs import record_runs
+
+    entry = record_runs(argv, "python -m experiments.connectivity", __doc__.splitlines()[0],
+                        run_summary, need=("metrics.json", "checkpoint.pt", "checkpoint_init.pt"))
+    for r in entry["runs"]:
         fc = [f"{L['name']} {L['disconnected_fraction']:.0%}" for L in r["trained"]["layers"]]
-        print(f"{a.label}: {r['method']} S={r['sparsity']} seed {r['seed']} test "
+        print(f"{entry['label']}: {r['method']} S={r['sparsity']} seed {r['seed']} test "
               f"{r['test_accuracy']:.2%}; disconnected after training: {', '.join(fc)}")
     return 0
 
