@@ -97,7 +97,11 @@ def test_committed_fsdd_grid_is_the_issue_grid():
     names = [g["name"] for g in grid["groups"]]
     assert names[:4] == ["dcls", "structure", "structure-multi", "no-delay"]
     matched = [g for g in grid["groups"] if g["match_synapses"]]
-    assert [g["method"] for g in matched] == ["structure-multi"]
+    assert {g["method"] for g in matched} == {"structure-multi"}
+    # the random-regrowth controls, also at the matched synapse count
+    assert {g["name"] for g in grid["groups"] if g["set"].get("regrow") == "random"} == {
+        "structure-random-regrowth", "structure-multi-random-regrowth",
+        "structure-multi-matched-random-regrowth"}
     points, _ = plan(grid)
     assert points[0]["nominal_sparsity"] == 0 and points[-1]["nominal_sparsity"] == 0.98
 
