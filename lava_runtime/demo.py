@@ -110,10 +110,10 @@ def demo(out: str | Path = "runs/demo", *, method: str = DEFAULTS["method"],
                net_path=out / "net.h5", evaluation=None, progress=True)
     write_json_atomic(d.export_report, out / "export.json")
     write_json_atomic({"emulator": d.emulator, "lava": d.lava}, out / "run.json")
-    write_json_atomic(budget_json(d.budgets), out / "budget.json", indent=1)
+    emu, lava, b = d.emulator, d.lava, budget_json(d.budgets)
+    write_json_atomic(b, out / "budget.json", indent=1)
     plot_budgets(d.budgets, out / "budget.png")
     print(format_budget(d.budgets[0]))
-    emu, lava, b = d.emulator, d.lava, budget_json(d.budgets)
     assert m is not None and mb is not None and lava is not None  # full runs; Lava always runs
     timings["export_s"] = d.seconds["export"]
     net_path = out / "net.h5"
