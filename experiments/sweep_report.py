@@ -180,6 +180,47 @@ def paired(records: list[dict], baseline: str) -> list[dict]:
     return out
 
 
+def control_groups(grid: dict) -> dict[str, str]:
+    """{group: its random-regrowth control}: the group of the same method and synapse matching
+    whose trainer keys are the group's plus ``regrow = "random"``."""
+    out = {}
+    for g in grid["groups"]:
+        if g["set"].get("regrow") == "random":
+            continue
+        want = {**g["set"], "regrow": "random"}
+        for c in grid["groups"]:
+            if (c["method"], c["match_synapses"], c["set"]) == (g["method"],
+                                                                 g["match_synapses"], want):
+                out[g["name"]] = c["name"]
+                break
+    return out
+
+
+def ei_findings(records: list[dict], rows: list[dict], controls: dict[str, str],
+                layer: str = "fc1") -> list[dict]:
+    """Per (group, nominal sparsity) with a trained z for ``layer``: the trained interval, the
+    change from initialisation (paired by seed, where the initial z is defined) and the
+    difference from the random-regrowth control (paired by seed), each with its verdict."""
+    z = {(r["group"], float(r["nominal_sparsity"]), r["seed"]): r["ei_z"].get(layer)
+         for r in records}
+    out = []
+    for row in rows:
+        e = row["ei"].get(layer)
+        if not e or e["trained"] is None:
+            continue
+        g, s = row["group"], row["nominal_sparsity"]
+        vs = None
+        if g in controls:
+            diffs = [z[(g, s, seed)] - z[(controls[g], s, seed)] for seed in row["seeds"]
+                     if z.get((g, s, seed)) is not None
+                     and z.get((controls[g], s, seed)) is not None]
+            vs = interval(diffs) if diffs else None
+        out.append({"group": g, "nominal_sparsity": s, "trained": e["trained"],
+                    "clusters": verdict(e["trained"]) == "better", "change": e["change"],
+                    "control": controls.get(g), "vs_control": vs})
+    return out
+
+
 # ----------------------------------------------------------------------------- text
 
 def _pct(iv: dict | None, digits: int = 1) -> str:
@@ -259,6 +300,40 @@ def answer_lines(comps: list[dict], baseline: str, group_order: list[str]) -> li
         if count["one seed"]:
             head += f" ({count['one seed']} with one seed, no interval)"
         out.append(f"**{head}.** Paired difference in test accuracy ({at}).")
+    return out
+
+
+def ei_answer_lines(findings: list[dict], group_order: list[str], layer: str = "fc1"
+                    ) -> list[str]:
+    """One plain sentence per group: at how many sparsities its trained ``layer`` clusters
+    (z above 0 with 95% confidence over seeds), and where measured, whether that is more than
+    at initialisation and more than with random regrowth."""
+    def part(fs, key, what):
+        fs = [f for f in fs if f[key] is not None and f[key]["lo"] is not None]
+        if not fs:
+            return None
+        up = [f for f in fs if f[key]["lo"] > 0]
+        at = ", ".join(f"{f['nominal_sparsity']:g}: {f[key]['mean']:+.1f} "
+                       f"[{f[key]['lo']:+.1f}, {f[key]['hi']:+.1f}]" for f in fs)
+        return f"higher than {what} at {len(up)} of {len(fs)} ({at})"
+
+    out = []
+    for g in group_order:
+        fs = [f for f in findings if f["group"] == g]
+        with_iv = [f for f in fs if f["trained"]["lo"] is not None]
+        if not with_iv:
+            continue
+        yes = [f for f in with_iv if f["clusters"]]
+        at = ", ".join(f"{f['nominal_sparsity']:g}: {_num(f['trained'])}" for f in with_iv)
+        n = f"{len(with_iv)} sparsit{'y' if len(with_iv) == 1 else 'ies'}"
+        head = (f"{g}: {layer} clusters at {len(yes)} of {n}" if yes
+                else f"{g}: no clustering in {layer} at {n}")
+        parts = [p for p in (part(fs, "change", "at initialisation"),
+                             part(fs, "vs_control", f"with random regrowth ({fs[0]['control']})"
+                                  if fs[0]["control"] else ""))
+                 if p is not None]
+        out.append(f"**{head}** (trained z, {at})" + ("; z " + "; ".join(parts) if parts else "")
+                   + ".")
     return out
 
 
@@ -365,8 +440,8 @@ def report(results: str | Path = "docs/results/sweep", docs: str | Path = "docs/
            config: str | Path = "experiments/fsdd.toml", readme: str | Path | None = None) -> dict:
     """Write the docs page, its plots (when there are points) and (with ``readme``) the README
     block from the point JSONs in ``results``; see the module docstring. Everything is read and
-    checked before anything is written. Returns {"rows", "comparisons", "answer", "missing",
-    "stale", "extra", "summary", "readme_block"}."""
+    checked before anything is written. Returns {"rows", "comparisons", "answer", "ei_answer",
+    "missing", "stale", "extra", "summary", "readme_block"}."""
     docs = Path(docs)
     if not docs.parent.is_dir():
         raise ValueError(f"--docs {docs}: folder {docs.parent} does not exist")
@@ -388,6 +463,7 @@ def report(results: str | Path = "docs/results/sweep", docs: str | Path = "docs/
     comps = paired(c["counted"], base)
     comps.sort(key=lambda x: (order.index(x["group"]), x["nominal_sparsity"]))
     answer = answer_lines(comps, base, order)
+    ei_answer = ei_answer_lines(ei_findings(c["counted"], rows, control_groups(grid)), order)
     pngs = plots(rows, comps, order) if rows else {}
 
     n_plan, n_have = len(c["planned"]), len(c["counted"])
@@ -447,7 +523,16 @@ def report(results: str | Path = "docs/results/sweep", docs: str | Path = "docs/
                "k = 8 nearest neighbours within its neuron, against 200 sign shuffles), per "
                "layer, on the trained checkpoint and on `checkpoint_init.pt`; change = paired "
                "(trained - init) over seeds. Groups with random regrowth, where present, "
-               "separate learning from the mechanics of rewiring.", "", _ei_table(rows), "",
+               "separate learning from the mechanics of rewiring: they are the same networks "
+               "rewired as often, with regrowth chosen at random instead of by gradient. Every "
+               "sparse network is rewired throughout training, so clustering in its trained "
+               "checkpoint is clustering that survived rewiring.", "",
+               "Clustering: z above 0 with 95% confidence over seeds (fc1, the layer in "
+               "(input channel, delay) space; at high sparsity the initial networks have too "
+               "few synapses per neuron for a shuffle null, so z at initialisation is undefined "
+               "there):", "",
+               *([f"- {a}" for a in ei_answer] or ["- No group has two seeds with a z yet."]),
+               "", _ei_table(rows), "",
                f"![E/I clustering]({PLOT_EI})", ""]
     if c["missing"]:
         md += ["## Missing points", "", f"{len(c['missing'])} of {n_plan} planned points have "
@@ -470,7 +555,7 @@ def report(results: str | Path = "docs/results/sweep", docs: str | Path = "docs/
         md.append("")
 
     readme_block = _readme_block(active, grid, config, results, docs, n_have, n_plan, answer,
-                                 rows, c["missing"])
+                                 ei_answer, c["missing"])
     for name, data in pngs.items():
         write_bytes_atomic(data, docs.parent / name)
     write_bytes_atomic("\n".join(md).encode(), docs)
@@ -480,7 +565,8 @@ def report(results: str | Path = "docs/results/sweep", docs: str | Path = "docs/
         write_bytes_atomic((head + README_BEGIN + "\n" + readme_block + "\n" + README_END + tail
                             ).encode(), readme)  # type: ignore[arg-type]
     summary = "\n".join([status, *answer])
-    return {"rows": rows, "comparisons": comps, "answer": answer, "missing": c["missing"],
+    return {"rows": rows, "comparisons": comps, "answer": answer, "ei_answer": ei_answer,
+            "missing": c["missing"],
             "stale": c["stale"], "extra": c["extra"], "summary": summary,
             "readme_block": readme_block}
 
@@ -512,7 +598,7 @@ def _ei_table(rows: list[dict]) -> str:
     return "\n".join(lines)
 
 
-def _readme_block(active, grid, config, results, docs, n_have, n_plan, answer, rows,
+def _readme_block(active, grid, config, results, docs, n_have, n_plan, answer, ei_answer,
                   missing) -> str:
     out = [f"- Grid `{config}`: groups {', '.join(active)} at "
            f"sparsities {', '.join(f'{s:g}' for s in grid['sparsities'])}, "
@@ -526,17 +612,7 @@ def _readme_block(active, grid, config, results, docs, n_have, n_plan, answer, r
         out.append(f"- {len(missing)} points are still missing; every figure below is over "
                    "the points present.")
     out += [f"- {a}" for a in answer]
-    for g in grid["groups"]:
-        rs = [r for r in rows if r["group"] == g["name"] and r["ei"]]
-        if not rs:
-            continue
-        r = rs[-1]
-        layer = next(iter(r["ei"]))
-        e = r["ei"][layer]
-        if e["trained"] is not None:
-            out.append(f"- E/I clustering, {g['name']} at sparsity {r['nominal_sparsity']:g}: "
-                       f"{layer} z = {_num(e['trained'])} trained, {_num(e['init'])} at "
-                       "initialisation.")
+    out += [f"- E/I clustering, {a}" for a in ei_answer]
     return "\n".join(out)
 
 

@@ -316,6 +316,8 @@ def test_report_pairs_by_seed_states_the_answer_and_lists_missing_points(report_
     new = readme.read_text()
     assert new.startswith("# x\n\nintro\n") and new.endswith("\ntail\n")
     assert "old text" not in new and "11 of 12 points" in new and r["answer"][0] in new
+    assert r["ei_answer"][1].startswith("**structure: fc1 clusters at 2 of 2 sparsities**")
+    assert r["ei_answer"][1] in text and f"- E/I clustering, {r['ei_answer'][1]}" in new
 
 
 def test_report_without_points_says_the_comparison_is_pending(tmp_path):
@@ -332,3 +334,35 @@ def test_report_refuses_a_readme_without_markers_before_writing(report_files):
     with pytest.raises(ValueError, match="needs one line '<!-- sweep-summary:begin"):
         rep.report(results, docs, config=config, readme=readme)
     assert not docs.exists() and readme.read_text() == "# no markers\n"
+
+
+def test_ei_answer_compares_with_initialisation_and_the_random_regrowth_control(tmp_path):
+    grid = load_grid(_write(tmp_path / "grid.toml", REPORT_GRID + """
+[[group]]
+name = "structure-random"
+method = "structure"
+set = { regrow = "random" }
+"""))
+    assert rep.control_groups(grid) == {"structure": "structure-random"}
+
+    def rec(g, seed, z, z0):
+        return {"group": g, "method": "structure", "nominal_sparsity": 0.9, "sparsity": 0.9,
+                "matched": False, "seed": seed, "epochs": 2, "n_test": 300,
+                "test_accuracy": 0.9, "emulator_accuracy": 0.9, "synapses": 10,
+                "synops_per_sample": 1.0, "energy_per_sample_joules": 1e-6,
+                "train_seconds": 1.0, "ei_z": {"fc1": z}, "ei_z_init": {"fc1": z0}}
+    records = [rec("structure", s, z, 0.0) for s, z in enumerate([6.0, 8.0, 7.0])] + \
+              [rec("structure-random", s, z, None) for s, z in enumerate([1.0, -1.0, 0.5])]
+    rows = rep.aggregate(records, ["structure", "structure-random"])
+    found = rep.ei_findings(records, rows, rep.control_groups(grid))
+    by = {f["group"]: f for f in found}
+    assert by["structure"]["clusters"] and not by["structure-random"]["clusters"]
+    assert math.isclose(by["structure"]["vs_control"]["mean"], 20.5 / 3)   # (5 + 9 + 6.5) / 3
+    assert math.isclose(by["structure"]["change"]["mean"], 7.0)
+    assert by["structure-random"]["vs_control"] is None
+    lines = rep.ei_answer_lines(found, ["structure", "structure-random"])
+    assert lines[0].startswith("**structure: fc1 clusters at 1 of 1 sparsity** (trained z, "
+                               "0.9: 7.0 [")
+    assert "higher than at initialisation at 1 of 1 (0.9: +7.0 [" in lines[0]
+    assert "higher than with random regrowth (structure-random) at 1 of 1 (0.9: +6.8 [" in lines[0]
+    assert lines[1].startswith("**structure-random: no clustering in fc1 at 1 sparsity** ")
