@@ -5,7 +5,9 @@
 Each RUN_DIR must hold the trainer's metrics.json; per run it keeps method, sparsity, seed,
 epochs, best (validation-selected) epoch, validation and test accuracy, training seconds
 (metrics.json ``seconds``: wall time of the training epochs, validation excluded) and the mean
-seconds per epoch. ``--label`` names the group (e.g. the code version), ``--command`` records
+seconds per epoch, and, where ``python -m trainer.analyze RUN_DIR`` wrote
+RUN_DIR/analysis/analysis.json, each layer's E/I clustering z trained and at initialisation.
+``--label`` names the group (e.g. the code version), ``--command`` records
 how the runs were made. An existing OUT.json keeps its other labels.
 """
 from __future__ import annotations
@@ -19,12 +21,19 @@ KEYS = ("method", "sparsity", "seed", "epochs", "best_epoch", "val_accuracy", "t
 
 
 def collect(run_dirs: list[Path]) -> list[dict]:
-    """One dict per run (KEYS plus seconds_per_epoch) from RUN_DIR/metrics.json."""
+    """One dict per run (KEYS plus seconds_per_epoch, and ei_z where analysed) from
+    RUN_DIR/metrics.json."""
     rows = []
     for d in run_dirs:
         m = json.loads((d / "metrics.json").read_text())
         row = {k: m[k] for k in KEYS}
         row["seconds_per_epoch"] = round(m["seconds"] / len(m["history"]), 2)
+        analysis = d / "analysis" / "analysis.json"
+        if analysis.is_file():
+            layers = json.loads(analysis.read_text())["layers"]
+            row["ei_z"] = {la["name"]: {"trained": la["trained"]["z"],
+                                        "init": (la.get("before") or {}).get("z")}
+                           for la in layers}
         rows.append(row)
     return rows
 

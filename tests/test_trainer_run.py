@@ -180,3 +180,22 @@ def test_train_leaves_flush_denormal_off(tmp_path):
     trainer.train({**TINY, "epochs": 1}, out=tmp_path / "run", progress=False)
     tiny = np.array([1e-310])  # a float64 subnormal: flushed to 0 while the flag is on
     assert (tiny * 1.0)[0] != 0.0
+
+
+@pytest.mark.parametrize("method,sparsity,scale", [
+    ("structure-multi", 0.0, 1 / 9),              # 9 synapses per (pre, post) pair
+    ("structure-multi", 0.5, 1 / 4.5),
+    ("structure-multi", 0.95, 1.0),               # 0.45 per pair: no scaling
+    ("structure", 0.0, 1.0), ("dcls", 0.5, 1.0)])
+def test_adam_lr_of_a_layer_is_divided_by_its_synapses_per_pair(tmp_path, method, sparsity,
+                                                                  scale):
+    cfg = {**TINY, "method": method, "sparsity": sparsity, "epochs": 1}
+    trainer.train(cfg, out=tmp_path / "run", progress=False)
+    state = torch.load(tmp_path / "run" / "last.pt", weights_only=False)
+    groups = state["optimizers"]["w"]["param_groups"]
+    max_lr = sorted(g["max_lr"] for g in groups)
+    if scale == 1.0:          # one group, as before the rule
+        assert len(groups) == 1 and max_lr == [pytest.approx(5e-3)]
+    else:                     # fc1 and readout weights scaled, BatchNorm not
+        assert max_lr == [pytest.approx(5e-3 * scale), pytest.approx(5e-3)]
+        assert [len(g["params"]) for g in sorted(groups, key=lambda g: g["max_lr"])][0] == 2

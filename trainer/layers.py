@@ -98,6 +98,11 @@ class DelayConnection(nn.Module):
         self.register_buffer("mask", mask)
         taps = 1 if method == "no-delay" else K
         self.kernel_density = n_keep / (n_out * n_in * taps)
+        # Adam moves every weight by about lr, so a neuron's current moves by about lr x its
+        # fan-in: the trainer's lr is meant for one synapse per (pre, post) pair, and a layer with
+        # more (structure-multi below sparsity 1 - 1/K) gets lr / (synapses per pair)
+        # (docs/sparse_training.md, "structure-multi learning rate")
+        self.lr_scale = 1.0 / max(1.0, n_keep / (n_out * n_in))
         self.sparse_path = (self.sparse and method != "dcls"
                             and self.kernel_density <= float(sparse_max_density))
         self._plan_key, self._plan, self._plan_mask = None, None, None

@@ -250,7 +250,8 @@ def optimisation_step(model, net, xb, yb, masks, loss_scale: float, l1: float, o
         gen = torch.Generator().manual_seed(_mix(schedule.seed, step, i))
         theta, mask = c.theta.data, c.mask
         if schedule.temperature > 0:          # DEEP R noise on existing connections
-            lr = opt_w.param_groups[0]["lr"]
+            lr = next(g["lr"] for g in opt_w.param_groups
+                      if any(q is c.theta for q in g["params"]))
             noise = torch.randn(int(mask.sum()), generator=gen, dtype=theta.dtype)
             theta.view(-1)[torch.nonzero(mask.view(-1)).view(-1)] += (
                 math.sqrt(2 * lr * schedule.temperature) * noise.to(theta.device))
@@ -282,6 +283,18 @@ def optimisation_step(model, net, xb, yb, masks, loss_scale: float, l1: float, o
     return v, data_loss, regrown_counts
 
 
+def weight_groups(model, weights: list) -> list[tuple[float, list]]:
+    """Adam parameter groups [(lr factor, params)]: each connection's weight with its layer's
+    ``lr_scale`` (layers.DelayConnection), everything else at 1; one group (factor 1, the
+    parameters in model order) when no layer is scaled."""
+    scale = {}
+    for c in model.connections:
+        for p in c.parameters(recurse=False):
+            scale[id(p)] = c.lr_scale
+    factors = sorted({scale.get(id(p), 1.0) for p in weights}, reverse=True)
+    return [(k, [p for p in weights if scale.get(id(p), 1.0) == k]) for k in factors]
+
+
 def _train(cfg, run_dir, state, info: DistInfo, device, progress, stop_after_epoch,
            on_step) -> RunResult:
     train_ds, val_ds, test_ds = _load_data(cfg)
@@ -299,9 +312,12 @@ def _train(cfg, run_dir, state, info: DistInfo, device, progress, stop_after_epo
     n_train, gb = len(train_ds), cfg["batch_size"]
     steps_per_epoch = math.ceil(n_train / gb)
     total_steps = cfg["epochs"] * steps_per_epoch
-    opt_w = torch.optim.Adam(weights, lr=cfg["lr"])
+    groups = weight_groups(model, weights)
+    opt_w = torch.optim.Adam([{"params": ps, "lr": cfg["lr"] * k} for k, ps in groups],
+                             lr=cfg["lr"])
     sched_w = torch.optim.lr_scheduler.OneCycleLR(
-        opt_w, max_lr=cfg["max_lr"], total_steps=total_steps, div_factor=cfg["max_lr"] / cfg["lr"])
+        opt_w, max_lr=[cfg["max_lr"] * k for k, _ in groups], total_steps=total_steps,
+        div_factor=cfg["max_lr"] / cfg["lr"])
     opt_p = torch.optim.Adam(pos, lr=cfg["lr_positions"]) if pos else None  # type: ignore[arg-type]
     sched_p = (torch.optim.lr_scheduler.CosineAnnealingLR(opt_p, T_max=total_steps)  # type: ignore[arg-type]
                if pos else None)
