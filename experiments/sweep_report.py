@@ -526,7 +526,9 @@ def report(results: str | Path = "docs/results/sweep", docs: str | Path = "docs/
                "separate learning from the mechanics of rewiring: they are the same networks "
                "rewired as often, with regrowth chosen at random instead of by gradient. Every "
                "sparse network is rewired throughout training, so clustering in its trained "
-               "checkpoint is clustering that survived rewiring.", "",
+               "checkpoint is clustering that survived rewiring. no-delay places every "
+               "synapse at delay 0, so its z measures same-sign neighbours along the input "
+               "channels alone: clustering that needs no delays.", "",
                "Clustering: z above 0 with 95% confidence over seeds (fc1, the layer in "
                "(input channel, delay) space; at high sparsity the initial networks have too "
                "few synapses per neuron for a shuffle null, so z at initialisation is undefined "
