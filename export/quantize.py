@@ -93,6 +93,11 @@ def choose_input_encoding(ck: Checkpoint, x_cal: np.ndarray, num_message_bits: i
     return enc, info
 
 
+def _several_per_pair(L) -> bool:
+    """Whether some (post, pre) pair has more than one synapse (then the layer has slots)."""
+    return bool(np.unique(L.post * L.n_in + L.pre).size < L.post.size)
+
+
 def quantize(ck: Checkpoint, enc: InputEncoding, calib: FloatResult, qs: QuantSettings,
              profile_name: str, profile_version: str, meta: dict | None = None
              ) -> tuple[DeployedNetwork, list[dict]]:
@@ -111,6 +116,12 @@ def quantize(ck: Checkpoint, enc: InputEncoding, calib: FloatResult, qs: QuantSe
         mode = fp.sign_mode(wp)
         k = fp.truncate_bits(mode, qs.weight_bits)
         qlo, qhi = fp.representable_range(mode, qs.weight_bits)
+        if mode == fp.SIGN_MIXED and _several_per_pair(L):
+            # each slot (ConnectionLayer.slots) is its own Lava process with its own sign mode:
+            # a slot of only negative weights is inhibitory, clipped at -255, so the mixed
+            # range's lowest level (-2^8 applied) would change there; a symmetric range is
+            # exact in every mode (its values are multiples of the mixed truncation step)
+            qlo = -qhi
         cons: dict[str, float] = {}
         pos, neg = (wp.max() if wp.size else 0.0), (-wp.min() if wp.size else 0.0)
         if pos > 0:

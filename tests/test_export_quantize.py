@@ -124,3 +124,28 @@ def test_graded_layer_extra_shift_keeps_weight_precision():
     agree = [np.mean(emulate(n, enc.encode(x)).predictions(n) == fr.predictions())
              for n in (fine, exact)]
     assert agree[0] >= agree[1]
+
+
+def test_a_slot_of_only_negative_weights_keeps_its_most_negative_weight():
+    """Several synapses per (post, pre) pair split a layer into slots, each its own Lava process
+    with its own sign mode: a slot holding only negative weights is inhibitory, where Lava clips
+    at -255, so a mixed layer must not use the level -256 there (a structure-multi sweep export
+    failed on it)."""
+    d = make_checkpoint(seed=5, multi=1, bn=False, weight_scale=0.05)  # vth large: s ~ s_max
+    L1 = d["layers"][1]                      # binary input spikes: the weight range binds
+    w, post, pre = L1["weight"], L1["post"], L1["pre"]
+    pair = (post == post[-1]) & (pre == pre[-1])   # the extra synapse and its pair's first
+    assert int(pair.sum()) == 2
+    w[pair] = -2 * float(w.abs().max())      # slot 1 then holds one weight, the most negative
+    ck = checkpoint_from_dict(d)
+    x, _ = make_features(48, seed=4)
+    enc, _ = choose_input_encoding(ck, x, 8)
+    net, infos = quantize(ck, enc, simulate_float(ck, x), QuantSettings(), "loihi2", "1")
+    slots = net.layers[1].slots()
+    assert len(slots) == 2 and fp.sign_mode(slots[1][0]) == "inhibitory"
+    assert infos[1]["scale_limited_by"] == "weight_range"
+    for L in net.layers:
+        for s, _ in L.slots():
+            assert np.array_equal(lava_applied(s, L.num_weight_bits), s)
+    assert slots[1][0].min() == -254          # the lowest level, -127 << 1
+    assert infos[1]["W_representable"] == [-127, 127]
