@@ -19,7 +19,9 @@ marked netx-incomplete. `netx_exact=True` keeps weight_exp = -k everywhere inste
     export.from_nir maps a synaptic current; its range |i| is then part of the a_in range).
 
 s_l (a_in units per float current unit) is the largest value allowed by every range limit:
-weights within Lava's representable range; |a_in| <= 2^(state_bits - 7) so u = a_in << 6 never
+weights within Lava's representable range (symmetric, without the mixed range's lowest level,
+when a layer has several synapses per (post, pre) pair: each of its slots is a Lava process
+with its own sign mode); |a_in| <= 2^(state_bits - 7) so u = a_in << 6 never
 wraps; |v| within the clip of +/-(2^23 - 1) for negative voltages; bias mantissa 13-bit signed;
 vth 17-bit; for the readout, |v| <= vth_max << 6 so it never spikes. The ranges of a_in and v
 are measured by a float simulation over calibration features and multiplied by `headroom`.
