@@ -280,23 +280,24 @@ def answer_lines(comps: list[dict], baseline: str, group_order: list[str]) -> li
         if not cs:
             continue
         n = len(cs)
+        hs = f"high sparsit{'y' if n == 1 else 'ies'}"
         count = {v: sum(c["verdict"] == v for c in cs)
                  for v in ("better", "worse", "not resolved", "one seed")}
         at = ", ".join(f"{c['nominal_sparsity']:g}: {_pts(c['diff'])}" for c in cs)
         if count["better"] == n:
-            head = f"Yes: {g} beat {baseline} at all {n} high sparsities"
+            head = f"Yes: {g} beat {baseline} at {'the' if n == 1 else 'all'} {n} {hs}"
         elif count["worse"] and not count["better"]:
-            head = (f"No: {g} was worse than {baseline} at {count['worse']} of {n} high "
-                    "sparsities and better at none")
+            head = (f"No: {g} was worse than {baseline} at {count['worse']} of {n} {hs} and "
+                    "better at none")
         elif count["better"] and not count["worse"]:
-            head = (f"Partly: {g} beat {baseline} at {count['better']} of {n} high sparsities "
-                    "and was worse at none")
+            head = (f"Partly: {g} beat {baseline} at {count['better']} of {n} {hs} and was "
+                    "worse at none")
         elif count["better"]:
             head = (f"Mixed: {g} beat {baseline} at {count['better']} and was worse at "
-                    f"{count['worse']} of {n} high sparsities")
+                    f"{count['worse']} of {n} {hs}")
         else:
             head = (f"Not resolved: no difference between {g} and {baseline} is outside the "
-                    f"95% interval at the {n} high sparsities")
+                    f"95% interval at the {n} {hs}")
         if count["one seed"]:
             head += f" ({count['one seed']} with one seed, no interval)"
         out.append(f"**{head}.** Paired difference in test accuracy ({at}).")

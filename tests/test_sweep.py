@@ -299,7 +299,7 @@ def test_report_pairs_by_seed_states_the_answer_and_lists_missing_points(report_
     assert lo["verdict"] == "better"
     assert r["answer"] == [                # high sparsity (>= 0.9) only
         "**Not resolved: no difference between structure and dcls is outside the 95% interval "
-        "at the 1 high sparsities.** Paired difference in test accuracy (0.9: +11.0 points "
+        "at the 1 high sparsity.** Paired difference in test accuracy (0.9: +11.0 points "
         "[-1.7, +23.7])."]
     assert [m["name"] for m in r["missing"]] == ["structure_s0.9_seed2"]
     assert r["extra"] == ["dcls_s0.5_seed9"] and r["stale"] == []
