@@ -78,6 +78,12 @@ class NeuronParams:
     v_scale: float = 1.0  # float voltage of the trained model = v (Lava units) * v_scale
 
 
+def connected_pairs(n_in: int, post: np.ndarray, pre: np.ndarray) -> int:
+    """Number of distinct (post, pre) pairs among a layer's synapses (fewer than the synapses
+    when some pair has several delays: the layer then has more than one slot)."""
+    return int(np.unique(np.asarray(post) * int(n_in) + np.asarray(pre)).size)
+
+
 @dataclass
 class ConnectionLayer:
     """One connection layer (synapses + its postsynaptic LIF population)."""

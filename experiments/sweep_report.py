@@ -272,6 +272,11 @@ def comparison_table(comps: list[dict], baseline: str) -> str:
     return "\n".join(lines)
 
 
+def _sparsities(n: int, high: bool = False) -> str:
+    """'1 sparsity' / 'n sparsities' (with 'high')."""
+    return f"{n} {'high ' if high else ''}sparsit{'y' if n == 1 else 'ies'}"
+
+
 def answer_lines(comps: list[dict], baseline: str, group_order: list[str]) -> list[str]:
     """One plain sentence per compared group over the high sparsities (>= HIGH)."""
     out = []
@@ -280,24 +285,24 @@ def answer_lines(comps: list[dict], baseline: str, group_order: list[str]) -> li
         if not cs:
             continue
         n = len(cs)
-        hs = f"high sparsit{'y' if n == 1 else 'ies'}"
+        hs = _sparsities(n, high=True)
         count = {v: sum(c["verdict"] == v for c in cs)
                  for v in ("better", "worse", "not resolved", "one seed")}
         at = ", ".join(f"{c['nominal_sparsity']:g}: {_pts(c['diff'])}" for c in cs)
         if count["better"] == n:
-            head = f"Yes: {g} beat {baseline} at {'the' if n == 1 else 'all'} {n} {hs}"
+            head = f"Yes: {g} beat {baseline} at {'the' if n == 1 else 'all'} {hs}"
         elif count["worse"] and not count["better"]:
-            head = (f"No: {g} was worse than {baseline} at {count['worse']} of {n} {hs} and "
+            head = (f"No: {g} was worse than {baseline} at {count['worse']} of {hs} and "
                     "better at none")
         elif count["better"] and not count["worse"]:
-            head = (f"Partly: {g} beat {baseline} at {count['better']} of {n} {hs} and was "
+            head = (f"Partly: {g} beat {baseline} at {count['better']} of {hs} and was "
                     "worse at none")
         elif count["better"]:
             head = (f"Mixed: {g} beat {baseline} at {count['better']} and was worse at "
-                    f"{count['worse']} of {n} {hs}")
+                    f"{count['worse']} of {hs}")
         else:
             head = (f"Not resolved: no difference between {g} and {baseline} is outside the "
-                    f"95% interval at the {n} {hs}")
+                    f"95% interval at the {hs}")
         if count["one seed"]:
             head += f" ({count['one seed']} with one seed, no interval)"
         out.append(f"**{head}.** Paired difference in test accuracy ({at}).")
@@ -326,7 +331,7 @@ def ei_answer_lines(findings: list[dict], group_order: list[str], layer: str = "
             continue
         yes = [f for f in with_iv if f["clusters"]]
         at = ", ".join(f"{f['nominal_sparsity']:g}: {_num(f['trained'])}" for f in with_iv)
-        n = f"{len(with_iv)} sparsit{'y' if len(with_iv) == 1 else 'ies'}"
+        n = _sparsities(len(with_iv))
         head = (f"{g}: {layer} clusters at {len(yes)} of {n}" if yes
                 else f"{g}: no clustering in {layer} at {n}")
         parts = [p for p in (part(fs, "change", "at initialisation"),

@@ -34,7 +34,13 @@ from dataclasses import dataclass
 import numpy as np
 
 from deployed import fixed_point as fp
-from deployed.network import ConnectionLayer, DeployedNetwork, InputEncoding, NeuronParams
+from deployed.network import (
+    ConnectionLayer,
+    DeployedNetwork,
+    InputEncoding,
+    NeuronParams,
+    connected_pairs,
+)
 from export.errors import ExportError
 from export.float_reference import FloatResult
 from trainer.checkpoint import Checkpoint
@@ -95,11 +101,6 @@ def choose_input_encoding(ck: Checkpoint, x_cal: np.ndarray, num_message_bits: i
     return enc, info
 
 
-def _several_per_pair(L) -> bool:
-    """Whether some (post, pre) pair has more than one synapse (then the layer has slots)."""
-    return bool(np.unique(L.post * L.n_in + L.pre).size < L.post.size)
-
-
 def quantize(ck: Checkpoint, enc: InputEncoding, calib: FloatResult, qs: QuantSettings,
              profile_name: str, profile_version: str, meta: dict | None = None
              ) -> tuple[DeployedNetwork, list[dict]]:
@@ -118,7 +119,7 @@ def quantize(ck: Checkpoint, enc: InputEncoding, calib: FloatResult, qs: QuantSe
         mode = fp.sign_mode(wp)
         k = fp.truncate_bits(mode, qs.weight_bits)
         qlo, qhi = fp.representable_range(mode, qs.weight_bits)
-        if mode == fp.SIGN_MIXED and _several_per_pair(L):
+        if mode == fp.SIGN_MIXED and connected_pairs(L.n_in, L.post, L.pre) < L.post.size:
             # each slot (ConnectionLayer.slots) is its own Lava process with its own sign mode:
             # a slot of only negative weights is inhibitory, clipped at -255, so the mixed
             # range's lowest level (-2^8 applied) would change there; a symmetric range is

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from deployed.network import ConnectionLayer
+from deployed.network import ConnectionLayer, connected_pairs
 
 
 def delay_summary(delay: np.ndarray) -> dict:
@@ -21,7 +21,7 @@ def delay_summary(delay: np.ndarray) -> dict:
 
 
 def build_layer_summary(layer: ConnectionLayer, quant: dict) -> dict:
-    pairs = np.unique(layer.post * layer.n_in + layer.pre).size
+    pairs = connected_pairs(layer.n_in, layer.post, layer.pre)
     return {"name": layer.name, "n_in": layer.n_in, "n_out": layer.n_out,
             "synapses": layer.n_synapses, "connected_pairs": int(pairs),
             "density": pairs / (layer.n_in * layer.n_out),
