@@ -20,7 +20,10 @@ folders) must exist on every node. A point whose JSON is in ``--results`` is don
 an interrupted sweep resumes by running the same command (a partly trained run continues from
 its last.pt); a failing point is reported with its log (``RUNS/{point}/trial.log``) and does not
 stop the others. A JSON or run folder made with another config (other epochs, other trainer
-keys) is an error before any work.
+keys) is an error before any work. Points of different groups with the same trainer config (e.g.
+structure-multi at 0.98 and structure-multi-matched at nominal 0.5, both 1 - 0.5 / 25) are
+trained once: the others get a copy of its record under their own name, group and nominal
+sparsity, with ``same_run_as`` naming the point that trained.
 """
 from __future__ import annotations
 
@@ -128,6 +131,46 @@ def check_existing(points: list[dict], results: Path, runs: Path) -> tuple[list[
     return todo, done
 
 
+def config_key(cfg: dict) -> str:
+    """A point's trainer config (its identity) as a string: equal keys, one training."""
+    from trainer.config import identity
+
+    return json.dumps(identity(cfg), sort_keys=True)
+
+
+def twin_record(record: dict, point: dict) -> dict:
+    """``point``'s record from the record of another point with the same trainer config: the
+    measured part shared, its own name, group and nominal sparsity, and ``same_run_as``."""
+    return {**record, "name": point["name"], "group": point["group"],
+            "nominal_sparsity": point["nominal_sparsity"], "matched": point["matched"],
+            "same_run_as": record.get("same_run_as", record["name"])}
+
+
+def split_twins(todo: list[dict], results: Path) -> tuple[list[dict], dict[str, list[dict]],
+                                                           list[tuple[dict, dict]]]:
+    """Split the points to do into (points to train, {trained point's name: points that copy its
+    record}, [(point, record) ready now from a point JSON already in ``results``])."""
+    done: dict[str, dict] = {}
+    for path in sorted(results.glob("*.json")) if results.is_dir() else []:
+        rec = load_record(path)
+        if "config" in rec:
+            done.setdefault(json.dumps(rec["config"], sort_keys=True), rec)
+    train: list[dict] = []
+    twins: dict[str, list[dict]] = {}
+    ready: list[tuple[dict, dict]] = []
+    first: dict[str, str] = {}
+    for p in todo:
+        key = config_key(p["config"])
+        if key in done:
+            ready.append((p, twin_record(done[key], p)))
+        elif key in first:
+            twins.setdefault(first[key], []).append(p)
+        else:
+            first[key] = p["name"]
+            train.append(p)
+    return train, twins, ready
+
+
 def check_data(points: list[dict]) -> None:
     """Load the train and test splits once per distinct data recipe before any training: a
     missing data folder fails here, and the feature cache is filled before trials read it."""
@@ -148,10 +191,11 @@ def check_data(points: list[dict]) -> None:
 
 
 def run_points(points: list[dict], results: Path, runs: Path, *, device: str = "cpu",
-               cpus_per_trial: int = 1, meta: dict | None = None,
-               progress: bool = True) -> tuple[list[str], list[dict]]:
+               cpus_per_trial: int = 1, meta: dict | None = None, progress: bool = True,
+               twins: dict[str, list[dict]] | None = None) -> tuple[list[str], list[dict]]:
     """Submit every point as a Ray task (Ray must be initialised) and write each finished
-    point's record to ``results/{name}.json`` (atomically) as it arrives.
+    point's record to ``results/{name}.json`` (atomically) as it arrives, and the records of
+    its ``twins`` (points with the same trainer config, see :func:`split_twins`).
     Returns (names done, failures [{name, error, log, host}]). On an interrupt the pending
     tasks are cancelled."""
     import ray
@@ -174,15 +218,22 @@ def run_points(points: list[dict], results: Path, runs: Path, *, device: str = "
                     out = {"name": p["name"], "status": "failed", "host": "?",
                            "error": f"{type(e).__name__}: {str(e).splitlines()[0]}",
                            "log": str(Path(runs_arg) / p["name"] / LOG)}
+                copies = (twins or {}).get(p["name"], [])
                 if out["status"] == "ok":
-                    write_json_atomic(out["record"], results / f"{p['name']}.json",
-                                      sort_keys=True, allow_nan=False)
-                    done.append(p["name"])
                     r = out["record"]
+                    for q, rec in [(p, r)] + [(q, twin_record(r, q)) for q in copies]:
+                        write_json_atomic(rec, results / f"{q['name']}.json", sort_keys=True,
+                                          allow_nan=False)
+                        done.append(q["name"])
                     msg = (f"done {p['name']}: test {r['test_accuracy']:.1%}, emulator "
-                           f"{r['emulator_accuracy']:.1%} ({out['seconds']:.0f} s)")
+                           f"{r['emulator_accuracy']:.1%} ({out['seconds']:.0f} s)"
+                           + "".join(f"; same run: {q['name']}" for q in copies))
                 else:
-                    failed.append({k: out[k] for k in ("name", "error", "log", "host")})
+                    for q in [p] + copies:
+                        error = out["error"] if q is p else f"same run as {p['name']}, which " \
+                            f"failed: {out['error']}"
+                        failed.append({"name": q["name"], "error": error, "log": out["log"],
+                                       "host": out["host"]})
                     msg = (f"FAILED {p['name']}: {out['error']} (log: {out['host']}:"
                            f"{out['log']})")
                 if progress:
@@ -209,7 +260,8 @@ def run(config: str | Path = DEFAULT_CONFIG, *, results: str | Path = DEFAULT_RE
     epoch count (short trial runs: use another ``results`` folder). Everything is checked before
     Ray starts. Uses Ray as it is when already initialised (and leaves it running), else starts
     it (and shuts it down). Returns {"points", "done" (this call), "skipped" (JSON present),
-    "failed" [{name, error, log, host}], "skipped_groups" [messages], "seconds"}."""
+    "failed" [{name, error, log, host}], "skipped_groups" [messages], "same_run_as" {point:
+    the point whose training it shares}, "seconds"}."""
     t0 = time.perf_counter()
     if device not in DEVICES:
         raise ValueError(f"device must be one of {', '.join(DEVICES)}, got {device!r}")
@@ -224,14 +276,24 @@ def run(config: str | Path = DEFAULT_CONFIG, *, results: str | Path = DEFAULT_RE
     points, skipped_groups = plan(grid, device=device, threads=cpus_per_trial, epochs=epochs,
                                   groups=groups, sparsities=sparsities, seeds=seeds)
     todo, skipped = check_existing(points, results, runs)
+    train, twins, ready = split_twins(todo, results)
+    done: list[str] = []
     out = {"points": [p["name"] for p in points], "todo": [p["name"] for p in todo],
-           "done": [], "skipped": skipped, "failed": [], "skipped_groups": skipped_groups,
+           "done": done, "skipped": skipped, "failed": [], "skipped_groups": skipped_groups,
+           "same_run_as": {q["name"]: p for p, qs in twins.items() for q in qs}
+           | {p["name"]: rec["same_run_as"] for p, rec in ready},
            "seconds": 0.0}
-    if dry_run or not todo:
+    if dry_run:
+        out["seconds"] = time.perf_counter() - t0
+        return out
+    for p, rec in ready:
+        write_json_atomic(rec, results / f"{p['name']}.json", sort_keys=True, allow_nan=False)
+        done.append(p["name"])
+    if not train:
         out["seconds"] = time.perf_counter() - t0
         return out
     if address is None:
-        check_data(todo)
+        check_data(train)
     import ray
 
     results.mkdir(parents=True, exist_ok=True)
@@ -251,9 +313,10 @@ def run(config: str | Path = DEFAULT_CONFIG, *, results: str | Path = DEFAULT_RE
             raise ValueError(f"the Ray cluster has {have.get(need[0], 0):g} {need[0]}(s); a "
                              f"trial needs {need[1]} (--device {device}, --cpus-per-trial "
                              f"{cpus_per_trial})")
-        out["done"], out["failed"] = run_points(todo, results, runs, device=device,
-                                                cpus_per_trial=cpus_per_trial, meta=meta,
-                                                progress=progress)
+        trained, out["failed"] = run_points(train, results, runs, device=device,
+                                            cpus_per_trial=cpus_per_trial, meta=meta,
+                                            progress=progress, twins=twins)
+        done += trained
     finally:
         if started:
             ray.shutdown()
@@ -316,7 +379,9 @@ def main(argv: list[str] | None = None) -> int:
     if a.dry_run:
         done = set(r["skipped"])
         for name in r["points"]:
-            print(f"{'done' if name in done else 'todo'}  {name}")
+            twin = r["same_run_as"].get(name)
+            print(f"{'done' if name in done else 'todo'}  {name}"
+                  + (f" (same run as {twin})" if twin else ""))
     print(f"{len(r['points'])} points: {len(r['skipped'])} already done, {len(r['done'])} run "
           f"now, {len(r['failed'])} failed ({r['seconds']:.0f} s)")
     for f in r["failed"]:

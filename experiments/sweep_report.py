@@ -498,12 +498,14 @@ def report(results: str | Path = "docs/results/sweep", docs: str | Path = "docs/
                           for r in c["counted"]})
         machines = sorted({f"{r.get('machine', '?')}, {r.get('device', '?')}"
                            for r in c["counted"]})
+        trained_s = sum(r["train_seconds"] for r in c["counted"] if "same_run_as" not in r)
         md += [f"- Epochs of the counted points: {', '.join(map(str, epochs))}; test samples: "
                f"{', '.join(map(str, sorted({r['n_test'] for r in c['counted']})))} "
                f"(one sample = {100 / min(r['n_test'] for r in c['counted']):.2f} points).",
                f"- Code: {', '.join(commits)}. Machines: {'; '.join(machines)}.",
-               f"- Training time, summed over points: "
-               f"{sum(r['train_seconds'] for r in c['counted']) / 3600:.2f} h."]
+               f"- Training time, summed over points (a run shared by several points, "
+               f"`same_run_as`, counted once): "
+               f"{trained_s / 3600:.2f} h."]
     md += ["", "Accuracy is on the test split: the float model with integer delays (trainer) "
            "and the exported fixed-point network in the bit-exact emulator (loihi2). Synaptic "
            "operations and dynamic energy per sample are the loihi2 budget estimate (its energy "
@@ -562,7 +564,8 @@ def report(results: str | Path = "docs/results/sweep", docs: str | Path = "docs/
             md.append(f"| [{r['name']}.json]({_rel(results, docs)}/{r['name']}.json) | "
                       f"{100 * r['test_accuracy']:.2f} | {100 * r['emulator_accuracy']:.2f} | "
                       f"{100 * r['val_accuracy']:.2f} ({r.get('best_epoch', '?')}) | "
-                      f"{r['synapses']:,} | {z} | {r['train_seconds']:.0f} |")
+                      f"{r['synapses']:,} | {z} | {r['train_seconds']:.0f}"
+                      + (f" (run of {r['same_run_as']})" if "same_run_as" in r else "") + " |")
         md.append("")
 
     readme_block = _readme_block(active, grid, config, results, docs, n_have, n_plan, answer,

@@ -177,6 +177,59 @@ def test_results_made_with_another_config_are_refused_before_any_work(swept, tmp
         sw.run(other, results=results, runs=runs, progress=False)
 
 
+TWINS = """\
+dataset = "synthetic"
+epochs = 1
+seeds = [0]
+sparsities = [0.75]
+baseline = "multi"
+[set]
+hidden = [16]
+kernel_size = 8
+time_steps = 40
+batch_size = 32
+data_options = {n_train = 120, n_test = 40}
+[[group]]
+name = "multi"
+method = "structure-multi"
+sparsities = [0.96875]
+[[group]]
+name = "multi-matched"
+method = "structure-multi"
+match_synapses = true
+"""
+
+
+def test_points_with_the_same_trainer_config_are_trained_once(tmp_path, ray_local):
+    """structure-multi at 1 - 0.25 / 8 and structure-multi matched at nominal 0.75 are one run:
+    trained once, two records; a lost copy is rewritten from the other record without Ray."""
+    config = _write(tmp_path / "twins.toml", TWINS)
+    results, runs = tmp_path / "res", tmp_path / "runs"
+    # the first in plan order (nominal sparsity 0.75 before 0.96875) trains
+    trained, twin = "multi-matched_s0.96875_seed0", "multi_s0.96875_seed0"
+    dry = sw.run(config, results=results, runs=runs, dry_run=True)
+    assert dry["todo"] == [trained, twin] and dry["same_run_as"] == {twin: trained}
+    r = sw.run(config, results=results, runs=runs, progress=False)
+    assert r["done"] == [trained, twin] and r["failed"] == []
+    assert [d.name for d in runs.iterdir()] == [trained]
+    a, b = (json.loads((results / f"{n}.json").read_text()) for n in (trained, twin))
+    assert "same_run_as" not in a and b["same_run_as"] == trained
+    assert (b["name"], b["group"], b["nominal_sparsity"], b["matched"]) == (
+        twin, "multi", 0.96875, False)
+    assert (a["group"], a["nominal_sparsity"], a["matched"]) == ("multi-matched", 0.75, True)
+    shared = {k for k in a if k not in ("name", "group", "nominal_sparsity", "matched")}
+    assert {k: b[k] for k in shared} == {k: a[k] for k in shared}
+    (results / f"{twin}.json").unlink()
+    ray_local.shutdown()   # the copy needs no Ray: run() must not start one
+    try:
+        again = sw.run(config, results=results, runs=runs, address="127.0.0.1:1",
+                       progress=False)
+    finally:
+        sw.init_ray(num_cpus=1)
+    assert again["done"] == [twin] and again["same_run_as"] == {twin: trained}
+    assert json.loads((results / f"{twin}.json").read_text()) == b
+
+
 @pytest.mark.parametrize("edit, message", [
     (lambda t: t.replace('method = "dcls"', 'method = "gradient"'),
      r"group 'dcls': unknown method 'gradient'"),
@@ -288,6 +341,8 @@ def test_interval_is_the_student_t_95_percent_interval():
 
 def test_report_pairs_by_seed_states_the_answer_and_lists_missing_points(report_files):
     config, results, docs, readme = report_files
+    shared = results / "structure_s0.5_seed0.json"      # a point whose run another one trained
+    shared.write_text(json.dumps({**json.loads(shared.read_text()), "same_run_as": "x"}))
     r = rep.report(results, docs, config=config, readme=readme)
     comps = {(c["group"], c["nominal_sparsity"]): c for c in r["comparisons"]}
     hi = comps[("structure", 0.9)]       # seeds 0, 1: differences 0.10 and 0.12
@@ -313,6 +368,8 @@ def test_report_pairs_by_seed_states_the_answer_and_lists_missing_points(report_
         assert (docs.parent / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
         assert f"]({name})" in text
     assert "[dcls_s0.9_seed1.json](../results/dcls_s0.9_seed1.json)" in text
+    assert "counted once): 0.28 h." in text           # 10 of the 11 points at 100 s
+    assert "| 100 (run of x) |" in text
     new = readme.read_text()
     assert new.startswith("# x\n\nintro\n") and new.endswith("\ntail\n")
     assert "old text" not in new and "11 of 12 points" in new and r["answer"][0] in new
