@@ -238,6 +238,8 @@ def run_points(points: list[dict], results: Path, runs: Path, *, device: str = "
                            f"{out['log']})")
                 if progress:
                     tqdm.write(msg)
+                else:                       # no bar (logs): still one line per point
+                    print(msg, flush=True)
                 bar.update(1)
             bar.set_postfix_str(f"{len(failed)} failed")
     except BaseException:
@@ -349,7 +351,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="only these sparsities of the config")
     r.add_argument("--seeds", nargs="+", type=int, default=None, help="only these seeds")
     r.add_argument("--dry-run", action="store_true", help="list the points and what is done")
-    r.add_argument("--no-progress", dest="progress", action="store_false")
+    r.add_argument("--no-progress", dest="progress", action="store_false",
+                   help="no progress bar: one line per finished point (for logs)")
     add_report_arguments(sub.add_parser("report", help="docs page, plots and README block "
                                                        "from the point JSONs"))
     return p

@@ -200,7 +200,7 @@ match_synapses = true
 """
 
 
-def test_points_with_the_same_trainer_config_are_trained_once(tmp_path, ray_local):
+def test_points_with_the_same_trainer_config_are_trained_once(tmp_path, ray_local, capsys):
     """structure-multi at 1 - 0.25 / 8 and structure-multi matched at nominal 0.75 are one run:
     trained once, two records; a lost copy is rewritten from the other record without Ray."""
     config = _write(tmp_path / "twins.toml", TWINS)
@@ -211,6 +211,7 @@ def test_points_with_the_same_trainer_config_are_trained_once(tmp_path, ray_loca
     assert dry["todo"] == [trained, twin] and dry["same_run_as"] == {twin: trained}
     r = sw.run(config, results=results, runs=runs, progress=False)
     assert r["done"] == [trained, twin] and r["failed"] == []
+    assert f"; same run: {twin}" in capsys.readouterr().out   # one line per point, no bar
     assert [d.name for d in runs.iterdir()] == [trained]
     a, b = (json.loads((results / f"{n}.json").read_text()) for n in (trained, twin))
     assert "same_run_as" not in a and b["same_run_as"] == trained
