@@ -303,6 +303,11 @@ def answer_lines(comps: list[dict], baseline: str, group_order: list[str]) -> li
         else:
             head = (f"Not resolved: no difference between {g} and {baseline} is outside the "
                     f"95% interval at the {hs}")
+        ratios = sorted({round(c["synapses"] / c["baseline_synapses"], 1) for c in cs
+                         if c["baseline_synapses"]})
+        if ratios and ratios != [1.0]:      # not a like-for-like comparison: say so up front
+            head += (f", with {ratios[0]:g}" + (f"-{ratios[-1]:g}" if len(ratios) > 1 else "")
+                     + f"x {baseline}'s synapses")
         if count["one seed"]:
             head += f" ({count['one seed']} with one seed, no interval)"
         out.append(f"**{head}.** Paired difference in test accuracy ({at}).")

@@ -378,6 +378,20 @@ def test_report_pairs_by_seed_states_the_answer_and_lists_missing_points(report_
     assert r["ei_answer"][1] in text and f"- E/I clustering, {r['ei_answer'][1]}" in new
 
 
+def test_answer_says_when_a_group_has_more_synapses_than_the_baseline():
+    def comp(s, lo, hi, syn, base):
+        return {"group": "multi", "nominal_sparsity": s, "matched": False, "seeds": [0, 1, 2],
+                "diff": {"n": 3, "mean": (lo + hi) / 2, "lo": lo, "hi": hi},
+                "verdict": rep.verdict({"lo": lo, "hi": hi}), "synapses": syn,
+                "baseline_synapses": base}
+    [line] = rep.answer_lines([comp(0.9, -0.05, 0.04, 32000, 1280),
+                               comp(0.98, 0.036, 0.089, 6400, 256)], "dcls", ["multi"])
+    assert line.startswith("**Partly: multi beat dcls at 1 of 2 high sparsities and was worse "
+                           "at none, with 25x dcls's synapses.**")
+    [same] = rep.answer_lines([comp(0.9, 0.01, 0.02, 1280, 1280)], "dcls", ["multi"])
+    assert same.startswith("**Yes: multi beat dcls at the 1 high sparsity.**")
+
+
 def test_report_without_points_says_the_comparison_is_pending(tmp_path):
     config = _write(tmp_path / "grid.toml", REPORT_GRID)
     r = rep.report(tmp_path / "none", tmp_path / "results.md", config=config)
