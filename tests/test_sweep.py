@@ -438,3 +438,31 @@ set = { regrow = "random" }
     assert "higher than at initialisation at 1 of 1 (0.9: +7.0 [" in lines[0]
     assert "higher than with random regrowth (structure-random) at 1 of 1 (0.9: +6.8 [" in lines[0]
     assert lines[1].startswith("**structure-random: no clustering in fc1 at 1 sparsity** ")
+
+
+# ----------------------------------------------------------------------------- committed results
+
+def test_committed_docs_are_generated_from_the_committed_point_files(tmp_path, monkeypatch):
+    """docs/results.md and the README block equal what the report command makes of
+    docs/results/sweep now: no figure there is edited by hand or left stale."""
+    for rel in ("docs/results/sweep", "experiments/fsdd.toml"):
+        (tmp_path / rel).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / rel).symlink_to(sw.REPO / rel)
+    (tmp_path / "README.md").write_text((sw.REPO / "README.md").read_text())
+    monkeypatch.chdir(tmp_path)
+    rep.report("docs/results/sweep", "docs/results.md", config="experiments/fsdd.toml",
+               readme="README.md")
+    stale = "stale: run python -m experiments.sweep report --docs docs/results.md --readme README.md"
+    for rel in ("docs/results.md", "README.md"):
+        assert (tmp_path / rel).read_text() == (sw.REPO / rel).read_text(), f"{rel} is {stale}"
+
+
+def test_committed_point_files_hold_the_issue_keys():
+    files = sorted((sw.REPO / "docs/results/sweep").glob("*.json"))
+    assert files
+    for f in files:
+        rec = json.loads(f.read_text())
+        assert rec["format"] == POINT_FORMAT and rec["name"] == f.stem
+        assert all(k in rec for k in ISSUE_KEYS), f.name
+        assert 0 <= rec["test_accuracy"] <= 1 and 0 <= rec["emulator_accuracy"] <= 1
+        assert rec["epochs"] >= 40 and rec["synapses"] > 0
