@@ -13,7 +13,9 @@ mean ± t(0.975, n-1) s / sqrt(n); none with one seed). Each group is compared w
 group (dcls) paired by seed: the mean of the per-seed differences in test accuracy (integer
 delays) with its 95% t interval, called better / worse when the interval excludes 0 and not
 resolved otherwise. A matched-synapses group is compared at the baseline's sparsity it is
-matched to (equal synapse count). "High sparsity" is a nominal sparsity >= 0.9. A point file
+matched to (equal synapse count). "High sparsity" is a nominal sparsity >= 0.9. A group with a
+random-regrowth control (``control_groups``) is also paired by seed against that control, at
+every sparsity: what regrowth by gradient adds over regrowth at random. A point file
 whose config differs from the grid's (other epochs, other trainer keys) or that the grid does
 not name is listed and left out of every number.
 """
@@ -180,6 +182,15 @@ def paired(records: list[dict], baseline: str) -> list[dict]:
     return out
 
 
+def control_comparisons(records: list[dict], controls: dict[str, str]) -> list[dict]:
+    """:func:`paired` of each group against its random-regrowth control (``controls``: group
+    -> control): test accuracy of gradient regrowth minus random regrowth, by seed."""
+    out = []
+    for g, c in controls.items():
+        out += paired([r for r in records if r["group"] in (g, c)], c)
+    return out
+
+
 def control_groups(grid: dict) -> dict[str, str]:
     """{group: its random-regrowth control}: the group of the same method and synapse matching
     whose trainer keys are the group's plus ``regrow = "random"``."""
@@ -277,15 +288,17 @@ def _sparsities(n: int, high: bool = False) -> str:
     return f"{n} {'high ' if high else ''}sparsit{'y' if n == 1 else 'ies'}"
 
 
-def answer_lines(comps: list[dict], baseline: str, group_order: list[str]) -> list[str]:
-    """One plain sentence per compared group over the high sparsities (>= HIGH)."""
+def answer_lines(comps: list[dict], baseline: str, group_order: list[str],
+                 high: float = HIGH) -> list[str]:
+    """One plain sentence per compared group over the sparsities >= ``high`` (default: the
+    high sparsities; 0: all)."""
     out = []
     for g in group_order:
-        cs = [c for c in comps if c["group"] == g and c["nominal_sparsity"] >= HIGH]
+        cs = [c for c in comps if c["group"] == g and c["nominal_sparsity"] >= high]
         if not cs:
             continue
         n = len(cs)
-        hs = _sparsities(n, high=True)
+        hs = _sparsities(n, high=high > 0)
         count = {v: sum(c["verdict"] == v for c in cs)
                  for v in ("better", "worse", "not resolved", "one seed")}
         at = ", ".join(f"{c['nominal_sparsity']:g}: {_pts(c['diff'])}" for c in cs)
@@ -475,7 +488,12 @@ def report(results: str | Path = "docs/results/sweep", docs: str | Path = "docs/
     comps = paired(c["counted"], base)
     comps.sort(key=lambda x: (order.index(x["group"]), x["nominal_sparsity"]))
     answer = answer_lines(comps, base, order)
-    ei_answer = ei_answer_lines(ei_findings(c["counted"], rows, control_groups(grid)), order)
+    controls = control_groups(grid)
+    ei_answer = ei_answer_lines(ei_findings(c["counted"], rows, controls), order)
+    ccomps = control_comparisons(c["counted"], controls)
+    ccomps.sort(key=lambda x: (order.index(x["group"]), x["nominal_sparsity"]))
+    control_answer = [line for g, ctl in controls.items() for line in answer_lines(
+        [x for x in ccomps if x["group"] == g], ctl, [g], high=0)]
     pngs = plots(rows, comps, order) if rows else {}
 
     n_plan, n_have = len(c["planned"]), len(c["counted"])
@@ -532,6 +550,12 @@ def report(results: str | Path = "docs/results/sweep", docs: str | Path = "docs/
                                                  f"its {base} pair yet."]), "",
                comparison_table(comps, base) if comps else f"No group has {base} pairs yet.",
                "", f"![paired differences]({PLOT_DIFF})", "",
+               "## Gradient regrowth against random regrowth: accuracy", "",
+               "Each group that has a random-regrowth control, paired by seed against it at "
+               "the same sparsity and synapse count: test accuracy with regrowth chosen by "
+               "gradient (RigL) minus regrowth at random, at every sparsity.", "",
+               *([f"- {a}" for a in control_answer] or ["- No group has control pairs yet."]),
+               "", comparison_table(ccomps, "random regrowth") if ccomps else "", "",
                "## E/I clustering in (input channel, delay), trained against initialisation",
                "", "z of `trainer.analysis.ei_clustering` (same-sign fraction of each synapse's "
                "k = 8 nearest neighbours within its neuron, against 200 sign shuffles), per "
@@ -575,7 +599,7 @@ def report(results: str | Path = "docs/results/sweep", docs: str | Path = "docs/
         md.append("")
 
     readme_block = _readme_block(active, grid, config, results, docs, n_have, n_plan, answer,
-                                 ei_answer, c["missing"])
+                                 ei_answer, c["missing"], control_answer)
     for name, data in pngs.items():
         write_bytes_atomic(data, docs.parent / name)
     write_bytes_atomic("\n".join(md).encode(), docs)
@@ -586,6 +610,7 @@ def report(results: str | Path = "docs/results/sweep", docs: str | Path = "docs/
                             ).encode(), readme)  # type: ignore[arg-type]
     summary = "\n".join([status, *answer])
     return {"rows": rows, "comparisons": comps, "answer": answer, "ei_answer": ei_answer,
+            "control_comparisons": ccomps, "control_answer": control_answer,
             "missing": c["missing"],
             "stale": c["stale"], "extra": c["extra"], "summary": summary,
             "readme_block": readme_block}
@@ -619,7 +644,7 @@ def _ei_table(rows: list[dict]) -> str:
 
 
 def _readme_block(active, grid, config, results, docs, n_have, n_plan, answer, ei_answer,
-                  missing) -> str:
+                  missing, control_answer=()) -> str:
     out = [f"- Grid `{config}`: groups {', '.join(active)} at "
            f"sparsities {', '.join(f'{s:g}' for s in grid['sparsities'])}, "
            f"{len(grid['seeds'])} seeds, {grid['epochs']} epochs. {n_have} of {n_plan} points "
@@ -632,6 +657,7 @@ def _readme_block(active, grid, config, results, docs, n_have, n_plan, answer, e
         out.append(f"- {len(missing)} points are still missing; every figure below is over "
                    "the points present.")
     out += [f"- {a}" for a in answer]
+    out += [f"- Accuracy, gradient against random regrowth: {a}" for a in control_answer]
     out += [f"- E/I clustering, {a}" for a in ei_answer]
     return "\n".join(out)
 

@@ -440,6 +440,20 @@ set = { regrow = "random" }
     assert lines[1].startswith("**structure-random: no clustering in fc1 at 1 sparsity** ")
 
 
+def test_gradient_regrowth_is_compared_with_its_random_regrowth_control_by_seed():
+    def rec(g, s, seed, acc):
+        return {"group": g, "nominal_sparsity": s, "seed": seed, "matched": False,
+                "test_accuracy": acc, "synapses": 100}
+    records = [rec("structure", 0.5, i, a) for i, a in enumerate([0.90, 0.92, 0.94])] + \
+              [rec("structure-random", 0.5, i, a) for i, a in enumerate([0.85, 0.86, 0.88])] + \
+              [rec("structure", 0.9, 0, 0.8), rec("dcls", 0.5, 0, 0.99)]
+    [c] = rep.control_comparisons(records, {"structure": "structure-random"})
+    assert (c["group"], c["nominal_sparsity"], c["seeds"]) == ("structure", 0.5, [0, 1, 2])
+    assert math.isclose(c["diff"]["mean"], 0.17 / 3) and c["verdict"] == "better"
+    [line] = rep.answer_lines([c], "structure-random", ["structure"], high=0)
+    assert line.startswith("**Yes: structure beat structure-random at the 1 sparsity.**")
+
+
 # ----------------------------------------------------------------------------- committed results
 
 def test_committed_docs_are_generated_from_the_committed_point_files(tmp_path, monkeypatch):
