@@ -177,27 +177,11 @@ def test_results_made_with_another_config_are_refused_before_any_work(swept, tmp
         sw.run(other, results=results, runs=runs, progress=False)
 
 
-TWINS = """\
-dataset = "synthetic"
-epochs = 1
-seeds = [0]
-sparsities = [0.75]
-baseline = "multi"
-[set]
-hidden = [16]
-kernel_size = 8
-time_steps = 40
-batch_size = 32
-data_options = {n_train = 120, n_test = 40}
-[[group]]
-name = "multi"
-method = "structure-multi"
-sparsities = [0.96875]
-[[group]]
-name = "multi-matched"
-method = "structure-multi"
-match_synapses = true
-"""
+# TINY's trainer settings, one seed and epoch; K = 8, so 1 - (1 - 0.75) / 8 = 0.96875
+TWINS = 'baseline = "multi"\n' + TINY.replace("epochs = 2", "epochs = 1").replace(
+    "seeds = [0, 1]", "seeds = [0]").replace("sparsities = [0, 0.75]", "sparsities = [0.75]"
+    ).replace('name = "dcls"\nmethod = "dcls"',
+              'name = "multi"\nmethod = "structure-multi"\nsparsities = [0.96875]')
 
 
 def test_points_with_the_same_trainer_config_are_trained_once(tmp_path, ray_local, capsys):
