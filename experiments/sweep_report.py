@@ -504,8 +504,8 @@ def report(results: str | Path = "docs/results/sweep", docs: str | Path = "docs/
                  f"{', '.join(map(str, seeds))}; {grid['epochs']} epochs (checkpoint: the best "
                  f"validation epoch; the test split chooses nothing)")
     status = (f"{n_have} of {n_plan} points of the grid are in `{results}`"
-              + ("." if not c["missing"] else f"; {len(c['missing'])} are missing (listed "
-                 "below)."))
+              + ("." if not c["missing"] else f"; {len(c['missing'])} "
+                 f"{'is' if len(c['missing']) == 1 else 'are'} missing (listed below)."))
     run_cmd = f"python -m experiments.sweep run --config {config} --results {results}"
     rep_cmd = (f"python -m experiments.sweep report --config {config} --results {results} "
                f"--docs {docs}" + (f" --readme {readme}" if readme is not None else ""))
@@ -578,8 +578,8 @@ def report(results: str | Path = "docs/results/sweep", docs: str | Path = "docs/
                "", _ei_table(rows), "",
                f"![E/I clustering]({PLOT_EI})", ""]
     if c["missing"]:
-        md += ["## Missing points", "", f"{len(c['missing'])} of {n_plan} planned points have "
-               f"no valid file in `{results}`:", "",
+        md += ["## Missing points", "", f"{len(c['missing'])} of {n_plan} planned points "
+               f"{'has' if len(c['missing']) == 1 else 'have'} no valid file in `{results}`:", "",
                *_missing_lines(c["missing"], c["planned"]), ""]
     if c["stale"] or c["extra"]:
         md += ["## Point files left out", "",
@@ -654,8 +654,8 @@ def _readme_block(active, grid, config, results, docs, n_have, n_plan, answer, e
                    "(`python -m experiments.sweep run`).")
         return "\n".join(out)
     if missing:
-        out.append(f"- {len(missing)} points are still missing; every figure below is over "
-                   "the points present.")
+        out.append(f"- {len(missing)} point{' is' if len(missing) == 1 else 's are'} still "
+                   "missing; every figure below is over the points present.")
     out += [f"- {a}" for a in answer]
     out += [f"- Accuracy, gradient against random regrowth: {a}" for a in control_answer]
     out += [f"- E/I clustering, {a}" for a in ei_answer]

@@ -344,7 +344,7 @@ def test_report_pairs_by_seed_states_the_answer_and_lists_missing_points(report_
     assert [m["name"] for m in r["missing"]] == ["structure_s0.9_seed2"]
     assert r["extra"] == ["dcls_s0.5_seed9"] and r["stale"] == []
     text = docs.read_text()
-    assert "1 of 12 planned points have no valid file" in text
+    assert "1 of 12 planned points has no valid file" in text
     assert "- structure: sparsity 0.9 seed(s) 2" in text
     assert "`dcls_s0.5_seed9.json`: not a point of the grid" in text
     assert "| dcls | 0.9 | 3 | 71.0 [68.5, 73.5] | 70.0 [67.5, 72.5] | 1,280 |" in text
