@@ -154,7 +154,7 @@ def split_twins(todo: list[dict], results: Path) -> tuple[list[dict], dict[str, 
     for path in sorted(results.glob("*.json")) if results.is_dir() else []:
         rec = load_record(path)
         if "config" in rec:
-            done.setdefault(json.dumps(rec["config"], sort_keys=True), rec)
+            done.setdefault(config_key(rec["config"]), rec)    # identity() is idempotent
     train: list[dict] = []
     twins: dict[str, list[dict]] = {}
     ready: list[tuple[dict, dict]] = []
