@@ -73,25 +73,51 @@ def export_checkpoint(path: str | Path, profile: str = "loihi2", *, num_message_
                       headroom: float = 2.0, calibration=None, evaluation=None,
                       eval_split: str = "val", max_calibration: int | None = 512,
                       max_eval: int | None = None, cache_dir=None, progress: bool = False,
-                      netx_exact: bool = False) -> tuple[DeployedNetwork, dict]:
+                      netx_exact: bool = False,
+                      allow_unfinished: bool = False) -> tuple[DeployedNetwork, dict]:
     """Checkpoint (run folder or .pt) -> (DeployedNetwork, report dict).
 
     calibration / evaluation: features (N, T, C) or (features, labels); None = rebuild the
     training / `eval_split` split from the checkpoint's data recipe (evaluation=False skips the
     accuracy section). netx_exact: restrict weight_exp to what netx can express (see
-    export.quantize), at the cost of weight precision in the graded-input layer. Raises
-    ProfileViolation (listing every violation) or ExportError."""
+    export.quantize), at the cost of weight precision in the graded-input layer.
+    allow_unfinished: export a training run that did not finish (no metrics.json,
+    trainer.run_status) instead of raising ExportError; the report's "checkpoint" records
+    "finished" (None: not a training run folder) and a warning. Raises ProfileViolation
+    (listing every violation) or ExportError."""
+    training = training_state(path, allow_unfinished)
     ck_path = resolve_checkpoint_path(path)
     ck = load_checkpoint(ck_path)
     sha = sha256_file(ck_path)
     provenance = checkpoint_provenance(ck, sha)
     source = {"path": str(ck_path), "sha256": sha, "epoch": ck.epoch,
-              "val_accuracy": ck.val_accuracy}
-    return export_loaded(ck, profile, provenance=provenance, source=source,
-                         num_message_bits=num_message_bits, headroom=headroom,
-                         calibration=calibration, evaluation=evaluation, eval_split=eval_split,
-                         max_calibration=max_calibration, max_eval=max_eval,
-                         cache_dir=cache_dir, progress=progress, netx_exact=netx_exact)
+              "val_accuracy": ck.val_accuracy, "finished": training["finished"],
+              "epochs_planned": training["epochs_planned"]}
+    net, report = export_loaded(ck, profile, provenance=provenance, source=source,
+                                num_message_bits=num_message_bits, headroom=headroom,
+                                calibration=calibration, evaluation=evaluation,
+                                eval_split=eval_split, max_calibration=max_calibration,
+                                max_eval=max_eval, cache_dir=cache_dir, progress=progress,
+                                netx_exact=netx_exact)
+    if training["finished"] is False:
+        report["warnings"].append(f"{training['message']}; exported anyway (allow_unfinished)")
+    return net, report
+
+
+def training_state(path: str | Path, allow_unfinished: bool = False) -> dict:
+    """{"finished", "epochs_planned", "message"} of the training run `path` is or belongs to
+    (all None when it is no training run folder, e.g. export.qat's output). An unfinished run
+    raises ExportError saying how to resume it, unless `allow_unfinished`."""
+    from trainer.run_status import run_status, training_run_dir
+
+    run = training_run_dir(path)
+    if run is None:
+        return {"finished": None, "epochs_planned": None, "message": None}
+    st = run_status(run)
+    if not st.finished and not allow_unfinished:
+        raise ExportError(f"{st.message}; or pass --allow-unfinished to export its checkpoint "
+                          f"(epoch {st.checkpoint_epoch}) anyway")
+    return {"finished": st.finished, "epochs_planned": st.epochs_planned, "message": st.message}
 
 
 def checkpoint_provenance(ck: Checkpoint, sha256: str) -> dict:
@@ -244,6 +270,9 @@ def build_parser(prog: str = "python -m export.to_lava") -> argparse.ArgumentPar
                                  description=" ".join(__doc__.split("\n\n")[0].split()))
     ap.add_argument("checkpoint", help="run folder (with checkpoint.pt) or checkpoint file")
     add_export_options(ap)
+    ap.add_argument("--allow-unfinished", action="store_true",
+                    help="export a training run that did not finish (no metrics.json) instead "
+                         "of refusing it; the report records finished: false (default: refuse)")
     return ap
 
 
@@ -259,7 +288,7 @@ def main(argv: list[str] | None = None) -> int:
                 a.checkpoint, a.profile, num_message_bits=a.num_message_bits,
                 headroom=a.headroom, evaluation=False if a.no_eval else None,
                 eval_split=a.eval_split, max_eval=a.max_eval, max_calibration=a.max_calibration,
-                progress=True, netx_exact=a.netx_exact)
+                progress=True, netx_exact=a.netx_exact, allow_unfinished=a.allow_unfinished)
         netx_h5.save(net, out)
     except (ExportError, ValueError) as e:
         print(f"error: {e}", file=sys.stderr)

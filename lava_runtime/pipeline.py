@@ -128,11 +128,14 @@ def budget_stage(net, activity: Activity, profiles) -> list:
 
 def deploy(run_dir, profile: str = "loihi2", *, split: str = "test", lava_limit: int | None = 0,
            budget_profiles=None, net_path=None, timeout_s: float | None = None,
-           progress: bool = False, **export_options) -> Deployment:
+           progress: bool = False, allow_unfinished: bool = False,
+           **export_options) -> Deployment:
     """Export the run (export.to_lava.export_checkpoint; `export_options` pass through, e.g.
     calibration or eval_split), save it to `net_path` when given, emulate `split` once, run its
     first `lava_limit` samples in Lava (0 = skip, None = all) and budget it on `budget_profiles`
-    (default: the export profile). progress: one line per stage, and progress bars."""
+    (default: the export profile). progress: one line per stage, and progress bars.
+    allow_unfinished: deploy a training run that did not finish (no metrics.json) instead of
+    raising ExportError (as export_checkpoint; the export report then says "finished": false)."""
     from deployed.netx_h5 import save
     from export.to_lava import export_checkpoint
     from trainer.data import dataset_from_recipe
@@ -148,7 +151,8 @@ def deploy(run_dir, profile: str = "loihi2", *, split: str = "test", lava_limit:
         return out
 
     net, report = timed("export", f"export to {profile}", lambda: export_checkpoint(
-        run_dir, profile, **{"evaluation": False, "progress": progress, **export_options}))
+        run_dir, profile, **{"evaluation": False, "progress": progress,
+                             "allow_unfinished": allow_unfinished, **export_options}))
     if net_path is not None:
         save(net, net_path)
     data = dataset_from_recipe(net.meta["data_recipe"], split)
