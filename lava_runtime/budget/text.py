@@ -16,6 +16,22 @@ def _num(x, unit="") -> str:
     return f"{x:.3g}{unit}"
 
 
+_PREFIXES = ((1.0, ""), (1e-3, "m"), (1e-6, "u"), (1e-9, "n"), (1e-12, "p"), (1e-15, "f"))
+
+
+def format_energy(joules: float | None, digits: int = 3) -> str:
+    """An energy in joules with an engineering prefix and `digits` significant digits:
+    0.0115 -> "11.5 mJ", 1.41e-05 -> "14.1 uJ" (ASCII "u" for micro); None -> "-"."""
+    if joules is None:
+        return "-"
+    if joules == 0:
+        return "0 J"
+    mag = abs(joules)
+    scale, prefix = next(((s, p) for s, p in _PREFIXES if mag >= s * (1 - 0.5 * 10 ** -digits)),
+                         _PREFIXES[-1])
+    return f"{joules / scale:.{digits}g} {prefix}J"
+
+
 def _table(header: list[str], rows: list[list[str]]) -> str:
     widths = [max(len(str(r[i])) for r in [header, *rows]) for i in range(len(header))]
     line = lambda r: "  ".join(str(c).rjust(w) if i else str(c).ljust(w)  # noqa: E731
