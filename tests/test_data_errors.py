@@ -79,6 +79,7 @@ def test_no_audio_files(tmp_path):
     with pytest.raises(DataError, match=r"no class subfolders in"):
         load_dataset("folder", data_dir=tmp_path / "empty")
     (tmp_path / "empty" / "cat").mkdir()
+    (tmp_path / "empty" / "dog").mkdir()          # one class alone is refused before this
     with pytest.raises(DataError, match=r"class folder .*cat holds no audio files"):
         load_dataset("folder", data_dir=tmp_path / "empty")
     (tmp_path / "hd").mkdir()

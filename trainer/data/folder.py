@@ -1,7 +1,10 @@
-"""Any folder of class subfolders of audio files (``<data_dir>/<class name>/*.wav|flac|ogg``).
+"""Any folder of class subfolders of audio files (``<data_dir>/<class name>/*.wav|flac|ogg|mp3``).
 
-Class names: the sorted subfolder names (label = position). Split: deterministic per file from
-a hash of its relative path "<class>/<file name>": a file is in the test split when
+At least two class subfolders, each holding its audio files directly (MP3 where the installed
+libsndfile reads it, see audio_io). Audio that would not be read is an error naming it, never
+skipped: another audio extension, audio in a nested subfolder or beside the class subfolders.
+Class names: the sorted subfolder names (label = position). Split: deterministic per file from a
+hash of its relative path "<class>/<file name>": a file is in the test split when
 ``int(sha256(path)[:8], 16) % 100 < test_percent`` (option, default 20), else in train. The
 split thus stays fixed when files are added. Speakers are unknown (None); validation is carved
 at random per class from ``seed`` (strategy "random").
@@ -18,6 +21,7 @@ import numpy as np
 
 from .audio_features import audio_features
 from .audio_folder import list_audio, require_dir
+from .audio_io import audio_suffixes, known_audio_suffixes
 from .dataset import SourceSplit
 from .errors import DataError
 from .frontend import MelRecipe
@@ -41,12 +45,29 @@ def list_files(folder: Path, split: str, test_percent: int):
     if not classes:
         raise DataError(f"no class subfolders in {folder} "
                         "(expected <data_dir>/<class>/<audio files>)")
+    if len(classes) < 2:
+        raise DataError(f"{folder} holds one class subfolder ({classes[0]}); a classifier needs "
+                        f"at least 2 classes: add a subfolder of audio files per class")
+    audio_ext = set(known_audio_suffixes())
+    loose = sorted(p.name for p in folder.iterdir()
+                   if p.is_file() and p.suffix.lower() in audio_ext)
+    if loose:
+        more = f" and {len(loose) - 3} more" if len(loose) > 3 else ""
+        raise DataError(f"{folder} holds audio files outside the class subfolders "
+                        f"({', '.join(loose[:3])}{more}), which belong to no class: move them "
+                        f"into <class>/ subfolders ({', '.join(classes)})")
     files, labels, meta = [], [], []
     n_audio = 0
     for label, cls in enumerate(classes):
         audio = list_audio(folder / cls)
+        nested = nested_audio(folder / cls)
+        if nested:
+            raise DataError(f"class folder {folder / cls} has audio in subfolders "
+                            f"({', '.join(nested)}), which is not read: move the files up into "
+                            f"{folder / cls}")
         if not audio:
-            raise DataError(f"class folder {folder / cls} holds no audio files (.wav, .flac, .ogg)")
+            raise DataError(f"class folder {folder / cls} holds no audio files "
+                            f"({', '.join(audio_suffixes())})")
         n_audio += len(audio)
         for p in audio:
             rel = f"{cls}/{p.name}"
@@ -57,7 +78,19 @@ def list_files(folder: Path, split: str, test_percent: int):
     if not files:
         raise DataError(f"the {split} split of {folder} is empty ({n_audio} audio files, "
                         f"test_percent={test_percent}); add files or change test_percent")
+    if split != "test" and len(set(labels)) < 2:
+        raise DataError(f"the training files of {folder} are all of class {classes[labels[0]]} "
+                        f"(the other classes' files hash into the test split, "
+                        f"test_percent={test_percent}); add files or lower test_percent")
     return files, np.array(labels, dtype=np.int64), meta, classes
+
+
+def nested_audio(class_dir: Path) -> list[str]:
+    """Non-hidden subfolders of ``class_dir`` (relative names) holding audio files at any depth."""
+    audio = set(known_audio_suffixes())
+    return sorted(p.name for p in class_dir.iterdir()
+                  if p.is_dir() and not p.name.startswith(".")
+                  and any(f.suffix.lower() in audio for f in p.rglob("*") if f.is_file()))
 
 
 def mel_recipe(n_mels: int, time_steps: int, test_percent=20, sample_rate_hz=16000) -> MelRecipe:

@@ -82,6 +82,10 @@ def load_dataset(name: str = "synthetic", split: str = "train", data_dir=None, *
     official_val = src.VAL_STRATEGY == "official"  # the source ships its own validation file
     file_split = {"test": "test", "val": "valid" if official_val else "train"}.get(split, "train")
     raw = src.load_split(data_dir, file_split, cache_dir=cache_dir, **shape, **options)
+    if len(raw.class_names) < 2:      # every source checks this first; a guard for new ones
+        raise DataError(f"dataset {name!r} ({data_dir_str or 'no data_dir'}) has "
+                        f"{len(raw.class_names)} class(es) ({', '.join(raw.class_names)}); a "
+                        f"classifier needs at least 2")
     if split != "test" and not official_val:
         train_idx, val_idx = carve_validation(raw.y, raw.meta, src.VAL_STRATEGY,
                                               float(val_fraction), seed)
