@@ -2,12 +2,16 @@
 
 Each subcommand hands its arguments to the module behind it, whose own parser reads them, so
 `delaysnn export ...` and `python -m export.to_lava ...` take the same options and defaults
-(`delaysnn SUBCOMMAND --help` prints that module's help). Subcommand -> module:
+(`delaysnn SUBCOMMAND --help` prints that module's help, whose usage line then says
+`delaysnn SUBCOMMAND`: delaysnn.options.prog_as). Subcommand -> module:
 """
 from __future__ import annotations
 
+import argparse
 import importlib
 import sys
+
+from delaysnn.options import prog_as, subparsers_of
 
 # name -> (module, subcommand inside the module's parser or None, one-line help)
 SUBCOMMANDS = {
@@ -38,6 +42,22 @@ def usage() -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
+def _prog(name: str) -> str:
+    """The name the module's top-level parser takes under delaysnn: "delaysnn" when the
+    subcommand is one of the module's own subcommands (its parser adds the name), else
+    "delaysnn NAME"."""
+    return "delaysnn" if SUBCOMMANDS[name][1] else f"delaysnn {name}"
+
+
+def parser_for(name: str) -> argparse.ArgumentParser:
+    """The argparse parser that reads `delaysnn NAME ...` (the module's build_parser, and its
+    subcommand's parser where the module has several)."""
+    module, inner, _ = SUBCOMMANDS[name]
+    with prog_as(_prog(name)):
+        parser = importlib.import_module(module).build_parser()
+    return subparsers_of(parser)[inner] if inner else parser
+
+
     argv = sys.argv[1:] if argv is None else list(argv)
     if not argv or argv[0] in ("-h", "--help"):
         print(usage())
@@ -49,4 +69,5 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     module, inner, _ = SUBCOMMANDS[name]
     mod_main = importlib.import_module(module).main
-    return int(mod_main(([inner] if inner else []) + rest) or 0)
+    with prog_as(_prog(name)):
+        return int(mod_main(([inner] if inner else []) + rest) or 0)

@@ -51,16 +51,26 @@ def run_one(name: str, config: str | None, speaker: str, augment: bool, out: Pat
                        f"--network {name}={config or ''}"}
 
 
-def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def build_parser() -> argparse.ArgumentParser:
+    from delaysnn.options import new_parser
+
+    ap = new_parser("python -m experiments.heldout_speaker", __doc__)
     ap.add_argument("--speaker", default="george", help="the FSDD speaker held out (test)")
     ap.add_argument("--network", action="append", default=[], metavar="NAME=CONFIG",
-                    help="network to train (repeatable); default dense= (trainer defaults)")
-    ap.add_argument("--out", default="runs/heldout", help="folder of the runs")
-    ap.add_argument("--json", required=True, help="results file (rewritten after each run)")
-    ap.add_argument("--epochs", type=int, default=None, help="override the configs' epochs")
-    ap.add_argument("--no-progress", dest="progress", action="store_false")
-    args = ap.parse_args(argv)
+                    help="network to train (repeatable; default: dense= , the trainer "
+                         "defaults)")
+    ap.add_argument("--out", default="runs/heldout", metavar="DIR", help="folder of the runs")
+    ap.add_argument("--json", required=True, metavar="FILE.json",
+                    help="results file (rewritten after each run); required, no default")
+    ap.add_argument("--epochs", type=int, default=None,
+                    help="override the configs' epochs (default: the configs' own)")
+    ap.add_argument("--no-progress", dest="progress", action="store_false",
+                    help="no progress bars (default: shown)")
+    return ap
+
+
+def main(argv=None) -> int:
+    args = build_parser().parse_args(argv)
     nets = []
     for spec in args.network or ["dense="]:
         name, sep, cfg = spec.partition("=")

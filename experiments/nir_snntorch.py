@@ -11,7 +11,7 @@ voltage), so training optimises this project's prediction rule (argmax_c sum_t s
 snnTorch's exporter writes time constants for dt = 0.1 ms, so the import uses dt_ms = 0.1
 (one step is still one 10 ms feature frame). Accuracies: snnTorch's own simulation, the imported
 float model (export.float_reference) and the quantized network (bit-exact emulator) on the test
-split; Lava (fixed_pt CPU simulation) against the emulator on `--lava-samples` test samples; the
+split; Lava (fixed_pt CPU simulation) against the emulator on `--limit` test samples; the
 Loihi 2 budget from the emulator's activity on the test split. Needs snntorch and nirtorch (the
 test extra). Seeded: the same arguments give the same numbers.
 """
@@ -147,17 +147,24 @@ def measure(dataset: str = "fsdd", data_dir=None, *, out, epochs: int = 4, hidde
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m experiments.nir_snntorch",
-                                description=__doc__.split("\n")[0])
-    p.add_argument("--dataset", default="fsdd")
-    p.add_argument("--data-dir", default=None)
-    p.add_argument("--epochs", type=int, default=4)
-    p.add_argument("--hidden", type=int, default=128)
-    p.add_argument("--seed", type=int, default=0)
+    from delaysnn.options import add_deprecated, new_parser
+
+    p = new_parser("python -m experiments.nir_snntorch", __doc__)
+    p.add_argument("--dataset", default="fsdd", help="trainer.data dataset to train on")
+    p.add_argument("--data-dir", default=None,
+                   help="dataset folder (default: the data layer's default)")
+    p.add_argument("--epochs", type=int, default=4, help="snnTorch training epochs")
+    p.add_argument("--hidden", type=int, default=128, help="hidden Leaky neurons")
+    p.add_argument("--seed", type=int, default=0, help="training seed")
     p.add_argument("--lr", type=float, default=1e-2, help="Adam learning rate")
-    p.add_argument("--lava-samples", type=int, default=8)
-    p.add_argument("--out", required=True, help="folder for snntorch.nir and net.h5")
-    p.add_argument("--json", default=None, help="write the results here")
+    limit = p.add_argument("--limit", type=int, default=8, dest="lava_samples", metavar="N",
+                           help="first N test samples run through Lava and compared with the "
+                                "emulator")
+    add_deprecated(p, "--lava-samples", limit)
+    p.add_argument("--out", required=True, metavar="DIR",
+                   help="folder for snntorch.nir and net.h5; required, no default")
+    p.add_argument("--json", default=None, metavar="FILE.json",
+                   help="write the results here (default: printed only)")
     return p
 
 

@@ -1,7 +1,7 @@
 """Accuracy in fixed point against loihi2 dynamic energy per sample, over trained networks.
 
     python -m experiments.pareto docs/results/showcase_*.json docs/results/sweep \
-        --png docs/pareto.png --json docs/results/pareto.json
+        --plot docs/pareto.png --json docs/results/pareto.json
 
 Reads point JSONs (files, or folders of ``*.json``) written by ``experiments.showcase`` or
 ``experiments.sweep`` (keys ``emulator_accuracy`` and ``energy_per_sample_joules``, plus
@@ -97,15 +97,26 @@ def plot(points: list[dict], front: list[bool], png: Path, reference_j: float | 
     tmp.replace(png)
 
 
-def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m experiments.pareto",
-                                 description=" ".join(__doc__.split("\n\n")[0].split()))
+def build_parser() -> argparse.ArgumentParser:
+    from delaysnn.options import add_deprecated, new_parser
+
+    ap = new_parser("python -m experiments.pareto", __doc__)
     ap.add_argument("inputs", nargs="+", help="point JSON files or folders of them")
-    ap.add_argument("--png", required=True, help="plot to write")
-    ap.add_argument("--json", default=None, help="points and front as JSON")
+    plot_file = ap.add_argument("--plot", metavar="FILE.png",
+                                help="plot to write; required, no default")
+    add_deprecated(ap, "--png", plot_file)
+    ap.add_argument("--json", default=None, metavar="FILE.json",
+                    help="points and front as JSON (default: not written)")
+    return ap
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = build_parser()
     a = ap.parse_args(argv)
+    if a.plot is None:
+        ap.error("the following arguments are required: --plot")
     try:
-        for p in [a.png] + ([a.json] if a.json else []):
+        for p in [a.plot] + ([a.json] if a.json else []):
             if not Path(p).parent.is_dir():
                 raise ValueError(f"folder {Path(p).parent} does not exist")
         points, skipped = load_points(a.inputs)
@@ -117,7 +128,7 @@ def main(argv: list[str] | None = None) -> int:
     from hw_profiles import load_profile
     ref = load_profile("xylo-audio2").reference.get("bos_muir_2024_energy_per_inference")
     front = pareto_front(points)
-    plot(points, front, Path(a.png), None if ref is None else ref.value)
+    plot(points, front, Path(a.plot), None if ref is None else ref.value)
     for s in skipped:
         print(f"skipped {s}")
     for p, f in sorted(zip(points, front), key=lambda t: t[0]["energy_per_sample_joules"]):

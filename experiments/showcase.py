@@ -1,6 +1,6 @@
-"""A trained network from config to Loihi 2 budget in one command: train -> (optional quantization-
-aware fine-tuning) -> export -> Lava run of the whole test split (compared with the emulator)
--> budget, with one JSON of every figure.
+"""A trained network from config to Loihi 2 budget in one command: train -> (optional
+quantization-aware fine-tuning) -> export -> Lava run of the whole test split (compared with
+the emulator) -> budget, with one JSON of every figure.
 
     python -m experiments.showcase --config configs/fsdd-sparse.toml --out runs/showcase \
         --json docs/results/showcase.json
@@ -92,18 +92,29 @@ def showcase(config: str | Path, out: str | Path, *, qat_epochs: int = 0, qat_lr
     return summary
 
 
-def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m experiments.showcase",
-                                 description=" ".join(__doc__.split("\n\n")[0].split()))
-    ap.add_argument("--config", required=True, help="trainer config, e.g. configs/fsdd-sparse.toml")
-    ap.add_argument("--out", required=True, help="output folder (train/, qat/, net.h5, JSONs)")
+def build_parser() -> argparse.ArgumentParser:
+    from delaysnn.options import new_parser
+
+    ap = new_parser("python -m experiments.showcase", __doc__)
+    ap.add_argument("--config", required=True,
+                    help="trainer config, e.g. configs/fsdd-sparse.toml; required, no default")
+    ap.add_argument("--out", required=True, metavar="DIR",
+                    help="output folder (train/, qat/, net.h5, JSONs); required, no default")
     ap.add_argument("--qat-epochs", type=int, default=0,
                     help="quantization-aware fine-tuning epochs (export.qat); 0 = none")
-    ap.add_argument("--qat-lr", type=float, default=1e-4)
-    ap.add_argument("--profile", default="loihi2")
-    ap.add_argument("--json", default=None, help="also write the summary here")
-    ap.add_argument("--no-progress", dest="progress", action="store_false")
-    a = ap.parse_args(argv)
+    ap.add_argument("--qat-lr", type=float, default=1e-4,
+                    help="Adam learning rate of the fine-tuning")
+    ap.add_argument("--profile", default="loihi2",
+                    help="hardware profile the network is exported and budgeted for")
+    ap.add_argument("--json", default=None, metavar="FILE.json",
+                    help="also write the summary here (default: only OUT/showcase.json)")
+    ap.add_argument("--no-progress", dest="progress", action="store_false",
+                    help="no progress bars (default: shown)")
+    return ap
+
+
+def main(argv: list[str] | None = None) -> int:
+    a = build_parser().parse_args(argv)
     try:
         s = showcase(a.config, a.out, qat_epochs=a.qat_epochs, qat_lr=a.qat_lr,
                      profile=a.profile, json_path=a.json, progress=a.progress)

@@ -2,7 +2,7 @@
 then export it exactly as a checkpoint: quantize, profile check, netx HDF5, emulator, Lava, budget.
 
     python -m export.from_nir GRAPH.nir --dt-ms 0.1 --profile loihi2 --out net.h5 \
-        (--features calib.npz | --data shd --data-dir DIR) [--lif-readout] [--json report.json]
+        (--features calib.npz | --dataset shd --data-dir DIR) [--lif-readout] [--json report.json]
 
 is a thin layer over `export_nir(path, dt_ms, profile, ...) -> (DeployedNetwork, report)`;
 `nir_to_checkpoint(graph, dt_ms)` gives the in-memory intermediate (trainer.checkpoint.Checkpoint)
@@ -484,7 +484,7 @@ def export_nir(path, dt_ms: float | None = None, profile: str = "loihi2", *,
                                  class_names=class_names, data_recipe=data_recipe)
     ck.path = "<NIRGraph>" if sha is None else str(path)
     if calibration is None and not ck.data_recipe:
-        raise ExportError("no calibration features: pass --features FILE.npz or --data NAME "
+        raise ExportError("no calibration features: pass --features FILE.npz or --dataset NAME "
                           "(the graph carries no data recipe)")
     own = info["delaysnn_metadata"]
     prov = own.get("provenance")
@@ -522,9 +522,10 @@ def load_features(path) -> tuple[np.ndarray, np.ndarray | None]:
 
 
 def build_parser(prog: str = "python -m export.from_nir") -> argparse.ArgumentParser:
+    from delaysnn.options import add_deprecated, new_parser
     from export.to_lava import add_export_options
 
-    ap = argparse.ArgumentParser(prog=prog, description=__doc__.split("\n")[0])
+    ap = new_parser(prog, __doc__)
     ap.add_argument("graph", help="NIR file (.nir, written by nir.write)")
     ap.add_argument("--dt-ms", type=float, default=None,
                     help="time step (ms) used to discretise; default: the graph's metadata "
@@ -532,15 +533,21 @@ def build_parser(prog: str = "python -m export.from_nir") -> argparse.ArgumentPa
     ap.add_argument("--lif-readout", action="store_true",
                     help="take a final spiking LIF/CubaLIF/IF as the readout (voltage read, "
                          "threshold ignored)")
-    ap.add_argument("--features", default=None,
-                    help=".npz with x (N, T, C) [and y]: calibration (and evaluation) features")
-    ap.add_argument("--eval-features", default=None,
+    ap.add_argument("--features", default=None, metavar="FILE.npz",
+                    help=".npz with x (N, T, C) [and y]: calibration (and evaluation) features "
+                         "(default: none; pass --features or --dataset)")
+    ap.add_argument("--eval-features", default=None, metavar="FILE.npz",
                     help=".npz with x [and y] for the accuracy report (default: --features)")
-    ap.add_argument("--data", default=None,
-                    help="calibrate on this trainer.data dataset instead (shd, ssc, fsdd, ...)")
-    ap.add_argument("--data-dir", default=None, help="data folder for --data")
-    ap.add_argument("--time-steps", type=int, default=100, help="steps per sample for --data")
-    ap.add_argument("--class-names", default=None, help="comma-separated class names")
+    data = ap.add_argument("--dataset", default=None,
+                           help="calibrate on this trainer.data dataset instead (shd, ssc, "
+                                "fsdd, ...; default: none, pass --features or --dataset)")
+    add_deprecated(ap, "--data", data)
+    ap.add_argument("--data-dir", default=None,
+                    help="data folder for --dataset (default: the data layer's default)")
+    ap.add_argument("--time-steps", type=int, default=100, help="steps per sample for --dataset")
+    ap.add_argument("--class-names", default=None,
+                    help="comma-separated class names (default: the dataset's or the graph's, "
+                         "else 0..n-1)")
     add_export_options(ap)
     return ap
 
@@ -556,8 +563,8 @@ def main(argv: list[str] | None = None) -> int:
     if not outputs_have_folders(out, a.json):
         return 2
     try:
-        if a.features and a.data:
-            raise ExportError("pass --features or --data, not both")
+        if a.features and a.dataset:
+            raise ExportError("pass --features or --dataset, not both")
         kw = dict(num_message_bits=a.num_message_bits, headroom=a.headroom,
                   eval_split=a.eval_split, max_eval=a.max_eval,
                   max_calibration=a.max_calibration, progress=True, netx_exact=a.netx_exact)
@@ -568,9 +575,9 @@ def main(argv: list[str] | None = None) -> int:
             evaluation = load_features(a.eval_features) if a.eval_features else calibration
             if evaluation[1] is None:
                 evaluation = evaluation[0]  # type: ignore[assignment]
-        elif a.data:
+        elif a.dataset:
             from trainer.data import load_dataset
-            ds = load_dataset(a.data, "train", a.data_dir, time_steps=a.time_steps)
+            ds = load_dataset(a.dataset, "train", a.data_dir, time_steps=a.time_steps)
             recipe, calibration = ds.recipe, (ds.x.numpy(), ds.y.numpy())
             names = names or list(ds.class_names)
         if a.no_eval:

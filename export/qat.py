@@ -242,17 +242,24 @@ def finetune(run: str | Path, out: str | Path, *, epochs: int = 5, lr: float = 1
     return summary
 
 
-def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m export.qat", description=__doc__.split("\n")[0])
+def build_parser() -> argparse.ArgumentParser:
+    from delaysnn.options import new_parser
+
+    ap = new_parser("python -m export.qat", __doc__)
     ap.add_argument("run", help="run folder (with checkpoint.pt) or checkpoint file")
-    ap.add_argument("--out", required=True, help="folder for the fine-tuned checkpoint.pt")
-    ap.add_argument("--epochs", type=int, default=5)
+    ap.add_argument("--out", required=True, metavar="DIR",
+                    help="folder for the fine-tuned checkpoint.pt; required, no default")
+    ap.add_argument("--epochs", type=int, default=5, help="fine-tuning epochs")
     ap.add_argument("--lr", type=float, default=1e-4, help="Adam learning rate")
-    ap.add_argument("--batch-size", type=int, default=32)
+    ap.add_argument("--batch-size", type=int, default=32, help="samples per batch")
     ap.add_argument("--profile", default="loihi2", help="hardware profile name or .toml path")
     ap.add_argument("--num-message-bits", type=int, default=8, help="graded input payload bits")
-    ap.add_argument("--seed", type=int, default=0)
-    a = ap.parse_args(argv)
+    ap.add_argument("--seed", type=int, default=0, help="seed of the batch order")
+    return ap
+
+
+def main(argv: list[str] | None = None) -> int:
+    a = build_parser().parse_args(argv)
     try:
         s = finetune(a.run, a.out, epochs=a.epochs, lr=a.lr, batch_size=a.batch_size,
                      profile=a.profile, num_message_bits=a.num_message_bits, seed=a.seed)

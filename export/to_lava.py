@@ -241,18 +241,23 @@ def evaluate(ck: Checkpoint, net: DeployedNetwork, x: np.ndarray, y: np.ndarray 
 def add_export_options(ap: argparse.ArgumentParser) -> None:
     """The options every export command shares (to_lava, from_nir)."""
     ap.add_argument("--profile", default="loihi2", help="hardware profile name or .toml path")
-    ap.add_argument("--out", required=True, help="HDF5 file to write (netx + delaysnn groups)")
-    ap.add_argument("--json", default=None, help="also write the report as JSON here")
+    ap.add_argument("--out", required=True, metavar="NET.h5",
+                    help="HDF5 file to write (netx + delaysnn groups); required, no default")
+    ap.add_argument("--json", default=None, metavar="FILE.json",
+                    help="also write the report as JSON here (default: not written)")
     ap.add_argument("--num-message-bits", type=int, default=8, help="graded input payload bits")
     ap.add_argument("--headroom", type=float, default=2.0,
                     help="safety factor on measured current/voltage ranges")
     ap.add_argument("--eval-split", default="val", help="split for the accuracy report")
-    ap.add_argument("--max-eval", type=int, default=None, help="evaluate on at most N samples")
+    ap.add_argument("--max-eval", type=int, default=None,
+                    help="evaluate on at most N samples (default: the whole split)")
     ap.add_argument("--max-calibration", type=int, default=512,
                     help="calibrate on at most N training samples")
     ap.add_argument("--no-eval", action="store_true", help="skip the accuracy section")
     ap.add_argument("--netx-exact", action="store_true",
-                    help="only weight exponents netx can express (less weight precision)")
+                    help="only weight exponents netx can express, so lava-dl's netx reads the "
+                         "file exactly (less weight precision in the graded-input layer); "
+                         "this project's Lava graph and emulator are exact either way")
 
 
 def outputs_have_folders(*paths) -> bool:
@@ -266,8 +271,9 @@ def outputs_have_folders(*paths) -> bool:
 
 
 def build_parser(prog: str = "python -m export.to_lava") -> argparse.ArgumentParser:
-    ap = argparse.ArgumentParser(prog=prog,
-                                 description=" ".join(__doc__.split("\n\n")[0].split()))
+    from delaysnn.options import new_parser
+
+    ap = new_parser(prog, __doc__)
     ap.add_argument("checkpoint", help="run folder (with checkpoint.pt) or checkpoint file")
     add_export_options(ap)
     ap.add_argument("--allow-unfinished", action="store_true",

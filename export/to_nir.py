@@ -117,9 +117,12 @@ def write_nir(graph, out) -> Path:
 
 
 def build_parser(prog: str = "python -m export.to_nir") -> argparse.ArgumentParser:
-    ap = argparse.ArgumentParser(prog=prog, description=__doc__.split("\n")[0])
+    from delaysnn.options import new_parser
+
+    ap = new_parser(prog, __doc__)
     ap.add_argument("checkpoint", help="run folder (with checkpoint.pt) or checkpoint file")
-    ap.add_argument("--out", required=True, help="NIR file to write (.nir)")
+    ap.add_argument("--out", required=True, metavar="GRAPH.nir",
+                    help="NIR file to write; required, no default")
     ap.add_argument("--dt-ms", type=float, default=None,
                     help=f"time step stored in the graph (default: the data recipe's, else "
                          f"{DEFAULT_DT_MS:g} ms)")

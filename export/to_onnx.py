@@ -126,18 +126,24 @@ def export_onnx(path: str | Path, out: str | Path, *, time_steps: int | None = N
             "n_nodes": n_nodes}
 
 
-def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m export.to_onnx",
-                                 description="float model with integer delays -> ONNX")
+def build_parser() -> argparse.ArgumentParser:
+    from delaysnn.options import new_parser
+
+    ap = new_parser("python -m export.to_onnx", __doc__)
     ap.add_argument("checkpoint", help="run folder (with checkpoint.pt) or checkpoint file")
-    ap.add_argument("--out", required=True, help="ONNX file to write")
+    ap.add_argument("--out", required=True, metavar="MODEL.onnx",
+                    help="ONNX file to write; required, no default")
     ap.add_argument("--time-steps", type=int, default=None,
                     help="steps to unroll (default: the checkpoint's time_steps)")
     ap.add_argument("--n-check", type=int, default=4, help="random samples for the ORT check")
     ap.add_argument("--tolerance", type=float, default=DEFAULT_TOLERANCE,
                     help="fail (write nothing) when |onnxruntime - torch| exceeds this x "
                          f"max(1, largest |readout v|) (default {DEFAULT_TOLERANCE:g})")
-    a = ap.parse_args(argv)
+    return ap
+
+
+def main(argv: list[str] | None = None) -> int:
+    a = build_parser().parse_args(argv)
     try:
         r = export_onnx(a.checkpoint, a.out, time_steps=a.time_steps, n_check=a.n_check,
                         tolerance=a.tolerance)

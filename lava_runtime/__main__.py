@@ -18,9 +18,10 @@ SUBCOMMANDS = {
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m lava_runtime",
-                                     description="Run exported networks on Lava / the emulator "
-                                                 "and estimate hardware budgets.")
+    from delaysnn.options import new_parser
+
+    parser = new_parser("python -m lava_runtime", "Run exported networks on Lava / the "
+                        "emulator and estimate hardware budgets.")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for module in SUBCOMMANDS.values():
         importlib.import_module(module).add_parser(sub)

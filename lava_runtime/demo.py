@@ -82,7 +82,7 @@ def demo(out: str | Path = "runs/demo", *, method: str = DEFAULTS["method"],
     resolve_config(None, config, None)  # bad values: fail before any work
     if lava_limit is not None and (isinstance(lava_limit, bool) or not isinstance(lava_limit, int)
                                    or lava_limit < 1):
-        raise ValueError(f"--lava-limit must be a positive integer, got {lava_limit!r}")
+        raise ValueError(f"--limit must be a positive integer, got {lava_limit!r}")
     if json_path is not None:
         json_path = Path(json_path)
         if json_path.suffix != ".json" or not json_path.parent.is_dir():
@@ -174,7 +174,7 @@ def next_commands(out: Path, net_path: Path) -> list[str]:
     py, q = _python(), shlex.quote
     return [
         f"{py} -m lava_runtime report {q(str(out / 'train'))}",
-        f"{py} -m lava_runtime budget {q(str(net_path))} --profile all --dataset synthetic",
+        f"{py} -m lava_runtime budget {q(str(net_path))} --profile all",
         f"{py} -m trainer train --dataset fsdd --method dcls --epochs 40 --out runs/fsdd_dcls",
     ]
 
@@ -214,24 +214,34 @@ def format_summary(s: dict) -> str:
 
 
 def add_parser(subparsers) -> argparse.ArgumentParser:
+    from delaysnn.options import HelpFormatter, add_deprecated, description
+
     p = subparsers.add_parser("demo", help="train -> export -> Lava -> budget on the synthetic set",
-                              description=__doc__.splitlines()[0])
-    p.add_argument("--out", default="runs/demo", help="output folder (default runs/demo)")
-    p.add_argument("--method", default=DEFAULTS["method"])
-    p.add_argument("--sparsity", type=float, default=DEFAULTS["sparsity"])
-    p.add_argument("--epochs", type=int, default=DEFAULTS["epochs"])
-    p.add_argument("--seed", type=int, default=DEFAULTS["seed"])
-    p.add_argument("--hidden", type=int, default=DEFAULTS["hidden"])
+                              description=description(__doc__), formatter_class=HelpFormatter)
+    p.add_argument("--out", default="runs/demo", metavar="DIR",
+                   help="output folder, replaced when it holds an earlier demo")
+    p.add_argument("--method", default=DEFAULTS["method"],
+                   help="how delays are learned: dcls, structure or structure-multi")
+    p.add_argument("--sparsity", type=float, default=DEFAULTS["sparsity"],
+                   help="fraction of absent connections, 0 <= S < 1")
+    p.add_argument("--epochs", type=int, default=DEFAULTS["epochs"],
+                   help="training epochs of the network and of its no-delay baseline")
+    p.add_argument("--seed", type=int, default=DEFAULTS["seed"], help="training seed")
+    p.add_argument("--hidden", type=int, default=DEFAULTS["hidden"],
+                   help="hidden LIF neurons")
     p.add_argument("--tau", type=float, default=DEFAULTS["tau"],
-                   help=f"membrane time constant in steps (default {DEFAULTS['tau']})")
+                   help="membrane time constant in steps")
     p.add_argument("--num-threads", type=int, default=DEFAULTS["num_threads"],
-                   help=f"torch CPU threads for training (default {DEFAULTS['num_threads']}; "
-                        "0 = torch's default)")
-    p.add_argument("--profile", default=DEFAULTS["profile"])
-    p.add_argument("--lava-limit", type=int, default=None,
-                   help="test samples run through Lava (default: all)")
-    p.add_argument("--json", default=None,
-                   help="also write the summary to this .json file (e.g. docs/results/demo.json)")
+                   help="torch CPU threads for training (0 = torch's default)")
+    p.add_argument("--profile", default=DEFAULTS["profile"],
+                   help="hardware profile the network is exported and budgeted for")
+    limit = p.add_argument("--limit", type=int, default=None, dest="lava_limit", metavar="N",
+                           help="test samples run through Lava (default: all; the emulator "
+                                "always runs all)")
+    add_deprecated(p, "--lava-limit", limit)
+    p.add_argument("--json", default=None, metavar="FILE.json",
+                   help="also write the summary to this file, e.g. docs/results/demo.json "
+                        "(default: only OUT/summary.json)")
     p.set_defaults(func=main)
     return p
 

@@ -35,15 +35,32 @@ class Deployment:
     seconds: dict  # wall seconds per stage: export, emulator, lava, budget
 
 
-def load_features(net, dataset: str, split: str = "test", data_dir=None,
+def network_dataset(net, dataset: str | None = None, net_path=None) -> str:
+    """`dataset`, or when None the dataset `net` was trained on (net.meta["data_recipe"]
+    ["dataset"], written at export). A network whose recipe names none (e.g. one imported from
+    NIR with --features) needs the name: ValueError saying to pass --dataset."""
+    if dataset is not None:
+        return dataset
+    name = (net.meta.get("data_recipe") or {}).get("dataset")
+    if not name:
+        from trainer.data import DATASETS
+
+        raise ValueError(f"{net_path or 'the network'} does not record the dataset it was "
+                         f"trained on; pass --dataset NAME ({', '.join(DATASETS)})")
+    return str(name)
+
+
+def load_features(net, dataset: str | None = None, split: str = "test", data_dir=None,
                   limit: int | None = None):
     """(x (N, T, C) float32 numpy, y (N,) int64) for `net`: trainer.data.load_dataset with the
     feature recipe stored at export (net.meta["data_recipe"]: seed, n_mels, options...) when it
-    names the same dataset; otherwise with the network's channel and step counts. Audio always
-    goes through the network's own front end (recipe["frontend"]: Mel bands, frames and the
-    sample rate it was trained at; other rates are resampled to it)."""
+    names the same dataset; otherwise with the network's channel and step counts. dataset:
+    None = the one the network was trained on (network_dataset). Audio always goes through the
+    network's own front end (recipe["frontend"]: Mel bands, frames and the sample rate it was
+    trained at; other rates are resampled to it)."""
     from trainer.data import load_dataset, source_has_frontend
 
+    dataset = network_dataset(net, dataset)
     recipe = net.meta.get("data_recipe") or {}
     kwargs = {"n_mels": net.input.n_channels, "time_steps": net.input.time_steps,
               "seed": int(recipe.get("seed", 0))}
@@ -73,12 +90,28 @@ def check_limit(limit) -> None:
         raise ValueError(f"--limit must be a positive integer, got {limit!r}")
 
 
+NET_FILE = "net.h5"  # the exported network inside a run, demo or showcase folder
+REPORT_NET = Path("report") / NET_FILE  # where `lava_runtime report RUN` exports RUN
+
+
 def check_net_path(net_path) -> Path:
-    """An existing exported network file."""
+    """An existing exported network file, or a folder that holds one as net.h5 (a run folder
+    exported with `--out RUN/net.h5`, a demo or showcase folder): the file's path."""
     net_path = Path(net_path)
+    if net_path.is_dir():
+        if (net_path / NET_FILE).is_file():
+            return net_path / NET_FILE
+        hint = ""
+        if (net_path / REPORT_NET).is_file():
+            hint = f" (the report's export is {net_path / REPORT_NET}: pass that file)"
+        elif (net_path / "checkpoint.pt").is_file():
+            hint = (f" (a trained run: export it first, python -m export.to_lava {net_path} "
+                    f"--out {net_path / NET_FILE})")
+        raise ValueError(f"folder {net_path} holds no {NET_FILE}{hint}; pass an exported "
+                         f"network file (NET.h5) or a folder holding {NET_FILE}")
     if not net_path.is_file():
         raise ValueError(f"network file {net_path} does not exist (export one with "
-                         f"python -m export.to_lava)")
+                         f"python -m export.to_lava; a folder holding {NET_FILE} also works)")
     return net_path
 
 

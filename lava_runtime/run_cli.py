@@ -14,7 +14,7 @@ import numpy as np
 from deployed.activity import outputs_match
 from deployed.validate import BACKENDS
 from lava_runtime.lava_graph.lanes import check_lanes
-from lava_runtime.pipeline import check_limit, check_net_path, load_features
+from lava_runtime.pipeline import check_limit, check_net_path, load_features, network_dataset
 from trainer.file_io import write_json_atomic
 
 
@@ -73,14 +73,16 @@ def format_report(r: dict) -> str:
     return "\n".join(lines)
 
 
-def run(net_path, dataset: str = "synthetic", data_dir=None, split: str = "test",
+def run(net_path, dataset: str | None = None, data_dir=None, split: str = "test",
         backend: str = "lava", limit: int | None = None, json_path=None,
         compare: str | None = None, timeout_s: float | None = None,
         fast_models: bool = True, lanes: int | None = None, activity_path=None) -> dict:
-    """Load NET.h5 (deployed.netx_h5), evaluate it and print (and optionally save) the report.
-    lanes: samples per Lava step (None = automatic, lava_graph.lanes). activity_path: also save
-    the backend's Activity (.npz) for `python -m lava_runtime budget --activity`. Every argument
-    is checked before any work."""
+    """Load NET.h5 (deployed.netx_h5; or a folder holding net.h5), evaluate it and print (and
+    optionally save) the report. dataset: None = the dataset the network was trained on (its
+    data recipe; an error asks for one when the file records none). limit: the first N samples
+    (None = all). lanes: samples per Lava step (None = automatic, lava_graph.lanes).
+    activity_path: also save the backend's Activity (.npz) for `python -m lava_runtime budget
+    --activity`. Every argument is checked before any work."""
     if backend not in BACKENDS or (compare is not None and compare not in BACKENDS):
         raise ValueError(f"backends are {', '.join(BACKENDS)}; got {backend!r}"
                          + (f" and {compare!r}" if compare else ""))
@@ -96,6 +98,7 @@ def run(net_path, dataset: str = "synthetic", data_dir=None, split: str = "test"
     from deployed.netx_h5 import load
 
     net = load(net_path)
+    dataset = network_dataset(net, dataset, net_path)
     x, y = load_features(net, dataset, split, data_dir, limit)
     report = evaluate(net, net.input.encode(x), y, backend, compare, timeout_s, fast_models,
                       lanes=lanes, activity_path=activity_path)
@@ -107,10 +110,17 @@ def run(net_path, dataset: str = "synthetic", data_dir=None, split: str = "test"
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("net", help="exported network (.h5 written by deployed.netx_h5)")
-    p.add_argument("--dataset", default="synthetic", help="dataset name (trainer.data)")
-    p.add_argument("--data-dir", default=None, help="dataset folder")
-    p.add_argument("--split", default="test", choices=["train", "val", "test"])
+    p.add_argument("net", metavar="NET",
+                   help="exported network (.h5 written by deployed.netx_h5), or a folder "
+                        "holding net.h5")
+    p.add_argument("--dataset", default=None,
+                   help="dataset name (trainer.data; default: the one the network was trained "
+                        "on, from its data recipe)")
+    p.add_argument("--data-dir", default=None,
+                   help="dataset folder (default: the recipe's folder for the training "
+                        "dataset, else the data layer's default)")
+    p.add_argument("--split", default="test", choices=["train", "val", "test"],
+                   help="dataset split")
     p.add_argument("--backend", default="lava", choices=list(BACKENDS),
                    help="lava: Lava's Loihi 2 CPU simulator (Loihi2SimCfg, fixed_pt, "
                         "bit-accurate) with this project's ProcessModels (default); lava-float: "
@@ -120,20 +130,24 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                         "add Lava's embedded I/O adapters between the Python source, recorders "
                         "and readout and the on-chip processes (docs/design.md, section 4)")
     p.add_argument("--compare", default=None, choices=list(BACKENDS),
-                   help="also run this backend and report the exact-match fraction")
-    p.add_argument("--limit", type=int, default=None, help="use the first N samples")
+                   help="also run this backend and report the exact-match fraction "
+                        "(default: no comparison)")
+    p.add_argument("--limit", type=int, default=None, metavar="N",
+                   help="use the first N samples (default: the whole split)")
     p.add_argument("--timeout", type=float, default=None,
-                   help="bound on each Lava run (s); default scales with the step count")
+                   help="bound on each Lava run (s) (default: scales with the step count)")
     p.add_argument("--stock-models", action="store_true",
                    help="use Lava's stock DelayDense/DelaySparse models (slow; one lane; only "
                         "for networks whose hidden neurons cannot spike without input)")
     p.add_argument("--lanes", type=int, default=None,
                    help="samples run side by side per Lava step (default: chosen from the "
                         "network size and memory; 1 with --stock-models)")
-    p.add_argument("--json", default=None, help="write the report as JSON to this file")
-    p.add_argument("--save-activity", default=None,
-                   help="save the backend's spikes and voltages (.npz) for "
-                        "`python -m lava_runtime budget NET --activity FILE`")
+    p.add_argument("--json", default=None, metavar="FILE.json",
+                   help="write the report as JSON to this file (default: not written)")
+    p.add_argument("--save-activity", default=None, metavar="FILE.npz",
+                   help="save the backend's spikes and voltages for "
+                        "`python -m lava_runtime budget NET --activity FILE` (default: not "
+                        "saved)")
 
 
 def main(args: argparse.Namespace) -> int:
@@ -145,8 +159,10 @@ def main(args: argparse.Namespace) -> int:
 
 
 def add_parser(subparsers) -> argparse.ArgumentParser:
+    from delaysnn.options import HelpFormatter, description
+
     p = subparsers.add_parser("run", help="evaluate a network with a backend (Lava, emulator)",
-                              description=__doc__.splitlines()[0])
+                              description=description(__doc__), formatter_class=HelpFormatter)
     add_arguments(p)
     p.set_defaults(func=main)
     return p

@@ -72,9 +72,9 @@ def test_budget_of_a_saved_activity_equals_emulating_again(tmp_path, net_h5, cap
     from lava_runtime.run_cli import run
 
     act = tmp_path / "act.npz"
-    run(net_h5, backend="emulator", limit=5, activity_path=act)
+    run(net_h5, dataset="synthetic", backend="emulator", limit=5, activity_path=act)
     saved = run_budget(net_h5, activity_path=act, progress=False)[0].to_json()
-    again = run_budget(net_h5, limit=5, progress=False)[0].to_json()
+    again = run_budget(net_h5, dataset="synthetic", limit=5, progress=False)[0].to_json()
     assert saved == again and saved["n_samples"] == 5
     assert run_budget(net_h5, activity_path=act, limit=2, progress=False)[0].n_samples == 2
     (tmp_path / "bad.npz").write_bytes(b"not numpy")

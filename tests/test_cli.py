@@ -23,12 +23,15 @@ def _help(fn, argv, capsys) -> str:
 
 @pytest.mark.parametrize("name", list(SUBCOMMANDS))
 def test_each_subcommand_prints_its_module_help(name, capsys):
-    """`delaysnn NAME --help` is exactly `python -m MODULE [inner] --help`: the same parser."""
+    """`delaysnn NAME --help` is `python -m MODULE [inner] --help`: the same parser, whose
+    usage line names the command as it was called (tests/test_cli_options.py)."""
     ours = _help(main, [name, "--help"], capsys)
     module, inner, _ = SUBCOMMANDS[name]
     theirs = _help(importlib.import_module(module).main,
                    ([inner] if inner else []) + ["--help"], capsys)
-    assert ours == theirs and ours.startswith("usage:")
+    assert ours.startswith("usage:")
+    # after the usage lines: the same description and options
+    assert ours.split("\n\n", 1)[1] == theirs.split("\n\n", 1)[1]
 
 
 def test_console_script_is_declared_and_lists_the_subcommands(capsys):

@@ -16,6 +16,7 @@ PACKAGES = ("hw_profiles", "deployed", "trainer", "export", "lava_runtime", "exp
 # unit (module prefix; the longest matching prefix wins) -> rank
 RANKS = {
     "hw_profiles": 0,
+    "delaysnn.options": 0,  # the shared command-line vocabulary (standard library only)
     "deployed": 1,  # the Lava-free core: deployed network, file, fixed point, emulator, limits
     "trainer": 1,
     "export": 2,

@@ -312,7 +312,7 @@ def test_time_step_comes_from_the_graph_or_the_command(tmp_path):
 
 
 def test_command_calibrates_on_a_dataset_and_reports(tmp_path):
-    """`python -m export.from_nir G --data synthetic`: calibration on the training split, the
+    """`python -m export.from_nir G --dataset synthetic`: calibration on the training split, the
     accuracy report on the validation split, class names from the dataset."""
     rng = np.random.default_rng(5)
     g = _chain(("w1", nir.Linear(weight=rng.normal(0.05, 0.3, (16, 40)))), ("hid", _lif(16)),
@@ -320,7 +320,7 @@ def test_command_calibrates_on_a_dataset_and_reports(tmp_path):
                n_in=40, n_out=10)
     nir.write(str(tmp_path / "g.nir"), g)
     out = tmp_path / "net.h5"
-    assert from_nir_main([str(tmp_path / "g.nir"), "--dt-ms", "1", "--data", "synthetic",
+    assert from_nir_main([str(tmp_path / "g.nir"), "--dt-ms", "1", "--dataset", "synthetic",
                           "--time-steps", "30", "--max-calibration", "40", "--max-eval", "20",
                           "--out", str(out), "--json", str(tmp_path / "r.json")]) == 0
     rep = json.loads((tmp_path / "r.json").read_text())

@@ -221,16 +221,18 @@ def test_val_split_evaluates_the_float_model(run_dir, tmp_path):
 @pytest.mark.parametrize("args, message", [
     (["{missing}"], r"run folder .*missing does not exist; pass a folder written by"),
     (["{empty}"], r"run folder .*empty has no checkpoint.pt"),
-    (["{run}", "--profile-set", "loihi2,loihi9"],
+    (["{run}", "--profiles", "loihi2,loihi9"],
      r"unknown hardware profile 'loihi9'; known profiles: ann-45nm, cpu"),
-    (["{run}", "--profile-set", "loihi2,,gpu"], r"--profile-set 'loihi2,,gpu' has an empty"),
-    (["{run}", "--lava-limit", "-1"], r"--lava-limit must be an integer >= 0"),
+    (["{run}", "--profiles", "loihi2,,gpu"], r"--profiles 'loihi2,,gpu' has an empty"),
+    (["{run}", "--limit", "-1"], r"--limit must be an integer >= 0"),
+    (["{run}", "--profile", "all"], r"--profile is the one profile the network is exported "
+                                    r"for; --profiles all budgets it on every profile"),
     (["{run}", "--out", "{run}/page.md"], r"--out .*page.md must end in .html"),
     (["{run}", "--out", "{missing}/page.html"],
      r"--out .*missing/page.html: folder .*missing does not exist"),
-    (["{run}", "--export-profile", "gpu"], r"--export-profile gpu is a dense profile"),
+    (["{run}", "--profile", "gpu"], r"--profile gpu is a dense profile"),
     # refused by the exporter itself (Loihi 1 has no graded spikes): no empty report/ is left
-    (["{run}", "--export-profile", "loihi1"],
+    (["{run}", "--profile", "loihi1"],
      r"network does not fit hardware profile 'loihi1'.*nothing was written"),
 ])
 def test_bad_input_is_refused_before_any_work(run_dir, tmp_path, capsys, args, message):

@@ -58,7 +58,7 @@ def test_pareto_plot_and_front(result, tmp_path):
     for rec in (other, dominated):
         (tmp_path / f"{rec['name']}.json").write_text(json.dumps(rec))
     (tmp_path / "unrelated.json").write_text(json.dumps({"x": 1}))
-    code = pareto_main([str(root / "showcase.json"), str(tmp_path), "--png",
+    code = pareto_main([str(root / "showcase.json"), str(tmp_path), "--plot",
                         str(tmp_path / "p.png"), "--json", str(tmp_path / "p.json")])
     assert code == 0 and (tmp_path / "p.png").stat().st_size > 1000
     out = json.loads((tmp_path / "p.json").read_text())
@@ -76,4 +76,4 @@ def test_front_rule():
 def test_bad_input(tmp_path, capsys):
     assert showcase_main(["--config", str(tmp_path / "none.toml"), "--out", str(tmp_path / "o")]) == 2
     assert "does not exist" in capsys.readouterr().err and not (tmp_path / "o").exists()
-    assert pareto_main([str(tmp_path / "none"), "--png", str(tmp_path / "p.png")]) == 2
+    assert pareto_main([str(tmp_path / "none"), "--plot", str(tmp_path / "p.png")]) == 2

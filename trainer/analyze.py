@@ -220,10 +220,12 @@ def _summary(result: dict[str, Any]) -> str:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m trainer.analyze",
-                                description=__doc__.split("\n\n")[0])
+    from delaysnn.options import new_parser
+
+    p = new_parser("python -m trainer.analyze", __doc__)
     p.add_argument("run_dir", help="run folder holding checkpoint.pt")
-    p.add_argument("--out", default=None, help="output folder (default RUN_DIR/analysis)")
+    p.add_argument("--out", default=None, metavar="DIR",
+                   help="output folder (default RUN_DIR/analysis)")
     g = p.add_mutually_exclusive_group()
     g.add_argument("--before", default=None,
                    help=f"initial checkpoint to compare (default RUN_DIR/{INIT_CHECKPOINT_NAME} "

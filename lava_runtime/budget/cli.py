@@ -1,4 +1,9 @@
-"""`python -m lava_runtime budget NET.h5 --profile loihi2 --dataset NAME ...`: hardware budget.
+"""Hardware budget of an exported network on one or every profile: synaptic operations,
+memory and cores (this project's model), dynamic and static energy.
+
+    python -m lava_runtime budget NET.h5 [--profile loihi2|all] [--dataset NAME] [--limit N]
+
+The data default to the dataset the network was trained on (its data recipe).
 
 Thin argparse layer over :func:`run_budget`. Plug into a parent parser with
 ``add_parser(subparsers)``; ``main(args)`` runs the parsed namespace. Also runnable alone:
@@ -18,7 +23,7 @@ from lava_runtime.budget.text import (
     format_summary,
     plot_budgets,
 )
-from lava_runtime.pipeline import check_limit, check_net_path, load_features
+from lava_runtime.pipeline import check_limit, check_net_path, load_features, network_dataset
 from trainer.file_io import write_json_atomic
 
 
@@ -33,14 +38,16 @@ def _check_out(path, suffix: str, what: str) -> Path | None:
     return path
 
 
-def run_budget(net_path, profile: str = "loihi2", dataset: str = "synthetic", data_dir=None,
+def run_budget(net_path, profile: str = "loihi2", dataset: str | None = None, data_dir=None,
                split: str = "test", limit: int | None = None, json_path=None, plot_path=None,
                progress: bool = True, activity_path=None) -> list[Budget]:
-    """Emulate `net_path` (a deployed.netx_h5 file) on `limit` samples of `dataset`/`split`, or
-    read the activity a run saved (`activity_path`, `python -m lava_runtime run
-    --save-activity`), and estimate its budget on `profile` ("all" = every profile in
-    hw_profiles). Prints the tables; writes JSON / PNG when paths are given. Every argument is
-    checked before any work."""
+    """Emulate `net_path` (a deployed.netx_h5 file, or a folder holding net.h5) on the first
+    `limit` samples (None = all) of `dataset`/`split`, or read the activity a run saved
+    (`activity_path`, `python -m lava_runtime run --save-activity`), and estimate its budget on
+    `profile` ("all" = every profile in hw_profiles). dataset: None = the dataset the network
+    was trained on (its data recipe; an error asks for one when the file records none).
+    Prints the tables; writes JSON / PNG when paths are given. Every argument is checked
+    before any work."""
     names = list_profiles() if profile == "all" else [profile]
     profiles = [load_profile(n) for n in names]
     check_limit(limit)
@@ -59,7 +66,8 @@ def run_budget(net_path, profile: str = "loihi2", dataset: str = "synthetic", da
         act = Activity.load(activity_path)
         act = act if limit is None else first(act, limit)
     else:
-        x, _ = load_features(net, dataset, split, data_dir, limit)
+        x, _ = load_features(net, network_dataset(net, dataset, net_path), split, data_dir,
+                             limit)
         act = emulate(net, net.input.encode(x), progress=progress)
     budgets = compare(net, act, profiles)
 
@@ -79,28 +87,39 @@ def run_budget(net_path, profile: str = "loihi2", dataset: str = "synthetic", da
 
 
 def add_parser(subparsers) -> argparse.ArgumentParser:
+    from delaysnn.options import HelpFormatter, description
+
     p = subparsers.add_parser("budget", help="hardware budget estimate (synops; memory and "
                                              "cores from this project's model; dynamic and "
                                              "static energy)",
-                              description=__doc__.splitlines()[0])
+                              description=description(__doc__), formatter_class=HelpFormatter)
     add_arguments(p)
     p.set_defaults(func=main)
     return p
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("net", help="exported network (.h5, deployed.netx_h5)")
+    p.add_argument("net", metavar="NET",
+                   help="exported network (.h5, deployed.netx_h5), or a folder holding net.h5")
     p.add_argument("--profile", default="loihi2",
                    help=f"hardware profile: {', '.join(list_profiles())}, a .toml path, or all")
-    p.add_argument("--dataset", default="synthetic", help="dataset name (trainer.data)")
-    p.add_argument("--data-dir", default=None, help="dataset folder")
-    p.add_argument("--split", default="test", choices=["train", "val", "test"])
-    p.add_argument("--limit", type=int, default=None, help="use the first N samples")
-    p.add_argument("--json", default=None, help="write the budget as JSON to this file")
-    p.add_argument("--plot", default=None, help="write an energy plot (PNG) to this file")
-    p.add_argument("--activity", default=None,
+    p.add_argument("--dataset", default=None,
+                   help="dataset name (trainer.data; default: the one the network was trained "
+                        "on, from its data recipe)")
+    p.add_argument("--data-dir", default=None,
+                   help="dataset folder (default: the recipe's folder for the training "
+                        "dataset, else the data layer's default)")
+    p.add_argument("--split", default="test", choices=["train", "val", "test"],
+                   help="dataset split")
+    p.add_argument("--limit", type=int, default=None, metavar="N",
+                   help="use the first N samples (default: the whole split)")
+    p.add_argument("--json", default=None, metavar="FILE.json",
+                   help="write the budget as JSON to this file (default: not written)")
+    p.add_argument("--plot", default=None, metavar="FILE.png",
+                   help="write an energy plot (PNG) to this file (default: not drawn)")
+    p.add_argument("--activity", default=None, metavar="FILE.npz",
                    help="budget the spikes a run saved (`run --save-activity FILE.npz`) "
-                        "instead of emulating the dataset")
+                        "instead of emulating the dataset (default: emulate)")
 
 
 def main(args: argparse.Namespace) -> int:
@@ -111,8 +130,9 @@ def main(args: argparse.Namespace) -> int:
 
 
 if __name__ == "__main__":
-    parser = argparse.ArgumentParser(prog="python -m lava_runtime.budget.cli",
-                                     description=__doc__.splitlines()[0])
+    from delaysnn.options import new_parser
+
+    parser = new_parser("python -m lava_runtime.budget.cli", __doc__)
     add_arguments(parser)
     try:
         raise SystemExit(main(parser.parse_args()))

@@ -1,7 +1,7 @@
-"""`python -m lava_runtime report RUN_DIR`: one self-contained HTML page about a trained run.
+"""One self-contained HTML page about a trained run (`python -m lava_runtime report RUN_DIR`).
 
-    python -m lava_runtime report RUN_DIR [--out FILE.html] [--profile-set all]
-                                  [--lava-limit 100] [--split test] [--export-profile loihi2]
+    python -m lava_runtime report RUN_DIR [--out FILE.html] [--profiles all]
+                                  [--limit 100] [--split test] [--profile loihi2]
 
 is a thin layer over :func:`make_report` (same defaults). RUN_DIR is a trainer run folder
 (checkpoint.pt, usually metrics.json). The page (default RUN_DIR/report.html) shows the run's
@@ -69,15 +69,15 @@ def parse_profile_set(spec: str) -> list[str]:
     from hw_profiles import list_profiles
 
     if not isinstance(spec, str) or not spec.strip():
-        raise ValueError("--profile-set must be 'all' or a comma-separated list of profiles, "
+        raise ValueError("--profiles must be 'all' or a comma-separated list of profiles, "
                          f"e.g. loihi2,gpu; got {spec!r}")
     if spec.strip() == "all":
         return list_profiles()
     names = [s.strip() for s in spec.split(",")]
     if any(not n for n in names):
-        raise ValueError(f"--profile-set {spec!r} has an empty entry; use e.g. loihi2,gpu")
+        raise ValueError(f"--profiles {spec!r} has an empty entry; use e.g. loihi2,gpu")
     if len(set(names)) != len(names):
-        raise ValueError(f"--profile-set {spec!r} names a profile twice")
+        raise ValueError(f"--profiles {spec!r} names a profile twice")
     return names
 
 
@@ -106,7 +106,7 @@ def check_inputs(run_dir, out=None, *, profile_set: str = DEFAULTS["profile_set"
     if split not in SPLITS:
         raise ValueError(f"--split must be one of {', '.join(SPLITS)}, got {split!r}")
     if isinstance(lava_limit, bool) or not isinstance(lava_limit, int) or lava_limit < 0:
-        raise ValueError(f"--lava-limit must be an integer >= 0 (0 skips Lava), got "
+        raise ValueError(f"--limit must be an integer >= 0 (0 skips Lava), got "
                          f"{lava_limit!r}")
     if timeout_s is not None and not timeout_s > 0:
         raise ValueError(f"--timeout must be > 0 seconds, got {timeout_s!r}")
@@ -124,8 +124,9 @@ def check_inputs(run_dir, out=None, *, profile_set: str = DEFAULTS["profile_set"
     profiles = [load_profile(n) for n in parse_profile_set(profile_set)]
     exp_prof = load_profile(export_profile)
     if exp_prof.kind != "neuromorphic":
-        raise ValueError(f"--export-profile {export_profile} is a {exp_prof.kind} profile; "
-                         f"export needs a neuromorphic one (e.g. loihi2)")
+        raise ValueError(f"--profile {export_profile} is a {exp_prof.kind} profile; export "
+                         f"needs a neuromorphic one (e.g. loihi2; --profiles sets the profiles "
+                         f"the budget compares)")
     metrics = None
     mpath = run_dir / "metrics.json"
     if mpath.is_file():
@@ -357,26 +358,39 @@ def _analysis_files(analysis: dict) -> list[str]:
 
 
 def add_parser(subparsers) -> argparse.ArgumentParser:
+    from delaysnn.options import HelpFormatter, add_deprecated, description
+
     p = subparsers.add_parser("report", help="one self-contained HTML page about a trained run",
-                              description=__doc__.splitlines()[0])
+                              description=description(__doc__), formatter_class=HelpFormatter)
     p.add_argument("run_dir", help="trainer run folder (checkpoint.pt, metrics.json)")
-    p.add_argument("--out", default=None, help=f"HTML file (default RUN_DIR/{HTML_NAME})")
-    p.add_argument("--profile-set", default=DEFAULTS["profile_set"],
-                   help="budget profiles: all (default) or a comma-separated list, "
-                        "e.g. loihi2,gpu")
-    p.add_argument("--lava-limit", type=int, default=DEFAULTS["lava_limit"],
-                   help=f"first N samples run through Lava (default {DEFAULTS['lava_limit']}; "
-                        "0 skips Lava)")
-    p.add_argument("--split", default=DEFAULTS["split"], choices=list(SPLITS))
-    p.add_argument("--export-profile", default=DEFAULTS["export_profile"],
-                   help="profile the network is exported for (default loihi2)")
+    p.add_argument("--out", default=None, metavar="FILE.html",
+                   help=f"HTML file to write (default RUN_DIR/{HTML_NAME})")
+    profile = p.add_argument("--profile", default=DEFAULTS["export_profile"],
+                             dest="export_profile", metavar="PROFILE",
+                             help="hardware profile the network is exported for")
+    profiles = p.add_argument("--profiles", default=DEFAULTS["profile_set"], dest="profile_set",
+                              metavar="LIST",
+                              help="profiles the budget compares: all or a comma-separated "
+                                   "list, e.g. loihi2,gpu")
+    limit = p.add_argument("--limit", type=int, default=DEFAULTS["lava_limit"], metavar="N",
+                           dest="lava_limit",
+                           help="first N samples run through Lava (0 skips Lava; the emulator "
+                                "runs the whole split)")
+    p.add_argument("--split", default=DEFAULTS["split"], choices=list(SPLITS),
+                   help="dataset split")
     p.add_argument("--timeout", type=float, default=None,
-                   help="bound on the Lava run (s); default scales with the step count")
+                   help="bound on the Lava run (s) (default: scales with the step count)")
+    add_deprecated(p, "--export-profile", profile)
+    add_deprecated(p, "--profile-set", profiles)
+    add_deprecated(p, "--lava-limit", limit)
     p.set_defaults(func=main)
     return p
 
 
 def main(args: argparse.Namespace) -> int:
+    if args.export_profile == "all":
+        raise ValueError("--profile is the one profile the network is exported for; "
+                         "--profiles all budgets it on every profile")
     t0 = time.perf_counter()
     make_report(args.run_dir, args.out, profile_set=args.profile_set,
                 lava_limit=args.lava_limit, split=args.split,
