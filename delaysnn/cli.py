@@ -41,7 +41,6 @@ def usage() -> str:
     return "\n".join(lines)
 
 
-def main(argv: list[str] | None = None) -> int:
 def _prog(name: str) -> str:
     """The name the module's top-level parser takes under delaysnn: "delaysnn" when the
     subcommand is one of the module's own subcommands (its parser adds the name), else
@@ -58,6 +57,7 @@ def parser_for(name: str) -> argparse.ArgumentParser:
     return subparsers_of(parser)[inner] if inner else parser
 
 
+def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
     if not argv or argv[0] in ("-h", "--help"):
         print(usage())
