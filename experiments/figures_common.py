@@ -93,6 +93,28 @@ def t_interval(values: list[float]) -> tuple[float, float, float]:
     return mean, mean - half, mean + half
 
 
+# ----------------------------------------------------------------------------- text
+
+def link(path: str) -> str:
+    """A markdown link whose text is its target."""
+    return f"[{path}]({path})"
+
+
+def g(x: float) -> str:
+    """A number as Python's %g writes it: 0.9, 0.75, 12."""
+    return f"{x:g}"
+
+
+def whole(x: float) -> str:
+    """A number rounded to a whole: '153'."""
+    return f"{x:.0f}"
+
+
+def indent(text: str, pad: str = "  ") -> str:
+    """Every non-empty line prefixed by ``pad`` (a block inside a list item)."""
+    return "\n".join(pad + line if line else line for line in text.splitlines())
+
+
 # ----------------------------------------------------------------------------- energy
 
 PART_NAMES = {"synaptic_ops": "synaptic operations", "neuron_updates": "neuron updates",

@@ -3,7 +3,7 @@ report's): one function per block, each making the block's text from the committ
 cites. Registered in ``BLOCKS``; ``python -m experiments.readme_figures`` checks and writes them."""
 from __future__ import annotations
 
-from experiments.figures_common import Block, bullet, pct, pts, sig, span, table, wrap
+from experiments.figures_common import Block, bullet, g, pct, pts, sig, span, table, wrap
 from experiments.figures_sources import (
     CONN_AFTER,
     CONN_BEFORE,
@@ -27,10 +27,6 @@ def _p(x: float) -> str:
     return pct(x, space=True)
 
 
-def _g(x: float) -> str:
-    return f"{x:g}"
-
-
 # ----------------------------------------------------------------------------- crossover
 
 def crossover(b32: dict, b256: dict) -> str:
@@ -42,7 +38,7 @@ def crossover(b32: dict, b256: dict) -> str:
                     and r["n_in"] == n_in and r["n_out"] == n_out]
         if not v:
             return "never"
-        return _g(v) + (" (highest measured)" if v >= max(measured) else "")
+        return g(v) + (" (highest measured)" if v >= max(measured) else "")
     if list(b32["sparse_faster_up_to_density"]) != list(b256["sparse_faster_up_to_density"]):
         raise ValueError("sparse_crossover_b32.json and _b256.json time different layers")
     rows = [[layer.replace("->", " -> "), cell(b32, layer), cell(b256, layer)]
@@ -144,7 +140,7 @@ def dcls_speed(prof: dict, speed: dict, speed256: dict) -> str:
     def x(rs: dict, sp: float, b: int) -> str:
         return f"{rs[('dcls', sp, b)]['ratio_to_dense_dcls']:.2f}x"
     return "\n".join([
-        bullet(f"`python bench/profile_step.py --method dcls --sparsity {_g(s['sparsity'])} "
+        bullet(f"`python bench/profile_step.py --method dcls --sparsity {g(s['sparsity'])} "
                f"--batch {s['batch_size']}` puts the kernel construction, forward and backward, "
                f"at {100 * kern / prof['ms_per_step']:.0f} % of a step "
                "(`docs/results/profile_step_dcls_s09_b32.json`). Most of a dcls step is conv1d: "
@@ -305,7 +301,7 @@ def conn_screen(c: dict) -> str:
     r0 = off[0]
     left = _layer(off[1], "trained", "fc1")["disconnected_fraction"]
     head = (f"**Other hypotheses, tested cheaply first** ({r0['epochs']} epochs, structure, "
-            f"S = {_g(r0['sparsity'])}, seed {r0['seed']}; same JSON):")
+            f"S = {g(r0['sparsity'])}, seed {r0['seed']}; same JSON):")
     return "\n".join([
         wrap(head), "",
         table(["rule", "validation", "test"],
@@ -331,7 +327,7 @@ def conn_epochs(c: dict) -> str:
 
         def two(rs: list[dict], key: str) -> str:
             return " / ".join(f"{100 * r[key]:.1f}" for r in rs) + " %"
-        rows.append([method, f"{_g(s)} ({syn:,})", two(b, "test_accuracy"),
+        rows.append([method, f"{g(s)} ({syn:,})", two(b, "test_accuracy"),
                      two(af, "val_accuracy"), two(af, "test_accuracy")])
         gain[(method, s)] = [100 * (x["test_accuracy"] - y["test_accuracy"])
                              for x, y in zip(af, b)]

@@ -5,13 +5,14 @@ from types import ModuleType
 
 import numpy as np
 
-from . import folder, fsdd, rawhd, shd, ssc, synthetic
+from . import folder, fsdd, rawhd, shd, ssc, synthetic, tts_digits
 from .dataset import DT_MS, FeatureDataset
 from .errors import DataError
 from .frontend import MelRecipe
 from .validation_split import carve_validation
 
-_SOURCES: dict[str, ModuleType] = {m.NAME: m for m in (synthetic, fsdd, rawhd, shd, ssc, folder)}
+_SOURCES: dict[str, ModuleType] = {m.NAME: m for m in (synthetic, fsdd, rawhd, shd, ssc, folder,
+                                                       tts_digits)}
 
 #: name -> one-line description, in the order shown to users ("synthetic" is the default).
 DATASETS: dict[str, str] = {name: m.DESCRIPTION for name, m in _SOURCES.items()}
@@ -38,7 +39,7 @@ def _source(name: str) -> ModuleType:
 def load_dataset(name: str = "synthetic", split: str = "train", data_dir=None, *, seed: int = 0,
                  cache_dir=None, n_mels: int = 40, time_steps: int = 100,
                  val_fraction: float = DEFAULT_VAL_FRACTION, frontend: dict | None = None,
-                 **source_options) -> FeatureDataset:
+                 frontend_options: dict | None = None, **source_options) -> FeatureDataset:
     """Features of one split of dataset ``name`` (see :data:`DATASETS`) as a FeatureDataset.
 
     split: "train" (official training set minus validation), "val" (carved from the official
@@ -54,6 +55,8 @@ def load_dataset(name: str = "synthetic", split: str = "train", data_dir=None, *
     frontend: a Mel recipe dict (``ds.recipe["frontend"]`` of the data a network was trained on):
     audio sources then compute exactly these features, resampling to its ``resample_hz``, instead
     of their own default front end; its n_mels / n_frames must equal n_mels / time_steps.
+    frontend_options: fields of the source's own Mel recipe to change (e.g. ``{"norm": "pcen"}``,
+    see trainer.data.frontend.MelRecipe); audio sources only, not together with ``frontend``.
     source_options: per-source options, see :func:`source_options`.
     All arguments are checked (DataError) before any features are computed.
     """
@@ -76,7 +79,7 @@ def load_dataset(name: str = "synthetic", split: str = "train", data_dir=None, *
         raise DataError("split='val' needs val_fraction > 0")
     options = {k: _plain(v) for k, v in {**src.OPTIONS, **source_options}.items()}
     data_dir_str = None if data_dir is None else str(data_dir)
-    mel = _mel_recipe(src, n_mels, time_steps, frontend, options)
+    mel = _mel_recipe(src, n_mels, time_steps, frontend, options, frontend_options)
     shape = {"frontend": mel} if mel is not None else {"n_mels": n_mels, "time_steps": time_steps}
 
     official_val = src.VAL_STRATEGY == "official"  # the source ships its own validation file
@@ -86,9 +89,10 @@ def load_dataset(name: str = "synthetic", split: str = "train", data_dir=None, *
         raise DataError(f"dataset {name!r} ({data_dir_str or 'no data_dir'}) has "
                         f"{len(raw.class_names)} class(es) ({', '.join(raw.class_names)}); a "
                         f"classifier needs at least 2")
+    held = src.val_speakers(**options) if hasattr(src, "val_speakers") else None
     if split != "test" and not official_val:
         train_idx, val_idx = carve_validation(raw.y, raw.meta, src.VAL_STRATEGY,
-                                              float(val_fraction), seed)
+                                              float(val_fraction), seed, held)
         raw = raw.subset(train_idx if split == "train" else val_idx)
     recipe = {
         "dataset": name, "split": split, "data_dir": data_dir_str, "seed": seed,
@@ -98,21 +102,34 @@ def load_dataset(name: str = "synthetic", split: str = "train", data_dir=None, *
         "frontend": None if mel is None else mel.to_dict(),
         # derived, for readers (not needed to rebuild):
         "n_channels": int(raw.x.shape[2]), "n_classes": len(raw.class_names), "dt_ms": DT_MS,
-        "val_strategy": src.VAL_STRATEGY,
+        "val_strategy": "speakers " + ",".join(held) if held else src.VAL_STRATEGY,
     }
     return FeatureDataset(raw.x, raw.y, raw.meta, raw.class_names, recipe)
 
 
 def _mel_recipe(src: ModuleType, n_mels: int, time_steps: int, frontend: dict | None,
-                options: dict) -> MelRecipe | None:
+                options: dict, frontend_options: dict | None = None) -> MelRecipe | None:
     """The Mel recipe an audio source computes with (``frontend`` when given), None otherwise."""
     if not hasattr(src, "mel_recipe"):
-        if frontend is not None:
-            raise DataError(f"dataset {src.NAME!r} has no audio front end; frontend= applies to "
-                            f"audio sources only")
+        for arg, v in (("frontend", frontend), ("frontend_options", frontend_options or None)):
+            if v is not None:
+                raise DataError(f"dataset {src.NAME!r} has no audio front end; {arg}= applies "
+                                f"to audio sources only")
         return None
+    if frontend is not None and frontend_options:
+        raise DataError("pass frontend= (a whole Mel recipe) or frontend_options= (changes to "
+                        "the source's own), not both")
     if frontend is None:
         mel = src.mel_recipe(n_mels, time_steps, **options)
+        if frontend_options:
+            if not isinstance(frontend_options, dict):
+                raise DataError(f"frontend_options must be a dict of Mel recipe fields, got "
+                                f"{frontend_options!r}")
+            changed = {k: _plain(v) for k, v in frontend_options.items()}
+            if {"n_mels", "n_frames"} & set(changed):
+                raise DataError("frontend_options cannot change n_mels / n_frames; pass n_mels "
+                                "and time_steps")
+            mel = MelRecipe.from_dict({**mel.to_dict(), **changed})
     else:
         mel = MelRecipe.from_dict(frontend)
         if (mel.n_mels, mel.n_frames) != (n_mels, time_steps):
