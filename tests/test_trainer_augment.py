@@ -4,6 +4,7 @@ from __future__ import annotations
 import json
 import sys
 
+import numpy as np
 import pytest
 import torch
 
@@ -102,4 +103,69 @@ def test_training_augments_train_batches_only(tmp_path, monkeypatch):
 def test_bad_ranges_are_refused_before_work(tmp_path):
     with pytest.raises(ValueError, match="augment"):
         trainer.train({"augment_speed": 1.5}, out=tmp_path / "x", progress=False)
+    assert not (tmp_path / "x").exists()
+
+
+def fsdd_axis():
+    from trainer.data.frontend import mel_axis_hz
+    from trainer.data.fsdd import mel_recipe
+    return mel_axis_hz(mel_recipe(12, 40))
+
+
+def test_vtlp_warps_the_mel_axis_by_the_drawn_factor():
+    """W(f) = a f below the knee: output band c takes the input at f_c / a, so for a > 1 a
+    formant moves up the axis; a = 1 is the identity; the top of the axis stays put."""
+    from trainer.augment import vtlp_positions
+    band_hz, f_max = fsdd_axis()
+    pos = vtlp_positions(np.array([1.0, 1.1, 0.9]), band_hz, f_max)
+    np.testing.assert_allclose(pos[0], np.arange(12), atol=1e-12)
+    low = band_hz < 0.6 * f_max * 0.9                                  # below both knees
+    for row, a in ((pos[1], 1.1), (pos[2], 0.9)):
+        src = np.interp(row[low], np.arange(12), band_hz)
+        np.testing.assert_allclose(src, np.maximum(band_hz[low] / a, band_hz[0]), rtol=1e-9)
+    assert (pos[1][1:] < np.arange(1, 12)).all() and (pos[2][:-1] > np.arange(11)).all()
+    x = torch.zeros(1, 5, 12)
+    x[0, :, 4] = MAX                                                   # one band lit
+    aug = Augmentation(vtlp=0.2, band_hz=tuple(band_hz), f_max_hz=f_max)
+    outs = [augment(x, aug, gen(s)) for s in range(8)]
+    assert all(o.shape == x.shape for o in outs)
+    centres = {round(float((o[0, 0] * torch.arange(12)).sum() / o[0, 0].sum()), 2) for o in outs}
+    assert len(centres) > 4 and min(centres) < 4 < max(centres)       # moved both ways
+    assert torch.equal(augment(x, aug, gen(3)), augment(x, aug, gen(3)))
+    with pytest.raises(ValueError, match="augment_vtlp needs the centre frequencies"):
+        augment(x, Augmentation(vtlp=0.1), gen(0))
+
+
+def test_specaugment_masks_zero_bounded_stretches_and_leave_the_rest():
+    x = mel_like(b=32) + 1e-4                                          # no zeros of its own
+    y = augment(x, Augmentation(time_mask=6, freq_mask=3, masks=2), gen(4))
+    widths_t, widths_f = set(), set()
+    for xi, yi in zip(x, y):
+        zero = yi == 0
+        rows, cols = zero.all(dim=1), zero.all(dim=0)                  # masked steps / bands
+        assert torch.equal(zero, rows[:, None] | cols[None, :])        # only whole masks
+        assert torch.equal(yi[~zero], xi[~zero])
+        widths_t.add(int(rows.sum()))
+        widths_f.add(int(cols.sum()))
+    assert max(widths_t) <= 12 and max(widths_f) <= 6                  # 2 masks each
+    assert len(widths_t) > 3 and len(widths_f) > 2
+    assert torch.equal(y, augment(x, Augmentation(time_mask=6, freq_mask=3, masks=2), gen(4)))
+
+
+def test_new_levers_leave_the_older_draws_unchanged():
+    """VTLP and masks draw after the first four, so a config that adds them augments the same
+    samples the same way wherever they leave a value unmasked."""
+    x = mel_like(b=16) + 1e-4
+    old = augment(x, Augmentation(shift=3, bands=1), gen(9))
+    new = augment(x, Augmentation(shift=3, bands=1, freq_mask=2), gen(9))
+    kept = new != 0
+    assert torch.equal(new[kept], old[kept]) and not torch.equal(new, old)
+
+
+def test_vtlp_and_norm_need_an_audio_front_end(tmp_path):
+    with pytest.raises(ValueError, match="augment_vtlp needs Mel features"):
+        trainer.train({"augment_vtlp": 0.1}, out=tmp_path / "x", progress=False)
+    with pytest.raises(ValueError, match="augment_vtlp < 0.5"):
+        trainer.train({"dataset": "fsdd", "augment_vtlp": 0.6}, out=tmp_path / "x",
+                      progress=False)
     assert not (tmp_path / "x").exists()

@@ -14,10 +14,14 @@ from .layers import METHODS
 
 DEFAULTS_PATH = Path(__file__).with_name("defaults.toml")
 MAX_DELAY_STEPS = 62   # lava-dl netx clamps delays to 62; Lava fixed_pt rejects > 63
-DATASET_NAMES = ("fsdd", "rawhd", "shd", "ssc", "folder", "synthetic")
+DATASET_NAMES = ("fsdd", "rawhd", "shd", "ssc", "folder", "synthetic", "tts-digits")
 # keys that may differ between a run and its --resume (they do not change the result)
 NON_IDENTITY_KEYS = ("device", "data_dir", "num_threads", "sparse_max_density",
                      "sparse_max_density_no_delay")
+# keys added after runs and sweep points were recorded: at these (default) values they change
+# nothing, and identity() leaves them out, so records made before them still match
+LATER_KEYS = {"frontend_norm": "none", "augment_vtlp": 0.0, "augment_time_mask": 0,
+              "augment_freq_mask": 0, "augment_masks": 1}
 
 
 def load_defaults() -> dict:
@@ -89,16 +93,17 @@ def validate_config(cfg: dict) -> None:
                 "sigma_end", "rigl_drop_fraction", "rigl_stop_fraction", "deepr_temperature",
                 "sparse_max_density", "sparse_max_density_no_delay",
                 "augment_speed", "augment_noise_db", "input_threshold", "spike_reg",
-                "spike_target"):
+                "spike_target", "augment_vtlp"):
         _check_type(cfg, key, (int, float), "a number")
         if not math.isfinite(cfg[key]):
             raise ValueError(f"{key} must be finite, got {cfg[key]!r}")
     for key in ("epochs", "seed", "batch_size", "kernel_size", "n_mels", "time_steps",
-                "num_threads", "rewire_interval", "augment_shift", "augment_bands"):
+                "num_threads", "rewire_interval", "augment_shift", "augment_bands",
+                "augment_time_mask", "augment_freq_mask", "augment_masks"):
         _check_type(cfg, key, (int,), "an integer")
     for key in ("dale", "batchnorm", "drop_disconnected"):
         _check_type(cfg, key, (bool,), "true or false")
-    for key in ("dataset", "data_dir", "device", "method", "regrow"):
+    for key in ("dataset", "data_dir", "device", "method", "regrow", "frontend_norm"):
         _check_type(cfg, key, (str,), "a string")
     if not 0 <= cfg["sparsity"] < 1:
         raise ValueError(f"sparsity must be in [0, 1), got {cfg['sparsity']}")
@@ -163,11 +168,34 @@ def validate_config(cfg: dict) -> None:
     decay_from_tau(cfg["tau"])
     from .augment import Augmentation
     Augmentation.from_config(cfg)
+    _check_frontend_keys(cfg)
     dev = cfg["device"]
     if not (dev in ("auto", "cpu", "cuda") or (dev.startswith("cuda:") and dev[5:].isdigit())):
         raise ValueError(f"device must be auto, cpu, cuda or cuda:N, got {dev!r}")
 
 
+def _check_frontend_keys(cfg: dict) -> None:
+    """frontend_norm and augment_vtlp need Mel features; noise augmentation needs dB ones."""
+    from .data import source_has_frontend
+    from .data.frontend import NORMS
+
+    if cfg["frontend_norm"] not in NORMS:
+        raise ValueError(f"frontend_norm must be one of {', '.join(NORMS)}, got "
+                         f"{cfg['frontend_norm']!r}")
+    audio = source_has_frontend(cfg["dataset"])
+    for key, on in (("frontend_norm", cfg["frontend_norm"] != "none"),
+                    ("augment_vtlp", cfg["augment_vtlp"] > 0)):
+        if on and not audio:
+            raise ValueError(f"{key} needs Mel features from an audio front end; dataset "
+                             f"{cfg['dataset']!r} has none")
+    if cfg["frontend_norm"] != "none" and cfg["augment_noise_db"] > 0:
+        raise ValueError("augment_noise_db mixes noise in the dB domain of frontend_norm = "
+                         "\"none\" features; turn it off with frontend_norm = "
+                         f"{cfg['frontend_norm']!r}")
+
+
 def identity(cfg: dict) -> dict:
-    """The part of a config that defines a run (compared on --resume and for RUN_DIR reuse)."""
-    return {k: v for k, v in cfg.items() if k not in NON_IDENTITY_KEYS}
+    """The part of a config that defines a run (compared on --resume and for RUN_DIR reuse);
+    LATER_KEYS at their defaults are left out."""
+    return {k: v for k, v in cfg.items() if k not in NON_IDENTITY_KEYS
+            and not (k in LATER_KEYS and v == LATER_KEYS[k])}

@@ -123,6 +123,8 @@ def _load_data(cfg: dict):
     from trainer.data import load_dataset
     kw = dict(seed=cfg["seed"], n_mels=cfg["n_mels"], time_steps=cfg["time_steps"],
               val_fraction=cfg["val_fraction"], **cfg["data_options"])
+    if cfg["frontend_norm"] != "none":
+        kw["frontend_options"] = {"norm": cfg["frontend_norm"]}
     data_dir = cfg["data_dir"] or None
     return tuple(load_dataset(cfg["dataset"], split, data_dir, **kw)
                  for split in ("train", "val", "test"))
@@ -347,6 +349,10 @@ def _train(cfg, run_dir, state, info: DistInfo, device, progress, stop_after_epo
 
     x_train, y_train = train_ds.x, train_ds.y
     aug = Augmentation.from_config(cfg)
+    if aug.vtlp:          # the Mel axis it warps, from the data's front end
+        from trainer.data.frontend import mel_axis_hz
+        band_hz, f_max = mel_axis_hz(recipe["frontend"])
+        aug = Augmentation.from_config(cfg, band_hz, f_max)
     for epoch in range(start_epoch, cfg["epochs"]):
         t0 = time.perf_counter()
         model.train()

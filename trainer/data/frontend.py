@@ -17,6 +17,29 @@ Recipe (defaults = the RawHD recipe of the reference work, Hammouamri et al. 202
 7. ``(dB + top_db) * scale`` with scale 0.00099: values in [0, 0.0792]; padded frames are 0.
 
 A recording with no energy at all (all samples zero) gives all-zero features.
+
+Normalisation (``norm``; the host computes it before the input spikes; default "none" = steps
+6-7 as above, byte-identical to the recipe before ``norm`` existed). Over the recording's
+``n`` frames (after cropping; padded frames stay 0), with ``L = top_db * scale`` = 0.0792 the
+top of the range in every mode (graded-spike payloads are non-negative):
+
+- ``"utterance"``: per-channel mean and variance normalisation of step 6's dB values,
+  ``z[t, c] = (dB[t, c] - mean_t dB[., c]) / max(std_t dB[., c], 1 dB)``, then
+  ``(clip(z, -norm_clip, norm_clip) + norm_clip) / (2 norm_clip) * L``. Removes each
+  recording's spectral tilt and level per band (speaker and channel colour). Needs the whole
+  recording before the first spike (two passes); host cost per frame and band about 6 adds and
+  multiplies plus one square root per band.
+- ``"pcen"``: per-channel energy normalisation (Wang et al. 2017) of the Mel power ``E``
+  relative to the recording's peak (``E' = E / max E``, level-free as step 6), with a one-pole
+  smoother ``M[t] = (1 - s) M[t-1] + s E'[t]``, ``M[-1] = E'[0]``,
+  ``s = (sqrt(1 + 4 T^2) - 1) / (2 T^2)``, ``T = pcen_time_ms / hop_ms`` frames (librosa's rule;
+  400 ms -> s = 0.0247):
+  ``P = (E' / (pcen_eps + M)^pcen_alpha + pcen_delta)^pcen_r - pcen_delta^pcen_r``, then
+  ``P / P_max * L`` where ``P_max = (s^-alpha + delta)^r - delta^r`` bounds P (since
+  ``M[t] >= s E'[t]`` and ``E' <= 1``), so no clipping is needed. Defaults alpha 0.98,
+  delta 2, r 0.5, eps 1e-6 (Wang et al.). Causal apart from the peak reference; host cost per
+  frame and band 3 multiply-adds for M, one power, one division, one square root.
+The mode and its parameters travel with the network in ``recipe["frontend"]``.
 """
 from __future__ import annotations
 
@@ -25,12 +48,18 @@ import functools
 from dataclasses import dataclass
 
 import numpy as np
-from scipy.signal import get_window, resample_poly
+from scipy.signal import get_window, lfilter, resample_poly
 
 from .errors import DataError
-from .mel_filterbank import mel_filterbank
+from .mel_filterbank import hz_to_mel, mel_filterbank, mel_to_hz
 
 _AMIN = 1e-10  # power floor before log10 (as librosa.power_to_db)
+NORMS = ("none", "utterance", "pcen")
+_STD_FLOOR_DB = 1.0  # "utterance": standard deviations below this (dB) count as this
+#: fields added with ``norm``: left out of ``to_dict`` when norm is "none", so the recipes (and
+#: feature cache keys) of networks trained before them stay byte-identical
+_NORM_FIELDS = ("norm", "norm_clip", "pcen_time_ms", "pcen_alpha", "pcen_delta", "pcen_r",
+                "pcen_eps")
 
 
 @dataclass(frozen=True)
@@ -48,9 +77,20 @@ class MelRecipe:
     top_db: float = 80.0
     scale: float = 0.00099
     resample_hz: int | None = None  # None: keep the file's sample rate
+    norm: str = "none"              # none | utterance | pcen (module docstring)
+    norm_clip: float = 3.0          # "utterance": z-scores clipped to +-norm_clip
+    pcen_time_ms: float = 400.0     # "pcen": smoother time constant (ms)
+    pcen_alpha: float = 0.98        # "pcen": gain-normalisation exponent
+    pcen_delta: float = 2.0         # "pcen": offset before the root compression
+    pcen_r: float = 0.5             # "pcen": root-compression exponent
+    pcen_eps: float = 1e-6          # "pcen": floor of the smoothed energy (relative to peak)
 
     def to_dict(self) -> dict:
-        return dataclasses.asdict(self)
+        d = dataclasses.asdict(self)
+        if self.norm == "none":
+            for k in _NORM_FIELDS:
+                del d[k]
+        return d
 
     @classmethod
     def from_dict(cls, d: dict) -> "MelRecipe":
@@ -74,6 +114,16 @@ class MelRecipe:
         if self.resample_hz is not None and int(self.resample_hz) <= 0:
             raise DataError(f"resample_hz must be a positive integer or None, "
                             f"got {self.resample_hz}")
+        if self.norm not in NORMS:
+            raise DataError(f"unknown front-end norm {self.norm!r}; use one of "
+                            f"{', '.join(NORMS)}")
+        if not (self.norm_clip > 0 and self.pcen_time_ms > 0 and 0 <= self.pcen_alpha <= 1
+                and self.pcen_delta > 0 and 0 < self.pcen_r <= 1 and self.pcen_eps > 0):
+            raise DataError(f"front-end norm parameters out of range: need norm_clip > 0, "
+                            f"pcen_time_ms > 0, 0 <= pcen_alpha <= 1, pcen_delta > 0, "
+                            f"0 < pcen_r <= 1, pcen_eps > 0; got {self.norm_clip}, "
+                            f"{self.pcen_time_ms}, {self.pcen_alpha}, {self.pcen_delta}, "
+                            f"{self.pcen_r}, {self.pcen_eps}")
 
 
 def frame_geometry(sample_rate: int, recipe: MelRecipe) -> tuple[int, int, int]:
@@ -148,6 +198,50 @@ def features(waveform, sample_rate: int, recipe: MelRecipe | dict | None = None)
     mel = mel[:n]
     peak = mel.max()
     if peak > _AMIN:
-        db = 10.0 * np.log10(np.maximum(mel, _AMIN)) - 10.0 * np.log10(peak)
-        out[:n] = (np.maximum(db, -recipe.top_db) + recipe.top_db) * recipe.scale
+        if recipe.norm == "pcen":
+            out[:n] = pcen(mel / peak, recipe) * (recipe.top_db * recipe.scale)
+        else:
+            db = 10.0 * np.log10(np.maximum(mel, _AMIN)) - 10.0 * np.log10(peak)
+            db = np.maximum(db, -recipe.top_db)
+            if recipe.norm == "utterance":
+                out[:n] = utterance_norm(db, recipe) * (recipe.top_db * recipe.scale)
+            else:
+                out[:n] = (db + recipe.top_db) * recipe.scale
     return out.astype(np.float32)
+
+
+def utterance_norm(db: np.ndarray, recipe: MelRecipe) -> np.ndarray:
+    """Per-channel mean/variance normalisation of (frames, bands) dB values, mapped to [0, 1]
+    (module docstring, "utterance")."""
+    z = (db - db.mean(axis=0)) / np.maximum(db.std(axis=0), _STD_FLOOR_DB)
+    c = recipe.norm_clip
+    return (np.clip(z, -c, c) + c) / (2 * c)
+
+
+def pcen_smoothing(recipe: MelRecipe) -> float:
+    """The PCEN smoother coefficient s for the recipe's time constant and hop."""
+    t = recipe.pcen_time_ms / recipe.hop_ms
+    return float((np.sqrt(1 + 4 * t * t) - 1) / (2 * t * t))
+
+
+def pcen(energy: np.ndarray, recipe: MelRecipe) -> np.ndarray:
+    """PCEN of (frames, bands) Mel power relative to its peak (values in [0, 1]), divided by
+    its bound P_max: values in [0, 1] (module docstring, "pcen")."""
+    s, a, d, r = pcen_smoothing(recipe), recipe.pcen_alpha, recipe.pcen_delta, recipe.pcen_r
+    m = lfilter([s], [1.0, s - 1.0], energy, axis=0, zi=(1.0 - s) * energy[:1])[0]
+    p = (energy / (recipe.pcen_eps + m) ** a + d) ** r - d ** r
+    return p / ((s ** -a + d) ** r - d ** r)
+
+
+def mel_axis_hz(recipe: MelRecipe | dict) -> tuple[np.ndarray, float]:
+    """(centre frequencies (n_mels,) float64, top f_max) in Hz of the recipe's Slaney Mel bands;
+    DataError when the recipe keeps each file's own sample rate (no fixed axis)."""
+    if isinstance(recipe, dict):
+        recipe = MelRecipe.from_dict(recipe)
+    if recipe.f_max is None and recipe.resample_hz is None:
+        raise DataError("this Mel recipe keeps each file's sample rate, so its bands have no "
+                        "fixed frequencies; set resample_hz or f_max")
+    f_max = float(recipe.f_max if recipe.f_max is not None
+                  else recipe.resample_hz / 2)  # type: ignore[operator]
+    mels = np.linspace(hz_to_mel(recipe.f_min), hz_to_mel(f_max), recipe.n_mels + 2)[1:-1]
+    return mel_to_hz(mels), f_max

@@ -13,7 +13,12 @@ New voices: option ``test_speaker`` (default None = the official split) holds on
 test = all of that speaker's files (500), train = every file of the other speakers, so the test
 voice is never heard in training (leave-one-speaker-out: one run per speaker).
 Validation: all 6 speakers are in the test set too, so it is carved per speaker by take index
-(strategy "takes": the same held-out takes for every digit of a speaker).
+(strategy "takes": the same held-out takes for every digit of a speaker). Option
+``val_speaker`` (with ``test_speaker``: nested leave-one-speaker-out) holds a second speaker out
+as the whole validation set instead, so the test speaker chooses nothing.
+More voices: option ``tts_voices`` (default 0) adds that many espeak-ng voices saying every
+digit (:mod:`.tts_digits`, ``voice_seed`` = ``tts_seed``, all of its voices) to the training
+split only (marked ``train_only``: never in validation; test stays real FSDD).
 Meta per sample: speaker, file (name inside the folder), take (int).
 """
 from __future__ import annotations
@@ -23,6 +28,7 @@ from pathlib import Path
 
 import numpy as np
 
+from . import tts_digits
 from .audio_features import audio_features
 from .audio_folder import list_audio, require_dir
 from .dataset import SourceSplit
@@ -33,7 +39,7 @@ from .frontend import MelRecipe
 
 NAME = "fsdd"
 DESCRIPTION = "Free Spoken Digit Dataset WAVs, official split (index 0-4 test), 10 classes"
-OPTIONS: dict = {"test_speaker": None}
+OPTIONS: dict = {"test_speaker": None, "val_speaker": None, "tts_voices": 0, "tts_seed": 0}
 VAL_STRATEGY = "takes"
 USES_N_MELS = True
 CLASS_NAMES = [str(d) for d in range(10)]
@@ -96,17 +102,45 @@ def list_files(folder: Path, split: str, test_speaker: str | None = None
     return files, np.array(labels, dtype=np.int64), meta
 
 
-def mel_recipe(n_mels: int, time_steps: int, test_speaker=None) -> MelRecipe:
+def mel_recipe(n_mels: int, time_steps: int, **options) -> MelRecipe:
     """The front end of this source: the default Mel recipe at 8 kHz."""
     return MelRecipe(n_mels=n_mels, n_frames=time_steps, resample_hz=SAMPLE_RATE_HZ)
 
 
-def load_split(data_dir, split: str, *, frontend: MelRecipe, cache_dir,
-               test_speaker=None) -> SourceSplit:
-    if test_speaker is not None and not isinstance(test_speaker, str):
-        raise DataError(f"test_speaker must be a speaker name (e.g. 'george') or None, got "
-                        f"{test_speaker!r}")
+def val_speakers(test_speaker=None, val_speaker=None, **_) -> list[str] | None:
+    """The speakers held out as the whole validation set (option val_speaker), or None."""
+    return None if val_speaker is None else [val_speaker]
+
+
+def check_options(test_speaker, val_speaker, tts_voices, tts_seed) -> None:
+    """DataError unless the options are well formed (before any work)."""
+    for k, v in (("test_speaker", test_speaker), ("val_speaker", val_speaker)):
+        if v is not None and not isinstance(v, str):
+            raise DataError(f"{k} must be a speaker name (e.g. 'george') or None, got {v!r}")
+    if val_speaker is not None and val_speaker == test_speaker:
+        raise DataError(f"val_speaker and test_speaker are both {val_speaker!r}: validation "
+                        f"must come from the training speakers")
+    for k, v in (("tts_voices", tts_voices), ("tts_seed", tts_seed)):
+        if isinstance(v, bool) or not isinstance(v, int) or v < 0:
+            raise DataError(f"{k} must be a non-negative integer, got {v!r}")
+
+
+def load_split(data_dir, split: str, *, frontend: MelRecipe, cache_dir, test_speaker=None,
+               val_speaker=None, tts_voices: int = 0, tts_seed: int = 0) -> SourceSplit:
+    check_options(test_speaker, val_speaker, tts_voices, tts_seed)
+    if tts_voices:
+        tts_digits.espeak_version()     # fail now, naming the package, when it is missing
     folder = resolve_data_dir(data_dir, cache_dir)
     files, y, meta = list_files(folder, split, test_speaker)
+    speakers = sorted({m["speaker"] for m in meta})
+    if split == "train" and val_speaker is not None and val_speaker not in speakers:
+        raise DataError(f"val_speaker {val_speaker!r} is not a training speaker of FSDD folder "
+                        f"{folder}: {', '.join(speakers)}")
     x = audio_features(files, frontend, stem=f"fsdd-{split}", cache_dir=cache_dir)
-    return SourceSplit(x, y, meta, list(CLASS_NAMES))
+    out = SourceSplit(x, y, meta, list(CLASS_NAMES))
+    if tts_voices and split == "train":
+        tts = tts_digits.features_of(tts_voices, 1, tts_seed, frontend, cache_dir)
+        out = SourceSplit(np.concatenate([out.x, tts.x]), np.concatenate([out.y, tts.y]),
+                          out.meta + [{**m, "train_only": True} for m in tts.meta],
+                          out.class_names)
+    return out

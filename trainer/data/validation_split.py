@@ -10,6 +10,11 @@ Three strategies (the source picks one):
 - ``"random"`` (folder, synthetic; no speakers): per class, hold out ``round(fraction * n_c)``
   samples.
 
+``held_speakers`` (FSDD's ``val_speaker``: nested validation for leave-one-speaker-out) replaces
+the strategy: validation = every sample of those speakers, whatever the fraction.
+Samples whose meta has ``"train_only": True`` (synthetic voices added to a real training set)
+are never held out: validation is carved from the other samples alone.
+
 ``round`` is round-half-up. Returns (train indices, val indices), both sorted int64.
 """
 from __future__ import annotations
@@ -28,13 +33,30 @@ def _round(v: float) -> int:
 
 
 def carve_validation(y: np.ndarray, meta: list[dict], strategy: str, fraction: float,
-                     seed: int) -> tuple[np.ndarray, np.ndarray]:
+                     seed: int, held_speakers: list[str] | None = None
+                     ) -> tuple[np.ndarray, np.ndarray]:
     """(train_idx, val_idx) for the given strategy; see the module docstring."""
     n = len(y)
     if not 0.0 <= fraction < 1.0:
         raise DataError(f"val_fraction must be in [0, 1), got {fraction}")
     if fraction == 0.0:
         return np.arange(n, dtype=np.int64), np.zeros(0, dtype=np.int64)
+    fixed = np.array([bool(m.get("train_only")) for m in meta], dtype=bool)
+    if held_speakers is not None:
+        have = {m["speaker"] for m, f in zip(meta, fixed) if not f}
+        missing = sorted(set(held_speakers) - have)
+        if missing:
+            raise DataError(f"validation speaker(s) {missing} are not in the training split; "
+                            f"its speakers: {', '.join(sorted(have))}")
+        is_val = np.array([m["speaker"] in held_speakers for m in meta], dtype=bool) & ~fixed
+        return np.flatnonzero(~is_val).astype(np.int64), np.flatnonzero(is_val).astype(np.int64)
+    if fixed.any():
+        rest = np.flatnonzero(~fixed)
+        _, val = carve_validation(np.asarray(y)[rest], [meta[i] for i in rest], strategy,
+                                  fraction, seed)
+        is_val = np.zeros(n, dtype=bool)
+        is_val[rest[val]] = True
+        return np.flatnonzero(~is_val).astype(np.int64), np.flatnonzero(is_val).astype(np.int64)
     rng = np.random.default_rng(seed)
     is_val = np.zeros(n, dtype=bool)
     if strategy == "takes":

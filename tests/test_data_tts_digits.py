@@ -1,0 +1,103 @@
+"""tts-digits (espeak-ng voices, generated from a seed, cached, checksummed), FSDD with those voices
+added to training only, and nested validation by a held-out speaker."""
+from __future__ import annotations
+
+import json
+import shutil
+
+import numpy as np
+import pytest
+
+from trainer.data import DataError, load_dataset
+from trainer.data import tts_digits as tts
+from trainer.data.validation_split import carve_validation
+
+needs_espeak = pytest.mark.skipif(
+    shutil.which("espeak-ng") is None,
+    reason="espeak-ng is not installed (Debian package espeak-ng; sh tools/ensure_espeak.sh "
+           "installs it as root, make test runs that script)")
+
+
+@needs_espeak
+def test_generation_is_reproducible_checksummed_and_cached(tmp_path):
+    a_dir, a = tts.corpus(voices=3, takes=2, voice_seed=5, cache_dir=tmp_path / "a")
+    b_dir, b = tts.corpus(voices=3, takes=2, voice_seed=5, cache_dir=tmp_path / "b")
+    assert a["digest"] == b["digest"] and a_dir.name == b_dir.name        # same seed, same audio
+    assert len(a["files"]) == 3 * 10 * 2 and len(set(a["files"].values())) == 60
+    assert len({v["voice"] for v in a["voices"]}) == 3
+    for v in a["voices"]:                                                 # takes jitter
+        assert v["pitch"][0] != v["pitch"][1] or v["speed"][0] != v["speed"][1]
+    mtimes = {p.name: p.stat().st_mtime_ns for p in a_dir.glob("*.wav")}
+    again_dir, _ = tts.corpus(voices=3, takes=2, voice_seed=5, cache_dir=tmp_path / "a")
+    assert again_dir == a_dir and {p.name: p.stat().st_mtime_ns
+                                   for p in a_dir.glob("*.wav")} == mtimes   # from the cache
+    _, other = tts.corpus(voices=3, takes=2, voice_seed=6, cache_dir=tmp_path / "a")
+    assert other["digest"] != a["digest"]
+    assert not list((tmp_path / "a" / tts.NAME).glob(".*"))                # no temp folders left
+    victim = a_dir / sorted(a["files"])[0]
+    victim.write_bytes(victim.read_bytes()[:-2] + b"\x00\x01")
+    with pytest.raises(DataError, match=f"does not match its manifest checksum; delete {a_dir}"):
+        tts.corpus(voices=3, takes=2, voice_seed=5, cache_dir=tmp_path / "a")
+
+
+@needs_espeak
+def test_splits_hold_out_whole_voices(tmp_path):
+    kw = {"cache_dir": tmp_path, "voices": 5, "test_voices": 1, "voice_seed": 1}
+    tr, va, te = (load_dataset("tts-digits", s, **kw) for s in ("train", "val", "test"))
+    spk = [{m["speaker"] for m in d.meta} for d in (tr, va, te)]
+    assert spk[2] == {"tts004"} and len(spk[1]) == 1 and not (spk[0] & spk[1])
+    assert len(tr) + len(va) == 40 and len(te) == 10
+    assert te.x.shape[1:] == (100, 40) and float(te.x.max()) == pytest.approx(80 * 0.00099)
+    assert te.recipe["frontend"]["resample_hz"] == 8000 and sorted(te.y.tolist()) == list(range(10))
+    manifest = json.loads(next((tmp_path / tts.NAME).glob("*/manifest.json")).read_text())
+    assert te.meta[0]["voice"] == manifest["voices"][4]["voice"]
+
+
+def test_missing_espeak_fails_at_once_naming_the_package(tmp_path, monkeypatch):
+    monkeypatch.setattr(tts.shutil, "which", lambda name: None)
+    with pytest.raises(DataError, match="needs espeak-ng.*package espeak-ng"):
+        load_dataset("tts-digits", "train", cache_dir=tmp_path)
+    assert not (tmp_path / tts.NAME).exists()
+    with pytest.raises(DataError, match="test_voices=9 leaves fewer than 2"):
+        load_dataset("tts-digits", "train", cache_dir=tmp_path, voices=10, test_voices=9)
+
+
+def test_validation_by_named_speaker_and_train_only_rows():
+    meta = [{"speaker": s, "take": t} for s in ("ann", "bob", "cy") for t in range(4)]
+    meta += [{"speaker": "tts000", "take": t, "train_only": True} for t in range(4)]
+    y = np.arange(len(meta)) % 2
+    tr, va = carve_validation(y, meta, "takes", 0.1, 0, held_speakers=["bob"])
+    assert [meta[i]["speaker"] for i in va] == ["bob"] * 4 and len(tr) == 12
+    tr, va = carve_validation(y, meta, "speakers", 0.3, 3)   # round(0.9) = 1 of 3
+    assert not any(meta[i].get("train_only") for i in va) and len(va) == 4 and len(tr) == 12
+    with pytest.raises(DataError, match="validation speaker.*'tts000'.*not in the training"):
+        carve_validation(y, meta, "takes", 0.1, 0, held_speakers=["tts000"])
+
+
+@pytest.mark.fsdd
+@needs_espeak
+def test_fsdd_nested_validation_and_synthetic_voices_in_training_only(fsdd_dir, tmp_path):
+    kw = {"cache_dir": tmp_path, "test_speaker": "george", "val_speaker": "theo",
+          "tts_voices": 2}
+    tr, va, te = (load_dataset("fsdd", s, fsdd_dir, **kw) for s in ("train", "val", "test"))
+    assert {m["speaker"] for m in va.meta} == {"theo"} and len(va) == 500
+    assert {m["speaker"] for m in te.meta} == {"george"} and len(te) == 500
+    real = [m for m in tr.meta if not m.get("train_only")]
+    assert len(real) == 2000 and {m["speaker"] for m in real} == {
+        "jackson", "lucas", "nicolas", "yweweler"}
+    assert sum(bool(m.get("train_only")) for m in tr.meta) == 20
+    assert va.recipe["val_strategy"] == "speakers theo" and va.recipe["options"]["tts_voices"] == 2
+    with pytest.raises(DataError, match="val_speaker and test_speaker are both 'george'"):
+        load_dataset("fsdd", "train", fsdd_dir, cache_dir=tmp_path, test_speaker="george",
+                     val_speaker="george")
+    with pytest.raises(DataError, match="val_speaker 'nobody' is not a training speaker"):
+        load_dataset("fsdd", "train", fsdd_dir, cache_dir=tmp_path, val_speaker="nobody")
+
+
+@needs_espeak
+def test_ensure_espeak_is_idempotent_when_installed():
+    import subprocess
+    from pathlib import Path
+    script = Path(__file__).resolve().parents[1] / "tools" / "ensure_espeak.sh"
+    r = subprocess.run(["sh", str(script)], capture_output=True, text=True, check=True)
+    assert r.stdout.startswith(f"ensure_espeak: {shutil.which('espeak-ng')} is installed")
