@@ -20,6 +20,7 @@ SUBCOMMANDS = {
     "analyze": ("trainer.analyze", None, "what the delays learned: figures and JSON of a run"),
     "export": ("export.to_lava", None, "checkpoint -> quantized netx HDF5 for Lava / Loihi 2"),
     "from-nir": ("export.from_nir", None, "NIR graph (snnTorch, Norse, ...) -> netx HDF5"),
+    "from-netx": ("export.from_netx", None, "lava-dl netx HDF5 -> this project's network"),
     "to-nir": ("export.to_nir", None, "checkpoint -> NIR graph, delays included"),
     "run": ("lava_runtime.__main__", "run", "evaluate an exported network on a backend"),
     "budget": ("lava_runtime.__main__", "budget", "hardware budget estimate"),

@@ -2,11 +2,12 @@
 
 Every backend returns this, the budget estimator reads it. Times are window steps: each sample
 is run for `steps = T + latency` steps of its own (padding for delay buffers excluded);
-input step t (0..T-1) is sent at window step t. Hidden layer i (0-based) starts from zero state
-at window step i + 1 (its first input; values before are 0), so its spikes at window step
-t + i + 1 are the trained model's layer-i spikes at step t, and the readout voltage at window
-step t + latency is the trained model's readout at step t (deployed.emulator.aligned cuts
-out that view).
+input step t (0..T-1) is sent at window step t. Layer i (0-based) starts from zero state at
+window step net.start_step(i) (values before are 0): i + 1, its first input, for networks
+exported from checkpoints, so its spikes at window step t + i + 1 are the trained model's
+layer-i spikes at step t, and the readout voltage at window step t + latency is the trained
+model's readout at step t (deployed.emulator.aligned cuts out that view); 0 for networks
+imported from netx (docs/design.md section 8).
 """
 from __future__ import annotations
 
@@ -25,9 +26,10 @@ class Activity:
     """Spikes and readout voltages of N samples on one backend (module docstring: time axes)."""
 
     input_payload: np.ndarray  # (N, T, C) int64 graded payloads sent
-    spikes: list[np.ndarray]  # per spiking (hidden) layer: (N, steps, n) uint8 0/1
-    readout_v: np.ndarray  # (N, steps, n_classes) int64, raw Lava voltage v (float64 for the
-    #                        lava-float backend, in the same units)
+    spikes: list[np.ndarray]  # per spiking layer (the hidden ones, then a spiking output
+    #                           layer): (N, steps, n) uint8 0/1
+    readout_v: np.ndarray  # (N, steps, n_out) int64: the last layer's raw Lava voltage v (after
+    #                        the spike reset for a spiking output; float64 for lava-float)
     backend: str
     seconds: float = 0.0
     extra: dict = field(default_factory=dict)
@@ -48,7 +50,7 @@ class Activity:
         return self.scores(net).argmax(axis=1)
 
     def spike_counts(self) -> list[int]:
-        """Total spikes per hidden layer over all samples."""
+        """Total spikes per spiking layer over all samples."""
         return [int(s.sum()) for s in self.spikes]
 
     def save(self, path) -> None:

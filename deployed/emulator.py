@@ -1,16 +1,19 @@
 """Bit-exact emulator of the Lava fixed_pt graph (lava_runtime.lava_graph.graph), batched.
 
 Time is in window steps k (input step t is sent at k = t). Each connection layer adds one step
-of latency, so layer i (0-based) first receives input at window step i + 1: it starts there
-from u = v = 0 (the Lava graph resets it at that step) and its outputs before it are 0. This is
-the trained model's aligned time axis (docs/design.md section 2): layer i's window step
-t + i + 1 is the float model's step t, and its bias starts acting at its step 0, not earlier.
-Per layer i and window step k >= i + 1 (int64 arithmetic):
+of latency, so layer i (0-based) first receives input at window step i + 1. Layer i starts from
+u = v = 0 at window step s_i = net.start_step(i) (the Lava graph resets it at that step) and its
+outputs before it are 0: s_i = i + 1 for "aligned" networks (checkpoints: the trained model's
+time axis, docs/design.md section 2: layer i's window step t + i + 1 is the float model's step
+t, and its bias starts acting at its step 0, not earlier), s_i = 0 for "zero" networks (imported
+from lava-dl netx, which runs every layer from its first step; docs/design.md section 8).
+Per layer i and window step k >= s_i (int64 arithmetic):
 
     a_in[k] = sum over slots s, delays d of  shift(W_s,d @ x[k - 1 - d], weight_exp)
     u = wrap24(trunc(u * (4096 - du - 1) / 4096) + (a_in << 6))
     v = clip24(trunc(v * (4096 - dv) / 4096) + u + (bias_mant << bias_exp))
-    spike = v > vth << 6;  v[spike] = 0           (readout: no spike test, v recorded)
+    spike = v > vth << 6;  v[spike] = 0           (readout: no spike test, v recorded;
+                                                   a spiking output layer: both recorded)
 
 x is the previous layer's output (the payloads for layer 0), 0 before that layer's start step,
 which is what the Lava graph delivers: each connection process drops its delay buffer at the
@@ -96,16 +99,12 @@ def synaptic_input(layer: ConnectionLayer, x: np.ndarray, groups=None) -> np.nda
     return a_in
 
 
-def start_step(layer_index: int) -> int:
-    """Window step at which layer `layer_index` (0-based) starts from u = v = 0: the step its
-    first input arrives (one step of latency per connection layer)."""
-    return layer_index + 1
-
-
-def lif_run(layer: ConnectionLayer, a_in: np.ndarray, start: int = 0) -> np.ndarray:
+def lif_run(layer: ConnectionLayer, a_in: np.ndarray, start: int = 0, *,
+            with_v: bool = False):
     """Run the layer's LIF population over a_in (K, n, N) from u = v = 0 at step `start`
     (a_in before it is ignored, outputs before it are 0). Returns spikes (K, n, N) uint8 for
-    a spiking layer, or the voltage v (K, n, N) int64 for the readout.
+    a spiking layer, or the voltage v (K, n, N) int64 for the readout; with_v (spiking layers):
+    (spikes, v after the spike reset, as Lava's v).
 
     float64 arithmetic is exact here (|v * keep| < 2**36) and trunc() rounds toward zero as
     Lava's sign * (|x| >> 12) does; see fixed_point for the integer form."""
@@ -120,6 +119,7 @@ def lif_run(layer: ConnectionLayer, a_in: np.ndarray, start: int = 0) -> np.ndar
     m, lim = float(fp.MAX_UV), float(fp.MAX_UV - 1)
     act_scale = float(2 ** fp.ACT_SHIFT)
     out = np.zeros((steps, width, n), dtype=np.uint8 if nr.spiking else np.int64)
+    v_out = np.zeros((steps, width, n), dtype=np.int64) if with_v and nr.spiking else None
     tmp = np.empty((width, n))
     for k in range(max(0, start), steps):
         # u = wrap24(trunc(u * keep_u) + (a_in << 6)), Lava's single wrap
@@ -143,9 +143,11 @@ def lif_run(layer: ConnectionLayer, a_in: np.ndarray, start: int = 0) -> np.ndar
             np.greater(v, thr, out=tmp)
             out[k] = tmp
             v[tmp.astype(bool)] = 0
+            if v_out is not None:
+                v_out[k] = v
         else:
             out[k] = v
-    return out
+    return out if v_out is None else (out, v_out)
 
 
 def emulate(net: DeployedNetwork, payloads: np.ndarray, steps: int | None = None,
@@ -153,9 +155,10 @@ def emulate(net: DeployedNetwork, payloads: np.ndarray, steps: int | None = None
     """Emulate Lava's fixed_pt run of `net` on payloads (N, T, C) int64.
 
     steps: window steps recorded per sample (default T + latency, the Activity convention).
-    Returns an Activity with backend "emulator" (spikes per hidden layer, readout voltage), in
-    window steps; layer i's values before window step i + 1 are 0 (see the module docstring,
-    and aligned() for the trained model's time axis).
+    Returns an Activity with backend "emulator" (spikes per spiking layer: the hidden ones, and
+    the output layer when it spikes; the last layer's voltage), in window steps; layer i's values
+    before window step net.start_step(i) are 0 (see the module docstring, and aligned() for the
+    trained model's time axis).
     """
     validate_network(net, "emulator")
     payloads = validate_payloads(net, payloads)
@@ -169,7 +172,8 @@ def emulate(net: DeployedNetwork, payloads: np.ndarray, steps: int | None = None
     widest = max([net.input.n_channels] + [max(layer.n_out, *(g["mat"].shape[0] for g in gs))
                                            for layer, gs in zip(net.layers, groups)])
     chunk = max(1, _CHUNK_ELEMS // (steps * widest))
-    spikes = [np.zeros((n, steps, layer.n_out), dtype=np.uint8) for layer in net.layers[:-1]]
+    spikes = [np.zeros((n, steps, layer.n_out), dtype=np.uint8)
+              for layer in net.layers[:net.n_spiking]]
     readout_v = np.zeros((n, steps, net.readout.n_out), dtype=np.int64)
     starts = range(0, n, chunk)
     if progress:
@@ -179,13 +183,20 @@ def emulate(net: DeployedNetwork, payloads: np.ndarray, steps: int | None = None
         hi = min(n, lo + chunk)
         x = np.zeros((net.input.n_channels, steps, hi - lo), dtype=np.float32)
         x[:, :min(T, steps)] = payloads[lo:hi, :steps].transpose(2, 1, 0)
+        last = len(net.layers) - 1
         for li, layer in enumerate(net.layers):
-            out = lif_run(layer, synaptic_input(layer, x, groups[li]), start_step(li))
-            if layer.neurons.spiking:
+            a_in = synaptic_input(layer, x, groups[li])
+            if li == last:
+                out = lif_run(layer, a_in, net.start_step(li), with_v=True)
+                if layer.neurons.spiking:
+                    out, v = out
+                    spikes[li][lo:hi] = out.transpose(2, 0, 1)
+                    out = v
+                readout_v[lo:hi] = out.transpose(2, 0, 1)
+            else:
+                out = lif_run(layer, a_in, net.start_step(li))
                 spikes[li][lo:hi] = out.transpose(2, 0, 1)
                 x = np.ascontiguousarray(out.transpose(1, 0, 2), dtype=np.float32)
-            else:
-                readout_v[lo:hi] = out.transpose(2, 0, 1)
     return Activity(input_payload=payloads, spikes=spikes, readout_v=readout_v,
                     backend="emulator", seconds=time.perf_counter() - t0,
                     extra={"steps": steps})
@@ -193,13 +204,14 @@ def emulate(net: DeployedNetwork, payloads: np.ndarray, steps: int | None = None
 
 def aligned(activity: Activity, net: DeployedNetwork) -> tuple[np.ndarray, list[np.ndarray]]:
     """The trained model's time axis (steps t = 0..T-1) cut out of an Activity's window steps:
-    (readout_v (N, T, n_classes), [spikes of hidden layer i (N, T, n_i)]), where layer i's
-    step t is window step t + i + 1. Raises ValueError if the activity is too short."""
+    (readout_v (N, T, n_classes), [spikes of spiking layer i (N, T, n_i)]), where layer i's
+    step t is window step t + net.start_step(i) (t + i + 1 for "aligned" networks). Raises
+    ValueError if the activity is too short."""
     T = net.input.time_steps
     need = T + net.latency
     if activity.readout_v.shape[1] < need:
         raise ValueError(f"the activity holds {activity.readout_v.shape[1]} window steps per "
                          f"sample; the aligned view needs T + latency = {need}")
-    spikes = [s[:, start_step(i):start_step(i) + T] for i, s in enumerate(activity.spikes)]
-    L = start_step(len(net.layers) - 1)
+    spikes = [s[:, net.start_step(i):net.start_step(i) + T] for i, s in enumerate(activity.spikes)]
+    L = net.start_step(len(net.layers) - 1)
     return activity.readout_v[:, L:L + T], spikes

@@ -17,7 +17,12 @@ deployed.fixed_point):
 - neurons are Lava LIF: du, dv 12-bit, vth 17-bit mantissa (spike if v > vth << 6),
   bias = bias_mant << bias_exp added to v every step;
 - each connection layer adds one step of latency, so the network's output for input step t
-  appears at step t + len(layers).
+  appears at step t + len(layers);
+- `layer_start` says when each layer starts from u = v = 0 (`start_step`, the one place of that
+  convention, docs/design.md section 8): "aligned" (checkpoints): layer i at window step i + 1;
+  "zero" (networks imported from lava-dl netx): every layer at window step 0, as netx runs them;
+- the last layer is the readout (non-spiking, its voltage read) or, in networks from netx, a
+  spiking output layer (`neurons.spiking`; its spikes are recorded with the hidden layers').
 """
 from __future__ import annotations
 
@@ -130,9 +135,15 @@ class ConnectionLayer:
         return out
 
 
+LAYER_START_ALIGNED = "aligned"  # layer i starts at window step i + 1 (the trained model's axis)
+LAYER_START_ZERO = "zero"  # every layer starts at window step 0 (lava-dl netx without reset)
+LAYER_STARTS = (LAYER_START_ALIGNED, LAYER_START_ZERO)
+
+
 @dataclass
 class DeployedNetwork:
-    """A feed-forward chain: input encoding -> layers[0] -> ... -> layers[-1] (readout)."""
+    """A feed-forward chain: input encoding -> layers[0] -> ... -> layers[-1] (readout, or a
+    spiking output layer)."""
 
     layers: list[ConnectionLayer]
     input: InputEncoding
@@ -140,6 +151,22 @@ class DeployedNetwork:
     profile_name: str
     profile_version: str
     meta: dict[str, Any] = field(default_factory=dict)  # JSON-serialisable provenance
+    layer_start: str = LAYER_START_ALIGNED  # one of LAYER_STARTS (see start_step)
+
+    def start_step(self, i: int) -> int:
+        """Window step at which layer i (0-based) starts from u = v = 0: i + 1 ("aligned",
+        its first possible input; what arrives earlier is dropped) or 0 ("zero"). The
+        emulator, the Lava graph and emulator.aligned all read it here."""
+        if self.layer_start == LAYER_START_ZERO:
+            return 0
+        if self.layer_start == LAYER_START_ALIGNED:
+            return i + 1
+        raise ValueError(f"layer_start must be one of {LAYER_STARTS}, got {self.layer_start!r}")
+
+    @property
+    def n_spiking(self) -> int:
+        """Layers whose spikes a run records: the hidden layers, plus a spiking output layer."""
+        return len(self.layers) - 1 + int(self.layers[-1].neurons.spiking)
 
     @property
     def latency(self) -> int:

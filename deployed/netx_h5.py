@@ -16,6 +16,7 @@ gives the same bytes):
     /delaysnn           the project's own, complete description (netx never reads it):
                         attrs format, version, netx_complete, netx_problems (JSON),
                         profile_name, profile_version, class_names (JSON), meta (JSON)
+                        [, layer_start (only when not "aligned")]
         input/          attrs n_channels, time_steps, num_message_bits, scale
                         [, event_threshold (feature units; absent = 0)]
         layers/<i>/     attrs name, n_in, n_out, weight_exp, num_weight_bits,
@@ -26,6 +27,10 @@ gives the same bytes):
 A pair of neurons joined by several synapses (structure-multi) cannot be written in netx's
 one-delay-per-pair layout: netx layers then hold slot 0 only and the root attribute
 `netx_complete` is False (the delaysnn group is always complete).
+
+Versions (docs/design.md section 8): a network that uses none of the features added after
+version 1 (layer_start "zero", a spiking output layer) is written as version 1, byte for byte as
+before; one that does is version 2, which older readers refuse. `load` reads both.
 Load netx with `Network(net_config=path, input_message_bits=net.input.num_message_bits)`.
 """
 from __future__ import annotations
@@ -40,14 +45,29 @@ import h5py
 import numpy as np
 
 from deployed import fixed_point as fp
-from deployed.network import ConnectionLayer, DeployedNetwork, InputEncoding, NeuronParams
+from deployed.network import (
+    LAYER_START_ALIGNED,
+    LAYER_STARTS,
+    ConnectionLayer,
+    DeployedNetwork,
+    InputEncoding,
+    NeuronParams,
+)
 
 
 class NetworkFileError(ValueError):
     """A network file cannot be written or read (the message names the file and what to do)."""
 
 FORMAT = "delaysnn-deployed"
-VERSION = 1
+VERSION = 2  # the newest version written; READ_VERSIONS are read
+READ_VERSIONS = (1, 2)
+
+
+def file_version(net: DeployedNetwork) -> int:
+    """1 when `net` uses none of the version 2 features (its file is then byte-identical to
+    what version 1 writers wrote), else 2."""
+    new = net.layer_start != LAYER_START_ALIGNED or net.layers[-1].neurons.spiking
+    return 2 if new else 1
 
 
 def _json(obj) -> str:
@@ -119,13 +139,15 @@ def _write(f: h5py.File, net: DeployedNetwork) -> None:
         n.create_dataset("gradedSpike", data=np.bool_(False))
     own = f.create_group("delaysnn", track_order=True)
     own.attrs["format"] = FORMAT
-    own.attrs["version"] = VERSION
+    own.attrs["version"] = file_version(net)
     own.attrs["netx_complete"] = not problems
     own.attrs["netx_problems"] = _json(problems)
     own.attrs["profile_name"] = net.profile_name
     own.attrs["profile_version"] = net.profile_version
     own.attrs["class_names"] = _json(list(net.class_names))
     own.attrs["meta"] = _json(net.meta)
+    if net.layer_start != LAYER_START_ALIGNED:  # written only when set (version 2)
+        own.attrs["layer_start"] = net.layer_start
     gi = own.create_group("input", track_order=True)
     gi.attrs["n_channels"] = np.int64(net.input.n_channels)
     gi.attrs["time_steps"] = np.int64(net.input.time_steps)
@@ -208,9 +230,10 @@ def load(path: str | Path) -> DeployedNetwork:
         if fmt != FORMAT:
             raise NetworkFileError(f"network file {path} has a 'delaysnn' group of format {fmt!r}, "
                               f"not {FORMAT!r}: it was not written by export.to_lava; {REEXPORT}")
-        if not isinstance(version, (int, np.integer)) or int(version) != VERSION:
+        if not isinstance(version, (int, np.integer)) or int(version) not in READ_VERSIONS:
             raise NetworkFileError(f"network file {path} was written in {FORMAT} format version "
-                              f"{version!r}; this code reads version {VERSION} ({REEXPORT})")
+                              f"{version!r}; this code reads versions "
+                              f"{', '.join(map(str, READ_VERSIONS))} ({REEXPORT})")
         try:
             return _read(own)
         except (KeyError, ValueError, TypeError, OSError) as e:
@@ -241,8 +264,11 @@ def _read(own: h5py.Group) -> DeployedNetwork:
             weight=g["weight"][()], weight_exp=int(g.attrs["weight_exp"]),
             num_weight_bits=int(g.attrs["num_weight_bits"]), neurons=nr,
             input_message_bits=int(g.attrs["input_message_bits"])))
+    layer_start = str(own.attrs.get("layer_start", LAYER_START_ALIGNED))
+    if layer_start not in LAYER_STARTS:
+        raise ValueError(f"layer_start {layer_start!r} is not one of {LAYER_STARTS}")
     return DeployedNetwork(layers=layers, input=enc,
                            class_names=json.loads(own.attrs["class_names"]),
                            profile_name=str(own.attrs["profile_name"]),
                            profile_version=str(own.attrs["profile_version"]),
-                           meta=json.loads(own.attrs["meta"]))
+                           meta=json.loads(own.attrs["meta"]), layer_start=layer_start)

@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 
 from deployed import fixed_point as fp
-from deployed.network import ConnectionLayer, DeployedNetwork
+from deployed.network import LAYER_STARTS, ConnectionLayer, DeployedNetwork
 
 MAX_FIXED_DELAY = 63  # Loihi 2 / Lava fixed_pt: 6-bit delays (a larger one hangs a Lava run)
 MAX_MESSAGE_BITS = 24  # graded spike payload width in Lava's models
@@ -31,6 +31,9 @@ def validate_network(net: DeployedNetwork, backend: str = "lava") -> None:
     validate_backend(backend)
     if not net.layers:
         raise NetworkError("the network has no layers")
+    if net.layer_start not in LAYER_STARTS:
+        raise NetworkError(f"layer_start must be one of {', '.join(LAYER_STARTS)}, got "
+                           f"{net.layer_start!r}")
     fixed = backend in FIXED_BACKENDS
     n_prev = net.input.n_channels
     for i, layer in enumerate(net.layers):
@@ -104,8 +107,7 @@ def _check_neurons(layer: ConnectionLayer, where: str, last: bool) -> None:
     nr = layer.neurons
     if nr.n != layer.n_out:
         raise NetworkError(f"{where}: neurons.n={nr.n} but n_out={layer.n_out}")
-    if last and nr.spiking:
-        raise NetworkError(f"{where} is the readout and must be non-spiking (spiking=False)")
+    # the last layer is a readout (non-spiking) or a spiking output layer; hidden layers spike
     if not last and not nr.spiking:
         raise NetworkError(f"{where} is a hidden layer and must be spiking (spiking=True)")
     for name, val, lo, hi in (("du", nr.du, 0, 4095), ("dv", nr.dv, 0, 4095),

@@ -98,7 +98,7 @@ NET_CASES = {
     "not_hdf5": (_not_hdf5, "is not an HDF5 file"),
     "truncated": (_truncated, "is a truncated HDF5 file"),
     "not_from_export": (_foreign, "was not written by export.to_lava"),
-    "unknown_version": (_future_version, "format version 99; this code reads version 1"),
+    "unknown_version": (_future_version, "format version 99; this code reads versions 1, 2"),
     "damaged": (_damaged, "is damaged or incomplete ("),  # then h5py's words, naming 'pre'
 }
 

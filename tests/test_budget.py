@@ -207,8 +207,8 @@ def test_activity_that_does_not_match_the_network():
         check_activity(net, a)
     a = small_activity(net)
     a.spikes = []
-    with pytest.raises(ValueError, match="activity has spikes for 0 hidden layers, the network "
-                                         "has 1"):
+    with pytest.raises(ValueError, match="activity has spikes for 0 layers, the network has 1 "
+                                         "spiking layers"):
         estimate(net, a, load_profile("loihi2"))
 
 

@@ -37,8 +37,8 @@ def test_each_subcommand_prints_its_module_help(name, capsys):
 def test_console_script_is_declared_and_lists_the_subcommands(capsys):
     meta = tomllib.loads((REPO / "pyproject.toml").read_text())
     assert meta["project"]["scripts"]["delaysnn"] == "delaysnn.cli:main"
-    assert set(SUBCOMMANDS) == {"train", "evaluate", "analyze", "export", "from-nir", "to-nir",
-                                "run", "budget", "report", "demo", "sweep"}
+    assert set(SUBCOMMANDS) == {"train", "evaluate", "analyze", "export", "from-nir",
+                                "from-netx", "to-nir", "run", "budget", "report", "demo", "sweep"}
     assert main([]) == 2 and "from-nir" in capsys.readouterr().out
     assert main(["nope"]) == 2 and "unknown subcommand 'nope'" in capsys.readouterr().err
     r = subprocess.run([sys.executable, "-m", "delaysnn", "to-nir", "--help"], cwd=REPO,

@@ -80,7 +80,7 @@ class LayerBudget:
     synops: float
     dense_synops: float
     neuron_updates: float
-    spikes_out: float  # 0 for the readout
+    spikes_out: float  # 0 for a non-spiking readout
     messages_local: float | None = None
     messages_cross_core: float | None = None
     messages_input: float | None = None
@@ -131,10 +131,11 @@ class Budget:
 
 def check_activity(net: DeployedNetwork, activity: Activity) -> None:
     """Raise ValueError when the Activity does not belong to this network."""
-    n_hidden = len(net.layers) - 1
-    if len(activity.spikes) != n_hidden:
-        raise ValueError(f"activity has spikes for {len(activity.spikes)} hidden layers, the "
-                         f"network has {n_hidden} ({[l.name for l in net.layers[:-1]]})")
+    n_spiking = net.n_spiking  # hidden layers, plus a spiking output layer
+    if len(activity.spikes) != n_spiking:
+        raise ValueError(f"activity has spikes for {len(activity.spikes)} layers, the network "
+                         f"has {n_spiking} spiking layers "
+                         f"({[l.name for l in net.layers[:n_spiking]]})")
     x = activity.input_payload
     n = activity.n_samples
     if x.ndim != 3 or x.shape[0] != n or x.shape[2] != net.layers[0].n_in:
@@ -173,7 +174,7 @@ def count_layers(net: DeployedNetwork, activity: Activity) -> list[LayerBudget]:
     for k, layer in enumerate(net.layers):
         per_pre = _events(net, activity, k).sum(axis=(0, 1))  # (n_in,)
         fanout = np.bincount(layer.pre, minlength=layer.n_in)
-        spikes_out = (float(activity.spikes[k].sum()) / n if k < len(net.layers) - 1 else 0.0)
+        spikes_out = float(activity.spikes[k].sum()) / n if k < net.n_spiking else 0.0
         out.append(LayerBudget(
             name=layer.name, n_in=layer.n_in, n_out=layer.n_out, n_synapses=layer.n_synapses,
             max_delay=layer.max_delay, input_events=float(per_pre.sum()) / n,

@@ -4,22 +4,26 @@ Graph (one Lava run for a whole evaluation):
 
     PayloadSource --(graded, num_message_bits = layer.input_message_bits)--> DelayDense|DelaySparse
         (one connection process per slot of the layer, all into the same LIF a_in: Lava sums
-        them) --> LIFReset (hidden, spikes) --> ... --> ReadoutLIF (non-spiking, v out)
-    Recorder per hidden LIF (spikes) and one for the readout voltage.
+        them) --> LIFReset (hidden, spikes) --> ... --> ReadoutLIF (non-spiking, v out; or,
+        for a spiking output layer, ReadoutLIF(spiking=True): LIFReset dynamics, spikes and v)
+    Recorder per spiking LIF (spikes) and one for the last layer's voltage.
 
 Samples follow each other in windows of W = T + net.padding_steps() steps: sample i's input is
 sent at Lava steps i*W + 1 .. i*W + T (window steps 0..T-1), then zeros. Each connection layer
-adds one step of latency, so layer i (0-based) first receives input at window step i + 1; there
-its LIF resets u = v = 0 (LIFReset, reset_interval = W, reset_offset = i + 2: Lava's time_step
-starts at 1 and the reset happens before the step's input is integrated), so every layer runs
-on the trained model's aligned time axis from zero state, its bias acting from its own step 0
-on (deployed.emulator states the arithmetic). The fast delay models of layer i drop their
-buffers at window step i (buffer_reset_offset = i + 1), before receiving that step's input:
-what layer i - 1 emitted before its own reset (the previous window's tail, or bias-driven
-spikes) never reaches layer i. Each window is thus a fresh network; the first T + latency steps
-of each window are recorded (the Activity convention), layer i's values before its reset step
-as 0. Lava's stock delay models cannot drop their buffers: with them (fast_models=False) the
-network must drain within its padding (validate.drains_between_samples).
+adds one step of latency, so layer i (0-based) first receives input at window step i + 1. Layer
+i's LIF resets u = v = 0 at window step s_i = net.start_step(i) (LIFReset, reset_interval = W,
+reset_offset = s_i + 1: Lava's time_step starts at 1 and the reset happens before the step's
+input is integrated): s_i = i + 1 for "aligned" networks, so every layer runs on the trained
+model's aligned time axis from zero state, its bias acting from its own step 0 on; s_i = 0 for
+"zero" networks (from netx), every layer starting at the window's first step as netx runs them
+(deployed.emulator states the arithmetic). The fast delay models of layer i drop their buffers
+at the window step its presynaptic layer starts (s_(i-1), 0 for the input; buffer_reset_offset =
+that + 1), before receiving that step's input: what layer i - 1 emitted before its own reset (the
+previous window's tail, or bias-driven spikes) never reaches layer i. Each window is thus a
+fresh network; the first T + latency steps of each window are recorded (the Activity
+convention), layer i's values before its reset step as 0. Lava's stock delay models cannot drop
+their buffers: with them (fast_models=False) the network must drain within its padding
+(validate.drains_between_samples).
 
 Lanes (lava_runtime.lava_graph.lanes): with L > 1 the graph carries L independent copies of the
 network in the same processes (every port and state vector has shape (L, n); the delay
@@ -48,7 +52,6 @@ from pathlib import Path
 import numpy as np
 
 from deployed.activity import Activity
-from deployed.emulator import start_step
 from deployed.network import ConnectionLayer, DeployedNetwork
 from deployed.validate import (
     BACKENDS,
@@ -163,7 +166,7 @@ def _run_lava(net, payloads, backend, timeout_s, fast_models, lanes, progress, s
                        desc=f"lava ({backend}, {lanes} lane{'s' if lanes > 1 else ''})")
         seconds = time.perf_counter() - t0
         spikes = [np.load(job_dir / f"spikes_{i}.npy").astype(np.uint8)
-                  for i in range(len(net.layers) - 1)]
+                  for i in range(net.n_spiking)]
         v = np.load(job_dir / "readout_v.npy")
         readout_v = v.astype(np.float64) if float_v else v.astype(np.int64)
         run_s = max(done["run_seconds"], 1e-9)
@@ -210,23 +213,23 @@ def float_layer_params(layer: ConnectionLayer) -> dict:
             "du": (nr.du + 1) / 4096.0, "dv": nr.dv / 4096.0, "vth": float(nr.vth) * 64.0}
 
 
-def lif_reset_offset(layer_index: int) -> int:
+def lif_reset_offset(net: DeployedNetwork, layer_index: int) -> int:
     """LIFReset reset_offset of layer `layer_index` (0-based): Lava resets when
     time_step % W == offset, time_step = window step + 1, and the layer starts at window step
-    emulator.start_step(i) = i + 1."""
-    return start_step(layer_index) + 1
+    net.start_step(i)."""
+    return net.start_step(layer_index) + 1
 
 
-def buffer_reset_offset(layer_index: int) -> int:
+def buffer_reset_offset(net: DeployedNetwork, layer_index: int) -> int:
     """buffer_reset_offset of the fast delay models feeding layer `layer_index`: they drop
-    their buffer at the start of window step i (Lava step i + 1 mod W), the step the
-    presynaptic layer starts at (start_step(i - 1) = i; the input starts at 0), and keep what
-    they receive from that step on."""
-    return layer_index + 1
+    their buffer at the start of the window step the presynaptic layer starts at
+    (net.start_step(i - 1); the input starts at 0), i.e. Lava step that + 1 mod W, and keep
+    what they receive from that step on."""
+    return (net.start_step(layer_index - 1) if layer_index > 0 else 0) + 1
 
 
 def _connection(layer: ConnectionLayer, w: np.ndarray, d: np.ndarray, fixed: bool,
-                window: int, layer_index: int, lanes: int = 1):
+                window: int, buffer_offset: int, lanes: int = 1):
     """One Lava connection process for one slot (w, d of shape (n_out, n_in)): DelayDense or
     DelaySparse for one lane, their Laned versions (ports (lanes, n)) for more."""
     import scipy.sparse as sp
@@ -238,7 +241,7 @@ def _connection(layer: ConnectionLayer, w: np.ndarray, d: np.ndarray, fixed: boo
     max_delay = int(d[w != 0].max()) if (w != 0).any() else 0
     kwargs = dict(num_message_bits=layer.input_message_bits, max_delay=max_delay,
                   buffer_reset_interval=window,
-                  buffer_reset_offset=buffer_reset_offset(layer_index))
+                  buffer_reset_offset=buffer_offset)
     if fixed:
         weights = w.astype(np.int64)
         kwargs.update(weight_exp=layer.weight_exp, num_weight_bits=layer.num_weight_bits)
@@ -285,27 +288,30 @@ def build_graph(job: dict) -> dict:
             lif_kw = dict(du=fpp["du"], dv=fpp["dv"], vth=fpp["vth"],
                           bias_mant=np.broadcast_to(fpp["bias"], shape).copy(),
                           bias_exp=np.zeros(shape))
-        cls = LIFReset if nr.spiking else P.ReadoutLIF
-        lif = cls(shape=shape, reset_interval=window, reset_offset=lif_reset_offset(li),
-                  name=f"{layer.name}_lif", **lif_kw)
+        last = li == len(net.layers) - 1
+        first = net.start_step(li)
+        common = dict(shape=shape, reset_interval=window, reset_offset=lif_reset_offset(net, li),
+                      name=f"{layer.name}_lif", **lif_kw)
+        lif = P.ReadoutLIF(spiking=nr.spiking, **common) if last else LIFReset(**common)
         procs.append(lif)
         for w, d in layer.slots():
-            conn = _connection(layer, w, d, fixed, window, li, lanes)
+            conn = _connection(layer, w, d, fixed, window, buffer_reset_offset(net, li), lanes)
             prev_out.connect(conn.s_in)
             conn.a_out.connect(lif.a_in)
             procs.append(conn)
         if nr.spiking:
             path = out_dir / f"spikes_{li}.npy"
             rec = P.Recorder(n=nr.n, path=str(path), n_samples=n, window=window, keep=keep,
-                             dtype="uint8", first_step=start_step(li), lanes=lanes)
+                             dtype="uint8", first_step=first, lanes=lanes)
             lif.s_out.connect(rec.a_in)
-        else:
+            procs.append(rec)
+        if last:
             path = out_dir / "readout_v.npy"
             rec = P.Recorder(n=nr.n, path=str(path), n_samples=n, window=window, keep=keep,
-                             dtype="int64" if fixed else "float64", first_step=start_step(li),
+                             dtype="int64" if fixed else "float64", first_step=first,
                              lanes=lanes)
             lif.v_out.connect(rec.a_in)
-        procs.append(rec)
+            procs.append(rec)
         prev_out = lif.s_out
     return {"head": src, "n_processes": len(procs), "processes": procs}
 

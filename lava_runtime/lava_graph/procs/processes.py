@@ -8,7 +8,9 @@
   them to a .npy file at the last step (reading Lava Vars back costs ~27 us per element; this
   does not).
 - ReadoutLIF: a LIFReset population that never spikes and sends its voltage v every step
-  (exactly Lava's LIF dynamics, without the threshold test).
+  (exactly Lava's LIF dynamics, without the threshold test); with spiking=True (a spiking
+  output layer) it is LIFReset itself (threshold test, v = 0 where it spikes, spikes on s_out)
+  and also sends v after that reset.
 - LanedDelayDense, LanedDelaySparse: Lava's DelayDense / DelaySparse with a lane axis on their
   ports (s_in (lanes, n_in), a_out (lanes, n_out)); only this runtime's fast models
   (fast_models.py) run them.
@@ -160,10 +162,13 @@ class LanedDelaySparse(DelaySparse):
 
 
 class ReadoutLIF(LIFReset):
-    """Non-spiking LIF readout: LIFReset dynamics, no threshold, v sent on `v_out` each step."""
+    """LIF readout: LIFReset dynamics, v sent on `v_out` each step. spiking=False (default): no
+    threshold test, s_out sends zeros; spiking=True: spike if v > vth (fixed_pt: vth << 6),
+    then v = 0 where it spiked, as LIFReset, spikes on s_out and v after the reset on v_out."""
 
-    def __init__(self, **kwargs) -> None:
+    def __init__(self, *, spiking: bool = False, **kwargs) -> None:
         super().__init__(**kwargs)
+        self.proc_params["spiking"] = bool(spiking)
         self.v_out = OutPort(shape=kwargs["shape"])
 
 
@@ -185,6 +190,7 @@ class PyReadoutLifFixed(AbstractPyLifModelFixed):
         super().__init__(proc_params)
         self.reset_interval = proc_params["reset_interval"]
         self.reset_offset = proc_params["reset_offset"] % self.reset_interval
+        self.spiking = bool(proc_params.get("spiking", False))
 
     def run_spk(self):
         a_in_data = self.a_in.recv()
@@ -193,8 +199,13 @@ class PyReadoutLifFixed(AbstractPyLifModelFixed):
             self.v *= 0
         self.scale_bias()
         self.subthr_dynamics(activation_in=a_in_data)
+        if self.spiking:  # PyLifResetModelBitAcc: v > vth << 6, then v = 0 where it spiked
+            spikes = self.v > np.left_shift(self.vth, self.vth_shift)
+            self.v[spikes] = 0
+        else:
+            spikes = np.zeros_like(self.v)
         self.v_out.send(self.v)
-        self.s_out.send(np.zeros_like(self.v))
+        self.s_out.send(spikes)
 
 
 @implements(proc=ReadoutLIF, protocol=LoihiProtocol)
@@ -211,6 +222,7 @@ class PyReadoutLifFloat(AbstractPyLifModelFloat):
         super().__init__(proc_params)
         self.reset_interval = proc_params["reset_interval"]
         self.reset_offset = proc_params["reset_offset"] % self.reset_interval
+        self.spiking = bool(proc_params.get("spiking", False))
 
     def run_spk(self):
         a_in_data = self.a_in.recv()
@@ -218,5 +230,10 @@ class PyReadoutLifFloat(AbstractPyLifModelFloat):
             self.u *= 0
             self.v *= 0
         self.subthr_dynamics(activation_in=a_in_data)
+        if self.spiking:  # PyLifResetModelFloat: v > vth, then v = 0 where it spiked
+            spikes = self.v > self.vth
+            self.v[spikes] = 0
+        else:
+            spikes = np.zeros_like(self.v)
         self.v_out.send(self.v)
-        self.s_out.send(np.zeros_like(self.v))
+        self.s_out.send(spikes)
