@@ -66,8 +66,9 @@ def test_figures_render_with_expected_size(analysed):
                                          "readout": "receptive_fields_readout.png"}
     shown = {l["name"]: len(l["receptive_field_neurons"]) for l in result["layers"]}
     assert shown == {"fc1": 9, "readout": 5}  # the readout has only 5 neurons
+    n_in = {"fc1": 40, "readout": 32}  # helpers.analysis_checkpoints: 40 channels, 32 hidden
     for name in ("fc1", "readout"):
-        w, h = figures.mosaic_size_px(shown[name])
+        w, h = figures.mosaic_size_px(shown[name], n_in[name], K)
         for f in (files["receptive_fields"][name], files["receptive_fields_before"][name]):
             img = _png(out / f)
             assert img.shape == (h, w, 4)

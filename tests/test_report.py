@@ -2,7 +2,8 @@
 the page opened in a real headless browser (Debian's chromium; tools/ensure_chromium.sh).
 
 One tiny structure run (16 hidden neurons, 16 channels, 30 steps, 4 classes) is trained once for
-the module; threshold 0.1 makes its hidden layer spike, so Lava == emulator is not trivial.
+the module; threshold 0.1 makes its hidden layer spike, so Lava == emulator is not trivial. A
+second one is stopped after 2 of its 3 epochs (an unfinished run).
 """
 from __future__ import annotations
 
@@ -19,6 +20,7 @@ import numpy as np
 import pytest
 
 from hw_profiles import list_profiles, load_profile
+from lava_runtime.budget.text import format_energy
 from lava_runtime.report.build import REPORT_DIR, make_report
 from lava_runtime.report.html import render_html
 
@@ -28,6 +30,7 @@ TINY = {"dataset": "synthetic", "method": "structure", "sparsity": 0.75, "epochs
         "threshold": 0.1, "data_options": {"n_train": 80, "n_test": 24, "n_classes": 4}}
 LAVA_LIMIT = 3
 IMG_SRC = re.compile(r'<img src="([^"]*)"')
+LAVA_STAGE = "integer network, Lava (Loihi 2 simulator, fixed_pt)"
 
 
 @pytest.fixture(scope="module")
@@ -96,13 +99,27 @@ def test_report_accuracies_match_independent_runs(run_dir, report):
     assert lava["accuracy"] == lava["emulator_accuracy_same_samples"] == float(
         np.mean(act.predictions(net)[:LAVA_LIMIT] == test.y.numpy()[:LAVA_LIMIT]))
 
-    for stage, value, n in [("float model, training kernels",
-                             data["float"]["accuracy_train_kernels"], 24),
-                            ("float model, integer delays", data["float"]["accuracy"], 24),
-                            ("integer network, emulator (bit-exact fixed point)", acc, 24),
-                            ("integer network, Lava (Loihi 2 simulator, fixed_pt)",
-                             lava["accuracy"], LAVA_LIMIT)]:
-        assert _row(stage, f"{100 * value:.1f}", n) in page, stage
+    # every stage on the same samples: the first LAVA_LIMIT, and all 24 (Lava: not run there)
+    from trainer.checkpoint import load_checkpoint_dict
+    from trainer.evaluate import model_from_checkpoint, predict
+
+    model = model_from_checkpoint(load_checkpoint_dict(run_dir / "checkpoint.pt"))
+    y = test.y.numpy()
+    fpred = predict(model, test.x, hard=True).numpy()
+    assert data["float"]["accuracy"] == float(np.mean(fpred == y))
+    n = LAVA_LIMIT
+    same = {"float": float(np.mean(fpred[:n] == y[:n])), "lava": lava["accuracy"],
+            "emulator": float(np.mean(act.predictions(net)[:n] == y[:n]))}
+    assert data["same_samples"] == {"samples": n, "of": 24, "split": "test",
+                                    "float_train_kernels": same["float"], **same}
+    assert (f"Accuracy at each stage on the same samples: the first {n} of the test split, "
+            f"which Lava ran, and all 24") in page
+    for stage, first, whole in [
+            ("float model, training kernels", same["float"], data["float"]["accuracy"]),
+            ("float model, integer delays", same["float"], data["float"]["accuracy"]),
+            ("integer network, emulator (bit-exact fixed point)", same["emulator"], acc)]:
+        assert _row(stage, f"{100 * first:.1f}", f"{100 * whole:.1f}") in page, stage
+    assert _row(LAVA_STAGE, f"{100 * lava['accuracy']:.1f}") + "<td>-</td></tr>" in page
     # what "Lava" is, and that no figure came from a chip
     assert "running this project&#x27;s ProcessModels" in page
     assert "Nothing on this page ran on a Loihi chip: the loihi2 backend is untested" in page
@@ -131,9 +148,9 @@ def test_report_budgets_cover_every_profile_with_refusals(run_dir, report):
     mine = next(x for x in budgets if x["profile"] == "loihi2")
     assert mine["energy_per_sample_joules"]["total"] == b.energy_total
     assert mine["synops_per_sample"] == b.synops_per_sample
-    assert f"{b.energy_total:.3g}" in page
+    assert f"<td>{format_energy(b.energy_total)}</td>" in page
     assert mine["static_energy_per_sample_joules"] == b.static_energy_per_sample_joules
-    for head in ("dynamic energy per sample (J)", "static energy per sample (J)",
+    for head in ("dynamic energy per sample", "static energy per sample",
                  "memory (bytes, model)", "cores (model)"):
         assert f"<th>{head}</th>" in page
     assert "own model (deployed.cores" in page
@@ -163,6 +180,167 @@ def test_report_config_ei_statistic_and_figures(run_dir, report):
     # self-contained: nothing outside the file is referenced
     assert not re.search(r'(src|href)="(?!data:)', page)
     assert "<link" not in page and "<script src" not in page and "url(" not in page
+
+
+def _headline_html(page: str) -> str:
+    m = re.search(r'<section id="headline".*?</section>', page, re.S)
+    assert m, "the page has no headline"
+    return m.group(0)
+
+
+def _kv(key, value) -> str:
+    return (f'<span class="k">{html.escape(str(key))}</span>'
+            f'<span class="v">{html.escape(str(value))}</span>')
+
+
+def test_headline_leads_and_configuration_comes_last(run_dir, report):
+    data, page = report
+    head = _headline_html(page)
+    h2 = re.findall(r"<h2>(.*?)</h2>", page)
+    assert h2 == ["Accuracy by stage", "Hardware budgets", "Receptive fields and E/I clustering",
+                  "Run and configuration"]
+    # the headline sits right under the title, before any section and any table
+    assert page.index("<h1>") < page.index(head) < page.index("<h2>") < page.index("<table>")
+    assert page.index("Training configuration (checkpoint config)") > page.index(
+        "<h2>Run and configuration</h2>") > page.index("<h2>Receptive fields")
+
+    # accuracy of every stage on the same samples (the ones Lava ran)
+    same = data["same_samples"]
+    assert same["samples"] == LAVA_LIMIT
+    assert f"On the first {LAVA_LIMIT} of 24 test samples (the ones Lava ran)" in head
+    for key, stage in (("float", "float"), ("fixed point", "emulator"), ("Lava", "lava")):
+        assert _kv(key, f"{100 * same[stage]:.1f} %") in head, key
+    # energy per inference on the export profile, and the lowest among the profiles that fit
+    budgets = {b["profile"]: b for b in data["budgets"]}
+    mine = budgets["loihi2"]["energy_per_sample_joules"]
+    assert not mine["not_counted"]
+    assert _kv("loihi2", format_energy(mine["total"])) in head
+    fit = {p: b["energy_per_sample_joules"] for p, b in budgets.items() if not b["refused"]}
+    best = min(fit, key=lambda p: fit[p]["total"])
+    bound = "≥ " if fit[best]["not_counted"] else ""
+    assert _kv(f"lowest: {best}", bound + format_energy(fit[best]["total"])) in head
+    # fits loihi2, on how many cores; who refuses it
+    assert budgets["loihi2"]["cores"] == 1 and budgets["loihi2"]["chips"] == 1
+    assert _kv("loihi2", "fits") in head and _kv("cores", "1 on 1 chip") in head
+    assert "Refused by loihi1, xylo-audio2" in head
+    # synapses (sum over the exported layers) and sparsity
+    layers = data["export"]["layers"]
+    assert _kv("synapses", sum(L["synapses"] for L in layers)) in head
+    assert _kv("sparsity (config)", 0.75) in head
+    assert "Per layer: fc1 64, readout 16" in head
+    # the checkpoint's real epoch in the subtitle
+    assert (f"checkpoint from epoch {data['epoch']} of {TINY['epochs']} (best validation)"
+            in page)
+    assert "None" not in re.sub(r"<[^>]+>", " ", page)
+
+
+def test_figure_captions_match_what_the_figures_show(report):
+    """The comparison checkpoint is the run's initial one: "before rewiring" only where the
+    run rewired (sparsity > 0); connections per delay compare trained with initial."""
+    from lava_runtime.report.page import analysis_section
+
+    data, page = report
+    assert "Connections per delay (steps): trained (solid) against initial (epoch 0, before " \
+           "training and rewiring) (dashed)" in page
+    assert "excitatory and inhibitory synapses per delay (steps), trained (top row) and " \
+           "initial (bottom row)" in page
+    assert "Receptive fields of readout (trained) in (fc1 neuron, delay in steps)" in page
+    figures = {k: b"" for k in [f"analysis/{n}" for n in _analysis_pngs(data["analysis"])]}
+    dense = {**data, "config": {**data["config"], "method": "dcls", "sparsity": 0.0}}
+    captions = " ".join(f["caption"] for f in analysis_section(dense, figures)["figures"])
+    intro = analysis_section(dense, figures)["intro"]
+    assert "rewiring" not in captions.replace("never rewired", "") and "rewiring" not in intro
+    assert "initial (epoch 0, before training; this dense run never rewired)" in captions
+    assert "excitatory and inhibitory" not in analysis_section(
+        dense, figures)["figures"][-1]["caption"]
+
+
+def _analysis_pngs(analysis: dict) -> list[str]:
+    from lava_runtime.report.build import _analysis_files
+
+    return _analysis_files(analysis)
+
+
+def test_energy_plot_labels_every_bar_and_marks_refusals(run_dir, report):
+    from deployed.emulator import emulate
+    from deployed.netx_h5 import load
+    from lava_runtime.budget.estimate import compare
+    from lava_runtime.budget.text import energy_figure
+    from trainer.data import dataset_from_recipe
+
+    net = load(run_dir / REPORT_DIR / "net.h5")
+    test = dataset_from_recipe(net.meta["data_recipe"], "test")
+    budgets = compare(net, emulate(net, net.input.encode(test.x.numpy())),
+                      [load_profile(p) for p in ("loihi1", "loihi2", "gpu", "ann-45nm")])
+    fig = energy_figure(budgets)
+    ax = fig.axes[0]
+    texts = [t.get_text() for t in ax.texts]
+    labels = {}
+    for b in budgets:
+        if b.refused:
+            continue
+        lower = ">= " if b.energy_per_sample_joules["not_counted"] else ""
+        labels[b.profile] = lower + format_energy(b.energy_total)
+    assert sorted(texts) == sorted(list(labels.values()) + ["does not fit"])
+    assert labels["ann-45nm"].startswith(">= ")  # neuron updates are not counted there
+    refused = [t for t in ax.texts if t.get_text() == "does not fit"][0]
+    assert refused.get_color() == "#b00000"
+    ticks = {t.get_text(): t.get_color() for t in ax.get_xticklabels()}
+    assert ticks["loihi1"] == "#b00000" and ticks["loihi2"] != "#b00000"
+    # the report shows it at its own size: no wider than the page's column
+    assert fig.get_figwidth() * fig.dpi <= 1060
+
+
+# ------------------------------------------------------------------------------- unfinished
+
+@pytest.fixture(scope="module")
+def unfinished_run(tmp_path_factory) -> Path:
+    import trainer
+
+    out = tmp_path_factory.mktemp("report") / "stopped"
+    trainer.train(dict(TINY), out=out, progress=False, stop_after_epoch=2)
+    assert not (out / "metrics.json").exists()
+    return out
+
+
+def test_unfinished_run_is_refused_with_the_resume_command(unfinished_run, capsys):
+    from lava_runtime.__main__ import main
+
+    before = sorted(p.name for p in unfinished_run.iterdir())
+    with pytest.raises(SystemExit) as e:
+        main(["report", str(unfinished_run), "--limit", "0"])
+    assert e.value.code == 2
+    err = capsys.readouterr().err
+    assert re.search(r"error: .*stopped after epoch 2 of 3 \(no metrics.json[^)]*\): resume with "
+                     r"`python -m trainer train --out \S+ --resume .*`; or pass "
+                     r"--allow-unfinished to report on its checkpoint \(epoch \d\) anyway", err)
+    assert sorted(p.name for p in unfinished_run.iterdir()) == before  # nothing written
+
+
+def test_unfinished_run_with_flag_says_so_and_shows_the_real_epoch(unfinished_run, tmp_path):
+    from lava_runtime.__main__ import main
+    from trainer.checkpoint import load_checkpoint
+
+    out = tmp_path / "page.html"
+    assert main(["report", str(unfinished_run), "--allow-unfinished", "--limit", "0",
+                 "--profiles", "loihi2", "--out", str(out)]) == 0
+    page = out.read_text()
+    epoch = load_checkpoint(unfinished_run / "checkpoint.pt").epoch
+    banner = re.search(r'<div class="banner" role="alert">(.*?)</div>', page, re.S)
+    assert banner and page.index(banner.group(0)) < page.index('<section id="headline"')
+    assert (f"<strong>Did not finish: every figure on this page is for the checkpoint from "
+            f"epoch {epoch} of 3 planned</strong>") in banner.group(1)
+    assert "stopped after epoch 2 of 3" in banner.group(1)
+    assert "<code>python -m trainer train --out " in banner.group(1)
+    assert f"checkpoint from epoch {epoch} of 3 planned (best validation so far)" in page
+    assert "3 epochs" not in page
+    assert _row("checkpoint epoch", epoch, "epoch of 3 planned (best validation)") in page
+    assert _row("training time", "not recorded: the run did not finish (no metrics.json)") \
+        in page
+    assert "<td>connected pairs per layer</td><td>[64, 16]</td>" in page
+    assert "None" not in re.sub(r"<[^>]+>", " ", page)
+    export = json.loads((unfinished_run / REPORT_DIR / "export.json").read_text())
+    assert export["checkpoint"]["finished"] is False
 
 
 # ------------------------------------------------------------------------------- cache
@@ -197,9 +375,11 @@ def test_lava_limit_zero_skips_lava_and_says_so(run_dir, report, tmp_path):
     data = make_report(run_dir, tmp_path / "nolava.html", lava_limit=0, progress=False)
     assert data["lava"] is None
     page = (tmp_path / "nolava.html").read_text()
-    assert "Lava was skipped (--lava-limit 0)" in page
-    assert _row("integer network, Lava (Loihi 2 simulator, fixed_pt)", "-", 0,
-                "Lava skipped (--lava-limit 0)") in page
+    assert "Lava was skipped (--limit 0)" in page
+    # one column: every stage that ran is scored on all 24 samples
+    assert "<th>stage</th>\n<th>accuracy on all 24 samples (%)</th>\n</tr>" in page
+    assert _row(LAVA_STAGE) + "<td>-</td></tr>" in page
+    assert '<span class="k">Lava</span><span class="v">not run</span>' in page
     assert (run_dir / REPORT_DIR / "lava.json").read_bytes() == lava_json  # left alone
 
 
@@ -207,12 +387,12 @@ def test_val_split_evaluates_the_float_model(run_dir, tmp_path):
     from trainer.evaluate import evaluate
 
     run = _copy_run(run_dir, tmp_path / "run")
-    data = make_report(run, split="val", lava_limit=0, profile_set="loihi2,gpu",
-                       progress=False)
+    data = make_report(run, split="val", lava_limit=0, profile_set="gpu", progress=False)
     ref = evaluate(run, "val")
-    assert data["float"]["source"] == "trainer.evaluate"
+    assert data["float"]["source"] == "trainer.evaluate.predict"
     assert data["float"]["accuracy"] == ref["accuracy"]
     assert data["float"]["n_samples"] == ref["n_samples"] == data["emulator"]["samples"]
+    # the export profile is budgeted too, though not in the set: the headline needs it
     assert [b["profile"] for b in data["budgets"]] == ["loihi2", "gpu"]
 
 
@@ -323,6 +503,56 @@ def test_chromium_renders_every_figure(report, tmp_path):
     assert not_white > 0.05, f"screenshot nearly blank ({100 * not_white:.1f}% non-white)"
     # figures (colour maps, bars) bring many colours; text alone has few grey levels
     assert colours > 200, f"screenshot has only {colours} colours: figures not drawn?"
+
+
+# Test-only probe: after load, writes where the headline and its cards are drawn (CSS px)
+# onto <body>, so --dump-dom reports them.
+HEADLINE_PROBE = """<script>
+window.addEventListener("load", function () {
+  var h = document.getElementById("headline");
+  var boxes = [h].concat(Array.prototype.slice.call(h.querySelectorAll(".card")));
+  document.body.setAttribute("data-viewport", window.innerWidth + "," + window.innerHeight);
+  document.body.setAttribute("data-boxes", boxes.map(function (e) {
+    var r = e.getBoundingClientRect();
+    return [r.left, r.top, r.right, r.bottom].map(Math.round).join(",");
+  }).join(";"));
+});
+</script>"""
+FIRST_SCREEN = (1200, 800)  # a laptop browser window (CSS px)
+
+
+def test_chromium_shows_the_headline_on_the_first_screen(report, tmp_path):
+    """Accuracy, energy, fit and synapses are read without scrolling: the headline and its four
+    cards lie inside the first 700 px of a 1200 x 800 window, and the screenshot shows text in
+    each card."""
+    from PIL import Image
+
+    exe = _chromium()
+    data, page = report
+    probe = tmp_path / "probe.html"
+    probe.write_text(page.replace("</body>", HEADLINE_PROBE + "\n</body>"))
+    w, h = FIRST_SCREEN
+    dom = _run_chromium(exe, tmp_path / "p1", f"--window-size={w},{h}",
+                        "--virtual-time-budget=10000", "--dump-dom", probe.as_uri())
+    body = re.search(r"<body[^>]*>", dom).group(0)
+    viewport = re.search(r'data-viewport="(\d+),(\d+)"', body)
+    boxes = re.search(r'data-boxes="([^"]*)"', body)
+    assert viewport and boxes, f"the probe did not run: {body[:300]}"
+    vw, vh = map(int, viewport.groups())
+    rects = [tuple(map(int, b.split(","))) for b in boxes.group(1).split(";")]
+    (_, top, _, bottom), cards = rects[0], rects[1:]
+    assert len(cards) == 4
+    assert 0 < top and bottom <= min(700, vh), (rects, vh)
+    assert all(0 <= c[0] and c[2] <= vw and c[3] <= bottom for c in cards), (rects, vw)
+
+    shot = tmp_path / "first_screen.png"
+    _run_chromium(exe, tmp_path / "p2", f"--window-size={w},{h}", f"--screenshot={shot}",
+                  Path(data["html"]).resolve().as_uri())
+    im = np.asarray(Image.open(shot).convert("L"))
+    assert im.shape == (h, w)
+    for x0, y0, x1, y1 in cards:  # text in every card (device pixels = CSS px here)
+        dark = (im[y0:y1, x0:x1] < 100).mean()
+        assert dark > 0.02, f"card {(x0, y0, x1, y1)} looks empty ({100 * dark:.1f}% dark)"
 
 
 def test_chromium_check_catches_a_broken_figure(report, tmp_path):

@@ -49,3 +49,18 @@ def test_non_png_figure_and_ragged_row_are_refused():
         render_html(_page(figures=[{"caption": "f", "png": b"GIF89a..."}]))
     with pytest.raises(ValueError, match=r"table 'c': row \['x'\] has 1 cells, the header 2"):
         render_html(_page(tables=[{"caption": "c", "header": ["a", "b"], "rows": [["x"]]}]))
+
+
+def test_banner_and_headline_come_first_escaped():
+    page = render_html({**_page(tables=[{"caption": "c", "header": ["a"], "rows": [[1]]}]),
+                        "banner": [{"title": "Did <not> finish",
+                                    "text": "resume with `train --out a&b` now"}],
+                        "headline": {"title": "Headline", "cards": [
+                            {"label": "Accuracy", "lines": [["float", "9.0 %"]],
+                             "detail": "on <3> samples"}]}})
+    banner = ('<div class="banner" role="alert"><strong>Did &lt;not&gt; finish</strong>'
+              "resume with <code>train --out a&amp;b</code> now</div>")
+    card = ('<span class="k">float</span><span class="v">9.0 %</span>')
+    assert banner in page and card in page and "on &lt;3&gt; samples" in page
+    assert page.index(banner) < page.index('<section id="headline"') < page.index(
+        "careful &lt;b&gt;") < page.index("<h2>S</h2>")

@@ -90,6 +90,13 @@ def _check_same_layers(after: Checkpoint, before: Checkpoint) -> None:
                               "come from the same network")
 
 
+def before_label(epoch: int | None) -> str:
+    """How figures and the report name the comparison checkpoint: "initial" for epoch 0 (the
+    trainer's checkpoint_init.pt: before any training, and before rewiring where a run
+    rewires), else "before (epoch E)"."""
+    return "initial" if epoch == 0 else f"before (epoch {epoch})"
+
+
 def resolve_before(run_dir: Path, before: str | Path | None, auto_before: bool) -> Path | None:
     """The before-rewiring checkpoint: `before` if given, else RUN_DIR/checkpoint_init.pt if
     `auto_before` and it exists, else None."""
@@ -145,6 +152,7 @@ def analyze(run_dir: str | Path, out: str | Path | None = None, *,
     after_clus, after_counts = stats(after_view)
     before_clus, before_counts = stats(before_view) if before_view is not None else (None, None)
 
+    label = before_label(before_view.epoch) if before_view is not None else "before"
     out.mkdir(parents=True, exist_ok=True)
     files: dict[str, Any] = {"receptive_fields": {}, "receptive_fields_before": {}}
     shown: list[list[int]] = []
@@ -154,21 +162,25 @@ def analyze(run_dir: str | Path, out: str | Path | None = None, *,
         if neurons.size == 0:
             continue  # a layer without any non-zero synapse has nothing to draw
         name = f"receptive_fields_{stems[li]}.png"
+        source = "input channel" if li == 0 else f"{after_view.layers[li - 1].name} neuron"
         figures.receptive_field_mosaic(
             receptive_fields(layer, kernel, neurons), neurons,
             f"{layer.name}: receptive fields (trained), top {neurons.size} by total |w|",
-            out / name)
+            out / name, input_label=source)
         files["receptive_fields"][layer.name] = name
         if before_view is not None:
             name_b = f"receptive_fields_{stems[li]}_before.png"
             figures.receptive_field_mosaic(
                 receptive_fields(before_view.layers[li], kernel, neurons), neurons,
-                f"{layer.name}: receptive fields (before), same neurons", out / name_b)
+                f"{layer.name}: receptive fields ({label}), same neurons", out / name_b,
+                input_label=source)
             files["receptive_fields_before"][layer.name] = name_b
-    figures.delay_histograms(names, after_counts, before_counts, out / "delay_histograms.png")
+    figures.delay_histograms(names, after_counts, before_counts, out / "delay_histograms.png",
+                             before_label=label)
     figures.connections_per_delay_figure(names, after_counts, before_counts,
-                                         out / "connections_per_delay.png")
-    figures.clustering_figure(names, after_clus, before_clus, out / "ei_clustering.png")
+                                         out / "connections_per_delay.png", before_label=label)
+    figures.clustering_figure(names, after_clus, before_clus, out / "ei_clustering.png",
+                              before_label=label)
     files.update(delay_histograms="delay_histograms.png",
                  connections_per_delay="connections_per_delay.png",
                  ei_clustering="ei_clustering.png")

@@ -1,8 +1,6 @@
 """Text tables and a PNG plot of hardware budgets (lava_runtime.budget.Budget)."""
 from __future__ import annotations
 
-import os
-import tempfile
 from pathlib import Path
 
 from lava_runtime.budget.estimate import Budget
@@ -16,6 +14,7 @@ def _num(x, unit="") -> str:
     return f"{x:.3g}{unit}"
 
 
+PLOT_DPI = 120
 _PREFIXES = ((1.0, ""), (1e-3, "m"), (1e-6, "u"), (1e-9, "n"), (1e-12, "p"), (1e-15, "f"))
 
 
@@ -122,43 +121,62 @@ def format_comparison(budgets: list[Budget]) -> str:
             "vendor compiler's mapping")
 
 
-def plot_budgets(budgets: list[Budget], path: str | Path) -> None:
-    """Stacked energy breakdown per profile (log scale), written atomically as PNG."""
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+def energy_figure(budgets: list[Budget]):
+    """A matplotlib Figure (Agg canvas, no pyplot state): stacked energy breakdown per profile
+    on a log scale. Each bar carries its total (format_energy; ">=" when terms are not
+    counted); a profile that refuses the network gets a hatched column marked "does not fit"
+    and a red tick label. At most 1056 px wide at PLOT_DPI, so the report shows it unscaled."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
 
-    path = Path(path)
     fits = [b for b in budgets if b.energy_per_sample_joules and b.energy_total is not None]
-    fig, ax = plt.subplots(figsize=(1.6 * max(3, len(budgets)) + 2, 4))
+    fig = Figure(figsize=(min(8.8, 0.95 * max(3, len(budgets)) + 2.4), 4.2), dpi=PLOT_DPI)
+    FigureCanvasAgg(fig)
+    ax = fig.add_subplot()
     keys = sorted({k for b in fits for k in b.energy_per_sample_joules["breakdown"]})  # type: ignore[index]
-    names = [b.profile for b in budgets]
+    x = list(range(len(budgets)))
     bottom = [0.0] * len(budgets)
     for key in keys:
         vals = [(b.energy_per_sample_joules["breakdown"].get(key, 0.0) if b in fits else 0.0)  # type: ignore[index]
                 for b in budgets]
-        ax.bar(names, vals, bottom=bottom, label=key)
-        bottom = [x + y for x, y in zip(bottom, vals)]
+        ax.bar(x, vals, bottom=bottom, label=key.replace("_", " "), width=0.7)
+        bottom = [v + y for v, y in zip(bottom, vals)]
     for i, b in enumerate(budgets):
-        if b not in fits:
-            ax.text(i, 0.5, "does not fit" if b.refused else "no figures",
-                    transform=ax.get_xaxis_transform(), ha="center", rotation=90, fontsize=8)
+        if b in fits:
+            lower = ">= " if b.energy_per_sample_joules["not_counted"] else ""  # type: ignore[index]
+            ax.annotate(f"{lower}{format_energy(b.energy_total)}", (i, b.energy_total),  # type: ignore[arg-type]
+                        xytext=(0, 3), textcoords="offset points", ha="center", va="bottom",
+                        fontsize=8, fontweight="bold")
+            continue
+        ax.axvspan(i - 0.35, i + 0.35, facecolor="#f4f4f4", edgecolor="#b0b0b0", hatch="//",
+                   linewidth=0.8)
+        ax.text(i, 0.5, "does not fit" if b.refused else "no energy\nfigures",
+                transform=ax.get_xaxis_transform(), ha="center", va="center", fontsize=8,
+                color="#b00000" if b.refused else "#444444", fontweight="bold",
+                bbox={"facecolor": "white", "edgecolor": "none", "pad": 2})
+    ax.set_xticks(x, [b.profile for b in budgets], fontsize=8)
+    for tick, b in zip(ax.get_xticklabels(), budgets):
+        if b.refused:
+            tick.set_color("#b00000")
     if fits:
         ax.set_yscale("log")  # totals are exact; segment heights on a log axis are not
-        ax.set_ylim(bottom=0.1 * min(b.energy_total for b in fits))  # type: ignore[operator, type-var]
+        low = min(b.energy_total for b in fits)  # type: ignore[type-var]
+        high = max(b.energy_total for b in fits)  # type: ignore[type-var]
+        ax.set_ylim(0.1 * low, 10 * high)  # type: ignore[operator]
     ax.set_ylabel("dynamic energy per sample (J, log)")
-    ax.set_title("Estimated dynamic energy per inference by profile")
-    ax.legend(fontsize=7)
+    ax.set_title("Estimated dynamic energy per inference by profile", fontsize=10)
+    if keys:
+        ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1), frameon=False,
+                  title="energy term", title_fontsize=7)
     fig.tight_layout()
-    fd, tmp = tempfile.mkstemp(suffix=".png", dir=path.parent, prefix=f".{path.name}.")
-    os.close(fd)
-    try:
-        fig.savefig(tmp, format="png", dpi=120)
-        os.replace(tmp, path)
-    finally:
-        plt.close(fig)
-        if os.path.exists(tmp):
-            os.remove(tmp)
+    return fig
+
+
+def plot_budgets(budgets: list[Budget], path: str | Path) -> None:
+    """energy_figure(budgets) written atomically as PNG."""
+    from trainer.file_io import save_figure_atomic
+
+    save_figure_atomic(energy_figure(budgets), path, PLOT_DPI)
 
 
 def budget_json(budgets: list[Budget]) -> dict:

@@ -4,14 +4,21 @@
                                   [--limit 100] [--split test] [--profile loihi2]
 
 is a thin layer over :func:`make_report` (same defaults). RUN_DIR is a trainer run folder
-(checkpoint.pt, usually metrics.json). The page (default RUN_DIR/report.html) shows the run's
-configuration; accuracy at each stage: the float model with its training kernels and with
-integer delays (metrics.json when the split is test, else trainer.evaluate), the exported
-integer network in the bit-exact emulator (all samples of the split) and in Lava (the first
-`lava_limit` samples; 0 skips Lava, and the page says so) with the fraction of samples whose
-spikes and readout voltages equal the emulator's; the budget on every profile of the set
-(refusals with their reasons); the receptive fields and E/I clustering statistic of
-trainer.analyze. Figures are PNGs embedded as base64 data URIs; CSS is inline; nothing is fetched.
+(checkpoint.pt, metrics.json). A run that did not finish (trainer.run_status: no metrics.json)
+is refused with the command that resumes it, unless `allow_unfinished` (--allow-unfinished):
+its page then opens with a "did not finish" banner and reports the checkpoint's own epoch.
+
+The page (default RUN_DIR/report.html) opens with a headline: accuracy of the float model,
+the fixed-point emulator and Lava on the same samples (the first `lava_limit` of the split,
+which Lava ran; all of them when Lava is skipped), dynamic energy per inference on the export
+profile and the lowest among the profiles that fit, whether it fits and on how many cores,
+synapses and sparsity. Then: accuracy at each stage (float with training kernels and integer
+delays, by trainer.evaluate.predict; the integer network in the bit-exact emulator on every
+sample of the split and in Lava on the first `lava_limit`, 0 skips it), with the fraction of
+samples whose spikes and readout voltages equal the emulator's; the budget on every profile of
+the set (the export profile is always included; refusals with their reasons); the receptive
+fields and E/I clustering statistic of trainer.analyze; last, the run and its configuration.
+Figures are PNGs embedded as base64 data URIs; CSS is inline; nothing is fetched.
 
 Intermediate products go to RUN_DIR/report/ (net.h5, export.json, float.json, emulator.json,
 lava.json, budget.json, budget.png, analysis/, report.json) and are reused on the next call when
@@ -34,13 +41,14 @@ from trainer.file_io import sha256_file, write_bytes_atomic, write_json_atomic
 if TYPE_CHECKING:
     from hw_profiles import Profile
     from trainer.checkpoint import Checkpoint
+    from trainer.run_status import RunStatus
 
 DEFAULTS: dict[str, Any] = {"profile_set": "all", "lava_limit": 100, "split": "test",
-                            "export_profile": "loihi2"}
+                            "export_profile": "loihi2", "allow_unfinished": False}
 SPLITS = ("train", "val", "test")
 REPORT_DIR = "report"
 HTML_NAME = "report.html"
-STAGE_VERSION = 3  # bump when a stage's output format changes (invalidates cached stages)
+STAGE_VERSION = 4  # bump when a stage's output format changes (invalidates cached stages)
 N_STAGES = 6
 
 
@@ -52,7 +60,7 @@ class ReportInputs:
     checkpoint_path: Path
     checkpoint: Checkpoint
     metrics: dict | None
-    profiles: list[Profile]  # in the order given
+    profiles: list[Profile]  # in the order given, the export profile first if not among them
     export_profile: Profile
     export_profile_spec: str
     out: Path
@@ -61,6 +69,8 @@ class ReportInputs:
     timeout_s: float | None
     x: np.ndarray  # (N, T, C) float32 features of the split
     y: np.ndarray  # (N,) int64 labels
+    status: RunStatus | None  # None: not a trainer run folder (no config/last/metrics file)
+    allow_unfinished: bool
 
 
 def parse_profile_set(spec: str) -> list[str]:
@@ -84,10 +94,11 @@ def parse_profile_set(spec: str) -> list[str]:
 def check_inputs(run_dir, out=None, *, profile_set: str = DEFAULTS["profile_set"],
                  lava_limit: int = DEFAULTS["lava_limit"], split: str = DEFAULTS["split"],
                  export_profile: str = DEFAULTS["export_profile"],
-                 timeout_s: float | None = None) -> ReportInputs:
+                 timeout_s: float | None = None,
+                 allow_unfinished: bool = DEFAULTS["allow_unfinished"]) -> ReportInputs:
     """Check every argument and load the checkpoint, metrics and data; write nothing.
-    Raises ValueError (ProfileError, ExportError, DataError are ValueErrors) naming the
-    problem and what to do."""
+    Raises ValueError (ProfileError, ExportError, DataError, CheckpointError are ValueErrors)
+    naming the problem and what to do; an unfinished run without `allow_unfinished` too."""
     from hw_profiles import load_profile
     from trainer.checkpoint import CHECKPOINT as CHECKPOINT_NAME
     from trainer.checkpoint import load_checkpoint
@@ -123,10 +134,18 @@ def check_inputs(run_dir, out=None, *, profile_set: str = DEFAULTS["profile_set"
                          f"its intermediate files there)")
     profiles = [load_profile(n) for n in parse_profile_set(profile_set)]
     exp_prof = load_profile(export_profile)
+    if exp_prof.name not in [p.name for p in profiles]:
+        profiles.insert(0, exp_prof)  # the headline's energy and fit are on the export profile
     if exp_prof.kind != "neuromorphic":
         raise ValueError(f"--profile {export_profile} is a {exp_prof.kind} profile; export "
                          f"needs a neuromorphic one (e.g. loihi2; --profiles sets the profiles "
                          f"the budget compares)")
+    from trainer.run_status import run_status, training_run_dir
+
+    status = run_status(run_dir) if training_run_dir(run_dir) is not None else None
+    if status is not None and not status.finished and not allow_unfinished:
+        raise ValueError(f"{status.message}; or pass --allow-unfinished to report on its "
+                         f"checkpoint (epoch {status.checkpoint_epoch}) anyway")
     metrics = None
     mpath = run_dir / "metrics.json"
     if mpath.is_file():
@@ -148,7 +167,7 @@ def check_inputs(run_dir, out=None, *, profile_set: str = DEFAULTS["profile_set"
     if len(y) == 0:
         raise ValueError(f"the {split!r} split of {ck.data_recipe.get('dataset')} is empty")
     return ReportInputs(run_dir, ckpt_path, ck, metrics, profiles, exp_prof, str(export_profile),
-                        out, split, lava_limit, timeout_s, x, y)
+                        out, split, lava_limit, timeout_s, x, y, status, allow_unfinished)
 
 
 class _Progress:
@@ -166,16 +185,21 @@ class _Progress:
 def make_report(run_dir, out=None, *, profile_set: str = DEFAULTS["profile_set"],
                 lava_limit: int = DEFAULTS["lava_limit"], split: str = DEFAULTS["split"],
                 export_profile: str = DEFAULTS["export_profile"],
-                timeout_s: float | None = None, progress: bool = True) -> dict:
+                timeout_s: float | None = None,
+                allow_unfinished: bool = DEFAULTS["allow_unfinished"],
+                progress: bool = True) -> dict:
     """Compute (or reuse) every stage and write the HTML report; return the report data
     (also written to RUN_DIR/report/report.json), with "html" = the page's path.
 
     profile_set: "all" or comma-separated profile names / .toml paths for the budgets.
     lava_limit: first N samples of the split run through Lava (0 = skip Lava).
-    split: train | val | test. export_profile: the profile the network is exported for.
-    timeout_s: bound on the Lava run (s; default: lava_graph.graph.default_timeout_s)."""
+    split: train | val | test. export_profile: the profile the network is exported for (always
+    budgeted too). timeout_s: bound on the Lava run (s; default:
+    lava_graph.graph.default_timeout_s). allow_unfinished: report on a training run that did
+    not finish (trainer.run_status) instead of refusing it; the page says so."""
     inp = check_inputs(run_dir, out, profile_set=profile_set, lava_limit=lava_limit,
-                       split=split, export_profile=export_profile, timeout_s=timeout_s)
+                       split=split, export_profile=export_profile, timeout_s=timeout_s,
+                       allow_unfinished=allow_unfinished)
     folder = inp.run_dir / REPORT_DIR
     created = not folder.exists()
     folder.mkdir(exist_ok=True)
@@ -205,42 +229,34 @@ def _make_report(inp: ReportInputs, folder: Path, progress: bool) -> dict:
 
     # 1. export
     key = {**base, "profile": inp.export_profile.name,
-           "profile_sha256": sha256_file(inp.export_profile.path)}  # type: ignore[arg-type]
+           "profile_sha256": sha256_file(inp.export_profile.path),  # type: ignore[arg-type]
+           "finished": None if inp.status is None else inp.status.finished}
     fresh = cache.fresh("export", key)
     prog.stage("export", fresh, f"to {inp.export_profile.name} -> {folder / 'net.h5'}")
     if fresh:
         net = load(folder / "net.h5")
         export_report = read_json(folder / "export.json")
     else:
-        net, export_report = export_checkpoint(inp.checkpoint_path, profile=inp.export_profile_spec,
-                                               evaluation=False, progress=progress)
+        net, export_report = export_checkpoint(inp.checkpoint_path,
+                                               profile=inp.export_profile_spec,
+                                               evaluation=False, progress=progress,
+                                               allow_unfinished=inp.allow_unfinished)
         save(net, folder / "net.h5")
         write_json_atomic(export_report, folder / "export.json")
         cache.record("export", key, ["net.h5", "export.json"])
     net_sha = sha256_file(folder / "net.h5")
 
-    # 2. float model accuracies
-    m = inp.metrics or {}
-    if (inp.split == "test" and m.get("test_accuracy") is not None
-            and m.get("test_accuracy_train_kernels") is not None):
-        prog.stage("float model", True, f"from {inp.run_dir / 'metrics.json'}")
-        float_acc = {"source": "metrics.json (trainer, best checkpoint)", "split": "test",
-                     "accuracy": m["test_accuracy"],
-                     "accuracy_train_kernels": m["test_accuracy_train_kernels"],
-                     "n_samples": m.get("n_test")}
+    # 2. float model: predictions on every sample of the split (the headline compares stages
+    # on the same samples)
+    key = {**base, "split": inp.split, "data_sha256": data_sha}
+    fresh = cache.fresh("float", key)
+    prog.stage("float model", fresh, f"trainer.evaluate.predict on the {inp.split} split")
+    if fresh:
+        float_acc = read_json(folder / "float.json")
     else:
-        key = {**base, "split": inp.split, "data_sha256": data_sha}
-        fresh = cache.fresh("float", key)
-        prog.stage("float model", fresh, f"trainer.evaluate on the {inp.split} split")
-        if fresh:
-            float_acc = read_json(folder / "float.json")
-        else:
-            from trainer.evaluate import evaluate as float_evaluate
-
-            r = float_evaluate(inp.run_dir, inp.split)
-            float_acc = {"source": "trainer.evaluate", **r}
-            write_json_atomic(float_acc, folder / "float.json")
-            cache.record("float", key, ["float.json"])
+        float_acc = _float_predictions(inp)
+        write_json_atomic(float_acc, folder / "float.json")
+        cache.record("float", key, ["float.json"])
 
     # 3. emulator (all samples); its Activity is computed at most once, when a stage needs it
     activity = {}
@@ -326,14 +342,21 @@ def _make_report(inp: ReportInputs, folder: Path, progress: bool) -> dict:
     figures = {"budget": (folder / "budget.png").read_bytes()}
     for name in _analysis_files(analysis):
         figures[f"analysis/{name}"] = (folder / "analysis" / name).read_bytes()
+    m = inp.metrics or {}
+    st = inp.status
     data = {
         "run_dir": str(inp.run_dir), "checkpoint_sha256": ck_sha, "net_sha256": net_sha,
+        "status": None if st is None else {
+            "finished": st.finished, "checkpoint_epoch": st.checkpoint_epoch,
+            "epochs_planned": st.epochs_planned, "message": st.message},
         "split": inp.split, "config": inp.checkpoint.config,
         "data_recipe": inp.checkpoint.data_recipe, "class_names": inp.checkpoint.class_names,
         "epoch": inp.checkpoint.epoch, "val_accuracy": inp.checkpoint.val_accuracy,
         "metrics": {k: v for k, v in m.items() if k != "history"},
-        "export": export_report, "float": float_acc,
+        "export": export_report,
+        "float": {k: v for k, v in float_acc.items() if not k.startswith("predictions")},
         "emulator": {k: v for k, v in emu.items() if k != "predictions"},
+        "same_samples": same_samples(inp.y, float_acc, emu, lava, inp.split),
         "lava": lava, "lava_limit": inp.lava_limit, "budgets": budgets, "analysis": analysis,
     }
     page = build_page(data, figures)
@@ -343,6 +366,41 @@ def _make_report(inp: ReportInputs, folder: Path, progress: bool) -> dict:
         print(f"wrote {inp.out} ({inp.out.stat().st_size / 1e3:.0f} kB, "
               f"{len(figures)} figures); intermediate files in {folder}")
     return {**data, "html": str(inp.out)}
+
+
+def _float_predictions(inp: ReportInputs) -> dict:
+    """The float model's class per sample of the split, with integer delays (what export
+    deploys) and with the training kernels (the same unless dcls), and its accuracies."""
+    import torch
+
+    from trainer.checkpoint import load_checkpoint_dict
+    from trainer.evaluate import has_train_kernels, model_from_checkpoint, predict
+
+    ck = load_checkpoint_dict(inp.checkpoint_path)
+    model = model_from_checkpoint(ck)
+    x = torch.from_numpy(inp.x)
+    hard = predict(model, x, hard=True).numpy()
+    soft = predict(model, x, hard=False).numpy() if has_train_kernels(ck["config"]) else hard
+    return {"source": "trainer.evaluate.predict", "split": inp.split, "n_samples": len(inp.y),
+            "accuracy": float(np.mean(hard == inp.y)),
+            "accuracy_train_kernels": float(np.mean(soft == inp.y)),
+            "predictions": hard.astype(int).tolist(),
+            "predictions_train_kernels": soft.astype(int).tolist()}
+
+
+def same_samples(y: np.ndarray, float_acc: dict, emu: dict, lava: dict | None,
+                 split: str) -> dict:
+    """Accuracy (0..1) of every stage on the same samples: the first n of the split that Lava
+    ran, or all of them when Lava was skipped."""
+    n = len(y) if lava is None else lava["samples"]
+
+    def acc(pred) -> float:
+        return float(np.mean(np.asarray(pred[:n]) == y[:n]))
+
+    return {"samples": n, "of": len(y), "split": split, "float": acc(float_acc["predictions"]),
+            "float_train_kernels": acc(float_acc["predictions_train_kernels"]),
+            "emulator": acc(emu["predictions"]),
+            "lava": None if lava is None else lava["accuracy"]}
 
 
 def _analysis_files(analysis: dict) -> list[str]:
@@ -378,6 +436,10 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
                                 "runs the whole split)")
     p.add_argument("--split", default=DEFAULTS["split"], choices=list(SPLITS),
                    help="dataset split")
+    p.add_argument("--allow-unfinished", action="store_true",
+                   help="report on a training run that did not finish (no metrics.json): the "
+                        "page says so and shows the checkpoint's epoch (default: refuse, "
+                        "printing the command that resumes it)")
     p.add_argument("--timeout", type=float, default=None,
                    help="bound on the Lava run (s) (default: scales with the step count)")
     add_deprecated(p, "--export-profile", profile)
@@ -394,6 +456,7 @@ def main(args: argparse.Namespace) -> int:
     t0 = time.perf_counter()
     make_report(args.run_dir, args.out, profile_set=args.profile_set,
                 lava_limit=args.lava_limit, split=args.split,
-                export_profile=args.export_profile, timeout_s=args.timeout)
+                export_profile=args.export_profile, timeout_s=args.timeout,
+                allow_unfinished=args.allow_unfinished)
     print(f"report done in {time.perf_counter() - t0:.0f} s")
     return 0

@@ -8,7 +8,14 @@ on <body>, so a headless browser can tell whether every figure rendered.
 
 page keys (all required unless marked optional):
     title: str; subtitle: str
-    notes: list[str]                      shown under the title (e.g. "Lava skipped")
+    banner: list of {"title": str, "text": str} (optional)
+                                          alerts above everything else (e.g. run unfinished);
+                                          `backquoted` parts of text are shown as code
+    headline: (optional) {"title": str, "cards": list of {"label": str,
+                          "lines": list of [name, value], "detail": str}}
+                                          a compact block right under the title,
+                                          <section id="headline">, one card per fact
+    notes: list[str]                      shown under the headline (e.g. "Lava skipped")
     sections: list of {"title": str, "intro": str (optional),
                        "tables": list of {"caption": str, "header": list[str],
                                           "rows": list[list[str | number | None]],
@@ -28,6 +35,19 @@ h1 { font-size: 1.6em; margin-bottom: 0.2em; }
 h2 { font-size: 1.25em; border-bottom: 1px solid #ccc; padding-bottom: 0.2em; margin-top: 2em; }
 .subtitle { color: #555; margin-top: 0; }
 .note { background: #fff6d6; border-left: 4px solid #e0b000; padding: 0.4em 0.8em; }
+.banner { background: #fde8e8; border-left: 5px solid #c00000; padding: 0.5em 0.8em; }
+.banner strong { display: block; font-size: 1.1em; color: #900000; margin-bottom: 0.2em; }
+.banner code { font-size: 0.85em; background: #fff; padding: 0 0.2em; overflow-wrap: anywhere; }
+#headline { display: grid; grid-template-columns: repeat(auto-fit, minmax(240px, 1fr));
+            gap: 0.8em; margin: 1em 0 1.5em 0; }
+.card { border: 1px solid #d0d0d0; border-radius: 6px; padding: 0.6em 0.8em; background: #fafafa; }
+.card h3 { font-size: 0.85em; text-transform: uppercase; letter-spacing: 0.03em; color: #555;
+           margin: 0 0 0.4em 0; }
+.kv { display: flex; justify-content: space-between; align-items: baseline; gap: 0.6em;
+      font-size: 1.05em; }
+.kv .k { font-size: 0.92em; }
+.kv .v { font-weight: 700; font-variant-numeric: tabular-nums; white-space: nowrap; }
+.card .detail { font-size: 0.8em; color: #555; margin: 0.4em 0 0 0; }
 table { border-collapse: collapse; margin: 0.8em 0 1.2em 0; font-size: 0.92em; }
 caption { text-align: left; font-weight: 600; padding-bottom: 0.3em; }
 th, td { border: 1px solid #d0d0d0; padding: 0.25em 0.6em; vertical-align: top; }
@@ -97,12 +117,39 @@ def _figure(f: dict) -> str:
             f"<figcaption>{cap}</figcaption></figure>")
 
 
+def _with_code(text: str) -> str:
+    """Escaped text whose `backquoted` parts become <code>."""
+    parts = text.split("`")
+    if len(parts) % 2 == 0:  # an unpaired backquote: plain text
+        return html.escape(text)
+    return "".join(f"<code>{html.escape(p)}</code>" if i % 2 else html.escape(p)
+                   for i, p in enumerate(parts))
+
+
+def _headline(h: dict) -> str:
+    out = [f'<section id="headline" aria-label="{html.escape(h["title"])}">']
+    for c in h["cards"]:
+        out.append('<div class="card">')
+        out.append(f"<h3>{html.escape(c['label'])}</h3>")
+        out += [f'<div class="kv"><span class="k">{html.escape(str(k))}</span>'
+                f'<span class="v">{html.escape(str(v))}</span></div>' for k, v in c["lines"]]
+        if c.get("detail"):
+            out.append(f'<p class="detail">{html.escape(c["detail"])}</p>')
+        out.append("</div>")
+    out.append("</section>")
+    return "\n".join(out)
+
+
 def render_html(page: dict) -> str:
     """The whole page as a str (see the module docstring for `page`)."""
     parts = ["<!DOCTYPE html>", '<html lang="en">', "<head>", '<meta charset="utf-8">',
              f"<title>{html.escape(page['title'])}</title>", f"<style>{CSS}</style>", "</head>",
              "<body>", f"<h1>{html.escape(page['title'])}</h1>",
              f'<p class="subtitle">{html.escape(page["subtitle"])}</p>']
+    parts += [f'<div class="banner" role="alert"><strong>{html.escape(b["title"])}</strong>'
+              f'{_with_code(b["text"])}</div>' for b in page.get("banner", [])]
+    if page.get("headline"):
+        parts.append(_headline(page["headline"]))
     parts += [f'<p class="note">{html.escape(n)}</p>' for n in page["notes"]]
     for sec in page["sections"]:
         parts.append(f"<h2>{html.escape(sec['title'])}</h2>")
