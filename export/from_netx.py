@@ -353,7 +353,9 @@ def format_report(report: dict) -> str:
 
 
 def build_parser(prog: str = "python -m export.from_netx") -> argparse.ArgumentParser:
-    ap = argparse.ArgumentParser(prog=prog, description=" ".join(__doc__.split("\n\n")[0].split()))
+    from delaysnn.options import new_parser
+
+    ap = new_parser(prog, __doc__)
     ap.add_argument("netx_file", help="netx HDF5 file written by lava-dl (export_hdf5)")
     ap.add_argument("--out", required=True, help="HDF5 file to write (netx + delaysnn groups)")
     ap.add_argument("--profile", default="loihi2",
@@ -369,13 +371,14 @@ def build_parser(prog: str = "python -m export.from_netx") -> argparse.ArgumentP
 
 
 def main(argv: list[str] | None = None) -> int:
-    from export.to_lava import outputs_have_folders
     from trainer.file_io import write_json_atomic
 
     a = build_parser().parse_args(argv)
     out = Path(a.out)
-    if not outputs_have_folders(out, a.json):
-        return 2
+    for p in (out, Path(a.json) if a.json else None):
+        if p is not None and not p.parent.is_dir():
+            print(f"error: output folder {p.parent} does not exist", file=sys.stderr)
+            return 2
     try:
         net, report = netx_to_network(a.netx_file, a.profile, time_steps=a.time_steps,
                                       input_message_bits=a.input_message_bits)

@@ -323,3 +323,21 @@ def test_delay_over_the_profile_limit(slayer_files, tmp_path, capsys):
     assert not out.exists()
     with pytest.raises(ExportError, match="does not exist"):
         netx_to_network(tmp_path / "missing.net")
+
+
+def test_networks_without_the_new_fields_keep_file_version_1(tmp_path):
+    """An exported (aligned, readout) network is written as before: version 1, no layer_start,
+    re-saved byte for byte; the same network with layer_start "zero" is version 2 and reads
+    back as such."""
+    from deployed.synthetic import random_network
+    net = random_network((6, 10, 3), time_steps=8, max_delay=5, density=0.5, seed=9)
+    a, b, z = tmp_path / "a.h5", tmp_path / "b.h5", tmp_path / "z.h5"
+    netx_h5.save(net, a)
+    netx_h5.save(netx_h5.load(a), b)
+    assert a.read_bytes() == b.read_bytes()
+    with h5py.File(a) as f:
+        assert f["delaysnn"].attrs["version"] == 1 and "layer_start" not in f["delaysnn"].attrs
+    netx_h5.save(dataclasses.replace(net, layer_start=LAYER_START_ZERO), z)
+    with h5py.File(z) as f:
+        assert f["delaysnn"].attrs["version"] == 2
+    assert netx_h5.load(z).layer_start == LAYER_START_ZERO
