@@ -1,9 +1,14 @@
 """New voices: train on five FSDD speakers, test on the sixth (never heard in training), with and
-without training augmentation; one JSON row per (network, augmentation).
+without training augmentation; one JSON row per (network, augmentation). With --all:
+leave-one-speaker-out over every speaker, nested validation, emulator and Lava
+(experiments/loso.py).
 
     python -m experiments.heldout_speaker --speaker george --out runs/heldout \
         --json docs/results/heldout_speaker.json [--network dense=] \
         [--network showcase=configs/fsdd-sparse.toml]
+    python -m experiments.heldout_speaker --all --network dense= \
+        --network showcase=configs/fsdd-sparse.toml --out runs/loso \
+        --results docs/results/loso --json docs/results/loso.json
 
 ``--network NAME=CONFIG``: a trainer config file (empty: trainer/defaults.toml). Each run lives in
 OUT/NAME-aug{on,off} and resumes when interrupted (``trainer.train(resume=True)``); the JSON is
@@ -26,7 +31,7 @@ AUGMENT = {"augment_shift": 5, "augment_speed": 0.1, "augment_bands": 1, "augmen
 
 
 def run_one(name: str, config: str | None, speaker: str, augment: bool, out: Path,
-            epochs: int | None, progress: bool) -> dict:
+            epochs: int | None, progress: bool, data_dir: str | None = None) -> dict:
     """Train (or resume) one network on the five other speakers; its held-out accuracy."""
     import trainer
 
@@ -35,6 +40,8 @@ def run_one(name: str, config: str | None, speaker: str, augment: bool, out: Pat
         sets.update(AUGMENT)
     if epochs is not None:
         sets["epochs"] = epochs
+    if data_dir is not None:
+        sets["data_dir"] = data_dir
     run_dir = out / f"{name}-aug{'on' if augment else 'off'}"
     if (run_dir / "metrics.json").is_file():          # finished earlier
         m = json.loads((run_dir / "metrics.json").read_text())
@@ -56,6 +63,19 @@ def build_parser() -> argparse.ArgumentParser:
 
     ap = new_parser("python -m experiments.heldout_speaker", __doc__)
     ap.add_argument("--speaker", default="george", help="the FSDD speaker held out (test)")
+    ap.add_argument("--all", action="store_true",
+                    help="leave-one-speaker-out over every FSDD speaker (experiments/loso.py): "
+                         "nested validation, float, emulator, Lava for one fold, budget; "
+                         "no augmentation runs")
+    ap.add_argument("--results", default="docs/results/loso", metavar="DIR",
+                    help="--all: folder of the per-fold JSONs (a fold with one is skipped)")
+    ap.add_argument("--speakers", default=None, metavar="A,B",
+                    help="--all: test only these speakers (default: every FSDD speaker)")
+    ap.add_argument("--lava-speaker", default="george", metavar="SPEAKER",
+                    help="--all: the fold also run in Lava; 'none' for none")
+    ap.add_argument("--data-dir", default=None, metavar="DIR",
+                    help="FSDD recordings folder (default: fsdd's lookup: the CI copy, the "
+                         "cache, a download)")
     ap.add_argument("--network", action="append", default=[], metavar="NAME=CONFIG",
                     help="network to train (repeatable; default: dense= , the trainer "
                          "defaults)")
@@ -82,6 +102,8 @@ def main(argv=None) -> int:
             print(f"error: config file {cfg} does not exist", file=sys.stderr)
             return 2
         nets.append((name, cfg or None))
+    if args.all:
+        return _loso(args, nets, argv)
     json_path = Path(args.json)
     names = {n for n, _ in nets}
     kept = []
@@ -93,11 +115,28 @@ def main(argv=None) -> int:
     for name, cfg in nets:
         for aug in (False, True):
             rows.append(run_one(name, cfg, args.speaker, aug, Path(args.out), args.epochs,
-                                args.progress))
+                                args.progress, args.data_dir))
             write_json_atomic({"speaker": args.speaker, "runs": kept + rows}, json_path)
             r = rows[-1]
             print(f"{name} augmentation {'on ' if aug else 'off'}: held-out speaker "
                   f"{args.speaker} {r['heldout_accuracy']:.2%} (val {r['val_accuracy']:.2%})")
+    return 0
+
+
+def _loso(args, nets, argv) -> int:
+    from experiments.loso import leave_one_speaker_out
+
+    speakers = [s for s in args.speakers.split(",") if s] if args.speakers else None
+    lava = None if args.lava_speaker.lower() == "none" else args.lava_speaker
+    command = "python -m experiments.heldout_speaker " + " ".join(
+        argv if argv is not None else sys.argv[1:])
+    try:
+        leave_one_speaker_out(nets, args.out, args.results, args.json, speakers=speakers,
+                              lava_speaker=lava, epochs=args.epochs, data_dir=args.data_dir,
+                              progress=args.progress, command=command)
+    except ValueError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
     return 0
 
 

@@ -66,6 +66,12 @@ def resolve_data_dir(data_dir, cache_dir=None) -> Path:
                        "pass the folder of {digit}_{speaker}_{index}.wav files")
 
 
+def speakers_in(folder: Path) -> list[str]:
+    """The speakers of an FSDD folder's ``{digit}_{speaker}_{index}.wav`` files, sorted."""
+    return sorted({m.group(2) for m in (_PATTERN.match(p.name)
+                                        for p in list_audio(folder, (".wav",))) if m})
+
+
 def list_files(folder: Path, split: str, test_speaker: str | None = None
                ) -> tuple[list[Path], np.ndarray, list[dict]]:
     """(files, labels, meta) of one split, sorted by file name: the official split (takes 0-4
