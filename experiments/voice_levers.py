@@ -14,7 +14,9 @@ speakers). A lever is **kept** when its validation accuracy (mean over ``--seeds
 baseline's by more than ``--min-gain`` points; the test accuracy is recorded but chooses
 nothing. Each training lives in OUT/LEVER-sSEED and is reused (or resumed) when present; the JSON
 is rewritten after each one. ``host_cost`` gives the measured host time of each front-end
-normalisation per utterance (features of FSDD recordings, this machine) and its operations.
+normalisation per utterance (features of FSDD recordings, this machine) and its operations;
+``speaker_spread`` how far the speakers differ in speech duration and spectral centroid, next to
+the ranges the earlier augmentation drew from (why it could not reach an unheard voice).
 """
 from __future__ import annotations
 
@@ -74,6 +76,46 @@ def host_cost(data_dir=None, n_files: int = 50) -> dict:
     return {"files": len(waves), "norms": out,
             "note": "median wall time of trainer.data.features (resampling, STFT, Mel and the "
                     "normalisation) on this machine's CPU, shared with other jobs"}
+
+
+def speaker_spread(data_dir=None) -> dict:
+    """How far FSDD's speakers differ in what the earlier augmentation varies: per speaker the
+    median over its recordings of the speech duration (steps within 40 dB of the recording's
+    peak, i.e. a frame whose loudest band is there) and of the spectral centroid of those frames
+    (Mel band index, power-weighted), next to the earlier ranges (rate +-10 %, bands +-1)."""
+    import numpy as np
+
+    from trainer.augment import SCALE, TOP_DB
+    from trainer.data.audio_features import audio_features
+    from trainer.data.fsdd import list_files, mel_recipe, resolve_data_dir, speakers_in
+
+    folder = resolve_data_dir(data_dir)
+    files, meta = [], []
+    for spk in speakers_in(folder):
+        f, _, m = list_files(folder, "test", test_speaker=spk)
+        files += f
+        meta += m
+    x = audio_features(files, mel_recipe(40, 100), stem="fsdd-all", cache_dir=None)
+    per: dict[str, dict[str, list[float]]] = {}
+    for xi, m in zip(x, meta):
+        speech = xi.max(axis=1) >= (TOP_DB - 40) * SCALE
+        if not speech.any():
+            continue
+        power = 10 ** ((xi[speech] / SCALE - TOP_DB) / 10)
+        d = per.setdefault(m["speaker"], {"duration": [], "centroid": []})
+        d["duration"].append(float(speech.sum()))
+        d["centroid"].append(float((power * np.arange(x.shape[2])).sum() / power.sum()))
+    speakers = {s: {"recordings": len(d["duration"]),
+                    "duration_steps_median": float(np.median(d["duration"])),
+                    "centroid_band_median": float(np.median(d["centroid"]))}
+                for s, d in sorted(per.items())}
+    dur = [v["duration_steps_median"] for v in speakers.values()]
+    cen = [v["centroid_band_median"] for v in speakers.values()]
+    return {"speakers": speakers,
+            "duration_ratio_max_over_min": max(dur) / min(dur),
+            "centroid_range_bands": max(cen) - min(cen),
+            "earlier_augmentation": {"rate_ratio_max_over_min": 1.1 ** 2, "band_shift": 1,
+                                     "shift_steps": 5, "noise_db": 10.0}}
 
 
 def lever_config(base, lever: dict, speaker: str, val_speaker: str, seed: int,
@@ -181,6 +223,7 @@ def screen(config: str | None, out, json_path=None, *, speaker: str = "george",
         if json_path is not None:
             write_json_atomic(result, Path(json_path))
     result["host_cost"] = host_cost(data_dir)
+    result["speaker_spread"] = speaker_spread(data_dir)
     if json_path is not None:
         write_json_atomic(result, Path(json_path))
     return result

@@ -45,6 +45,9 @@ def test_screen_selects_on_validation_and_reuses_runs(fake_fsdd, tmp_path, monke
     assert "tts_val_accuracy" in tts                                         # on synthetic voices
     assert set(r["host_cost"]["norms"]) == {"none", "utterance", "pcen"}
     assert all(v["ms_per_utterance"] > 0 for v in r["host_cost"]["norms"].values())
+    spread = r["speaker_spread"]["speakers"]                  # pitch rises ann -> bob -> cy
+    assert spread["ann"]["centroid_band_median"] < spread["bob"]["centroid_band_median"] \
+        < spread["cy"]["centroid_band_median"] and spread["ann"]["recordings"] == 20
     from trainer.checkpoint import load_checkpoint
     rec = load_checkpoint(tmp_path / "runs" / "norm-pcen-s0" / "checkpoint.pt").data_recipe
     assert rec["frontend"]["norm"] == "pcen" and rec["options"]["val_speaker"] == "ann"
