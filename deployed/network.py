@@ -90,8 +90,34 @@ def connected_pairs(n_in: int, post: np.ndarray, pre: np.ndarray) -> int:
 
 
 @dataclass
+class RecurrentSynapses:
+    """A layer's synapses from its own neurons to its own neurons (R synapses).
+
+    Timing (the one rule for every synapse, docs/design.md section 8): a spike emitted at window
+    step t arrives over a synapse of delay d at step t + 1 + d, so the recurrent input at step k
+    is `floor_shift(sum_rec weight * s[k - 1 - delay], weight_exp)` per (delay, post) group, added
+    to the feed-forward input `a_in` of the same step."""
+
+    pre: np.ndarray  # (R,) int64, index of the presynaptic neuron in this layer
+    post: np.ndarray  # (R,) int64, index of the postsynaptic neuron in this layer
+    delay: np.ndarray  # (R,) int64, steps (0..the profile's max_delay)
+    weight: np.ndarray  # (R,) int64, as Lava applies them
+    weight_exp: int  # own exponent: recurrent weights have their own scale
+    num_weight_bits: int
+
+    @property
+    def n_synapses(self) -> int:
+        return int(self.pre.shape[0])
+
+    @property
+    def max_delay(self) -> int:
+        return int(self.delay.max()) if self.n_synapses else 0
+
+
+@dataclass
 class ConnectionLayer:
-    """One connection layer (synapses + its postsynaptic LIF population)."""
+    """One connection layer (synapses + its postsynaptic LIF population), with optional
+    recurrent synapses among its own neurons (`recurrent`, None for a feed-forward layer)."""
 
     name: str
     n_in: int
@@ -104,6 +130,7 @@ class ConnectionLayer:
     num_weight_bits: int
     neurons: NeuronParams
     input_message_bits: int  # presynaptic payload width: 0 = binary spikes, > 0 = graded
+    recurrent: RecurrentSynapses | None = None  # self-connection (docs/design.md section 8)
 
     @property
     def n_synapses(self) -> int:

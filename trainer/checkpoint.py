@@ -104,6 +104,21 @@ class LayerSynapses:
 
 
 @dataclass
+class RecurrentFloat:
+    """A hidden layer's recurrent synapses in float (R synapses among its own n_out neurons):
+    pre, post int64 (< n_out), delay int64 steps, weight float64. A spike of neuron `pre` at step
+    t adds `weight` to the current of `post` at step t + 1 + delay, after BatchNorm (BatchNorm
+    normalises the feed-forward current only): I[t] = a * I_ff[t] + b + sum_rec w s[t - 1 - d].
+    In checkpoint files: the layer dict's optional key "recurrent" = {"pre","post","delay",
+    "weight"}; absent (old files, feed-forward layers) = None."""
+
+    pre: np.ndarray
+    post: np.ndarray
+    delay: np.ndarray
+    weight: np.ndarray
+
+
+@dataclass
 class CkptLayer(LayerSynapses):
     """One connection layer of a checkpoint with its BatchNorm and neuron (float semantics)."""
 
@@ -115,6 +130,7 @@ class CkptLayer(LayerSynapses):
     # Not in checkpoint files (trainer layers have neither); export.from_nir sets them:
     bias: np.ndarray | None = None  # (n_out,) float64, added to I after BatchNorm
     du: int = 4095  # current decay (Lava du): i = (4095 - du)/4096 * i + I; 4095 = no memory
+    recurrent: RecurrentFloat | None = None  # self-connection of a hidden layer (config recurrent)
 
     @property
     def current_decay(self) -> float:
