@@ -151,10 +151,11 @@ def lif_run(layer: ConnectionLayer, a_in: np.ndarray, start: int = 0, *,
 
 
 def emulate(net: DeployedNetwork, payloads: np.ndarray, steps: int | None = None,
-            *, progress: bool = False) -> Activity:
+            *, progress: bool = False, desc: str = "emulate") -> Activity:
     """Emulate Lava's fixed_pt run of `net` on payloads (N, T, C) int64.
 
     steps: window steps recorded per sample (default T + latency, the Activity convention).
+    progress: a progress bar labelled `desc` (delaysnn.terminal.progress_bar).
     Returns an Activity with backend "emulator" (spikes per spiking layer: the hidden ones, and
     the output layer when it spikes; the last layer's voltage), in window steps; layer i's values
     before window step net.start_step(i) are 0 (see the module docstring, and aligned() for the
@@ -177,8 +178,8 @@ def emulate(net: DeployedNetwork, payloads: np.ndarray, steps: int | None = None
     readout_v = np.zeros((n, steps, net.readout.n_out), dtype=np.int64)
     starts = range(0, n, chunk)
     if progress:
-        from tqdm import tqdm
-        starts = tqdm(starts, desc="emulate", unit="chunk")
+        from delaysnn.terminal import progress_bar
+        starts = progress_bar(starts, desc=desc, unit="chunk")
     for lo in starts:
         hi = min(n, lo + chunk)
         x = np.zeros((net.input.n_channels, steps, hi - lo), dtype=np.float32)

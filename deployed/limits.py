@@ -7,11 +7,13 @@ read the same. A limit the profile does not set is not checked; each violation c
 profile's source for the limit.
 
 Per-core limits (neurons, bytes, fan-in, fan-out per core; cores per chip and chips) are checked
-on deployed.cores.map_to_cores's greedy mapping.
+on deployed.cores.map_to_cores's greedy mapping. Each violation also says what to do next
+(`fix`, beginning with one of FIX_KINDS; `fix_option` when an export option removes it), and
+`next_step` sums a refusal up in one line.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -31,6 +33,8 @@ class Violation:
     limit: float  # what the profile allows
     detail: str = ""
     source: str = ""  # where the profile's figure comes from
+    fix: str = ""  # the next step (FIX_KINDS): an export option, another network or profile
+    fix_option: str = ""  # the export option that removes it ("" = no option does)
 
     def __str__(self) -> str:
         extra = f" ({self.detail})" if self.detail else ""
@@ -39,7 +43,67 @@ class Violation:
 
     def to_dict(self) -> dict:
         return {"layer": self.layer, "key": self.key, "value": self.value,
-                "limit": self.limit, "detail": self.detail, "source": self.source}
+                "limit": self.limit, "detail": self.detail, "source": self.source,
+                "fix": self.fix, "fix_option": self.fix_option}
+
+
+# how a violation's `fix` begins: an export option removes it, or it needs another network
+# (retrained: the trainer options named) or another profile
+FIX_KINDS = ("export option", "another network", "another profile")
+_PER_CORE_FIX = ("another network: fewer synapses per neuron (a higher --sparsity) or fewer "
+                 "neurons, or a profile with larger cores or more chips")
+
+
+def _fix(v: Violation, profile) -> tuple[str, str]:
+    """(fix sentence, export option or "") for one violation of `profile`."""
+    name = getattr(profile, "name", "this profile")
+    lim = int(v.limit) if float(v.limit).is_integer() else v.limit
+    if v.key == "graded_spike_bits":
+        if v.limit >= 1:
+            opt = f"--num-message-bits {lim}"
+            return f"export option: {opt} (input features as {lim}-bit graded spikes)", opt
+        return (f"another profile: {name} takes binary spikes only and this exporter sends the "
+                "input features as graded spikes (e.g. loihi2 takes them)"), ""
+    if v.key == "max_delay" and v.limit == 0:
+        return ("another network: one without synaptic delays (train with --method no-delay), "
+                "or a profile with delays"), ""
+    if v.key == "max_delay":
+        return (f"another network: retrain with --kernel-size {lim + 1} (delays 0..{lim}), or "
+                f"a profile with longer delays"), ""
+    if v.key == "max_inputs":
+        return (f"another network: at most {lim} input channels (audio: retrain with --set "
+                f"n_mels={lim}), or another profile"), ""
+    if v.key == "max_outputs":
+        return f"another network: at most {lim} classes, or another profile", ""
+    if v.key == "max_hidden_neurons":
+        return (f"another network: at most {lim} hidden neurons in all (e.g. --set "
+                f"hidden=[{lim}]), or another profile"), ""
+    if v.key in ("max_fan_in", "max_fan_out", "synapse_memory_bytes_per_core", "max_chips"):
+        return _PER_CORE_FIX, ""
+    if v.key == "weight_bits" and v.limit == 0:  # check_numeric: weights off Lava's rule
+        return ("another network file: export again (these weights were not written by this "
+                "project's exporter, which follows Lava's rule)"), ""
+    field = v.key.removesuffix("_bits")
+    return (f"another profile with a wider {field} field than {name}'s, or another network "
+            f"whose {field} fits"), ""
+
+
+def _with_fixes(viol: list[Violation], profile) -> list[Violation]:
+    return [replace(v, fix=f, fix_option=o) for v in viol for f, o in [_fix(v, profile)]]
+
+
+def next_step(viol: list[Violation]) -> str:
+    """One line after a refusal: which export options fix it, or that it needs another
+    network or profile."""
+    options = sorted({v.fix_option for v in viol if v.fix_option})
+    rest = sum(1 for v in viol if not v.fix_option)
+    if options and not rest:
+        return f"next: export again with {' '.join(options)}"
+    if options:
+        return (f"next: {' '.join(options)} fixes {len(viol) - rest} of these; the other "
+                f"{rest} need another network or profile (see each)")
+    return ("next: no export option fixes these; each needs another network or profile "
+            "(see each)")
 
 
 def _lim(profile, key):
@@ -96,7 +160,7 @@ def check_structure(layers, profile, *, num_message_bits: int = 8, weight_bits=8
         over("network", key, value)
     m = map_for_profile(layers, weight_bits, profile)
     if m is None:
-        return viol, None
+        return _with_fixes(viol, profile), None
     for row in usage(layers, m)["layers"]:
         over(row["layer"], "max_fan_in", row["max_core_fan_in"], "input axons of one core")
         over(row["layer"], "synapse_memory_bytes_per_core", row["max_core_bytes"],
@@ -107,7 +171,7 @@ def check_structure(layers, profile, *, num_message_bits: int = 8, weight_bits=8
     if cpc is not None and chips is not None and m.n_cores > cpc * chips:
         viol.append(_violation(profile, "network", "max_chips", m.chips, chips,
                                f"{m.n_cores} cores need {m.chips} chips of {cpc} cores"))
-    return viol, m
+    return _with_fixes(viol, profile), m
 
 
 def usage(layers, m: CoreMapping | None) -> dict:
@@ -152,7 +216,7 @@ def check_numeric(net, profile) -> list[Violation]:
         if n.bias_mant.size:
             for val in (int(n.bias_mant.max()), int(n.bias_mant.min())):
                 bits_check(L.name, "bias_mant_bits", val, signed=True)
-    return viol
+    return _with_fixes(viol, profile)
 
 
 def check_network(net, profile) -> tuple[list[Violation], CoreMapping | None]:

@@ -47,12 +47,44 @@ def _hist_line(h: list[int], width: int = 40) -> str:
         (f", {k} per char)" if k > 1 else ")")
 
 
+# report["warnings"] entry of an export whose netx layers are approximate; format_report
+# prints it in the netx section, with what it means and what to do
+NETX_WARNING = ("lava-dl's netx would read an approximation of this network (netx.problems); "
+                "this project's Lava graph, emulator and budget read the file's exact delaysnn "
+                "group")
+
+
+def _pct(x) -> str:
+    return "-" if x is None or x != x else f"{100 * x:.2f}%"
+
+
+def netx_lines(r: dict) -> list[str]:
+    """The netx section: whether lava-dl's netx reads the file exactly, whether that matters,
+    and --netx-exact where it would remove the weight exponents netx cannot express."""
+    nx = r["netx"]
+    if nx["complete"]:
+        return ["netx layers: exact (lava-dl's netx reads the same network)"]
+    out = ["netx layers: approximate for lava-dl's netx; exact for this project's Lava graph, "
+           "emulator and budget (they read the file's delaysnn group)"]
+    out += [f"  {p}" for p in nx["problems"]]
+    shifted = [(L["name"], L["quantization"].get("extra_shift", 0)) for L in r["layers"]
+               if L["quantization"].get("extra_shift", 0) > 0]
+    if shifted:
+        cost = ", ".join(f"{name}'s weight step {2 ** j}x coarser" for name, j in shifted)
+        out.append(f"  this matters only for loading the file with lava-dl's netx; for that, "
+                   f"export with --netx-exact ({cost}; compare both exports' accuracy)")
+    else:
+        out.append("  this matters only for loading the file with lava-dl's netx")
+    return out
+
+
 def format_report(r: dict) -> str:
     """Human-readable text of an export report dict."""
     out = []
     ck, prof = r["checkpoint"], r["profile"]
     out.append(f"export of {ck['path']}" + (f" (epoch {ck['epoch']}, val accuracy "
-                                            f"{ck['val_accuracy']})" if ck["epoch"] >= 0 else ""))
+                                            f"{_pct(ck['val_accuracy'])})"
+                                            if ck["epoch"] >= 0 else ""))
     out.append(f"profile {prof['name']} v{prof['version']}; latency {r['latency_steps']} steps, "
                f"run T + latency = {r['steps_per_sample']} steps per sample")
     enc = r["input_encoding"]
@@ -90,21 +122,21 @@ def format_report(r: dict) -> str:
     for v in pc["violations"]:
         out.append(f"  VIOLATION {v['layer']}: {v['key']} = {v['value']} > {v['limit']} "
                    f"{v['detail']}")
-    nx = r["netx"]
-    out.append(f"netx layers: {'complete' if nx['complete'] else 'INCOMPLETE'}")
-    for p in nx["problems"]:
-        out.append(f"  WARNING {p}")
+    out += netx_lines(r)
     out.append("")
     acc = r.get("accuracy")
     if acc:
         out.append(f"accuracy on {acc['samples']} samples ({acc['data']}):")
-        out.append(f"  float model, integer delays (export.float_reference): {acc['float']:.4f}")
-        out.append(f"  quantized network ({acc['quantized_backend']}): {acc['quantized']:.4f}; "
-                   f"same class as float on {100 * acc['agreement_with_float']:.1f}%")
+        out.append(f"  float model, integer delays (export.float_reference): "
+                   f"{_pct(acc['float'])}")
+        out.append(f"  quantized network ({acc['quantized_backend']}): "
+                   f"{_pct(acc['quantized'])}; same class as float on "
+                   f"{100 * acc['agreement_with_float']:.1f}%")
         rc = acc.get("readout_check")
         if rc:
             out.append(f"  readout voltage: max |v| {rc['max_abs_v']} of vth<<6 = {rc['limit']} "
                        f"({'never spikes' if rc['ok'] else 'WOULD SPIKE'})")
     for w in r.get("warnings", []):
-        out.append(f"WARNING: {w}")
+        if w != NETX_WARNING:  # said in the netx section
+            out.append(f"WARNING: {w}")
     return "\n".join(out)

@@ -31,7 +31,7 @@ from deployed.network import DeployedNetwork
 from export.errors import ExportError, ProfileViolation
 from export.float_reference import simulate_float
 from export.quantize import QuantSettings, choose_input_encoding, quantize
-from export.report import build_layer_summary, format_report
+from export.report import NETX_WARNING, build_layer_summary, format_report
 from trainer.checkpoint import Checkpoint, load_checkpoint, resolve_checkpoint_path
 from trainer.file_io import sha256_file, write_json_atomic
 
@@ -188,8 +188,7 @@ def export_loaded(ck: Checkpoint, profile: str = "loihi2", *, provenance: dict, 
         "warnings": [],
     }
     if problems:
-        report["warnings"].append("the netx layers are incomplete (see netx.problems); the "
-                                  "delaysnn group of the HDF5 file is complete")
+        report["warnings"].append(NETX_WARNING)
     if enc_info["fraction_negative_features_clipped"] > 0:
         report["warnings"].append(
             f"{100 * enc_info['fraction_negative_features_clipped']:.2f}% of calibration "

@@ -120,7 +120,7 @@ def emulator_stage(net, x: np.ndarray, y: np.ndarray, split: str = "test",
     """Emulate every sample once; (activity, summary with accuracy and predictions)."""
     from deployed.emulator import emulate
 
-    act = emulate(net, net.input.encode(x), progress=progress)
+    act = emulate(net, net.input.encode(x), progress=progress, desc=f"emulate {split} split")
     pred = act.predictions(net)
     n = act.n_samples
     return act, {"backend": "emulator", "split": split, "samples": n,
@@ -183,7 +183,11 @@ def deploy(run_dir, profile: str = "loihi2", *, split: str = "test", lava_limit:
         seconds[name] = time.perf_counter() - t0
         return out
 
-    net, report = timed("export", f"export to {profile}", lambda: export_checkpoint(
+    checked = export_options.get("evaluation", False) is not False
+    what = f"export to {profile}" + (
+        f", checking its accuracy on the {export_options.get('eval_split', 'val')} split (float "
+        "model and emulator)" if checked else "")
+    net, report = timed("export", what, lambda: export_checkpoint(
         run_dir, profile, **{"evaluation": False, "progress": progress,
                              "allow_unfinished": allow_unfinished, **export_options}))
     if net_path is not None:

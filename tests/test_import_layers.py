@@ -17,6 +17,7 @@ PACKAGES = ("hw_profiles", "deployed", "trainer", "export", "lava_runtime", "exp
 RANKS = {
     "hw_profiles": 0,
     "delaysnn.options": 0,  # the shared command-line vocabulary (standard library only)
+    "delaysnn.terminal": 0,  # progress bars (standard library and tqdm only)
     "deployed": 1,  # the Lava-free core: deployed network, file, fixed point, emulator, limits
     "trainer": 1,
     "export": 2,

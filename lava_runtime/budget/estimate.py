@@ -54,9 +54,10 @@ from deployed.cores import (
     index_bits,
     network_memory_bytes,
 )
-from deployed.limits import check_network
+from deployed.limits import check_network, next_step
 from deployed.network import DeployedNetwork
 from hw_profiles import Profile
+from lava_runtime.budget.units import format_si
 
 FLOAT_BITS = 32  # float model weights and state (dense / ann profiles)
 NEUROMORPHIC_MEMORY_MODEL = (
@@ -114,6 +115,8 @@ class Budget:
     time_per_step_seconds: float | None = None
     memory_model: str = ""  # memory and cores are this project's model, not a measurement
     refused: list[str] = field(default_factory=list)
+    refused_fixes: list[str] = field(default_factory=list)  # what to do about each refusal
+    refused_next: str = ""  # the refusal in one line: which export option, or another network
     sources: dict[str, str] = field(default_factory=dict)
     assumptions: list[str] = field(default_factory=list)
 
@@ -286,6 +289,8 @@ def estimate(net: DeployedNetwork, activity: Activity, profile: Profile) -> Budg
 
     violations, mapping = check_network(net, profile)
     b.refused = [str(v) for v in violations]
+    b.refused_fixes = [v.fix for v in violations]
+    b.refused_next = next_step(violations) if violations else ""
     if mapping is None:
         assumptions.append(f"{profile.name} gives no per-core limits: no core mapping, no "
                            "cross-core routing or time per step")
@@ -313,7 +318,8 @@ def _static_energy(b: Budget, p: Profile) -> tuple[float | None, str]:
     f = p.energy["static_power"]
     joules = f.value * b.steps * b.time_per_step_seconds
     return joules, (f"static_power {f.value:g} W x {b.steps} steps x "
-                    f"{b.time_per_step_seconds:.3g} s per step (estimated); {f.basis}: "
+                    f"{format_si(b.time_per_step_seconds, 's')} per step (estimated); "
+                    f"{f.basis}: "
                     f"{f.source}")
 
 

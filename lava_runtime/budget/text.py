@@ -4,6 +4,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from lava_runtime.budget.estimate import Budget
+from lava_runtime.budget.units import format_si
 
 
 def _num(x, unit="") -> str:
@@ -15,20 +16,13 @@ def _num(x, unit="") -> str:
 
 
 PLOT_DPI = 120
-_PREFIXES = ((1.0, ""), (1e-3, "m"), (1e-6, "u"), (1e-9, "n"), (1e-12, "p"), (1e-15, "f"))
 
 
 def format_energy(joules: float | None, digits: int = 3) -> str:
     """An energy in joules with an engineering prefix and `digits` significant digits:
-    0.0115 -> "11.5 mJ", 1.41e-05 -> "14.1 uJ" (ASCII "u" for micro); None -> "-"."""
-    if joules is None:
-        return "-"
-    if joules == 0:
-        return "0 J"
-    mag = abs(joules)
-    scale, prefix = next(((s, p) for s, p in _PREFIXES if mag >= s * (1 - 0.5 * 10 ** -digits)),
-                         _PREFIXES[-1])
-    return f"{joules / scale:.{digits}g} {prefix}J"
+    0.0115 -> "11.5 mJ", 1.41e-05 -> "14.1 uJ" (ASCII "u" for micro); None -> "-". Every
+    energy the budget prints goes through it (tables, summary, plot, report)."""
+    return format_si(joules, "J", digits)
 
 
 def _table(header: list[str], rows: list[list[str]]) -> str:
@@ -71,7 +65,13 @@ def format_summary(b: Budget) -> str:
     out.append(f"  memory model: {b.memory_model}")
     if b.refused:
         out.append(f"DOES NOT FIT {b.profile}:")
-        out += [f"  - {r}" for r in b.refused]
+        fixes = b.refused_fixes or [""] * len(b.refused)
+        for r, fix in zip(b.refused, fixes):
+            out.append(f"  - {r}")
+            if fix:
+                out.append(f"    fix: {fix}")
+        if b.refused_next:
+            out.append(b.refused_next)
         return "\n".join(out)
     if b.cores is not None:
         chips = "" if b.chips is None else f" on {b.chips} chip(s)"
@@ -82,21 +82,21 @@ def format_summary(b: Budget) -> str:
                    f"{max(b.core_usage['fan_in'])}")
     e = b.energy_per_sample_joules
     assert e is not None  # set whenever the budget is not refused
-    out.append(f"dynamic energy per sample: {_num(e['total'], ' J')}")
+    out.append(f"dynamic energy per sample: {format_energy(e['total'])}")
     for k, v in e["breakdown"].items():
-        out.append(f"  {k:<20s} {_num(v, ' J')}")
+        out.append(f"  {k:<20s} {format_energy(v)}")
     for k, why in e["not_counted"].items():
         out.append(f"  {k:<20s} not counted: {why}")
     if "snn_synops_at_ac" in e:
         out.append(f"  (the SNN's synops at the same process's AC energy: "
-                   f"{_num(e['snn_synops_at_ac'], ' J')})")
+                   f"{format_energy(e['snn_synops_at_ac'])})")
     if b.static_energy_per_sample_joules is None:
         out.append(f"static energy per sample: not estimated: {b.static_energy_note}")
     else:
-        out.append(f"static energy per sample: {_num(b.static_energy_per_sample_joules, ' J')} "
+        out.append(f"static energy per sample: {format_energy(b.static_energy_per_sample_joules)} "
                    f"({b.static_energy_note})")
     if b.time_per_step_seconds is not None:
-        out.append(f"time per step: {_num(b.time_per_step_seconds, ' s')}")
+        out.append(f"time per step: {format_si(b.time_per_step_seconds, 's')}")
     out += [f"assumption: {a}" for a in b.assumptions]
     return "\n".join(out)
 
@@ -109,10 +109,10 @@ def format_comparison(budgets: list[Budget]) -> str:
         ops = b.synops_per_sample if b.kind == "neuromorphic" else b.dense_synops_per_sample
         e = b.energy_per_sample_joules
         energy = ("refused: " + str(len(b.refused)) + " reason(s)" if b.refused
-                  else _num(None if e is None else e["total"], " J"))
+                  else format_energy(None if e is None else e["total"]))
         rows.append([b.profile, b.kind, _num(ops), _num(b.memory_bytes["total"]),
-                     _num(b.cores), energy, _num(b.static_energy_per_sample_joules, " J"),
-                     _num(b.time_per_step_seconds, " s")])
+                     _num(b.cores), energy, format_energy(b.static_energy_per_sample_joules),
+                     format_si(b.time_per_step_seconds, "s")])
     head = ["profile", "kind", "ops charged", "memory B (model)", "cores (model)",
             "dynamic energy/sample", "static energy/sample", "time/step"]
     return (_table(head, rows) + "\ndynamic energy: activity-dependent terms only; static "

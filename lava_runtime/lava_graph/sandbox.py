@@ -117,8 +117,8 @@ def run_job(job_dir: Path, timeout_s: float, progress_total: int | None = None,
     log_path = job_dir / "worker.log"
     bar = None
     if progress_total:
-        from tqdm import tqdm
-        bar = tqdm(total=progress_total, desc=desc, unit=unit, leave=False)
+        from delaysnn.terminal import progress_bar
+        bar = progress_bar(total=progress_total, desc=desc, unit=unit)
     with open(log_path, "wb") as log:
         proc = subprocess.Popen([sys.executable, "-m", WORKER_MODULE, str(job_dir)],
                                 stdout=log, stderr=subprocess.STDOUT, env=env,
