@@ -7,12 +7,12 @@ import re
 
 import numpy as np
 import pytest
+from helpers.export_checkpoints import make_checkpoint, make_features, save_checkpoint
 
 from deployed.limits import FIX_KINDS
 from export.errors import ProfileViolation
 from export.report import format_report
 from export.to_lava import export_checkpoint
-from helpers.export_checkpoints import make_checkpoint, make_features, save_checkpoint
 
 
 @pytest.fixture(scope="module")

@@ -60,6 +60,7 @@ def test_each_emulator_bar_follows_a_label_that_says_what_it_emulates(tmp_path):
     """The demo's deploy stage: the export's own accuracy check emulates the validation split
     before the test split is emulated; each bar sits under the line that announces it."""
     from helpers.export_checkpoints import make_checkpoint, save_checkpoint
+
     from trainer.data import load_dataset
 
     d = make_checkpoint(sizes=(12, 24, 5), time_steps=30, seed=15, weight_scale=8.0)
