@@ -113,6 +113,36 @@ class RecurrentSynapses:
     def max_delay(self) -> int:
         return int(self.delay.max()) if self.n_synapses else 0
 
+    def slots(self, n: int) -> list[tuple[np.ndarray, np.ndarray]]:
+        """(weight, delay) matrices (n, n) [post, pre] for a layer of n neurons, at most one
+        synapse per (post, pre) pair each (ConnectionLayer.slots' rule): one Lava connection
+        process per slot, each with its own sign mode."""
+        return pair_slots(self.pre, self.post, self.delay, self.weight, n, n)
+
+
+def pair_slots(pre: np.ndarray, post: np.ndarray, delay: np.ndarray, weight: np.ndarray,
+               n_in: int, n_out: int) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Synapse lists -> [(weight, delay)] matrices (n_out, n_in), slot r holding the r-th
+    synapse (by delay) of every (post, pre) pair; at least one slot (all zero without synapses)."""
+    pre, post = np.asarray(pre, dtype=np.int64), np.asarray(post, dtype=np.int64)
+    delay, weight = np.asarray(delay), np.asarray(weight)
+    order = np.lexsort((delay, pre, post))
+    pair = post[order] * n_in + pre[order]
+    # rank of each synapse within its (post, pre) pair
+    first = np.ones(len(pair), dtype=bool)
+    first[1:] = pair[1:] != pair[:-1]
+    start = np.maximum.accumulate(np.where(first, np.arange(len(pair)), 0))
+    rank = np.arange(len(pair)) - start
+    out = []
+    for r in range(int(rank.max()) + 1 if len(rank) else 1):
+        w = np.zeros((n_out, n_in), dtype=np.int64)
+        d = np.zeros((n_out, n_in), dtype=np.int64)
+        sel = order[rank == r]
+        w[post[sel], pre[sel]] = weight[sel]
+        d[post[sel], pre[sel]] = delay[sel]
+        out.append((w, d))
+    return out
+
 
 @dataclass
 class ConnectionLayer:
@@ -143,23 +173,7 @@ class ConnectionLayer:
     def slots(self) -> list[tuple[np.ndarray, np.ndarray]]:
         """Split synapses into (weight, delay) matrices of shape (n_out, n_in), each holding at
         most one synapse per (post, pre) pair. Single-delay layers give exactly one slot."""
-        order = np.lexsort((self.delay, self.pre, self.post))
-        post, pre = self.post[order], self.pre[order]
-        pair = post * self.n_in + pre
-        # rank of each synapse within its (post, pre) pair
-        first = np.ones(len(pair), dtype=bool)
-        first[1:] = pair[1:] != pair[:-1]
-        start = np.maximum.accumulate(np.where(first, np.arange(len(pair)), 0))
-        rank = np.arange(len(pair)) - start
-        out = []
-        for r in range(int(rank.max()) + 1 if len(rank) else 1):
-            w = np.zeros((self.n_out, self.n_in), dtype=np.int64)
-            d = np.zeros((self.n_out, self.n_in), dtype=np.int64)
-            sel = order[rank == r]
-            w[self.post[sel], self.pre[sel]] = self.weight[sel]
-            d[self.post[sel], self.pre[sel]] = self.delay[sel]
-            out.append((w, d))
-        return out
+        return pair_slots(self.pre, self.post, self.delay, self.weight, self.n_in, self.n_out)
 
 
 LAYER_START_ALIGNED = "aligned"  # layer i starts at window step i + 1 (the trained model's axis)
