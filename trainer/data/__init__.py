@@ -19,7 +19,8 @@ Public API (docs/design.md section 1)::
 - ``synthetic`` (default, no files): classes differ only in relative channel timing
   (:mod:`.synthetic`; options n_classes=10, n_train=1000, n_test=200, data_seed=0);
 - ``fsdd``: Free Spoken Digit Dataset WAVs, official split (option test_speaker: one voice held
-  out); without data_dir the CI copy
+  out; val_speaker: another one as the whole validation set; tts_voices: espeak-ng voices added
+  to training only); without data_dir the CI copy
   ``../shared/data/fsdd/recordings`` from the repository root, else release v1.0.10 in the
   cache folder, downloaded there on first use (:mod:`.fsdd`);
 - ``rawhd``: Heidelberg Digits audio folder (FLAC, 20 classes) (:mod:`.rawhd`; option resample_hz);
@@ -27,10 +28,14 @@ Public API (docs/design.md section 1)::
 - ``ssc``: Spiking Speech Commands, the same layout, 35 classes, official validation file
   (:mod:`.ssc`; option pool=1);
 - ``folder``: class subfolders of audio files, hashed split (:mod:`.folder`; options
-  test_percent=20, sample_rate_hz=16000).
+  test_percent=20, sample_rate_hz=16000);
+- ``tts-digits``: the ten digits said by espeak-ng voices, generated from a seed, cached and
+  checksummed (:mod:`.tts_digits`; options voices=30, takes=1, voice_seed=0, test_voices=6;
+  needs the espeak-ng package).
 
 Audio sources share the RawHD Mel front end :func:`features` (:mod:`.frontend`), resampling to a
-fixed rate per source (fsdd 8 kHz, rawhd 48 kHz, folder 16 kHz by default); the recipe used is
+fixed rate per source (fsdd and tts-digits 8 kHz, rawhd 48 kHz, folder 16 kHz by default), with
+an optional normalisation (``norm``: none, utterance, pcen); the recipe used is
 ``ds.recipe["frontend"]``, which checkpoints and exported files carry, and ``frontend=`` makes
 any audio source compute exactly those features (new audio for a trained network). They cache the
 features on disk (:mod:`.feature_cache`; ``cache_dir`` or ``$DELAYSNN_CACHE`` or
