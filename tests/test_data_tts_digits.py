@@ -74,24 +74,25 @@ def test_validation_by_named_speaker_and_train_only_rows():
         carve_validation(y, meta, "takes", 0.1, 0, held_speakers=["tts000"])
 
 
-@pytest.mark.fsdd
 @needs_espeak
-def test_fsdd_nested_validation_and_synthetic_voices_in_training_only(fsdd_dir, tmp_path):
-    kw = {"cache_dir": tmp_path, "test_speaker": "george", "val_speaker": "theo",
-          "tts_voices": 2}
-    tr, va, te = (load_dataset("fsdd", s, fsdd_dir, **kw) for s in ("train", "val", "test"))
-    assert {m["speaker"] for m in va.meta} == {"theo"} and len(va) == 500
-    assert {m["speaker"] for m in te.meta} == {"george"} and len(te) == 500
+def test_fsdd_nested_validation_and_synthetic_voices_in_training_only(tmp_path):
+    from test_loso import write_fsdd_like
+    write_fsdd_like(tmp_path / "rec")
+    kw = {"cache_dir": tmp_path, "test_speaker": "ann", "val_speaker": "cy", "tts_voices": 2}
+    tr, va, te = (load_dataset("fsdd", s, tmp_path / "rec", **kw)
+                  for s in ("train", "val", "test"))
+    assert {m["speaker"] for m in va.meta} == {"cy"} and len(va) == 20
+    assert {m["speaker"] for m in te.meta} == {"ann"} and len(te) == 20
     real = [m for m in tr.meta if not m.get("train_only")]
-    assert len(real) == 2000 and {m["speaker"] for m in real} == {
-        "jackson", "lucas", "nicolas", "yweweler"}
-    assert sum(bool(m.get("train_only")) for m in tr.meta) == 20
-    assert va.recipe["val_strategy"] == "speakers theo" and va.recipe["options"]["tts_voices"] == 2
-    with pytest.raises(DataError, match="val_speaker and test_speaker are both 'george'"):
-        load_dataset("fsdd", "train", fsdd_dir, cache_dir=tmp_path, test_speaker="george",
-                     val_speaker="george")
+    assert len(real) == 20 and {m["speaker"] for m in real} == {"bob"}
+    assert sum(bool(m.get("train_only")) for m in tr.meta) == 20          # 2 voices x 10 digits
+    assert va.recipe["val_strategy"] == "speakers cy" and va.recipe["options"]["tts_voices"] == 2
+    with pytest.raises(DataError, match="val_speaker and test_speaker are both 'ann'"):
+        load_dataset("fsdd", "train", tmp_path / "rec", cache_dir=tmp_path, test_speaker="ann",
+                     val_speaker="ann")
     with pytest.raises(DataError, match="val_speaker 'nobody' is not a training speaker"):
-        load_dataset("fsdd", "train", fsdd_dir, cache_dir=tmp_path, val_speaker="nobody")
+        load_dataset("fsdd", "train", tmp_path / "rec", cache_dir=tmp_path,
+                     test_speaker="ann", val_speaker="nobody")
 
 
 @needs_espeak
