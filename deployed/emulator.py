@@ -22,6 +22,16 @@ process) with delay d, as Lava applies them (clip + truncate per slot,
 fixed_point.lava_weights); the shift is applied per slot, delay and source step, as Lava's delay
 models do.
 
+A recurrent layer (ConnectionLayer.recurrent) adds, inside the per-step loop, the input its
+own spikes send back over its recurrent synapses (same timing rule, binary spikes):
+
+    a_in[k] += sum over recurrent slots s, delays d of  shift(R_s,d @ spike[k - 1 - d], rec_exp)
+
+read from a ring buffer of the layer's last max recurrent delay + 1 spike steps (its spikes
+before its start step are 0), floored per (slot, delay, post) group as Lava's delay models do;
+one sparse product over the recurrent synapses and one over the groups per step, for all samples
+of a chunk at once.
+
 Synaptic sums are exact integer sums done as float64 matrix products (every partial sum is
 validated to stay below 2**31).
 """
@@ -99,12 +109,59 @@ def synaptic_input(layer: ConnectionLayer, x: np.ndarray, groups=None) -> np.nda
     return a_in
 
 
+class _Recurrence:
+    """A layer's recurrent synapses, ready for the per-step loop: `rows` (R nonzero synapses
+    as one sparse (G, L * n) matrix over the ring's window, G = (slot, delay, post) groups,
+    weights pre-scaled by 2**weight_exp) and `to_post` (n, G) summing floored groups per post.
+    The ring holds the last L = max delay + 1 spike steps, oldest first: spike[k - 1 - d] is
+    row L - 1 - d of the window read at step k."""
+
+    def __init__(self, layer: ConnectionLayer):
+        rec = layer.recurrent
+        assert rec is not None
+        n = layer.n_out
+        self.L = rec.max_delay + 1
+        self.shift_floor = rec.weight_exp < 0
+        keys, cols, vals = [], [], []
+        for slot, (w, d) in enumerate(rec.slots(n)):
+            w = fp.lava_weights(w, rec.num_weight_bits)
+            post, pre = np.nonzero(w)
+            keys.append((slot * self.L + d[post, pre]) * n + post)
+            cols.append((self.L - 1 - d[post, pre]) * n + pre)
+            vals.append(w[post, pre] * 2.0 ** rec.weight_exp)
+        key = np.concatenate(keys)
+        g_key, row = np.unique(key, return_inverse=True)
+        self.rows = sp.csr_matrix((np.concatenate(vals), (row, np.concatenate(cols))),
+                                  shape=(len(g_key), self.L * n))
+        self.to_post = sp.csr_matrix((np.ones(len(g_key)), (g_key % n, np.arange(len(g_key)))),
+                                     shape=(n, len(g_key)))
+
+    def ring(self, n: int, samples: int) -> np.ndarray:
+        """An empty ring, doubled so the window is always one contiguous slice."""
+        return np.zeros((2 * self.L, n, samples))
+
+    def input(self, ring: np.ndarray, k: int) -> np.ndarray:
+        """Recurrent a_in (n, N) at step k from the spikes of steps k - L .. k - 1."""
+        lo = k % self.L
+        window = ring[lo:lo + self.L].reshape(-1, ring.shape[2])
+        acc = np.asarray(self.rows @ window)
+        if self.shift_floor:
+            np.floor(acc, out=acc)
+        return np.asarray(self.to_post @ acc)
+
+    def store(self, ring: np.ndarray, k: int, spikes: np.ndarray) -> None:
+        """Keep the spikes of step k (read back at steps k + 1 .. k + L)."""
+        ring[k % self.L] = spikes
+        ring[k % self.L + self.L] = spikes
+
+
 def lif_run(layer: ConnectionLayer, a_in: np.ndarray, start: int = 0, *,
             with_v: bool = False):
     """Run the layer's LIF population over a_in (K, n, N) from u = v = 0 at step `start`
-    (a_in before it is ignored, outputs before it are 0). Returns spikes (K, n, N) uint8 for
-    a spiking layer, or the voltage v (K, n, N) int64 for the readout; with_v (spiking layers):
-    (spikes, v after the spike reset, as Lava's v).
+    (a_in before it is ignored, outputs before it are 0), adding the layer's recurrent input
+    (module docstring) at each step when it has recurrent synapses. Returns spikes (K, n, N)
+    uint8 for a spiking layer, or the voltage v (K, n, N) int64 for the readout; with_v
+    (spiking layers): (spikes, v after the spike reset, as Lava's v).
 
     float64 arithmetic is exact here (|v * keep| < 2**36) and trunc() rounds toward zero as
     Lava's sign * (|x| >> 12) does; see fixed_point for the integer form."""
@@ -121,14 +178,20 @@ def lif_run(layer: ConnectionLayer, a_in: np.ndarray, start: int = 0, *,
     out = np.zeros((steps, width, n), dtype=np.uint8 if nr.spiking else np.int64)
     v_out = np.zeros((steps, width, n), dtype=np.int64) if with_v and nr.spiking else None
     tmp = np.empty((width, n))
+    rec = (_Recurrence(layer) if layer.recurrent is not None and layer.recurrent.n_synapses
+           else None)
+    ring = rec.ring(width, n) if rec is not None else np.empty(0)
     for k in range(max(0, start), steps):
+        a_k = a_in[k]
+        if rec is not None:
+            a_k = a_k + rec.input(ring, k)  # float64: exact integers
         # u = wrap24(trunc(u * keep_u) + (a_in << 6)), Lava's single wrap
         if keep_u:
             np.multiply(u, keep_u, out=u)
             np.trunc(u, out=u)
-            u += a_in[k] * act_scale
+            u += a_k * act_scale
         else:
-            np.multiply(a_in[k], act_scale, out=u)
+            np.multiply(a_k, act_scale, out=u)
         if np.abs(u).max(initial=0) >= m:
             x = u.copy()
             u = np.where(x > m, x - 2 * m, x)
@@ -143,6 +206,8 @@ def lif_run(layer: ConnectionLayer, a_in: np.ndarray, start: int = 0, *,
             np.greater(v, thr, out=tmp)
             out[k] = tmp
             v[tmp.astype(bool)] = 0
+            if rec is not None:
+                rec.store(ring, k, tmp)
             if v_out is not None:
                 v_out[k] = v
         else:

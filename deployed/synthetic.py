@@ -2,13 +2,21 @@
 
 Weights are even integers in [-256, 254] (what Lava applies with 8 bits, mixed sign), delays
 0..max_delay steps, a fraction of (post, pre) pairs connected, optionally several delays per
-pair (several Lava connection processes into one LIF).
+pair (several Lava connection processes into one LIF). Hidden layers may be recurrent
+(`recurrent_density` > 0): the same kind of synapses among a layer's own neurons, drawn from
+their own generator so the feed-forward part is the same network as without them.
 """
 from __future__ import annotations
 
 import numpy as np
 
-from deployed.network import ConnectionLayer, DeployedNetwork, InputEncoding, NeuronParams
+from deployed.network import (
+    ConnectionLayer,
+    DeployedNetwork,
+    InputEncoding,
+    NeuronParams,
+    RecurrentSynapses,
+)
 
 
 def random_layer(rng: np.random.Generator, name: str, n_in: int, n_out: int, *,
@@ -42,12 +50,28 @@ def random_layer(rng: np.random.Generator, name: str, n_in: int, n_out: int, *,
                            input_message_bits=input_message_bits)
 
 
+def random_recurrent(rng: np.random.Generator, n: int, *, density: float, max_delay: int,
+                     extra_delays: float = 0.0, weight_exp: int = 0,
+                     weight_scale: int = 256) -> RecurrentSynapses:
+    """Recurrent synapses among n neurons, drawn as random_layer draws its synapses (self
+    connections pre = post included)."""
+    a = random_layer(rng, "rec", n, n, density=density, max_delay=max_delay,
+                     extra_delays=extra_delays, weight_scale=weight_scale)
+    return RecurrentSynapses(pre=a.pre, post=a.post, delay=a.delay, weight=a.weight,
+                             weight_exp=weight_exp, num_weight_bits=8)
+
+
 def random_network(sizes=(40, 64, 10), *, time_steps: int = 20, density: float = 0.1,
                    max_delay: int = 24, extra_delays: float = 0.0, message_bits: int = 8,
                    input_weight_exp: int = -6, hidden_weight_exp: int = 0, dv: int = 408,
-                   vth: int = 200, bias_max: int = 0, seed: int = 0) -> DeployedNetwork:
-    """A feed-forward network sizes[0] -> ... -> sizes[-1] (last = non-spiking readout)."""
+                   vth: int = 200, bias_max: int = 0, seed: int = 0,
+                   recurrent_density: float = 0.0, recurrent_max_delay: int | None = None,
+                   recurrent_weight_exp: int = 0) -> DeployedNetwork:
+    """A network sizes[0] -> ... -> sizes[-1] (last = non-spiking readout); with
+    recurrent_density > 0 every hidden layer also has recurrent synapses (delays up to
+    recurrent_max_delay, default max_delay; extra delays as the feed-forward ones)."""
     rng = np.random.default_rng(seed)
+    rec_rng = np.random.default_rng([seed, 1])
     layers = []
     for i, (a, b) in enumerate(zip(sizes[:-1], sizes[1:])):
         last = i == len(sizes) - 2
@@ -57,6 +81,11 @@ def random_network(sizes=(40, 64, 10), *, time_steps: int = 20, density: float =
             input_message_bits=message_bits if i == 0 else 0,
             weight_exp=input_weight_exp if i == 0 else hidden_weight_exp,
             dv=dv, vth=vth, bias_max=0 if last else bias_max))
+        if recurrent_density > 0 and not last:
+            layers[-1].recurrent = random_recurrent(
+                rec_rng, b, density=recurrent_density,
+                max_delay=max_delay if recurrent_max_delay is None else recurrent_max_delay,
+                extra_delays=extra_delays, weight_exp=recurrent_weight_exp)
     enc = InputEncoding(n_channels=sizes[0], time_steps=time_steps,
                         num_message_bits=message_bits, scale=float(2 ** message_bits - 1))
     return DeployedNetwork(layers=layers, input=enc,

@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 
 from deployed import fixed_point as fp
-from deployed.network import LAYER_STARTS, ConnectionLayer, DeployedNetwork
+from deployed.network import LAYER_STARTS, ConnectionLayer, DeployedNetwork, RecurrentSynapses
 
 MAX_FIXED_DELAY = 63  # Loihi 2 / Lava fixed_pt: 6-bit delays (a larger one hangs a Lava run)
 MAX_MESSAGE_BITS = 24  # graded spike payload width in Lava's models
@@ -44,6 +44,8 @@ def validate_network(net: DeployedNetwork, backend: str = "lava") -> None:
         n_prev = layer.n_out
         _check_synapses(layer, where, fixed)
         _check_neurons(layer, where, last=i == len(net.layers) - 1)
+        if layer.recurrent is not None:
+            _check_recurrent(layer, where, fixed)
         if i == 0:
             if layer.input_message_bits != net.input.num_message_bits:
                 raise NetworkError(
@@ -60,47 +62,80 @@ def validate_network(net: DeployedNetwork, backend: str = "lava") -> None:
 
 
 def _check_synapses(layer: ConnectionLayer, where: str, fixed: bool) -> None:
-    arrays = {"pre": layer.pre, "post": layer.post, "delay": layer.delay, "weight": layer.weight}
+    _check_lists({"pre": layer.pre, "post": layer.post, "delay": layer.delay,
+                  "weight": layer.weight}, where, layer.n_in, layer.n_out)
+    if layer.n_synapses == 0 or not fixed:
+        return
+    _check_fixed(where, layer.max_delay, layer.weight_exp, layer.num_weight_bits, layer.slots())
+
+
+def _check_lists(arrays: dict, where: str, n_in: int, n_out: int) -> None:
+    """pre, post, delay, weight: 1-D integer lists of one length, indices in range, delays
+    >= 0, no two synapses with the same (pre, post, delay)."""
+    S = np.asarray(arrays["pre"]).shape[0] if np.ndim(arrays["pre"]) else -1
     for name, a in arrays.items():
         a = np.asarray(a)
-        if a.ndim != 1 or a.shape[0] != layer.pre.shape[0]:
+        if a.ndim != 1 or a.shape[0] != S:
             raise NetworkError(f"{where}: {name} must be 1-D with one entry per synapse "
-                               f"({layer.pre.shape[0]}), got shape {a.shape}")
+                               f"({max(S, 0)}), got shape {a.shape}")
         if a.size and not np.issubdtype(a.dtype, np.integer):
             raise NetworkError(f"{where}: {name} must be integers, got dtype {a.dtype}")
-    if layer.n_synapses == 0:
+    if S == 0:
         return
-    if layer.pre.min() < 0 or layer.pre.max() >= layer.n_in:
-        raise NetworkError(f"{where}: pre indices must lie in 0..{layer.n_in - 1}")
-    if layer.post.min() < 0 or layer.post.max() >= layer.n_out:
-        raise NetworkError(f"{where}: post indices must lie in 0..{layer.n_out - 1}")
-    if layer.delay.min() < 0:
-        raise NetworkError(f"{where}: delays must be >= 0 steps, got {int(layer.delay.min())}")
-    key = (layer.post * layer.n_in + layer.pre) * (int(layer.delay.max()) + 1) + layer.delay
+    pre, post, delay = (np.asarray(arrays[k]) for k in ("pre", "post", "delay"))
+    if pre.min() < 0 or pre.max() >= n_in:
+        raise NetworkError(f"{where}: pre indices must lie in 0..{n_in - 1}")
+    if post.min() < 0 or post.max() >= n_out:
+        raise NetworkError(f"{where}: post indices must lie in 0..{n_out - 1}")
+    if delay.min() < 0:
+        raise NetworkError(f"{where}: delays must be >= 0 steps, got {int(delay.min())}")
+    key = (post * n_in + pre) * (int(delay.max()) + 1) + delay
     if np.unique(key).size != key.size:
         raise NetworkError(f"{where}: duplicate synapses (same pre, post and delay); merge "
                            f"their weights before export")
-    if not fixed:
-        return
-    if layer.max_delay > MAX_FIXED_DELAY:
+
+
+def _check_fixed(where: str, max_delay: int, weight_exp: int, num_weight_bits: int,
+                 slots: list[tuple[np.ndarray, np.ndarray]]) -> None:
+    """Delays, weight_exp, num_weight_bits and the weights of every slot as Lava applies them."""
+    if max_delay > MAX_FIXED_DELAY:
         raise NetworkError(
-            f"{where}: delay {layer.max_delay} exceeds {MAX_FIXED_DELAY} steps, the fixed_pt "
+            f"{where}: delay {max_delay} exceeds {MAX_FIXED_DELAY} steps, the fixed_pt "
             f"(Loihi 2) limit; Lava would hang on it. Re-export with max_delay <= "
             f"{MAX_FIXED_DELAY} or use backend 'lava-float'")
-    if not -32 <= layer.weight_exp <= 31:
-        raise NetworkError(f"{where}: weight_exp {layer.weight_exp} out of range")
-    if not 1 <= layer.num_weight_bits <= 8:
-        raise NetworkError(f"{where}: num_weight_bits must be 1..8, got {layer.num_weight_bits}")
-    for k, (w, _d) in enumerate(layer.slots()):
-        applied = fp.lava_weights(w, layer.num_weight_bits)
+    if not -32 <= weight_exp <= 31:
+        raise NetworkError(f"{where}: weight_exp {weight_exp} out of range")
+    if not 1 <= num_weight_bits <= 8:
+        raise NetworkError(f"{where}: num_weight_bits must be 1..8, got {num_weight_bits}")
+    for k, (w, _d) in enumerate(slots):
+        applied = fp.lava_weights(w, num_weight_bits)
         bad = applied != w
         if bad.any():
             j, i = np.argwhere(bad)[0]
             raise NetworkError(
                 f"{where}, slot {k}: {int(bad.sum())} weights are not what Lava applies "
-                f"(num_weight_bits={layer.num_weight_bits}, sign mode {fp.sign_mode(w)}); e.g. "
+                f"(num_weight_bits={num_weight_bits}, sign mode {fp.sign_mode(w)}); e.g. "
                 f"weight[{j},{i}]={int(w[j, i])} becomes {int(applied[j, i])}. Export must "
                 f"store weights already clipped and truncated")
+
+
+def _check_recurrent(layer: ConnectionLayer, where: str, fixed: bool) -> None:
+    """A layer's recurrent synapses (its own neurons to its own neurons, binary spikes)."""
+    rec = layer.recurrent
+    assert rec is not None
+    where = f"{where}, recurrent synapses"
+    if not isinstance(rec, RecurrentSynapses):
+        raise NetworkError(f"{where}: expected deployed.network.RecurrentSynapses, got "
+                           f"{type(rec).__name__}")
+    if not layer.neurons.spiking:
+        raise NetworkError(f"{where}: a non-spiking readout has no spikes to feed back; only "
+                           f"spiking layers may be recurrent (set recurrent=None)")
+    n = layer.n_out
+    _check_lists({"pre": rec.pre, "post": rec.post, "delay": rec.delay, "weight": rec.weight},
+                 where, n, n)
+    if rec.n_synapses == 0 or not fixed:
+        return
+    _check_fixed(where, rec.max_delay, rec.weight_exp, rec.num_weight_bits, rec.slots(n))
 
 
 def _check_neurons(layer: ConnectionLayer, where: str, last: bool) -> None:
@@ -123,15 +158,30 @@ def _check_neurons(layer: ConnectionLayer, where: str, last: bool) -> None:
 
 
 def max_input_current(layer: ConnectionLayer, max_payload: int) -> int:
-    """Upper bound on |a_in| (weight units, after weight_exp) of any neuron in any step."""
-    if layer.n_synapses == 0:
+    """Upper bound on |a_in| (weight units, after weight_exp) of any neuron in any step: the
+    feed-forward input (payloads up to max_payload) plus the recurrent input (spikes of 1)."""
+    rec = layer.recurrent
+    return (_max_current(layer.post, layer.weight, layer.n_out, layer.weight_exp, max_payload)
+            + (0 if rec is None else
+               _max_current(rec.post, rec.weight, layer.n_out, rec.weight_exp, 1)))
+
+
+def max_recurrent_current(layer: ConnectionLayer) -> int:
+    """Upper bound on |recurrent a_in| of any neuron in any step (0 without recurrence)."""
+    rec = layer.recurrent
+    return 0 if rec is None else _max_current(rec.post, rec.weight, layer.n_out,
+                                              rec.weight_exp, 1)
+
+
+def _max_current(post: np.ndarray, weight: np.ndarray, n_out: int, weight_exp: int,
+                 max_payload: int) -> int:
+    if np.asarray(post).size == 0:
         return 0
-    per_post = np.bincount(layer.post, weights=np.abs(layer.weight).astype(np.float64),
-                           minlength=layer.n_out)
+    per_post = np.bincount(post, weights=np.abs(weight).astype(np.float64), minlength=n_out)
     total = int(per_post.max()) * int(max_payload)
-    if layer.weight_exp >= 0:
-        return total << layer.weight_exp
-    return -((-total) >> -layer.weight_exp)  # ceil: floor of a negative sum rounds away
+    if weight_exp >= 0:
+        return total << weight_exp
+    return -((-total) >> -weight_exp)  # ceil: floor of a negative sum rounds away
 
 
 def check_int32_headroom(net: DeployedNetwork) -> None:
@@ -190,8 +240,12 @@ def drains_between_samples(net: DeployedNetwork) -> bool:
     a layer's reset would otherwise reach the next layer.
 
     Holds iff every hidden layer has du = 4095 (no current memory) and no neuron's bias alone
-    can carry it over threshold.
+    can carry it over threshold, and no layer is recurrent (recurrent synapses can keep a layer
+    spiking, or hold input in their delay buffers, after the input ends).
     """
+    if any(layer.recurrent is not None and layer.recurrent.n_synapses
+           for layer in net.layers):
+        return False
     for layer in net.layers[:-1]:
         nr = layer.neurons
         if nr.du != 4095:
