@@ -44,7 +44,8 @@ def fsdd_speakers(data_dir=None) -> list[str]:
 def fold_config(config: str | Path | dict | None, speaker: str, val_speaker: str,
                 overrides: dict | None = None) -> dict:
     """The trainer config of one fold: CONFIG (file, dict or None = defaults) with
-    ``overrides``, dataset fsdd, and the fold's speakers merged into its data_options."""
+    ``overrides``, dataset fsdd, one thread unless the config names a count, and the fold's
+    speakers merged into its data_options."""
     from trainer.config import resolve_config
 
     extra = dict(overrides or {})
@@ -56,6 +57,7 @@ def fold_config(config: str | Path | dict | None, speaker: str, val_speaker: str
         raise ValueError(f"leave-one-speaker-out runs on fsdd; the config says dataset "
                          f"{cfg['dataset']!r}")
     cfg["dataset"] = "fsdd"
+    cfg["num_threads"] = cfg["num_threads"] or 1     # a seed fixes the run (torch's default: not)
     cfg["data_options"] = {**cfg["data_options"], "test_speaker": speaker,
                            "val_speaker": val_speaker}
     return resolve_config(None, cfg)
