@@ -11,6 +11,11 @@ is a thin layer over :func:`showcase`, which calls ``trainer.train`` (``python -
 emulator, Lava on the whole test split compared with the emulator, budget).
 Accuracies in the JSON are fractions of the test split; energies are the loihi2 profile's
 estimates per sample (dynamic; static apart, see hw_profiles/loihi2.toml for the proxies).
+The export holds a fidelity bound (``--max-loss``, default 0.5 points of float minus
+fixed-point accuracy on the validation split, export.fidelity; ``none`` switches it off); the
+JSON records emulator_val_accuracy, fixed_point_loss_val (points), qat_epochs (fine-tuning
+epochs in the deployed weights: the best of ``--qat-epochs`` plus the bound's own),
+synapses_zeroed (per layer) and max_loss_bound.
 """
 from __future__ import annotations
 
@@ -19,12 +24,13 @@ import sys
 import time
 from pathlib import Path
 
+from export.fidelity import DEFAULT_MAX_LOSS, FIDELITY_KEYS, check_bound_options, parse_max_loss
 from trainer.file_io import read_json_file, write_json_atomic
 
 
 def showcase(config: str | Path, out: str | Path, *, qat_epochs: int = 0, qat_lr: float = 1e-4,
              profile: str = "loihi2", json_path: str | Path | None = None,
-             progress: bool = True) -> dict:
+             max_loss: float | None = DEFAULT_MAX_LOSS, progress: bool = True) -> dict:
     """Run the pipeline for CONFIG into OUT; return (and write) the summary dict."""
     import trainer
     from lava_runtime.budget.text import budget_json
@@ -37,6 +43,7 @@ def showcase(config: str | Path, out: str | Path, *, qat_epochs: int = 0, qat_lr
         raise ValueError(f"--json: folder {Path(json_path).parent} does not exist")
     if qat_epochs < 0:
         raise ValueError(f"--qat-epochs must be >= 0, got {qat_epochs}")
+    check_bound_options(max_loss, 0)
     out.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
     run_dir = out / "train"
@@ -53,7 +60,7 @@ def showcase(config: str | Path, out: str | Path, *, qat_epochs: int = 0, qat_lr
                        progress=progress)
         deployed_from = out / "qat"
     d = deploy(deployed_from, profile, split="test", lava_limit=None, net_path=out / "net.h5",
-               evaluation=None, eval_split="test", progress=progress)
+               evaluation=None, eval_split="test", max_loss=max_loss, progress=progress)
     export_report, lava = d.export_report, d.lava
     assert lava is not None  # lava_limit=None: Lava runs the whole split
     write_json_atomic({"emulator": d.emulator, "lava": lava}, out / "run.json")
@@ -74,6 +81,8 @@ def showcase(config: str | Path, out: str | Path, *, qat_epochs: int = 0, qat_lr
         "lava_accuracy": lava["accuracy"],
         "lava_equals_emulator_fraction": lava["exact_match_fraction"],
         "n_test": lava["samples"],
+        **{k: export_report[k] for k in FIDELITY_KEYS},
+        "qat_epochs": (0 if qat is None else int(qat["best_epoch"])) + export_report["qat_epochs"],
         "synapses": sum(L["synapses"] for L in layers),
         "hidden_neurons": sum(L["n_out"] for L in layers[:-1]),
         "steps_per_sample": b.get("steps"),
@@ -108,6 +117,11 @@ def build_parser() -> argparse.ArgumentParser:
                     help="hardware profile the network is exported and budgeted for")
     ap.add_argument("--json", default=None, metavar="FILE.json",
                     help="also write the summary here (default: only OUT/showcase.json)")
+    ap.add_argument("--max-loss", type=parse_max_loss, default=DEFAULT_MAX_LOSS,
+                    metavar="POINTS",
+                    help="fidelity bound of the export: float minus fixed-point accuracy on "
+                         f"the validation split, points; 'none' = no bound "
+                         f"(default: {DEFAULT_MAX_LOSS})")
     ap.add_argument("--no-progress", dest="progress", action="store_false",
                     help="no progress bars (default: shown)")
     return ap
@@ -117,7 +131,8 @@ def main(argv: list[str] | None = None) -> int:
     a = build_parser().parse_args(argv)
     try:
         s = showcase(a.config, a.out, qat_epochs=a.qat_epochs, qat_lr=a.qat_lr,
-                     profile=a.profile, json_path=a.json, progress=a.progress)
+                     profile=a.profile, json_path=a.json, max_loss=a.max_loss,
+                     progress=a.progress)
     except ValueError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

@@ -1,7 +1,11 @@
 """One sweep point, end to end, where it runs (a Ray worker, or any process): train (or
 continue) its run, export the best-validation checkpoint to Lava for loihi2, run the test split
 through the bit-exact emulator, estimate the loihi2 budget, measure E/I clustering trained and
-at initialisation, and return the point's record (the small JSON the sweep commits).
+at initialisation, and return the point's record (the small JSON the sweep commits). The export
+holds lava_runtime.pipeline.deploy's fidelity bound (export.fidelity.DEFAULT_MAX_LOSS points on
+the validation split; a point that cannot be brought within it fails with that message), and
+the record copies its keys: emulator_val_accuracy, fixed_point_loss_val (float minus fixed
+point, points), qat_epochs, synapses_zeroed (per layer) and max_loss_bound.
 
 The run folder ``RUNS/{point name}/`` holds the trainer's files (checkpoint.pt,
 checkpoint_init.pt, last.pt, metrics.json, config.json), ``net.h5`` and ``trial.log`` (the
@@ -66,6 +70,7 @@ def ei_statistics(checkpoint: Path) -> list[dict]:
 
 def evaluate_point(run_dir: Path, profile: str = PROFILE) -> dict:
     """Export, emulate, budget and analyse a complete run; the measured part of a record."""
+    from export.fidelity import FIDELITY_KEYS
     from lava_runtime.pipeline import deploy
     from trainer.checkpoint import CHECKPOINT, INIT_CHECKPOINT, METRICS
     from trainer.file_io import sha256_file
@@ -87,6 +92,7 @@ def evaluate_point(run_dir: Path, profile: str = PROFILE) -> dict:
         "test_accuracy_train_kernels": float(metrics["test_accuracy_train_kernels"]),
         "emulator_accuracy": d.emulator["accuracy"],
         "n_test": d.emulator["samples"],
+        **{k: report[k] for k in FIDELITY_KEYS},
         "synapses_per_layer": [int(c) for c in metrics["connections"]],
         "synapses": int(sum(metrics["connections"])),
         "synops_per_sample": float(budget["synops_per_sample"]),

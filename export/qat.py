@@ -13,7 +13,7 @@ on grids fixed by the layer's scale ``s``, extra shift ``j`` and input scale ``i
 Fine-tuning trains ``wf`` and ``b`` with those roundings in the forward pass and a
 straight-through estimator (identity gradient, zero outside the clip range) in the backward
 pass; delays, structure and neuron parameters stay fixed. Every epoch starts by quantizing the
-current network with the export's code (export.to_lava.export_loaded: same calibration, same
+current network with the export's code (export.build_network.export_loaded: same calibration, same
 scales) and measuring its fixed-point accuracy on the validation split in the bit-exact emulator;
 the epoch with the best fixed-point validation accuracy (epoch 0 = the network as trained, so
 the result is never worse on validation) is written to ``OUT/checkpoint.pt`` in the checkpoint
@@ -35,9 +35,9 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from export.build_network import export_loaded
 from export.errors import ExportError
 from export.quantize import LAVA_BITS
-from export.to_lava import export_loaded
 from trainer.checkpoint import Checkpoint, load_checkpoint, resolve_checkpoint_path
 from trainer.file_io import sha256_file, torch_save_atomic, write_json_atomic
 from trainer.model import loss_fn
@@ -164,12 +164,14 @@ def checkpoint_dict(ck: Checkpoint, qat: dict) -> dict:
             "epoch": ck.epoch, "val_accuracy": ck.val_accuracy, "layers": layers, "qat": qat}
 
 
-def _fixed_point(ck: Checkpoint, profile: str, num_message_bits: int, x_cal, x_val, y_val):
+def _fixed_point(ck: Checkpoint, profile: str, num_message_bits: int, x_cal, x_val, y_val,
+                 headroom: float = 2.0, netx_exact: bool = False):
     """Export ck exactly as export.to_lava does; (grids, input scale, fixed-point val acc,
     float val acc)."""
     _, report = export_loaded(ck, profile, provenance={}, source={},
                               num_message_bits=num_message_bits, calibration=x_cal,
-                              evaluation=(x_val, y_val), max_calibration=None)
+                              evaluation=(x_val, y_val), max_calibration=None,
+                              headroom=headroom, netx_exact=netx_exact)
     scale = report["input_encoding"]["scale"]
     acc = report["accuracy"]
     return grids_from_report(report, scale), scale, acc["quantized"], acc["float"]
@@ -182,9 +184,7 @@ def finetune(run: str | Path, out: str | Path, *, epochs: int = 5, lr: float = 1
     OUT/qat.json; return the summary (per-epoch fixed-point and float validation accuracy)."""
     from trainer.data import dataset_from_recipe
 
-    if epochs < 1 or lr <= 0 or batch_size < 1:
-        raise ExportError(f"need epochs >= 1, lr > 0 and batch_size >= 1, got {epochs}, {lr}, "
-                          f"{batch_size}")
+    check_options(epochs, lr, batch_size)
     out = Path(out)
     if not out.parent.is_dir():
         raise ExportError(f"output folder {out.parent} does not exist")
@@ -201,6 +201,39 @@ def finetune(run: str | Path, out: str | Path, *, epochs: int = 5, lr: float = 1
                         .round().astype(np.int64))
     x_cal = x_tr.numpy()[cal_idx].astype(np.float64)
     x_val, y_val = val.x.numpy().astype(np.float64), val.y.numpy()
+    ck_best, summary = finetune_loaded(ck, x_tr, y_tr, x_cal, x_val, y_val, epochs=epochs, lr=lr,
+                                       batch_size=batch_size, profile=profile,
+                                       num_message_bits=num_message_bits, seed=seed,
+                                       progress=progress)
+    summary = {"format": QAT_FORMAT, "source": {"path": str(ck_path),
+                                                "sha256": sha256_file(ck_path)}, **summary}
+    out.mkdir(exist_ok=True)
+    torch_save_atomic(checkpoint_dict(ck_best, summary), out / "checkpoint.pt")
+    write_json_atomic(summary, out / "qat.json")
+    return summary
+
+
+def check_options(epochs: int, lr: float, batch_size: int) -> None:
+    """ExportError unless epochs >= 1, lr > 0 and batch_size >= 1."""
+    if epochs < 1 or lr <= 0 or batch_size < 1:
+        raise ExportError(f"need epochs >= 1, lr > 0 and batch_size >= 1, got {epochs}, {lr}, "
+                          f"{batch_size}")
+
+
+def finetune_loaded(ck: Checkpoint, x_tr, y_tr, x_cal: np.ndarray, x_val: np.ndarray,
+                    y_val: np.ndarray, *, epochs: int = 5, lr: float = 1e-4,
+                    batch_size: int = 32, profile: str = "loihi2", num_message_bits: int = 8,
+                    headroom: float = 2.0, netx_exact: bool = False, seed: int = 0,
+                    target: float | None = None, progress: bool = True
+                    ) -> tuple[Checkpoint, dict]:
+    """The fine-tuning of an in-memory checkpoint: training features x_tr (N, T, C) and labels,
+    calibration features (used as given), validation features and labels (select the epoch).
+    target: stop after the first epoch whose fixed-point validation accuracy (a fraction)
+    reaches it (None: run every epoch). Returns (best checkpoint, summary: profile, options,
+    epochs, epochs_run, best_epoch, val_fixed_point, history, seconds)."""
+    check_options(epochs, lr, batch_size)
+    x_tr = torch.as_tensor(np.asarray(x_tr, dtype=np.float32))
+    y_tr = torch.as_tensor(np.asarray(y_tr, dtype=np.int64))
     top = 2 ** num_message_bits - 1
     th = ck.input_threshold
 
@@ -212,14 +245,14 @@ def finetune(run: str | Path, out: str | Path, *, epochs: int = 5, lr: float = 1
     for epoch in range(epochs + 1):
         current = net.to_checkpoint()
         grids, scale, q_acc, f_acc = _fixed_point(current, profile, num_message_bits, x_cal,
-                                                  x_val, y_val)
+                                                  x_val, y_val, headroom, netx_exact)
         history.append({"epoch": epoch, "val_fixed_point": q_acc, "val_float": f_acc})
         if progress:
             print(f"qat epoch {epoch}/{epochs}: validation fixed point {q_acc:.2%}, "
                   f"float {f_acc:.2%}", flush=True)
         if best is None or q_acc > best[0]:
             best = (q_acc, epoch, current)
-        if epoch == epochs:
+        if epoch == epochs or (target is not None and q_acc >= target):
             break
         order = torch.randperm(len(x_tr), generator=gen)
         for k in range(math.ceil(len(x_tr) / batch_size)):
@@ -230,16 +263,11 @@ def finetune(run: str | Path, out: str | Path, *, epochs: int = 5, lr: float = 1
             loss.backward()
             opt.step()
     q_best, e_best, ck_best = best  # type: ignore[misc]
-    summary = {"format": QAT_FORMAT, "source": {"path": str(ck_path),
-                                                "sha256": sha256_file(ck_path)},
-               "profile": profile, "num_message_bits": num_message_bits, "epochs": epochs,
-               "lr": lr, "batch_size": batch_size, "seed": seed, "best_epoch": e_best,
-               "val_fixed_point": q_best, "history": history,
-               "seconds": time.perf_counter() - t0}
-    out.mkdir(exist_ok=True)
-    torch_save_atomic(checkpoint_dict(ck_best, summary), out / "checkpoint.pt")
-    write_json_atomic(summary, out / "qat.json")
-    return summary
+    summary = {"profile": profile, "num_message_bits": num_message_bits, "epochs": epochs,
+               "epochs_run": history[-1]["epoch"], "lr": lr, "batch_size": batch_size,
+               "seed": seed, "best_epoch": e_best, "val_fixed_point": q_best,
+               "history": history, "seconds": time.perf_counter() - t0}
+    return ck_best, summary
 
 
 def build_parser() -> argparse.ArgumentParser:

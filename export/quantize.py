@@ -25,6 +25,19 @@ with its own sign mode); |a_in| <= 2^(state_bits - 7) so u = a_in << 6 never
 wraps; |v| within the clip of +/-(2^23 - 1) for negative voltages; bias mantissa 13-bit signed;
 vth 17-bit; for the readout, |v| <= vth_max << 6 so it never spikes. The ranges of a_in and v
 are measured by a float simulation over calibration features and multiplied by `headroom`.
+
+Two options change that choice (export.fidelity uses them when the fixed point loses accuracy;
+both default to off, which is the rule above):
+- `scale_factors[l]` = f >= 1 multiplies s_l, up to the limits that cannot be exceeded without
+  changing arithmetic on the calibration set: vth in 17 bits, and the measured a_in and v ranges
+  *without* headroom. Weights (and biases) beyond their range then clip at its end (counted as
+  `synapses_clipped`, `bias_clipped`): the largest weights saturate, every other weight gets f
+  times finer levels. The extra shift j (hence weight_exp) follows from the new s_l as above.
+- `keep_zeroed`: a synapse whose trained weight is nonzero but whose W rounds to 0 keeps the
+  smallest nonzero level, W = sign(wf) (`synapses_kept_at_smallest_level`): the weights of those
+  synapses change (up to half a level), the structure does not. Off, such synapses stay in the
+  file with weight 0 (`synapses_quantized_to_zero`): the deployed network then has fewer
+  effective synapses than the synapse count the budgets use.
 """
 from __future__ import annotations
 
@@ -64,6 +77,8 @@ class QuantSettings:
     num_message_bits: int = 8
     headroom: float = 2.0
     netx_exact: bool = False  # True: weight_exp only as netx can express it (-truncate bits)
+    scale_factors: tuple[float, ...] | None = None  # per layer, >= 1 (None: all 1)
+    keep_zeroed: bool = False  # W that rounds to 0 keeps the smallest level with its sign
 
     @classmethod
     def from_profile(cls, profile, num_message_bits: int = 8, headroom: float = 2.0,
@@ -109,6 +124,9 @@ def quantize(ck: Checkpoint, enc: InputEncoding, calib: FloatResult, qs: QuantSe
     v_limit = 2 ** (qs.state_bits - 1) - 1
     vth_max = 2 ** qs.vth_bits - 1
     b_lo, b_hi = -(2 ** (qs.bias_mant_bits - 1)), 2 ** (qs.bias_mant_bits - 1) - 1
+    if qs.scale_factors is not None and len(qs.scale_factors) != len(ck.layers):
+        raise ExportError(f"scale_factors needs one factor per layer ({len(ck.layers)}), got "
+                          f"{len(qs.scale_factors)}")
     layers, infos = [], []
     for li, L in enumerate(ck.layers):
         st = calib.stats[li]
@@ -148,6 +166,9 @@ def quantize(ck: Checkpoint, enc: InputEncoding, calib: FloatResult, qs: QuantSe
                 cons["readout_v_below_vth"] = vth_max / (qs.headroom * vabs)
         binding = min(cons, key=cons.__getitem__) if cons else "none"
         s_max = cons[binding] if cons else 1.0
+        factor = 1.0 if qs.scale_factors is None else float(qs.scale_factors[li])
+        if factor != 1.0:
+            binding, s_max = _scaled(cons, s_max, factor, qs.headroom)
         if L.spiking:
             vth = int(math.floor(L.threshold * s_max))
             if vth < 1:
@@ -164,7 +185,12 @@ def quantize(ck: Checkpoint, enc: InputEncoding, calib: FloatResult, qs: QuantSe
         if not qs.netx_exact and "weight_range" in cons and cons["weight_range"] > s:
             j = max(0, min(int(math.floor(math.log2(cons["weight_range"] / s))),
                            MIN_WEIGHT_EXP_ABS - k))
-        W = np.clip(np.rint(wp * s * 2 ** j), qlo, qhi).astype(np.int64)
+        W_round = np.rint(wp * s * 2 ** j)
+        W = np.clip(W_round, qlo, qhi).astype(np.int64)
+        zeroed = (W == 0) & (wp != 0)
+        kept = int(zeroed.sum()) if qs.keep_zeroed else 0
+        if qs.keep_zeroed:
+            W[zeroed] = np.sign(wp[zeroed]).astype(np.int64)
         w_applied = W << k
         assert np.array_equal(fp.lava_weights(w_applied, qs.weight_bits), w_applied)
         bias_f = np.rint(b * s)
@@ -189,6 +215,9 @@ def quantize(ck: Checkpoint, enc: InputEncoding, calib: FloatResult, qs: QuantSe
             "weight_rms_error_rel": float(np.sqrt(np.mean(err ** 2)) / wmax) if wmax > 0 else 0.0,
             "weight_max_error_rel": float(np.abs(err).max() / wmax) if wmax > 0 else 0.0,
             "synapses_quantized_to_zero": int(np.sum((W == 0) & (wp != 0))),
+            "synapses_kept_at_smallest_level": kept,
+            "synapses_clipped": int(np.sum((W_round < qlo) | (W_round > qhi))),
+            "scale_factor": factor,
             "bias_clipped": int(np.sum(bias_f != bias_mant)),
             "vth": int(vth), "threshold_float": L.threshold if L.spiking else None,
             "v_scale": neurons.v_scale,
@@ -198,3 +227,22 @@ def quantize(ck: Checkpoint, enc: InputEncoding, calib: FloatResult, qs: QuantSe
                           profile_name=profile_name, profile_version=profile_version,
                           meta=dict(meta or {}))
     return net, infos
+
+
+# limits a scale factor may not pass: vth's width, and the measured ranges (headroom removed)
+_MEASURED = ("a_in_range", "negative_v_range", "readout_v_below_vth")
+
+
+def _scaled(cons: dict[str, float], s_max: float, factor: float, headroom: float
+            ) -> tuple[str, float]:
+    """(binding limit, scale) for `factor` x the layer's scale s_max: capped by vth_range and by
+    the measured a_in / v ranges without headroom; weight and bias ranges may be exceeded."""
+    if not factor >= 1:
+        raise ExportError(f"scale factors must be >= 1, got {factor}")
+    caps = {key: cons[key] * (headroom if key in _MEASURED else 1.0)
+            for key in ("vth_range", *_MEASURED) if key in cons}
+    target = factor * s_max
+    cap = min(caps, key=caps.__getitem__) if caps else None
+    if cap is not None and caps[cap] < target:
+        return f"{cap} without headroom", max(s_max, caps[cap])
+    return f"scale factor {factor:g}", target

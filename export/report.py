@@ -78,6 +78,31 @@ def netx_lines(r: dict) -> list[str]:
     return out
 
 
+def fidelity_lines(r: dict) -> list[str]:
+    """Text lines of an export report's structure (zeroed synapses) and fidelity sections."""
+    out = []
+    zeroed = r.get("synapses_zeroed")
+    if zeroed is not None:
+        total = sum(L["synapses"] for L in r["layers"])
+        if sum(zeroed):
+            per = ", ".join(f"{L['name']} {z} of {L['synapses']}"
+                            for L, z in zip(r["layers"], zeroed))
+            out.append(f"structure: {sum(zeroed)} synapse(s) with a nonzero trained weight are "
+                       f"deployed with weight 0 ({per}); they stay in the file and in the "
+                       f"budgets' synapse count ({total}), {total - sum(zeroed)} act")
+        else:
+            out.append(f"structure: every trained synapse keeps a nonzero weight ({total})")
+    f = r.get("fidelity")
+    if f:
+        out.append(f"fidelity bound {f['max_loss_points']:g} points on {f['samples']} samples "
+                   f"({f['data']}): float {f['float_val_accuracy']:.2%}, fixed point "
+                   f"{f['fixed_point_val_accuracy']:.2%}, loss {f['loss_points']:.2f} points: "
+                   + ("within" if f["within_bound"] else "ABOVE THE BOUND")
+                   + f" ({f['step']}, {len(f['tried'])} candidate(s) measured)")
+        out += [f"  change: {c}" for c in f["changes"]] if f["changes_network"] else []
+    return out
+
+
 def format_report(r: dict) -> str:
     """Human-readable text of an export report dict."""
     out = []
@@ -136,6 +161,7 @@ def format_report(r: dict) -> str:
         if rc:
             out.append(f"  readout voltage: max |v| {rc['max_abs_v']} of vth<<6 = {rc['limit']} "
                        f"({'never spikes' if rc['ok'] else 'WOULD SPIKE'})")
+    out += fidelity_lines(r)
     for w in r.get("warnings", []):
         if w != NETX_WARNING:  # said in the netx section
             out.append(f"WARNING: {w}")

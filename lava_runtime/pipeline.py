@@ -4,7 +4,11 @@
     d.net, d.export_report, d.emulator, d.lava, d.budgets, d.activity
 
 The split is emulated once (all samples); the Lava run is compared against that emulator
-activity's first samples and the budgets read it too. The demo, the report (stage by stage, with
+activity's first samples and the budgets read it too. The export holds a fidelity bound by
+default (DEFAULT_MAX_LOSS = 0.5 points of float minus fixed-point accuracy on the validation
+split; export.fidelity): above it, deploy repairs the network or raises ExportError saying so
+with both accuracies; `max_loss=None` switches the bound off, `allow_loss=True` deploys the
+best network found anyway (its export report says so). The demo, the report (stage by stage, with
 its cache), the sweep and the showcase all go through these functions; `python -m export.to_lava`
 and `python -m lava_runtime run|budget` run the same stages one at a time.
 """
@@ -18,6 +22,7 @@ import numpy as np
 
 from deployed.activity import Activity, first, outputs_match
 from deployed.network import DeployedNetwork
+from export.fidelity import DEFAULT_MAX_LOSS, DEFAULT_QAT_EPOCHS
 
 
 @dataclass
@@ -162,13 +167,16 @@ def budget_stage(net, activity: Activity, profiles) -> list:
 def deploy(run_dir, profile: str = "loihi2", *, split: str = "test", lava_limit: int | None = 0,
            budget_profiles=None, net_path=None, timeout_s: float | None = None,
            progress: bool = False, allow_unfinished: bool = False,
-           **export_options) -> Deployment:
+           max_loss: float | None = DEFAULT_MAX_LOSS, qat_epochs: int = DEFAULT_QAT_EPOCHS,
+           allow_loss: bool = False, **export_options) -> Deployment:
     """Export the run (export.to_lava.export_checkpoint; `export_options` pass through, e.g.
     calibration or eval_split), save it to `net_path` when given, emulate `split` once, run its
     first `lava_limit` samples in Lava (0 = skip, None = all) and budget it on `budget_profiles`
     (default: the export profile). progress: one line per stage, and progress bars.
     allow_unfinished: deploy a training run that did not finish (no metrics.json) instead of
-    raising ExportError (as export_checkpoint; the export report then says "finished": false)."""
+    raising ExportError (as export_checkpoint; the export report then says "finished": false).
+    max_loss (points; None = no bound), qat_epochs, allow_loss: the fidelity bound of
+    export_checkpoint (export.fidelity), measured on the run's validation split."""
     from deployed.netx_h5 import save
     from export.to_lava import export_checkpoint
     from trainer.data import dataset_from_recipe
@@ -189,7 +197,9 @@ def deploy(run_dir, profile: str = "loihi2", *, split: str = "test", lava_limit:
         "model and emulator)" if checked else "")
     net, report = timed("export", what, lambda: export_checkpoint(
         run_dir, profile, **{"evaluation": False, "progress": progress,
-                             "allow_unfinished": allow_unfinished, **export_options}))
+                             "allow_unfinished": allow_unfinished, "max_loss": max_loss,
+                             "qat_epochs": qat_epochs, "allow_loss": allow_loss,
+                             **export_options}))
     if net_path is not None:
         save(net, net_path)
     data = dataset_from_recipe(net.meta["data_recipe"], split)

@@ -19,7 +19,7 @@ from delaysnn.options import (
 
 # `python -m` commands outside the delaysnn console script, each with build_parser()
 MODULES = ["export.qat", "export.to_onnx", "experiments.pareto", "experiments.showcase",
-           "experiments.heldout_speaker", "experiments.nir_snntorch"]
+           "experiments.heldout_speaker", "experiments.nir_snntorch", "experiments.fidelity"]
 SWEEP_XFAIL = pytest.mark.xfail(
     strict=True, reason="experiments/sweep.py is owned by the sweep work: its parser still "
                         "has options without a stated default and its own prog; remove this "

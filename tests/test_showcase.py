@@ -47,6 +47,10 @@ def test_one_json_with_every_stage(result):
     assert s["energy_per_sample_joules"] > 0 and s["synops_per_sample"] >= 0
     for f in ("train/checkpoint.pt", "net.h5", "run.json", "budget.json", "showcase.json"):
         assert (root / "run" / f).is_file()
+    # the export's fidelity bound (export.fidelity), measured on validation, never on test
+    assert s["max_loss_bound"] == 0.5 and s["fixed_point_loss_val"] <= 0.5
+    assert 0 <= s["emulator_val_accuracy"] <= 1 and s["qat_epochs"] >= 0
+    assert len(s["synapses_zeroed"]) == 2
 
 
 def test_pareto_plot_and_front(result, tmp_path):
@@ -74,6 +78,7 @@ def test_front_rule():
 
 
 def test_bad_input(tmp_path, capsys):
-    assert showcase_main(["--config", str(tmp_path / "none.toml"), "--out", str(tmp_path / "o")]) == 2
+    assert showcase_main(["--config", str(tmp_path / "none.toml"), "--out",
+                          str(tmp_path / "o")]) == 2
     assert "does not exist" in capsys.readouterr().err and not (tmp_path / "o").exists()
     assert pareto_main([str(tmp_path / "none"), "--plot", str(tmp_path / "p.png")]) == 2

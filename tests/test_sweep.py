@@ -139,6 +139,12 @@ def test_point_json_holds_metrics_export_budget_and_analysis(swept):
         assert rec["budget"]["synops_per_sample"] == rec["synops_per_sample"]
         assert rec["train_seconds"] > 0 and rec["resumed"] is False
         assert len(rec["val_accuracy_history"]) == 2
+        # the export's fidelity bound (export.fidelity): deploy's default, on validation
+        assert rec["max_loss_bound"] == 0.5 and rec["fixed_point_loss_val"] <= 0.5
+        assert rec["emulator_val_accuracy"] == rec["export"]["fidelity"][
+            "fixed_point_val_accuracy"]
+        assert rec["qat_epochs"] >= 0 and len(rec["synapses_zeroed"]) == 2
+        assert rec["synapses_zeroed"] == rec["export"]["synapses_zeroed"]
     # structure-multi matched to dcls at S keeps dcls's synapse count at S
     for s, ms in ((0, 0.875), (0.75, 0.96875)):
         assert recs[f"multi-matched_s{ms}_seed0"]["synapses"] == recs[f"dcls_s{s}_seed0"][

@@ -215,7 +215,7 @@ def _make_report(inp: ReportInputs, folder: Path, progress: bool) -> dict:
     from deployed.netx_h5 import load, save
     from export.to_lava import export_checkpoint
     from lava_runtime.budget.text import plot_budgets
-    from lava_runtime.pipeline import budget_stage, emulator_stage, lava_stage
+    from lava_runtime.pipeline import DEFAULT_MAX_LOSS, budget_stage, emulator_stage, lava_stage
     from lava_runtime.report.html import render_html
     from lava_runtime.report.page import build_page
 
@@ -230,7 +230,8 @@ def _make_report(inp: ReportInputs, folder: Path, progress: bool) -> dict:
     # 1. export
     key = {**base, "profile": inp.export_profile.name,
            "profile_sha256": sha256_file(inp.export_profile.path),  # type: ignore[arg-type]
-           "finished": None if inp.status is None else inp.status.finished}
+           "finished": None if inp.status is None else inp.status.finished,
+           "max_loss": DEFAULT_MAX_LOSS}
     fresh = cache.fresh("export", key)
     prog.stage("export", fresh, f"to {inp.export_profile.name} -> {folder / 'net.h5'}")
     if fresh:
@@ -240,7 +241,8 @@ def _make_report(inp: ReportInputs, folder: Path, progress: bool) -> dict:
         net, export_report = export_checkpoint(inp.checkpoint_path,
                                                profile=inp.export_profile_spec,
                                                evaluation=False, progress=progress,
-                                               allow_unfinished=inp.allow_unfinished)
+                                               allow_unfinished=inp.allow_unfinished,
+                                               max_loss=DEFAULT_MAX_LOSS)
         save(net, folder / "net.h5")
         write_json_atomic(export_report, folder / "export.json")
         cache.record("export", key, ["net.h5", "export.json"])
