@@ -23,7 +23,18 @@ previous window's tail, or bias-driven spikes) never reaches layer i. Each windo
 fresh network; the first T + latency steps of each window are recorded (the Activity
 convention), layer i's values before its reset step as 0. Lava's stock delay models cannot drop
 their buffers: with them (fast_models=False) the network must drain within its padding
-(validate.drains_between_samples).
+(stock_models_problem).
+
+Recurrent layers (ConnectionLayer.recurrent, docs/design.md section 8): one more connection
+process per recurrent slot (recurrent_slots), from the layer's own LIF s_out back into its own
+a_in, with the recurrent weight_exp and num_weight_bits and binary spikes. Like every connection
+process it sends its buffer before it receives, so a spike at window step t over a recurrent
+synapse of delay d reaches a_in at t + 1 + d, summed with the feed-forward input of that step.
+Its buffer is dropped at the layer's own start step (buffer_reset_offset = lif_reset_offset):
+what the layer emitted before its reset (the previous window's tail, which recurrence can keep
+alive through the padding) never comes back. Stock delay models cannot drop it, so with them
+(fast_models=False) only recurrent networks that provably fall silent in time run
+(stock_models_problem).
 
 Lanes (lava_runtime.lava_graph.lanes): with L > 1 the graph carries L independent copies of the
 network in the same processes (every port and state vector has shape (L, n); the delay
@@ -43,6 +54,7 @@ Lava only inside build_graph/run_config, which run in that child.
 """
 from __future__ import annotations
 
+import dataclasses
 import importlib.util
 import pickle
 import tempfile
@@ -51,8 +63,9 @@ from pathlib import Path
 
 import numpy as np
 
+from deployed import fixed_point as fp
 from deployed.activity import Activity
-from deployed.network import ConnectionLayer, DeployedNetwork
+from deployed.network import ConnectionLayer, DeployedNetwork, RecurrentSynapses
 from deployed.validate import (
     BACKENDS,
     NetworkError,
@@ -110,8 +123,8 @@ def run_network(net: DeployedNetwork, payloads: np.ndarray, backend: str = "lava
     timeout_s: bound on the whole Lava run (s); default default_timeout_s(steps, lanes).
     fast_models: use lava_runtime.fast_models for DelayDense/DelaySparse (identical results,
         much faster, and they drop their buffers at each layer's reset); False runs Lava's stock
-        models (then no hidden neuron may spike without input, see
-        validate.drains_between_samples; other networks are refused).
+        models (then no hidden neuron may spike without input and recurrent layers must fall
+        silent in time, see stock_models_problem; other networks are refused).
     lanes: samples run side by side per Lava step (lava_runtime.lava_graph.lanes); None chooses them
         from the network size and memory (lanes.choose_lanes; 1 with stock models or
         backend "loihi2"). Results do not depend on it. Ignored by the emulator.
@@ -129,14 +142,56 @@ def run_network(net: DeployedNetwork, payloads: np.ndarray, backend: str = "lava
     lanes = resolve_lanes(net, payloads.shape[0], lanes, fast_models, backend)
     if backend == "loihi2":
         require_loihi2()
-    if not fast_models and not drains_between_samples(net):
-        raise NetworkError(
-            "this network can spike without input (a hidden layer has du != 4095 or a bias "
-            "that alone crosses threshold), so with Lava's stock delay models, which cannot "
-            "drop their buffers, spikes a layer emits before its reset step (the previous "
-            "sample's tail, or bias alone) would reach the next layer and the run would not "
-            "equal the trained model; use fast_models=True")
+    if not fast_models:
+        problem = stock_models_problem(net)
+        if problem:
+            raise NetworkError(problem)
     return _run_lava(net, payloads, backend, timeout_s, fast_models, lanes, progress, steps)
+
+
+def stock_models_problem(net: DeployedNetwork) -> str | None:
+    """Why Lava's stock delay models (which cannot drop their buffers) would not give this
+    runtime's results on `net`, or None when they provably do: no hidden neuron may spike
+    without input (validate.drains_between_samples of its feed-forward part), and a layer with
+    recurrent synapses must
+    fall silent in time: only inhibitory recurrent weights (<= 0; excitatory recurrence can keep
+    a layer spiking for ever), du = 4095 and no bias that fires alone, and its last recurrent
+    spike (after its last possible feed-forward input, T - 1 + sum_j<=i (max_delay_j + 1)) must
+    arrive before the next window's reset step (window + start_step(i))."""
+    feed_forward = dataclasses.replace(net, layers=[dataclasses.replace(layer, recurrent=None)
+                                                    for layer in net.layers])
+    if not drains_between_samples(feed_forward):
+        return ("this network can spike without input (a hidden layer has du != 4095 or a "
+                "bias that alone crosses threshold), so with Lava's stock delay models, which "
+                "cannot drop their buffers, spikes a layer emits before its reset step (the "
+                "previous sample's tail, or bias alone) would reach the next layer and the run "
+                "would not equal the trained model; use fast_models=True")
+    window = net.input.time_steps + net.padding_steps()
+    last_spike = net.input.time_steps - 1  # last step the input sends
+    for i, layer in enumerate(net.layers):
+        last_spike += layer.max_delay + 1
+        rec = layer.recurrent
+        if rec is None or rec.n_synapses == 0:
+            continue
+        where = f"layer {i} ({layer.name!r})"
+        nr = layer.neurons
+        bias = fp.effective_bias(nr.bias_mant, nr.bias_exp)
+        why = None
+        if (rec.weight > 0).any():
+            why = (f"has {int((rec.weight > 0).sum())} excitatory recurrent synapses, which can "
+                   f"keep it spiking after its input ends")
+        elif nr.du != 4095 or fp.bias_can_fire(nr.vth, bias, nr.dv).any():
+            why = "can spike without input (du != 4095 or a bias that alone fires)"
+        elif last_spike + 1 + rec.max_delay >= window + net.start_step(i):
+            why = (f"can emit a recurrent spike at window step {last_spike} that arrives "
+                   f"{rec.max_delay + 1} steps later, after the next window's reset step "
+                   f"{window + net.start_step(i)}")
+        if why:
+            return (f"{where} {why}; Lava's stock delay models cannot drop the recurrent "
+                    f"buffer at the layer's start, so that activity would reach the next "
+                    f"sample and the run would not equal the emulator; use fast_models=True "
+                    f"(no --stock-models)")
+    return None
 
 
 def _run_lava(net, payloads, backend, timeout_s, fast_models, lanes, progress, steps):
@@ -228,25 +283,41 @@ def buffer_reset_offset(net: DeployedNetwork, layer_index: int) -> int:
     return (net.start_step(layer_index - 1) if layer_index > 0 else 0) + 1
 
 
+def recurrent_slots(layer: ConnectionLayer) -> list[tuple[np.ndarray, np.ndarray]]:
+    """The layer's recurrent synapses as (weight, delay) matrices of shape (n_out, n_out), at
+    most one synapse per (post, pre) pair each (one Lava connection process per slot), split
+    exactly as ConnectionLayer.slots() splits feed-forward synapses; [] without recurrence."""
+    rec = layer.recurrent
+    if rec is None or rec.n_synapses == 0:
+        return []
+    return rec.slots(layer.n_out)
+
+
 def _connection(layer: ConnectionLayer, w: np.ndarray, d: np.ndarray, fixed: bool,
-                window: int, buffer_offset: int, lanes: int = 1):
+                window: int, buffer_offset: int, lanes: int = 1, recurrent: bool = False):
     """One Lava connection process for one slot (w, d of shape (n_out, n_in)): DelayDense or
-    DelaySparse for one lane, their Laned versions (ports (lanes, n)) for more."""
+    DelaySparse for one lane, their Laned versions (ports (lanes, n)) for more. recurrent:
+    a slot of layer.recurrent (binary spikes, the recurrent weight_exp and num_weight_bits)."""
     import scipy.sparse as sp
     from lava.proc.dense.process import DelayDense
     from lava.proc.sparse.process import DelaySparse
 
     from lava_runtime.lava_graph.procs.processes import LanedDelayDense, LanedDelaySparse
 
+    syn: ConnectionLayer | RecurrentSynapses = layer
+    if recurrent:
+        assert layer.recurrent is not None
+        syn = layer.recurrent
     max_delay = int(d[w != 0].max()) if (w != 0).any() else 0
-    kwargs = dict(num_message_bits=layer.input_message_bits, max_delay=max_delay,
-                  buffer_reset_interval=window,
+    kwargs = dict(num_message_bits=0 if recurrent else layer.input_message_bits,
+                  max_delay=max_delay, buffer_reset_interval=window,
                   buffer_reset_offset=buffer_offset)
+    weights: np.ndarray
     if fixed:
         weights = w.astype(np.int64)
-        kwargs.update(weight_exp=layer.weight_exp, num_weight_bits=layer.num_weight_bits)
+        kwargs.update(weight_exp=syn.weight_exp, num_weight_bits=syn.num_weight_bits)
     else:
-        weights = w.astype(np.float64) * float_layer_params(layer)["w_scale"]
+        weights = w.astype(np.float64) * (2.0 ** syn.weight_exp * 64.0)
     delays = np.where(w != 0, d, 0).astype(np.int64)
     density = np.count_nonzero(w) / max(1, w.size)
     if lanes > 1:
@@ -299,6 +370,12 @@ def build_graph(job: dict) -> dict:
             prev_out.connect(conn.s_in)
             conn.a_out.connect(lif.a_in)
             procs.append(conn)
+        for w, d in recurrent_slots(layer):  # own spikes back, buffer dropped at own start
+            conn = _connection(layer, w, d, fixed, window, lif_reset_offset(net, li), lanes,
+                               recurrent=True)
+            lif.s_out.connect(conn.s_in)
+            conn.a_out.connect(lif.a_in)
+            procs.append(conn)
         if nr.spiking:
             path = out_dir / f"spikes_{li}.npy"
             rec = P.Recorder(n=nr.n, path=str(path), n_samples=n, window=window, keep=keep,
@@ -316,5 +393,5 @@ def build_graph(job: dict) -> dict:
     return {"head": src, "n_processes": len(procs), "processes": procs}
 
 
-__all__ = ["run_network", "run_config", "build_graph", "BACKENDS", "LavaRunError",
-           "loihi2_available"]
+__all__ = ["run_network", "run_config", "build_graph", "recurrent_slots", "stock_models_problem",
+           "BACKENDS", "LavaRunError", "loihi2_available"]

@@ -41,9 +41,9 @@ def lane_shape(lanes: int, n: int) -> tuple[int, ...]:
 
 def bytes_per_lane(net: DeployedNetwork) -> int:
     """Estimated memory (bytes) one lane adds to a Lava run of `net`: per connection process
-    its delay ring and two step temporaries ((max_delay + 1) * n_out each), per population
-    its LIF state and temporaries (10 * n), and the shared-memory buffers of every channel
-    (CHANNEL_DEPTH messages of the sender's width)."""
+    (feed-forward and recurrent) its delay ring and two step temporaries ((max_delay + 1) *
+    n_out each), per population its LIF state and temporaries (10 * n), and the shared-memory
+    buffers of every channel (CHANNEL_DEPTH messages of the sender's width)."""
     state = 0
     messages = net.input.n_channels  # source -> first connections
     for layer in net.layers:
@@ -51,6 +51,12 @@ def bytes_per_lane(net: DeployedNetwork) -> int:
         state += n_slots * 3 * (layer.max_delay + 1) * layer.n_out + 10 * layer.n_out
         # connections -> LIF a_in (one channel per slot), LIF -> next layer's slots, recorder
         messages += n_slots * layer.n_out + 2 * layer.n_out
+        rec = layer.recurrent
+        if rec is not None and rec.n_synapses:
+            n_rec = len(rec.slots(layer.n_out))  # one connection process per slot
+            state += n_rec * 3 * (rec.max_delay + 1) * layer.n_out
+            # LIF -> each recurrent slot, each recurrent slot -> LIF a_in
+            messages += 2 * n_rec * layer.n_out
     return _BYTES * (state + CHANNEL_DEPTH * messages)
 
 
