@@ -24,13 +24,27 @@ gives the same bytes):
                         synapse, all slots); neuron/ attrs n, du, dv, vth, bias_exp, spiking,
                         v_scale, dataset bias_mant
 
+                        [, recurrent/ (recurrent layers only): attrs weight_exp,
+                        num_weight_bits; datasets pre, post, delay, weight (int64)]
+
 A pair of neurons joined by several synapses (structure-multi) cannot be written in netx's
 one-delay-per-pair layout: netx layers then hold slot 0 only and the root attribute
 `netx_complete` is False (the delaysnn group is always complete).
 
+A recurrent layer is written in netx's form, type=b"dense_rec" with weight_rec (n_out, n_out)
+[post, pre], only where netx computes it exactly (`netx_recurrent_form`, docs/design.md section
+8): netx takes one (weight_exp, num_weight_bits) from hstack(weight, weight_rec) and gives both
+connections the one `delay` array, and with a delay passes no weight_exp at all. So: (a) every
+feed-forward and recurrent delay 0, written without `delay` (netx's Dense with the joint
+exponent), or (b) n_in = n_out, one delay matrix that holds both parts' delays, and a joint
+exponent of 0; in both, the integers each synapse adds to a_in under netx's rule must be this
+network's. Otherwise the netx layer holds the feed-forward part (type dense) and
+`netx_problems` says why.
+
 Versions (docs/design.md section 8): a network that uses none of the features added after
-version 1 (layer_start "zero", a spiking output layer) is written as version 1, byte for byte as
-before; one that does is version 2, which older readers refuse. `load` reads both.
+version 1 (layer_start "zero", a spiking output layer, recurrent layers) is written as version
+1, byte for byte as before; one that does is version 2, which older readers refuse. `load` reads
+both.
 Load netx with `Network(net_config=path, input_message_bits=net.input.num_message_bits)`.
 """
 from __future__ import annotations
@@ -45,6 +59,7 @@ import h5py
 import numpy as np
 
 from deployed import fixed_point as fp
+from deployed import netx_rules
 from deployed.network import (
     LAYER_START_ALIGNED,
     LAYER_STARTS,
@@ -52,6 +67,7 @@ from deployed.network import (
     DeployedNetwork,
     InputEncoding,
     NeuronParams,
+    RecurrentSynapses,
 )
 
 
@@ -66,7 +82,8 @@ READ_VERSIONS = (1, 2)
 def file_version(net: DeployedNetwork) -> int:
     """1 when `net` uses none of the version 2 features (its file is then byte-identical to
     what version 1 writers wrote), else 2."""
-    new = net.layer_start != LAYER_START_ALIGNED or net.layers[-1].neurons.spiking
+    new = (net.layer_start != LAYER_START_ALIGNED or net.layers[-1].neurons.spiking
+           or any(L.recurrent is not None for L in net.layers))
     return 2 if new else 1
 
 
@@ -83,30 +100,96 @@ def netx_weights(layer: ConnectionLayer, w: np.ndarray) -> np.ndarray:
     return np.rint(w / 2.0 ** -e).astype(np.int64)
 
 
+def _integer_weights(w: np.ndarray, e: int) -> np.ndarray | None:
+    """w * 2^e as int64 when every product is an integer (each synapse adds that integer to
+    a_in per payload unit, no floor involved), else None."""
+    w = np.asarray(w, dtype=np.int64)
+    if e >= 0:
+        return w << e
+    return w >> -e if np.array_equal((w >> -e) << -e, w) else None
+
+
+def netx_recurrent_form(L: ConnectionLayer) -> tuple[dict | None, str]:
+    """A recurrent layer in netx's dense_rec form ({"weight", "weight_rec", "delay" (None:
+    written without)}, "") where netx computes exactly this layer, else (None, why)."""
+    rec = L.recurrent
+    assert rec is not None
+    n = L.n_out
+    if len(L.slots()) > 1 or len(rec.slots(n)) > 1:
+        return None, "several synapses for some (post, pre) pairs; netx holds one per pair"
+    if max(L.max_delay, rec.max_delay) > fp.NETX_MAX_DELAY:
+        return None, f"delays above {fp.NETX_MAX_DELAY} (netx clamps them)"
+    (w_ff, d_ff), (w_rec, d_rec) = L.slots()[0], rec.slots(n)[0]
+    W_ff, W_rec = _integer_weights(w_ff, L.weight_exp), _integer_weights(w_rec, rec.weight_exp)
+    if W_ff is None or W_rec is None:
+        return None, ("a weight_exp finer than the weights (the a_in sums are floored), which "
+                      "netx's integer weights cannot express")
+    delays = bool(L.max_delay or rec.max_delay)
+    D = None
+    if delays:
+        if L.n_in != n:
+            return None, (f"netx applies the feed-forward delay array ({n}, {L.n_in}) to the "
+                          f"recurrent synapses too, which needs n_in = n_out")
+        ff, rc = W_ff != 0, W_rec != 0
+        if np.any(d_ff[ff & rc] != d_rec[ff & rc]):
+            return None, ("netx gives recurrent synapses the feed-forward delays, and some "
+                          "(post, pre) pair has different feed-forward and recurrent delays")
+        D = np.where(ff, d_ff, d_rec)
+    try:
+        w_joint, nwb, wexp = netx_rules.weight_rule(np.hstack([W_ff, W_rec]))
+    except ValueError as e:
+        return None, f"netx's joint weight rule: {e}"
+    if delays and wexp != 0:
+        return None, (f"netx's joint weight exponent is {wexp}, and with delays netx's "
+                      "RecurrentDense passes no weight exponent (it applies 0)")
+    for W, part in ((W_ff, w_joint[:, :L.n_in]), (W_rec, w_joint[:, L.n_in:])):
+        applied = fp.lava_weights(part, nwb) if 1 <= nwb <= 8 else None
+        if applied is None or _integer_weights(applied, wexp) is None \
+                or not np.array_equal(_integer_weights(applied, wexp), W):
+            return None, (f"netx's joint weight rule ({nwb} weight bits, exponent {wexp}) does "
+                          "not reproduce both parts' weights")
+    return {"weight": W_ff, "weight_rec": W_rec, "delay": D}, ""
+
+
 def netx_problems(net: DeployedNetwork) -> list[str]:
     """Why the netx layers would not compute what the network does ([] = they do)."""
     out = []
     for L in net.layers:
-        if len(L.slots()) > 1:
-            out.append(f"{L.name}: {len(L.slots())} synapses for some (post, pre) pairs "
-                       "(structure-multi); netx holds slot 0 only")
-        if L.neurons.bias_exp != fp.NETX_BIAS_EXP and np.any(L.neurons.bias_mant != 0):
-            out.append(f"{L.name}: bias_exp {L.neurons.bias_exp} (netx always uses 6)")
-        if L.max_delay > fp.NETX_MAX_DELAY:
-            out.append(f"{L.name}: max delay {L.max_delay} > {fp.NETX_MAX_DELAY} "
-                       "(netx clamps delays)")
-        W = netx_weights(L, L.weight)
-        if L.weight_exp < 0 and not np.array_equal(W << -L.weight_exp, L.weight):
-            out.append(f"{L.name}: weight_exp {L.weight_exp} is finer than netx can express; "
-                       "netx weights are rounded (approximate)")
-        mode = fp.sign_mode(W)
-        lo, hi = {"mixed": (-128, 127), "excitatory": (0, 255), "inhibitory": (-255, 0)}[mode]
-        if W.size and (W.min() < lo or W.max() > hi):
-            out.append(f"{L.name}: netx weights {W.min()}..{W.max()} outside {lo}..{hi}")
-        if W.size and not np.any(W):
-            out.append(f"{L.name}: all weights are zero (netx cannot choose a weight exponent)")
+        form = None
+        if L.recurrent is not None:
+            form, why = netx_recurrent_form(L)
+            if form is None:
+                out.append(f"{L.name}: recurrent synapses not in netx's form ({why}); the netx "
+                           "layer holds the feed-forward part only")
+        # a layer in dense_rec form has its weights and delays checked as netx reads both parts
+        out += _layer_problems(L, weights=form is None)
         if net.layers.index(L) == 0 and L.input_message_bits != net.input.num_message_bits:
             out.append(f"{L.name}: input_message_bits differs from the input encoding")
+    return out
+
+
+def _layer_problems(L: ConnectionLayer, weights: bool) -> list[str]:
+    out = []
+    if weights and len(L.slots()) > 1:
+        out.append(f"{L.name}: {len(L.slots())} synapses for some (post, pre) pairs "
+                   "(structure-multi); netx holds slot 0 only")
+    if L.neurons.bias_exp != fp.NETX_BIAS_EXP and np.any(L.neurons.bias_mant != 0):
+        out.append(f"{L.name}: bias_exp {L.neurons.bias_exp} (netx always uses 6)")
+    if not weights:
+        return out
+    if L.max_delay > fp.NETX_MAX_DELAY:
+        out.append(f"{L.name}: max delay {L.max_delay} > {fp.NETX_MAX_DELAY} "
+                   "(netx clamps delays)")
+    W = netx_weights(L, L.weight)
+    if L.weight_exp < 0 and not np.array_equal(W << -L.weight_exp, L.weight):
+        out.append(f"{L.name}: weight_exp {L.weight_exp} is finer than netx can express; "
+                   "netx weights are rounded (approximate)")
+    mode = fp.sign_mode(W)
+    lo, hi = {"mixed": (-128, 127), "excitatory": (0, 255), "inhibitory": (-255, 0)}[mode]
+    if W.size and (W.min() < lo or W.max() > hi):
+        out.append(f"{L.name}: netx weights {W.min()}..{W.max()} outside {lo}..{hi}")
+    if W.size and not np.any(W):
+        out.append(f"{L.name}: all weights are zero (netx cannot choose a weight exponent)")
     return out
 
 
@@ -123,11 +206,18 @@ def _write(f: h5py.File, net: DeployedNetwork) -> None:
     g0.create_dataset("shape", data=np.array([net.input.n_channels], dtype=np.int64))
     for i, L in enumerate(net.layers):
         g = lay.create_group(str(i + 1), track_order=True)
-        _scalar_bytes(g, "type", "dense")
+        form = netx_recurrent_form(L)[0] if L.recurrent is not None else None
+        _scalar_bytes(g, "type", "dense" if form is None else "dense_rec")
         g.create_dataset("shape", data=np.array([L.n_out], dtype=np.int64))
-        w0, d0 = L.slots()[0]
-        g.create_dataset("weight", data=netx_weights(L, w0).astype(np.int64))
-        g.create_dataset("delay", data=d0.astype(np.int64))
+        if form is None:
+            w0, d0 = L.slots()[0]
+            g.create_dataset("weight", data=netx_weights(L, w0).astype(np.int64))
+            g.create_dataset("delay", data=d0.astype(np.int64))
+        else:
+            g.create_dataset("weight", data=form["weight"])
+            g.create_dataset("weight_rec", data=form["weight_rec"])
+            if form["delay"] is not None:
+                g.create_dataset("delay", data=form["delay"].astype(np.int64))
         if np.any(L.neurons.bias_mant != 0):
             g.create_dataset("bias", data=L.neurons.bias_mant.astype(np.int64))
         n = g.create_group("neuron", track_order=True)
@@ -170,6 +260,13 @@ def _write(f: h5py.File, net: DeployedNetwork) -> None:
         n.attrs["spiking"] = np.bool_(nr.spiking)
         n.attrs["v_scale"] = np.float64(nr.v_scale)
         n.create_dataset("bias_mant", data=np.asarray(nr.bias_mant, dtype=np.int64))
+        if L.recurrent is not None:  # written only when set (version 2)
+            r = g.create_group("recurrent", track_order=True)
+            r.attrs["weight_exp"] = np.int64(L.recurrent.weight_exp)
+            r.attrs["num_weight_bits"] = np.int64(L.recurrent.num_weight_bits)
+            for key in ("pre", "post", "delay", "weight"):
+                r.create_dataset(key, data=np.asarray(getattr(L.recurrent, key),
+                                                      dtype=np.int64))
 
 
 def save(net: DeployedNetwork, path: str | Path) -> list[str]:
@@ -258,12 +355,19 @@ def _read(own: h5py.Group) -> DeployedNetwork:
                           vth=int(n.attrs["vth"]), bias_mant=n["bias_mant"][()],
                           bias_exp=int(n.attrs["bias_exp"]), spiking=bool(n.attrs["spiking"]),
                           v_scale=float(n.attrs["v_scale"]))
+        rec = None
+        if "recurrent" in g:
+            r = g["recurrent"]
+            rec = RecurrentSynapses(pre=r["pre"][()], post=r["post"][()],
+                                    delay=r["delay"][()], weight=r["weight"][()],
+                                    weight_exp=int(r.attrs["weight_exp"]),
+                                    num_weight_bits=int(r.attrs["num_weight_bits"]))
         layers.append(ConnectionLayer(
             name=str(g.attrs["name"]), n_in=int(g.attrs["n_in"]), n_out=int(g.attrs["n_out"]),
             pre=g["pre"][()], post=g["post"][()], delay=g["delay"][()],
             weight=g["weight"][()], weight_exp=int(g.attrs["weight_exp"]),
             num_weight_bits=int(g.attrs["num_weight_bits"]), neurons=nr,
-            input_message_bits=int(g.attrs["input_message_bits"])))
+            input_message_bits=int(g.attrs["input_message_bits"]), recurrent=rec))
     layer_start = str(own.attrs.get("layer_start", LAYER_START_ALIGNED))
     if layer_start not in LAYER_STARTS:
         raise ValueError(f"layer_start {layer_start!r} is not one of {LAYER_STARTS}")

@@ -10,11 +10,17 @@ is a thin layer over `netx_to_network(path, profile, time_steps=, input_message_
 
 Read as `lava.lib.dl.netx.hdf5.Network(net_config=path, input_message_bits=...)` reads it, its
 arithmetic mirrored in deployed.netx_rules: layer/0.. in order; an optional `input` layer
-(shape only) first, then `dense` layers, any number, with CUBA or LOIHI neurons:
+(shape only) first, then `dense` or `dense_rec` layers, any number, with CUBA or LOIHI neurons:
 - weights W (n_out, n_in) integers: synapses where W != 0; netx's weight_exp / num_weight_bits;
   stored as Lava applies them (w = W << -weight_exp);
 - `delay` (steps): scalar, per post neuron (n_out), per input (n_in) or per synapse, broadcast as
   netx does (no `delay`: 0);
+- `dense_rec` (netx's RecurrentDense): `weight_rec` (n_out, n_out) [post, pre] becomes the
+  layer's recurrent synapses where it is nonzero. As netx does: one weight_exp and
+  num_weight_bits from hstack(weight, weight_rec) (each part then clipped and truncated by its
+  own Lava process, with its own sign mode), the one `delay` array for both parts (so a delay
+  needs n_in = n_out; netx builds nothing else), and with a `delay` no weight exponent at all
+  (lava-dl 0.6.0's RecurrentDense passes none: 0 for both parts);
 - neuron: du = iDecay - 1, dv = vDecay, vth = vThMant, bias_mant = `bias` with bias_exp 6;
   refDelay must be 1 (what Lava's LIF does); gradedSpike is kept in meta only: netx ignores it
   and Lava's LIF sends binary spikes, so does the converted layer (the report warns);
@@ -27,8 +33,8 @@ of latency per layer, a spike at step t over delay d arriving at t + 1 + d, as e
 
 Refused before anything is written, in one line naming the file and the layer (index and type):
 files that are missing, not HDF5, truncated or HDF5 without netx's `layer` group; every block
-other than input and dense (conv, pool, flatten, average, concat, convT, unpool, dense_comp,
-dense_rec: recurrence is issue 24), an input layer with a neuron, neuron types other than CUBA /
+other than input, dense and dense_rec (conv, pool, flatten, average, concat, convT, unpool,
+dense_comp), an input layer with a neuron, neuron types other than CUBA /
 LOIHI (SDNN sigma-delta, RF resonators, ...), keys netx would ignore or that would change the
 arithmetic (e.g. `messageBits`, a norm's `weight_exp`), values netx would alter (clipped weights,
 delays above 62, which netx clamps with a warning, non-integer weights, biases or delays), values
@@ -46,6 +52,7 @@ from typing import NoReturn
 import h5py
 import numpy as np
 
+from deployed import fixed_point as fp
 from deployed import netx_h5
 from deployed import netx_rules as nr
 from deployed.limits import check_network, usage
@@ -55,6 +62,7 @@ from deployed.network import (
     DeployedNetwork,
     InputEncoding,
     NeuronParams,
+    RecurrentSynapses,
 )
 from deployed.validate import NetworkError, validate_network
 from export.errors import ExportError
@@ -63,13 +71,12 @@ EXPORTER = "delaysnn export.from_netx 1"
 DEFAULT_TIME_STEPS = 100  # steps per sample when none is given (the data layer's default)
 NEURON_TYPES = ("CUBA", "LOIHI")
 LAYER_KEYS = ("type", "shape", "inFeatures", "outFeatures", "weight", "delay", "bias", "neuron")
+REC_KEYS = LAYER_KEYS + ("weight_rec",)  # dense_rec
 NEURON_KEYS = ("type", "iDecay", "vDecay", "vThMant", "refDelay", "gradedSpike")
 BLOCKS = {  # layer types netx knows that this converter refuses, and what they are
     "conv": "convolution", "pool": "pooling", "flatten": "flatten", "average": "average",
     "concat": "concatenation", "convT": "transposed convolution", "unpool": "unpooling",
     "dense_comp": "complex dense (resonator)",
-    "dense_rec": "recurrent dense (RecurrentDense); recurrent layers are not supported yet "
-                 "(issue 24)",
 }
 NEURONS = {"SDNN": "sigma-delta", "RF": "resonate-and-fire", "RF_IZ": "resonate-and-fire "
            "Izhikevich", "ADRF": "adaptive resonate-and-fire", "ALIF": "adaptive LIF"}
@@ -175,10 +182,12 @@ def _neuron(path: Path, where: str, g, n: int, last: bool) -> tuple[dict, list[s
     return {"fields": fields, "source": source}, warnings
 
 
-def _dense(path: Path, idx: int, g, n_in: int | None, last: bool, input_bits: int):
-    """One `dense` layer -> (ConnectionLayer, its netx provenance, warnings)."""
-    where = f"layer {idx} (dense)"
-    extra = [k for k in g.keys() if k not in LAYER_KEYS]
+def _dense(path: Path, idx: int, g, n_in: int | None, last: bool, input_bits: int,
+           rec: bool = False):
+    """One `dense` (or `dense_rec`, rec=True) layer -> (ConnectionLayer, its netx provenance,
+    warnings)."""
+    where = f"layer {idx} ({'dense_rec' if rec else 'dense'})"
+    extra = [k for k in g.keys() if k not in (REC_KEYS if rec else LAYER_KEYS)]
     if extra:
         _refuse(path, f"{where}: key(s) {', '.join(map(repr, extra))} are not supported")
     if "weight" not in g or not isinstance(g["weight"], h5py.Dataset):
@@ -193,8 +202,9 @@ def _dense(path: Path, idx: int, g, n_in: int | None, last: bool, input_bits: in
     n_out, n_layer_in = W.shape
     if n_in is not None and n_layer_in != n_in:
         _refuse(path, f"{where}: weight has {n_layer_in} inputs but the layer before gives {n_in}")
+    W_rec = _weight_rec(path, where, g, n_out) if rec else None
     try:
-        w_netx, nwb, wexp = nr.weight_rule(W)
+        w_netx, nwb, wexp = nr.weight_rule(W if W_rec is None else np.hstack([W, W_rec]))
         D, layout = (nr.broadcast_delay(g["delay"][()], n_out, n_layer_in) if "delay" in g
                      else (np.zeros_like(W), "none"))
     except ValueError as e:
@@ -203,15 +213,49 @@ def _dense(path: Path, idx: int, g, n_in: int | None, last: bool, input_bits: in
         _refuse(path, f"{where}: netx would give these weights {nwb} weight bits, outside "
                       "Lava's 1..8")
     neuron, warnings = _neuron(path, where, g, n_out, last)
+    recurrent = None
+    if W_rec is not None:
+        if "delay" in g and n_layer_in != n_out:
+            _refuse(path, f"{where}: a delay with {n_layer_in} inputs and {n_out} neurons: netx "
+                          "gives the recurrent weights the feed-forward delay array, which "
+                          "needs n_in = n_out")
+        if not neuron["fields"]["spiking"]:
+            _refuse(path, f"{where}: a recurrent layer whose threshold can never be crossed "
+                          "sends no spikes back")
+        if "delay" in g:
+            wexp = 0  # lava-dl 0.6.0 RecurrentDense with delays passes no weight_exp
+        # each part is its own Lava process: clipped and truncated with its own sign mode
+        w_rec = fp.lava_weights(w_netx[:, n_layer_in:], nwb)
+        w_netx = fp.lava_weights(w_netx[:, :n_layer_in], nwb)
+        rpost, rpre = np.nonzero(W_rec)
+        d_rec = D[rpost, rpre] if "delay" in g else np.zeros(rpost.size)  # no delay: Dense
+        recurrent = RecurrentSynapses(
+            pre=rpre.astype(np.int64), post=rpost.astype(np.int64),
+            delay=d_rec.astype(np.int64), weight=w_rec[rpost, rpre].astype(np.int64),
+            weight_exp=wexp, num_weight_bits=nwb)
     post, pre = np.nonzero(W)
     layer = ConnectionLayer(
         name=f"dense{idx}", n_in=n_layer_in, n_out=n_out, pre=pre.astype(np.int64),
         post=post.astype(np.int64), delay=D[post, pre].astype(np.int64),
         weight=w_netx[post, pre].astype(np.int64), weight_exp=wexp, num_weight_bits=nwb,
         neurons=NeuronParams(n=n_out, bias_exp=nr.NETX_BIAS_EXP, **neuron["fields"]),
-        input_message_bits=input_bits)
-    source = {"index": idx, "type": "dense", "delay_layout": layout, **neuron["source"]}
+        input_message_bits=input_bits, recurrent=recurrent)
+    source = {"index": idx, "type": "dense_rec" if rec else "dense", "delay_layout": layout,
+              **neuron["source"]}
     return layer, source, warnings
+
+
+def _weight_rec(path: Path, where: str, g, n_out: int) -> np.ndarray:
+    """A dense_rec layer's weight_rec (n_out, n_out) integers, reshaped as netx does."""
+    if "weight_rec" not in g or not isinstance(g["weight_rec"], h5py.Dataset):
+        _refuse(path, f"{where} has no weight_rec matrix (netx's RecurrentDense needs one)")
+    W = _integers(path, where, "recurrent weights", g["weight_rec"][()])
+    if W.ndim == 1:
+        W = W.reshape(n_out, -1)  # as netx does
+    if W.shape != (n_out, n_out):
+        _refuse(path, f"{where}: weight_rec of shape {W.shape} does not fit its {n_out} neurons "
+                      f"({n_out}, {n_out})")
+    return W
 
 
 def read_netx(path: str | Path, *, time_steps: int = DEFAULT_TIME_STEPS,
@@ -249,12 +293,13 @@ def read_netx(path: str | Path, *, time_steps: int = DEFAULT_TIME_STEPS,
                     n_in = int(np.prod(g["shape"][()]))
                     sources.append({"index": 0, "type": "input"})
                     continue
-                if kind != "dense":
+                if kind not in ("dense", "dense_rec"):
                     what = BLOCKS.get(kind, "a block netx does not define")
-                    _refuse(path, f"layer {idx} ({kind}) is not supported: {what}; only input "
-                                  "and dense layers are")
+                    _refuse(path, f"layer {idx} ({kind}) is not supported: {what}; only input, "
+                                  "dense and dense_rec layers are")
                 layer, src, warn = _dense(path, idx, g, n_in, idx == len(names) - 1,
-                                          int(input_message_bits) if not layers else 0)
+                                          int(input_message_bits) if not layers else 0,
+                                          rec=kind == "dense_rec")
                 layers.append(layer)
                 sources.append(src)
                 warnings += warn
@@ -316,7 +361,7 @@ def netx_to_network(path: str | Path, profile: str = "loihi2", *,
                            "num_message_bits": net.input.num_message_bits},
         "layers": [_summary(L, s) for L, s in zip(net.layers,
                                                    [s for s in info["layers"]
-                                                    if s["type"] == "dense"])],
+                                                    if s["type"] != "input"])],
         "output": "spikes" if net.readout.neurons.spiking else "voltage (non-spiking readout)",
         "profile_check": {"violations": [], "usage": usage(net.layers, mapping)},
         "netx": {"complete": not problems, "problems": problems},
@@ -331,6 +376,7 @@ def _summary(L: ConnectionLayer, src: dict) -> dict:
             "synapses": L.n_synapses, "delay_layout": src["delay_layout"],
             "max_delay": L.max_delay, "weight_exp": L.weight_exp,
             "num_weight_bits": L.num_weight_bits, "du": nrn.du, "dv": nrn.dv, "vth": nrn.vth,
+            "recurrent_synapses": 0 if L.recurrent is None else L.recurrent.n_synapses,
             "bias_nonzero": int(np.count_nonzero(nrn.bias_mant)), "spiking": nrn.spiking,
             "neuron_type": src["neuron_type"], "graded_spike_in_file": src["gradedSpike"]}
 
@@ -345,7 +391,9 @@ def format_report(report: dict) -> str:
                      f"delays {s['delay_layout']} (max {s['max_delay']}), weight_exp "
                      f"{s['weight_exp']}, {s['num_weight_bits']} weight bits, du {s['du']}, "
                      f"dv {s['dv']}, vth {s['vth']}"
-                     + (f", {s['bias_nonzero']} biases" if s["bias_nonzero"] else ""))
+                     + (f", {s['bias_nonzero']} biases" if s["bias_nonzero"] else "")
+                     + (f", {s['recurrent_synapses']} recurrent synapses"
+                        if s.get("recurrent_synapses") else ""))
     lines += [f"  warning: {w}" for w in report["warnings"]]
     if report.get("output_file"):
         lines.append(f"wrote {report['output_file']}")
