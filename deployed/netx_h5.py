@@ -143,9 +143,8 @@ def netx_recurrent_form(L: ConnectionLayer) -> tuple[dict | None, str]:
         return None, (f"netx's joint weight exponent is {wexp}, and with delays netx's "
                       "RecurrentDense passes no weight exponent (it applies 0)")
     for W, part in ((W_ff, w_joint[:, :L.n_in]), (W_rec, w_joint[:, L.n_in:])):
-        applied = fp.lava_weights(part, nwb) if 1 <= nwb <= 8 else None
-        if applied is None or _integer_weights(applied, wexp) is None \
-                or not np.array_equal(_integer_weights(applied, wexp), W):
+        got = _integer_weights(fp.lava_weights(part, nwb), wexp) if 1 <= nwb <= 8 else None
+        if got is None or not np.array_equal(got, W):
             return None, (f"netx's joint weight rule ({nwb} weight bits, exponent {wexp}) does "
                           "not reproduce both parts' weights")
     return {"weight": W_ff, "weight_rec": W_rec, "delay": D}, ""
