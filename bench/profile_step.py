@@ -20,7 +20,7 @@ weight gradient). Prints ms per step per stage with its share, and the top ops b
 
     python bench/profile_step.py [--method structure] [--sparsity 0.9] [--batch 256]
         [--steps 10] [--first-step 1] [--warmup 2] [--threads 1] [--dropout 0] [--top 15]
-        [--json OUT.json] [--note TEXT]
+        [--sigma 1.0] [--dcls-path auto|dense] [--json OUT.json] [--note TEXT]
 
 --json writes {"setup" (with --note, e.g. the code version), "ms_per_step",
 "stages": [{"stage", "ms_per_step", "share"}],
@@ -116,13 +116,16 @@ def attribute(events) -> dict[str, float]:
 
 def profile(method: str = "structure", sparsity: float = 0.9, batch: int = 256, steps: int = 10,
             warmup: int = 2, dropout: float = 0.0, top: int = 15, device: str = "cpu",
-            first_step: int = 1) -> dict:
+            first_step: int = 1, sigma: float = 1.0, dcls_path: str | None = None) -> dict:
     """Profile ``steps`` training steps, global steps ``first_step``, ``first_step + 1``, ...
-    (after ``warmup`` steps); returns the --json document."""
+    (after ``warmup`` steps) at DCLS ``sigma`` (trainer config dcls_path, None = its
+    default); returns the --json document."""
     import importlib
+
     import torch
     tt = importlib.import_module("trainer.train")    # the module (trainer.train is also a function)
     from torch.profiler import ProfilerActivity
+
     from trainer.config import resolve_config
     from trainer.layers import DelayConnection
     from trainer.model import DelaySNN
@@ -131,9 +134,10 @@ def profile(method: str = "structure", sparsity: float = 0.9, batch: int = 256, 
     g = torch.Generator().manual_seed(0)
     x = (torch.rand(batch, 100, 40, generator=g) * 0.08).to(dev)
     y = torch.randint(0, 10, (batch,), generator=g).to(dev)
-    cfg = resolve_config(overrides={"method": method, "sparsity": sparsity, "dropout": dropout})
+    cfg = resolve_config(overrides={"method": method, "sparsity": sparsity, "dropout": dropout,
+                                    "dcls_path": dcls_path})
     model = DelaySNN(40, 10, cfg).to(dev)
-    model.set_sigma(1.0)
+    model.set_sigma(sigma)
     pos = [c.dcls.P for c in model.connections if c.method == "dcls"]
     w = [p for p in model.parameters() if p.requires_grad and all(p is not q for q in pos)]
     opt_w = torch.optim.Adam(w, lr=1e-3)
@@ -148,18 +152,21 @@ def profile(method: str = "structure", sparsity: float = 0.9, batch: int = 256, 
                              [], schedule=schedule, step=i)
 
     sd = importlib.import_module("trainer.sparse_delay")
+    sdc = importlib.import_module("trainer.sparse_dcls")
     patched = {name: getattr(tt, name) for name in
                ("loss_fn", "remove_crossed", "drop_smallest", "regrow")}
     patched_sd = sd.candidate_grad
     patched_cls = {name: getattr(DelayConnection, name)
-                   for name in ("plan", "candidate_grad", "kernel")}
+                   for name in ("plan", "dcls_plan", "candidate_grad", "kernel")}
     handles = _label_modules(model)
     try:
         tt.loss_fn = _labelled(patched["loss_fn"], "loss")
         for name in ("remove_crossed", "drop_smallest", "regrow"):
             setattr(tt, name, _labelled(patched[name], "rewiring"))
         DelayConnection.plan = _labelled(patched_cls["plan"], "delay plan")
+        DelayConnection.dcls_plan = _labelled(patched_cls["dcls_plan"], "delay plan")
         sd.candidate_grad = _labelled(patched_sd, "RigL candidate gradient (sparse path)")
+        sdc.candidate_grad = sd.candidate_grad
         DelayConnection.candidate_grad = _labelled(patched_cls["candidate_grad"], "rewiring")
         DelayConnection.kernel = _labelled(patched_cls["kernel"], "delay kernel construction")
         for i in range(warmup):
@@ -179,7 +186,7 @@ def profile(method: str = "structure", sparsity: float = 0.9, batch: int = 256, 
             setattr(tt, name, fn)
         for name, fn in patched_cls.items():
             setattr(DelayConnection, name, fn)
-        sd.candidate_grad = patched_sd
+        sd.candidate_grad = sdc.candidate_grad = patched_sd
     events = list(prof.events())
     stages = attribute(events)
     total = sum(stages.values())
@@ -193,7 +200,7 @@ def profile(method: str = "structure", sparsity: float = 0.9, batch: int = 256, 
         "setup": {"method": method, "sparsity": sparsity, "batch_size": batch,
                   "shape": "40 -> 256 -> 10", "time_steps": 100, "kernel_size": 25,
                   "dropout": dropout, "profiled_steps": steps, "first_step": first_step,
-                  "device": device,
+                  "device": device, "sigma": sigma, "dcls_path": cfg["dcls_path"],
                   "threads": torch.get_num_threads(),
                   "sparse_path": [bool(c.sparse_path) for c in model.connections],
                   "wall_ms_per_step_profiled": round(wall * 1e3 / steps, 1)},
@@ -219,6 +226,11 @@ def main(argv=None) -> int:
                         "multiples of rewire_interval)")
     p.add_argument("--warmup", type=int, default=2)
     p.add_argument("--dropout", type=float, default=0.0)
+    p.add_argument("--sigma", type=float, default=1.0,
+                   help="DCLS sigma of the profiled steps (default 1.0; the schedule runs from "
+                        "K/2 to 0)")
+    p.add_argument("--dcls-path", choices=["auto", "dense"], default=None,
+                   help="trainer config dcls_path (default: the trainer's, auto)")
     p.add_argument("--threads", type=int, default=1, help="torch CPU threads (>= 1)")
     p.add_argument("--top", type=int, default=15, help="ops listed by self time")
     p.add_argument("--device", default="cpu")
@@ -235,8 +247,10 @@ def main(argv=None) -> int:
         p.error(f"--json: folder {Path(a.json).parent} does not exist")
     import torch
     torch.set_num_threads(a.threads)
+    if a.sigma < 0:
+        p.error("--sigma must be >= 0")
     doc = profile(a.method, a.sparsity, a.batch, a.steps, a.warmup, a.dropout, a.top, a.device,
-                  a.first_step)
+                  a.first_step, a.sigma, a.dcls_path)
     if a.note:
         doc["setup"]["note"] = a.note
     s = doc["setup"]

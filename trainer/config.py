@@ -10,18 +10,22 @@ import math
 import tomllib
 from pathlib import Path
 
-from .layers import METHODS
+from .layers import DCLS_PATHS, METHODS
 
 DEFAULTS_PATH = Path(__file__).with_name("defaults.toml")
 MAX_DELAY_STEPS = 62   # lava-dl netx clamps delays to 62; Lava fixed_pt rejects > 63
 DATASET_NAMES = ("fsdd", "rawhd", "shd", "ssc", "folder", "synthetic", "tts-digits")
 # keys that may differ between a run and its --resume (they do not change the result)
 NON_IDENTITY_KEYS = ("device", "data_dir", "num_threads", "sparse_max_density",
-                     "sparse_max_density_no_delay")
+                     "sparse_max_density_no_delay", "sparse_max_density_dcls")
 # keys added after runs and sweep points were recorded: at these (default) values they change
 # nothing, and identity() leaves them out, so records made before them still match
 LATER_KEYS = {"frontend_norm": "none", "augment_vtlp": 0.0, "augment_time_mask": 0,
-              "augment_freq_mask": 0, "augment_masks": 1}
+              "augment_freq_mask": 0, "augment_masks": 1,
+              # not "nothing" for sparse dcls (sparse path, RigL every 10 sparse-path steps):
+              # dcls records made before the key (dense path) still match; delete them to
+              # retrain on the new path (docs/sparse_training.md, "DCLS at high sparsity")
+              "dcls_path": "auto"}
 
 
 def load_defaults() -> dict:
@@ -91,7 +95,7 @@ def validate_config(cfg: dict) -> None:
     for key in ("sparsity", "tau", "threshold", "surrogate_alpha", "dropout", "lr", "max_lr",
                 "lr_positions", "l1", "sigma_final", "sigma_decay_fraction", "val_fraction",
                 "sigma_end", "rigl_drop_fraction", "rigl_stop_fraction", "deepr_temperature",
-                "sparse_max_density", "sparse_max_density_no_delay",
+                "sparse_max_density", "sparse_max_density_no_delay", "sparse_max_density_dcls",
                 "augment_speed", "augment_noise_db", "input_threshold", "spike_reg",
                 "spike_target", "augment_vtlp"):
         _check_type(cfg, key, (int, float), "a number")
@@ -103,8 +107,12 @@ def validate_config(cfg: dict) -> None:
         _check_type(cfg, key, (int,), "an integer")
     for key in ("dale", "batchnorm", "drop_disconnected"):
         _check_type(cfg, key, (bool,), "true or false")
-    for key in ("dataset", "data_dir", "device", "method", "regrow", "frontend_norm"):
+    for key in ("dataset", "data_dir", "device", "method", "regrow", "frontend_norm",
+                "dcls_path"):
         _check_type(cfg, key, (str,), "a string")
+    if cfg["dcls_path"] not in DCLS_PATHS:
+        raise ValueError(f"dcls_path must be one of {', '.join(DCLS_PATHS)}, got "
+                         f"{cfg['dcls_path']!r}")
     if not 0 <= cfg["sparsity"] < 1:
         raise ValueError(f"sparsity must be in [0, 1), got {cfg['sparsity']}")
     K = cfg["kernel_size"]
@@ -160,7 +168,7 @@ def validate_config(cfg: dict) -> None:
         raise ValueError(f"regrow must be gradient or random, got {cfg['regrow']!r}")
     if cfg["deepr_temperature"] < 0:
         raise ValueError(f"deepr_temperature must be >= 0, got {cfg['deepr_temperature']}")
-    for key in ("sparse_max_density", "sparse_max_density_no_delay"):
+    for key in ("sparse_max_density", "sparse_max_density_no_delay", "sparse_max_density_dcls"):
         if not 0 <= cfg[key] <= 1:
             raise ValueError(f"{key} must be in [0, 1] (0 = always the dense path), got "
                              f"{cfg[key]}")

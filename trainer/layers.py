@@ -26,6 +26,15 @@ Two execution paths, same result (float rounding aside):
                  model passes sparse_max_density, or sparse_max_density_no_delay for no-delay).
                  RigL's candidate gradient is then computed only when asked for
                  (``want_candidate_grad``).
+DCLS kernels (``dcls_path``):
+  dense          (the trainer's issue-27-before behaviour) the dcls package's Gaussian
+                 kernels over all K taps, conv1d, whatever the sparsity.
+  auto           each synapse's Gaussian only on the taps where it is not negligible
+                 (trainer.dcls_taps: the rule, its bound and why it is safe). A sparse layer
+                 whose tap density ``connections * W / (n_out * n_in * K)`` (W kept taps per
+                 synapse, shrinking with sigma) is at most ``dcls_max_density`` runs on
+                 trainer.sparse_dcls; otherwise, and for dense layers, the truncated kernels
+                 run as a dense convolution (trainer.delay_conv). Same result either way.
 """
 from __future__ import annotations
 
@@ -35,9 +44,13 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .dcls_taps import gaussian, width, window, window_mask, window_starts, window_taps
+from .delay_conv import delay_conv
+from .sparse_dcls import TapPlan, build_tap_plan, set_window_starts, sparse_dcls
 from .sparse_delay import CandidateGrad, build_plan, sparse_delay
 
 METHODS = ("dcls", "structure", "structure-multi", "no-delay")
+DCLS_PATHS = ("auto", "dense")
 
 
 def n_connections(n_candidates: int, sparsity: float) -> int:
@@ -52,16 +65,23 @@ class DelayConnection(nn.Module):
     ``method`` chooses how delays are held (module docstring); ``sparsity`` the fraction of
     candidates without a connection (rewired by trainer.rewiring); ``dale`` fixes each
     presynaptic neuron's sign; ``sparse_max_density`` the density up to which the sparse path runs.
+    ``dcls_path`` and ``dcls_max_density``: how DCLS kernels run (module docstring; the
+    trainer's config default is "auto", this constructor's "dense", the earlier behaviour).
     ``synapses()`` lists the existing (pre, post, delay, weight) for the checkpoint."""
     mask: torch.Tensor  # buffers (register_buffer); sign and delay only for some methods
     sign: torch.Tensor
     delay: torch.Tensor
 
     def __init__(self, n_in: int, n_out: int, kernel_size: int, method: str, sparsity: float,
-                 generator: torch.Generator, dale: bool = False, sparse_max_density: float = 0.0):
+                 generator: torch.Generator, dale: bool = False, sparse_max_density: float = 0.0,
+                 dcls_path: str = "dense", dcls_max_density: float = 0.0):
         super().__init__()
         if method not in METHODS:
             raise ValueError(f"unknown method {method!r}; choose one of {', '.join(METHODS)}")
+        if dcls_path not in DCLS_PATHS:
+            raise ValueError(f"unknown dcls_path {dcls_path!r}; choose one of "
+                             f"{', '.join(DCLS_PATHS)}")
+        self.dcls_path, self.dcls_max_density = dcls_path, float(dcls_max_density)
         self.n_in, self.n_out, self.K = int(n_in), int(n_out), int(kernel_size)
         self.method, self.sparsity, self.dale = method, float(sparsity), bool(dale)
         self.sparse = self.sparsity > 0
@@ -103,9 +123,12 @@ class DelayConnection(nn.Module):
         # more (structure-multi below sparsity 1 - 1/K) gets lr / (synapses per pair)
         # (docs/sparse_training.md, "structure-multi learning rate")
         self.lr_scale = 1.0 / max(1.0, n_keep / (n_out * n_in))
-        self.sparse_path = (self.sparse and method != "dcls"
-                            and self.kernel_density <= float(sparse_max_density))
+        self._sparse_static = (self.sparse and method != "dcls"
+                               and self.kernel_density <= float(sparse_max_density))
         self._plan_key, self._plan, self._plan_mask = None, None, None
+        self._tap_key: tuple | None = None
+        self._tap_plan: tuple[torch.Tensor, TapPlan] | None = None
+        self._tap_mask: torch.Tensor | None = None
         self._sink = CandidateGrad()
 
         if method == "dcls":
@@ -139,6 +162,35 @@ class DelayConnection(nn.Module):
         if self.method == "dcls":
             with torch.no_grad():
                 self.dcls.SIG.fill_(float(sigma))
+
+    @property
+    def sparse_path(self) -> bool:
+        """Whether the next training forward runs on a sparse path (trainer.sparse_delay, or
+        trainer.sparse_dcls for a sparse dcls layer with dcls_path "auto" whose tap density,
+        which follows sigma, is at most dcls_max_density)."""
+        if self.method == "dcls":
+            return (self.sparse and self.dcls_path == "auto"
+                    and self.dcls_tap_density() <= self.dcls_max_density)
+        return self._sparse_static
+
+    def dcls_window(self) -> tuple[int, float]:
+        """(W, R): kept taps per synapse and their half-width (taps) at the layer's current
+        sigma (trainer.dcls_taps.window; dcls_path "auto")."""
+        return window(float(width(self.dcls.SIG.detach()).max()), self.K)
+
+    def dcls_tap_density(self) -> float:
+        """connections * W / (n_out * n_in * K): the share of the dense kernel's entries that
+        the truncated kernels keep."""
+        return self.connections() * self.dcls_window()[0] / (self.n_out * self.n_in * self.K)
+
+    def _dcls_gaussians(self) -> torch.Tensor:
+        """Normalised truncated Gaussians of every (post, pre) pair, (n_out, n_in, K)."""
+        W, R = self.dcls_window()
+        center = self.dcls.P[0, :, :, 0] + self.K // 2
+        g = gaussian(center, width(self.dcls.SIG[0, :, :, 0]), self.K)
+        if W < self.K:
+            g = g * window_mask(window_starts(center, R, W, self.K), W, self.K)
+        return g
 
     def integer_delays(self) -> torch.Tensor:
         """Integer delay (steps) of each (post, pre) pair, int64 (n_out, n_in); for
@@ -178,6 +230,8 @@ class DelayConnection(nn.Module):
         if self.method == "no-delay":
             return w.unsqueeze(-1)
         if self.method == "dcls" and not hard:
+            if self.dcls_path == "auto":
+                return w.unsqueeze(-1) * self._dcls_gaussians()
             return self.dcls.DCK(w.unsqueeze(-1), self.dcls.P, self.dcls.SIG)
         tap = (self.K - 1) - self.integer_delays()
         k = torch.zeros(self.n_out, self.n_in, self.K, dtype=w.dtype, device=w.device)
@@ -213,6 +267,36 @@ class DelayConnection(nn.Module):
             self._plan_key = key
         return self._plan
 
+    def dcls_plan(self, T: int, W: int) -> tuple[torch.Tensor, TapPlan]:
+        """(flat candidate index, TapPlan) of the current connections with W taps each, for
+        inputs of T steps; rebuilt when the mask's content, W or T changed."""
+        tensors = (id(self.mask), self.mask.data_ptr(), self.mask.device)
+        key = (tensors, self.mask._version, T, W)
+        if self._tap_key != key or self._tap_plan is None:
+            old, kept = self._tap_key, self._tap_mask
+            if not (old is not None and old[0] == tensors and old[2:] == (T, W)
+                    and kept is not None and torch.equal(kept, self.mask)):
+                nz = torch.nonzero(self.mask.view(-1)).view(-1)
+                post, pre = nz // self.n_in, nz % self.n_in
+                self._tap_plan = (nz, build_tap_plan(post, pre, W, self.n_in, self.n_out,
+                                                     self.K, T))
+                self._tap_mask = self.mask.clone()
+            self._tap_key = key
+        assert self._tap_plan is not None
+        return self._tap_plan
+
+    def _dcls_sparse_forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Truncated DCLS on trainer.sparse_dcls: kept taps of the existing synapses only."""
+        W, R = self.dcls_window()
+        nz, plan = self.dcls_plan(x.shape[2], W)
+        center = self.dcls.P.reshape(-1)[nz] + self.K // 2
+        a = window_starts(center, R, W, self.K)
+        set_window_starts(plan, a)
+        w = self.sign.reshape(-1)[nz] * self.theta.reshape(-1)[nz]
+        taps = w.unsqueeze(1) * window_taps(center, width(self.dcls.SIG.reshape(-1)[nz]),
+                                            self.K, a, W)
+        return sparse_dcls(x, taps, plan, self._sink)
+
     def want_candidate_grad(self, wanted: bool) -> None:
         """Ask the next backward pass of the sparse path for dL/dtheta at every candidate."""
         self._sink.wanted, self._sink.grad = bool(wanted), None
@@ -227,7 +311,10 @@ class DelayConnection(nn.Module):
         g = self._sink.grad
         if g is None:
             raise RuntimeError("candidate_grad: call want_candidate_grad(True) before backward")
-        if self.method == "structure":
+        if self.method == "dcls":     # dL/dk by tap through each candidate's Gaussian
+            with torch.no_grad():
+                g = (g * self._dcls_gaussians()).sum(-1)
+        elif self.method == "structure":
             g = g.gather(2, self.delay.unsqueeze(-1)).squeeze(-1)
         elif self.method == "no-delay":
             g = g[..., 0]
@@ -235,7 +322,12 @@ class DelayConnection(nn.Module):
         return self.sign * g
 
     def forward(self, x: torch.Tensor, hard: bool = False) -> torch.Tensor:
-        if self.sparse_path:
+        if self.method == "dcls":
+            if not hard and self.sparse_path:
+                return self._dcls_sparse_forward(x)
+            if self.dcls_path == "auto":
+                return delay_conv(x, self.kernel(hard))
+        elif self.sparse_path:
             nz, plan = self.plan()
             w = (self.sign.view(-1)[nz] * self.theta.view(-1)[nz])
             return sparse_delay(x, w, plan, self._sink)

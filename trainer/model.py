@@ -35,26 +35,35 @@ class _GradLikeInput(torch.autograd.Function):
 
 
 def _normalise(norm: nn.Module, x: torch.Tensor) -> torch.Tensor:
-    """BatchNorm over (B, N, T); a tensor laid out (N, T, B) in memory (the sparse path's
-    output) is normalised as its (1, N, T*B) view: the same statistics over B*T values per
-    neuron, without a transposed copy."""
+    """BatchNorm over (B, N, T); a tensor laid out (N, T, B) in memory (the structure sparse
+    path's output) is normalised as its (1, N, T*B) view, one laid out (T, N, B) (the DCLS
+    sparse path's) as its (T, N, B) view: the same statistics over B*T values per neuron,
+    without a transposed copy."""
     if isinstance(norm, nn.Identity):
         return x
     B, N, T = x.shape
     ntb = x.permute(1, 2, 0)
-    if not ntb.is_contiguous():
-        return norm(x)
-    return norm(ntb.view(1, N, T * B)).view(N, T, B).permute(2, 0, 1)
+    if ntb.is_contiguous():
+        return norm(ntb.view(1, N, T * B)).view(N, T, B).permute(2, 0, 1)
+    tnb = x.permute(2, 1, 0)
+    if tnb.is_contiguous():
+        return norm(tnb).permute(2, 1, 0)
+    return norm(x)
+
+
+def _setting(cfg: dict, key: str):
+    """cfg[key], or its default (trainer/defaults.toml) for configs written before the key
+    existed (old checkpoints)."""
+    if key in cfg:
+        return cfg[key]
+    from .config import load_defaults
+    return load_defaults()[key]
 
 
 def _max_density(cfg: dict) -> float:
-    """The layers' sparse-path crossover density (trainer/defaults.toml); defaults for configs
-    written before the keys existed (old checkpoints)."""
+    """The layers' sparse-path crossover density (trainer/defaults.toml)."""
     key = "sparse_max_density_no_delay" if cfg["method"] == "no-delay" else "sparse_max_density"
-    if key in cfg:
-        return float(cfg[key])
-    from .config import load_defaults
-    return float(load_defaults()[key])
+    return float(_setting(cfg, key))
 
 
 class DelaySNN(nn.Module):
@@ -63,7 +72,8 @@ class DelaySNN(nn.Module):
     Per hidden layer: DelayConnection -> BatchNorm (optional) -> LIF (trainer.neurons, equations
     there) -> dropout; the readout is a DelayConnection into a leaky integrator. ``cfg`` is a
     resolved trainer config (trainer/defaults.toml: hidden sizes, kernel_size K in steps, method,
-    sparsity, tau in steps, threshold, surrogate_alpha, dropout, batchnorm, dale, seed)."""
+    sparsity, tau in steps, threshold, surrogate_alpha, dropout, batchnorm, dale, seed,
+    dcls_path and the sparse paths' crossover densities)."""
 
     def __init__(self, n_in: int, n_classes: int, cfg: dict):
         super().__init__()
@@ -72,7 +82,9 @@ class DelaySNN(nn.Module):
         density = _max_density(cfg)
         self.connections = nn.ModuleList(
             DelayConnection(a, b, cfg["kernel_size"], cfg["method"], cfg["sparsity"], gen,
-                            dale=cfg["dale"], sparse_max_density=density)
+                            dale=cfg["dale"], sparse_max_density=density,
+                            dcls_path=_setting(cfg, "dcls_path"),
+                            dcls_max_density=float(_setting(cfg, "sparse_max_density_dcls")))
             for a, b in zip(sizes[:-1], sizes[1:]))
         n_hidden = len(cfg["hidden"])
         self.norms = nn.ModuleList(
