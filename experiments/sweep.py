@@ -2,13 +2,14 @@
 trained and evaluated as Ray tasks, one small JSON per point; a report built from those JSONs.
 
     python -m experiments.sweep run [--config experiments/fsdd.toml]
-        [--results docs/results/sweep] [--runs runs/sweep] [--address ADDR]
+        [--results runs/sweep_results] [--runs runs/sweep] [--address ADDR]
         [--device cpu|cuda] [--cpus-per-trial 1] [--num-cpus N] [--epochs N]
         [--groups G ...] [--sparsities S ...] [--seeds N ...] [--dry-run] [--no-progress]
-    python -m experiments.sweep report [--results docs/results/sweep]
-        [--config experiments/fsdd.toml] [--docs docs/results.md] [--readme README.md]
+    python -m experiments.sweep report [--results runs/sweep_results] [--epochs N]
+        [--config experiments/fsdd.toml] [--docs runs/sweep_report/results.md] [--readme README.md]
 
-are thin layers over :func:`run` and :func:`experiments.sweep_report.report` (same defaults).
+are thin layers over :func:`run` and :func:`experiments.sweep_report.report` (same defaults;
+the committed results are made with ``--results docs/results/sweep --docs docs/results.md``).
 
 ``run``: Ray runs the points (experiments.sweep_trial.run_point), densest first. Without
 ``--address`` it starts Ray on this machine (``ray.init``, ``--num-cpus`` default: all cores)
@@ -16,7 +17,9 @@ with one trial per ``--cpus-per-trial`` cores (torch threads = that many), or on
 ``--device cuda``. With ``--address`` (``auto`` or ``HOST:6379`` of a running cluster, see
 ``ray start``) the same tasks run on the cluster: the code travels with the tasks (Ray
 ``py_modules``), while the Python environment, the data folder and ``--runs`` (the trainer's run
-folders) must exist on every node. A point whose JSON is in ``--results`` is done and skipped, so
+folders) must exist on every node; a head with token authentication is used with this machine's
+token, and a cluster that cannot be used is an error within seconds
+(:mod:`experiments.sweep_cluster`). A point whose JSON is in ``--results`` is done and skipped, so
 an interrupted sweep resumes by running the same command (a partly trained run continues from
 its last.pt); a failing point is reported with its log (``RUNS/{point}/trial.log``) and does not
 stop the others. A JSON or run folder made with another config (other epochs, other trainer
@@ -36,15 +39,16 @@ import sys
 import time
 from pathlib import Path
 
-from experiments.sweep_config import load_grid, plan
+from experiments.sweep_cluster import prepare as prepare_cluster
+from experiments.sweep_config import DEFAULT_CONFIG, DEFAULT_RESULTS, load_grid, plan
 from experiments.sweep_report import add_report_arguments, report
 from experiments.sweep_trial import LOG, load_record, run_point
 from trainer.file_io import write_json_atomic
 
 REPO = Path(__file__).resolve().parents[1]
-PACKAGES = ("experiments", "trainer", "export", "lava_runtime", "hw_profiles")
-DEFAULT_CONFIG = "experiments/fsdd.toml"
-DEFAULT_RESULTS = "docs/results/sweep"
+# every top-level package of the checkout: shipped to a cluster's nodes with each task
+PACKAGES = ("delaysnn", "deployed", "experiments", "export", "hw_profiles", "lava_runtime",
+            "trainer")
 DEFAULT_RUNS = "runs/sweep"
 DEVICES = ("cpu", "cuda")
 
@@ -71,9 +75,10 @@ def git_state() -> dict:
 
 def init_ray(address: str | None = None, num_cpus: int | None = None) -> None:
     """Start Ray on this machine (``num_cpus`` default: all cores) or connect to the cluster at
-    ``address``. Local workers import this checkout (PYTHONPATH); on a cluster the packages
-    travel as Ray py_modules. Worker BLAS/OpenMP pools get 1 thread (torch threads are set per
-    trial)."""
+    ``address`` (token authentication and a check within seconds first:
+    :func:`experiments.sweep_cluster.prepare`, ValueError of one line when it fails). Local
+    workers import this checkout (PYTHONPATH); on a cluster the packages travel as Ray
+    py_modules. Worker BLAS/OpenMP pools get 1 thread (torch threads are set per trial)."""
     import ray
 
     env_vars = {"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
@@ -88,7 +93,8 @@ def init_ray(address: str | None = None, num_cpus: int | None = None) -> None:
         runtime_env = {"env_vars": env_vars,
                        "py_modules": [str(REPO / p) for p in PACKAGES],
                        "excludes": ["__pycache__", "*.pyc"]}
-        ray.init(address=address, log_to_driver=False, runtime_env=runtime_env)
+        ray.init(address=prepare_cluster(address), log_to_driver=False,
+                 runtime_env=runtime_env)
 
 
 def _diff(a: dict, b: dict) -> str:
@@ -206,6 +212,7 @@ def run_points(points: list[dict], results: Path, runs: Path, *, device: str = "
     runs_arg = str(runs.resolve()) if not runs.is_absolute() else str(runs)
     pending = {task.remote(p, runs_arg, cpus_per_trial, meta): p for p in points}
     done, failed = [], []
+    # drawn on update (not on the postfix); the last point is drawn once, by close()
     bar = tqdm(total=len(points), desc="sweep", unit="point", disable=not progress)
     try:
         while pending:
@@ -240,8 +247,11 @@ def run_points(points: list[dict], results: Path, runs: Path, *, device: str = "
                     tqdm.write(msg)
                 else:                       # no bar (logs): still one line per point
                     print(msg, flush=True)
-                bar.update(1)
-            bar.set_postfix_str(f"{len(failed)} failed")
+                bar.set_postfix_str(f"{len(failed)} failed", refresh=False)
+                if pending or ref is not ready[-1]:
+                    bar.update(1)
+                else:
+                    bar.n = bar.total
     except BaseException:
         for ref in pending:
             ray.cancel(ref, force=True)
@@ -298,16 +308,16 @@ def run(config: str | Path = DEFAULT_CONFIG, *, results: str | Path = DEFAULT_RE
         check_data(train)
     import ray
 
-    results.mkdir(parents=True, exist_ok=True)
     meta = {**git_state(), "command": command or "experiments.sweep.run(...)"}
     started = not ray.is_initialized()
     if started:
         try:
-            init_ray(address, num_cpus)
-        except (ConnectionError, RuntimeError) as e:   # no cluster there, or refused
+            init_ray(address, num_cpus)    # a cluster that cannot be used: ValueError, at once
+        except (ConnectionError, RuntimeError) as e:   # Ray refused after that check
             raise ValueError(f"cannot start or reach Ray"
                              f"{'' if address is None else ' at ' + address}: "
                              f"{str(e).strip().splitlines()[0]}") from None
+    results.mkdir(parents=True, exist_ok=True)
     try:
         have = ray.cluster_resources()
         need = ("GPU", 1) if device == "cuda" else ("CPU", cpus_per_trial)
@@ -364,7 +374,7 @@ def main(argv: list[str] | None = None) -> int:
     command = "python -m experiments.sweep " + shlex.join(argv)
     try:
         if a.cmd == "report":
-            r = report(a.results, a.docs, config=a.config, readme=a.readme)
+            r = report(a.results, a.docs, config=a.config, readme=a.readme, epochs=a.epochs)
             print(r["summary"])
             return 0
         if a.num_cpus is not None and a.address is not None:

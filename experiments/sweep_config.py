@@ -32,6 +32,10 @@ import re
 import tomllib
 from pathlib import Path
 
+# defaults of `sweep run` and `sweep report`: a user's sweep writes under runs/ (untracked); the
+# committed results are made by passing --results docs/results/sweep (README, docs/results.md)
+DEFAULT_CONFIG = "experiments/fsdd.toml"
+DEFAULT_RESULTS = "runs/sweep_results"
 TOP_KEYS = ("dataset", "data_dir", "epochs", "seeds", "sparsities", "baseline", "set", "group")
 GROUP_KEYS = ("name", "method", "sparsities", "match_synapses", "set", "optional",
               "description")

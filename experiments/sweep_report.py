@@ -1,8 +1,10 @@
-"""The sweep's report, built from the committed point JSONs alone (nothing else is read but the
-grid config, which says which points should exist):
+"""The sweep's report, built from the point JSONs alone (nothing else is read but the grid
+config, which says which points should exist); the committed page and README block are made with
+``--results docs/results/sweep --docs docs/results.md --readme README.md``:
 
-    python -m experiments.sweep report --results docs/results/sweep --docs docs/results.md
-        [--config experiments/fsdd.toml] [--readme README.md]
+    python -m experiments.sweep report [--results runs/sweep_results]
+        [--docs runs/sweep_report/results.md] [--config experiments/fsdd.toml] [--epochs N]
+        [--readme README.md]
 
 writes the markdown page ``--docs``, its plots beside it (``sweep_accuracy_vs_synapses.png``,
 ``sweep_paired_difference.png``, ``sweep_ei_z.png``) and, with ``--readme``, the block between
@@ -25,10 +27,11 @@ import io
 import math
 from pathlib import Path
 
-from experiments.sweep_config import load_grid, plan
+from experiments.sweep_config import DEFAULT_CONFIG, DEFAULT_RESULTS, load_grid, plan
 from experiments.sweep_trial import load_record
 from trainer.file_io import write_bytes_atomic
 
+DEFAULT_DOCS = "runs/sweep_report/results.md"
 PLOT_ACC = "sweep_accuracy_vs_synapses.png"
 PLOT_DIFF = "sweep_paired_difference.png"
 PLOT_EI = "sweep_ei_z.png"
@@ -63,14 +66,15 @@ def load_records(results: str | Path) -> list[dict]:
 
 
 def classify(records: list[dict], grid: dict) -> dict:
-    """{"counted": records matching the grid, "stale": [(name, why)], "extra": [names not in
-    the grid], "missing": [planned points without a counted record], "planned": points,
-    "skipped_groups": messages}."""
+    """{"counted": records matching the grid, "stale": [(name, why)], "stale_diff": per stale
+    record {config key: (its value, the grid's)}, "extra": [names not in the grid], "missing":
+    [planned points without a counted record], "planned": points, "skipped_groups":
+    messages}."""
     from trainer.config import identity
 
     points, skipped_groups = plan(grid)
     by_name = {p["name"]: p for p in points}
-    counted, stale, extra = [], [], []
+    counted, stale, extra, stale_diff = [], [], [], []
     for r in records:
         p = by_name.get(r["name"])
         if p is None:
@@ -78,16 +82,43 @@ def classify(records: list[dict], grid: dict) -> dict:
             continue
         want = identity(p["config"])
         if r["config"] != want:
-            diff = ", ".join(f"{k} {r['config'].get(k)!r} (grid: {want.get(k)!r})"
-                             for k in sorted(set(want) | set(r["config"]))
-                             if r["config"].get(k) != want.get(k))
-            stale.append((r["name"], diff))
+            d = {k: (r["config"].get(k), want.get(k)) for k in sorted(set(want) | set(r["config"]))
+                 if r["config"].get(k) != want.get(k)}
+            stale.append((r["name"], ", ".join(f"{k} {a!r} (grid: {b!r})"
+                                               for k, (a, b) in d.items())))
+            stale_diff.append(d)
             continue
         counted.append(r)
     have = {r["name"] for r in counted}
-    return {"counted": counted, "stale": stale, "extra": extra, "planned": points,
+    return {"counted": counted, "stale": stale, "stale_diff": stale_diff, "extra": extra,
+            "planned": points,
             "missing": [p for p in points if p["name"] not in have],
             "skipped_groups": skipped_groups}
+
+
+def left_out_note(c: dict) -> str:
+    """Why point files of the results folder are not counted (:func:`classify`: made with
+    another config, or not points of the grid) and what to do; "" when every file counts."""
+    out = []
+    n = len(c["stale"])
+    if n:
+        whys = sorted({why for _, why in c["stale"]})
+        epochs = {d["epochs"][0] for d in c["stale_diff"] if "epochs" in d}
+        only_epochs = all(set(d) == {"epochs"} for d in c["stale_diff"]) and len(epochs) == 1
+        them = "them" if n > 1 else "it"
+        out.append(f"{n} point file{'s' if n > 1 else ''} there {'were' if n > 1 else 'was'} "
+                   f"made with another config and {'are' if n > 1 else 'is'} left out ("
+                   + whys[0] + (f"; {len(whys) - 1} other difference(s)" if len(whys) > 1
+                                else "") + "): "
+                   + (f"report {them} with --epochs {next(iter(epochs))}" if only_epochs else
+                      f"report {them} with the --config (and --epochs) {them} were made with")
+                   + ".")
+    k = len(c["extra"])
+    if k:
+        names = ", ".join(c["extra"][:3]) + (", ..." if k > 3 else "")
+        out.append(f"{k} file{'s' if k > 1 else ''} there {'are' if k > 1 else 'is'} not "
+                   f"{'points' if k > 1 else 'a point'} of the grid and left out ({names}).")
+    return " ".join(out)
 
 
 # ----------------------------------------------------------------------------- statistics
@@ -461,16 +492,25 @@ def plots(rows: list[dict], comps: list[dict], group_order: list[str]) -> dict[s
 
 # ----------------------------------------------------------------------------- the report
 
-def report(results: str | Path = "docs/results/sweep", docs: str | Path = "docs/results.md", *,
-           config: str | Path = "experiments/fsdd.toml", readme: str | Path | None = None) -> dict:
+def report(results: str | Path = DEFAULT_RESULTS, docs: str | Path = DEFAULT_DOCS, *,
+           config: str | Path = DEFAULT_CONFIG, readme: str | Path | None = None,
+           epochs: int | None = None) -> dict:
     """Write the docs page, its plots (when there are points) and (with ``readme``) the README
-    block from the point JSONs in ``results``; see the module docstring. Everything is read and
-    checked before anything is written. Returns {"rows", "comparisons", "answer", "ei_answer",
-    "missing", "stale", "extra", "summary", "readme_block"}."""
+    block from the point JSONs in ``results``; see the module docstring. ``epochs`` replaces
+    the grid's epoch count (the points of ``sweep run --epochs``). Everything is read and
+    checked before anything is written (the folder of ``docs`` is made if missing). Returns
+    {"rows", "comparisons", "answer", "ei_answer", "missing", "stale", "extra", "summary",
+    "readme_block"}; the summary says why point files are left out (:func:`left_out_note`)."""
     docs = Path(docs)
-    if not docs.parent.is_dir():
-        raise ValueError(f"--docs {docs}: folder {docs.parent} does not exist")
+    if docs.exists() and not docs.is_file():
+        raise ValueError(f"--docs {docs} exists and is not a file; choose a .md file path")
+    if docs.parent.exists() and not docs.parent.is_dir():
+        raise ValueError(f"--docs {docs}: {docs.parent} is not a folder")
     grid = load_grid(config)
+    if epochs is not None:
+        if isinstance(epochs, bool) or not isinstance(epochs, int) or epochs < 1:
+            raise ValueError(f"epochs must be a positive integer, got {epochs!r}")
+        grid = {**grid, "epochs": epochs}
     readme_text = None
     if readme is not None:
         readme = Path(readme)
@@ -505,9 +545,11 @@ def report(results: str | Path = "docs/results/sweep", docs: str | Path = "docs/
                  f"validation epoch; the test split chooses nothing)")
     status = (f"{n_have} of {n_plan} points of the grid are in `{results}`"
               + ("." if not c["missing"] else f"; {len(c['missing'])} "
-                 f"{'is' if len(c['missing']) == 1 else 'are'} missing (listed below)."))
-    run_cmd = f"python -m experiments.sweep run --config {config} --results {results}"
-    rep_cmd = (f"python -m experiments.sweep report --config {config} --results {results} "
+                 f"{'is' if len(c['missing']) == 1 else 'are'} missing (listed below).")
+              + (f" {note}" if (note := left_out_note(c)) else ""))
+    ep = "" if epochs is None else f" --epochs {epochs}"
+    run_cmd = f"python -m experiments.sweep run --config {config} --results {results}{ep}"
+    rep_cmd = (f"python -m experiments.sweep report --config {config} --results {results}{ep} "
                f"--docs {docs}" + (f" --readme {readme}" if readme is not None else ""))
     md = ["# Results: structure learning against DCLS across sparsity", "",
           "Generated from the point files alone (one JSON per group, sparsity and seed, with "
@@ -516,14 +558,15 @@ def report(results: str | Path = "docs/results/sweep", docs: str | Path = "docs/
     if c["skipped_groups"]:
         md += [f"- {m}." for m in c["skipped_groups"]]
     if n_have:
-        epochs = sorted({r["epochs"] for r in c["counted"]})
+        counted_epochs = sorted({r["epochs"] for r in c["counted"]})
         commits = sorted({(r.get("git_commit") or "?")[:10] + (" (uncommitted changes)"
                                                                 if r.get("git_dirty") else "")
                           for r in c["counted"]})
         machines = sorted({f"{r.get('machine', '?')}, {r.get('device', '?')}"
                            for r in c["counted"]})
         trained_s = sum(r["train_seconds"] for r in c["counted"] if "same_run_as" not in r)
-        md += [f"- Epochs of the counted points: {', '.join(map(str, epochs))}; test samples: "
+        md += [f"- Epochs of the counted points: {', '.join(map(str, counted_epochs))}; test "
+               f"samples: "
                f"{', '.join(map(str, sorted({r['n_test'] for r in c['counted']})))} "
                f"(one sample = {100 / min(r['n_test'] for r in c['counted']):.2f} points).",
                f"- Code: {', '.join(commits)}. Machines: {'; '.join(machines)}.",
@@ -599,7 +642,8 @@ def report(results: str | Path = "docs/results/sweep", docs: str | Path = "docs/
         md.append("")
 
     readme_block = _readme_block(active, grid, config, results, docs, n_have, n_plan, answer,
-                                 ei_answer, c["missing"], control_answer)
+                                 ei_answer, c["missing"], control_answer, run_cmd)
+    docs.parent.mkdir(parents=True, exist_ok=True)
     for name, data in pngs.items():
         write_bytes_atomic(data, docs.parent / name)
     write_bytes_atomic("\n".join(md).encode(), docs)
@@ -644,14 +688,14 @@ def _ei_table(rows: list[dict]) -> str:
 
 
 def _readme_block(active, grid, config, results, docs, n_have, n_plan, answer, ei_answer,
-                  missing, control_answer=()) -> str:
+                  missing, control_answer=(), run_cmd="python -m experiments.sweep run") -> str:
     out = [f"- Grid `{config}`: groups {', '.join(active)} at "
            f"sparsities {', '.join(f'{s:g}' for s in grid['sparsities'])}, "
            f"{len(grid['seeds'])} seeds, {grid['epochs']} epochs. {n_have} of {n_plan} points "
            f"are in `{results}` (details and plots: [{docs}]({docs}))."]
     if not n_have:
         out.append("- **The converged comparison is pending:** no point has been run yet "
-                   "(`python -m experiments.sweep run`).")
+                   f"(`{run_cmd}`).")
         return "\n".join(out)
     if missing:
         out.append(f"- {len(missing)} point{' is' if len(missing) == 1 else 's are'} still "
@@ -663,11 +707,16 @@ def _readme_block(active, grid, config, results, docs, n_have, n_plan, answer, e
 
 
 def add_report_arguments(p) -> None:
-    p.add_argument("--results", default="docs/results/sweep",
-                   help="folder of point JSONs (default docs/results/sweep)")
-    p.add_argument("--config", default="experiments/fsdd.toml",
-                   help="the grid, for the missing points (default experiments/fsdd.toml)")
-    p.add_argument("--docs", default="docs/results.md",
-                   help="markdown page to write; plots go beside it (default docs/results.md)")
+    p.add_argument("--results", default=DEFAULT_RESULTS,
+                   help=f"folder of point JSONs (default {DEFAULT_RESULTS}; the committed "
+                        "ones: docs/results/sweep)")
+    p.add_argument("--config", default=DEFAULT_CONFIG,
+                   help=f"the grid, for the missing points (default {DEFAULT_CONFIG})")
+    p.add_argument("--epochs", type=int, default=None,
+                   help="replace the grid's epochs, as sweep run --epochs did (default: the "
+                        "grid's)")
+    p.add_argument("--docs", default=DEFAULT_DOCS,
+                   help=f"markdown page to write, its folder made if missing; plots go beside "
+                        f"it (default {DEFAULT_DOCS}; the committed one: docs/results.md)")
     p.add_argument("--readme", default=None,
                    help="also rewrite this file's generated sweep block (e.g. README.md)")

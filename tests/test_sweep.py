@@ -152,7 +152,7 @@ def test_point_json_holds_metrics_export_budget_and_analysis(swept):
         assert recs[f"multi-matched_s{ms}_seed0"]["nominal_sparsity"] == s
 
 
-def test_resumed_sweep_runs_only_the_missing_point_and_continues_its_run(swept):
+def test_resumed_sweep_runs_only_the_missing_point_and_continues_its_run(swept, capsys):
     import trainer
 
     config, results, runs, _ = swept
@@ -164,8 +164,10 @@ def test_resumed_sweep_runs_only_the_missing_point_and_continues_its_run(swept):
     res = trainer.train(dict(p["overrides"]), out=runs / FAILING, stop_after_epoch=1,
                         progress=False)
     assert not res.completed
-    r = sw.run(config, results=results, runs=runs, progress=False)
+    capsys.readouterr()
+    r = sw.run(config, results=results, runs=runs, progress=True)
     assert r["done"] == [FAILING] and r["failed"] == []
+    assert capsys.readouterr().err.count("sweep: 100%") == 1     # the bar's last state, once
     assert sorted(r["skipped"]) == sorted(set(NAMES) - {FAILING})
     assert {n: (results / n).stat().st_mtime_ns for n in before} == before
     rec = json.loads((results / f"{FAILING}.json").read_text())
@@ -456,7 +458,8 @@ def test_committed_docs_are_generated_from_the_committed_point_files(tmp_path, m
     monkeypatch.chdir(tmp_path)
     rep.report("docs/results/sweep", "docs/results.md", config="experiments/fsdd.toml",
                readme="README.md")
-    stale = "stale: run python -m experiments.sweep report --docs docs/results.md --readme README.md"
+    stale = ("stale: run python -m experiments.sweep report --results docs/results/sweep "
+             "--docs docs/results.md --readme README.md")
     for rel in ("docs/results.md", "README.md"):
         assert (tmp_path / rel).read_text() == (sw.REPO / rel).read_text(), f"{rel} is {stale}"
 
@@ -470,3 +473,169 @@ def test_committed_point_files_hold_the_issue_keys():
         assert all(k in rec for k in ISSUE_KEYS), f.name
         assert 0 <= rec["test_accuracy"] <= 1 and 0 <= rec["emulator_accuracy"] <= 1
         assert rec["epochs"] >= 40 and rec["synapses"] > 0
+
+
+# ----------------------------------------------------------------------------- defaults, packages
+
+def test_defaults_write_under_runs_and_the_function_defaults_are_the_commands():
+    """A user's sweep and report write under runs/ (untracked), never into docs/results/."""
+    import inspect
+
+    a = sw.build_parser().parse_args(["run"])
+    b = sw.build_parser().parse_args(["report"])
+    for path in (a.results, a.runs, b.results, b.docs):
+        assert Path(path).parts[0] == "runs", path
+    run_defaults = inspect.signature(sw.run).parameters
+    assert (run_defaults["results"].default, run_defaults["runs"].default) == (a.results, a.runs)
+    report_defaults = inspect.signature(rep.report).parameters
+    assert (report_defaults["results"].default, report_defaults["docs"].default) == (b.results,
+                                                                                     b.docs)
+
+
+def test_every_top_level_package_travels_to_a_cluster():
+    """Ray ships PACKAGES with each task: the code a trial imports (deployed, delaysnn included)."""
+    packages = {d.name for d in sw.REPO.iterdir() if (d / "__init__.py").is_file()} - {"tests"}
+    assert set(sw.PACKAGES) == packages
+
+
+# ----------------------------------------------------------------------------- report: folders
+
+def test_report_says_why_points_of_another_config_are_left_out(report_files, tmp_path):
+    """Points made with --epochs 2 against a 3-epoch grid: "0 of 12" says why and what to do,
+    and --epochs 2 reports them; a --docs folder that does not exist yet is made."""
+    config, results, docs, _ = report_files
+    other = _write(tmp_path / "grid3.toml", REPORT_GRID.replace("epochs = 2", "epochs = 3"))
+    r = rep.report(results, docs, config=other)
+    assert r["summary"].splitlines()[0] == (
+        f"0 of 12 points of the grid are in `{results}`; 12 are missing (listed below). 11 point "
+        "files there were made with another config and are left out (epochs 2 (grid: 3)): report "
+        "them with --epochs 2. 1 file there is not a point of the grid and left out "
+        "(dcls_s0.5_seed9).")
+    new_docs = tmp_path / "new" / "folder" / "results.md"
+    r = rep.report(results, new_docs, config=other, epochs=2)
+    assert r["summary"].startswith(f"11 of 12 points of the grid are in `{results}`; 1 is missing")
+    assert new_docs.is_file() and (new_docs.parent / rep.PLOT_ACC).is_file()
+    assert "--epochs 2 --docs" in new_docs.read_text()
+
+
+def test_report_cli_makes_a_missing_docs_folder_and_refuses_a_file_as_folder(report_files,
+                                                                            tmp_path, capsys):
+    config, results, _, _ = report_files
+    docs = tmp_path / "made" / "results.md"
+    assert sw.main(["report", "--results", str(results), "--config", str(config),
+                    "--docs", str(docs)]) == 0
+    assert docs.is_file()
+    blocker = _write(tmp_path / "a_file", "x")
+    assert sw.main(["report", "--results", str(results), "--config", str(config),
+                    "--docs", str(blocker / "results.md")]) == 2
+    assert f"--docs {blocker / 'results.md'}: {blocker} is not a folder" in capsys.readouterr().err
+
+
+# ----------------------------------------------------------------------------- a real cluster
+
+CLUSTER_GRID = TINY.replace("epochs = 2", "epochs = 1").replace("seeds = [0, 1]", "seeds = [0]"
+                                                                ).split("[[group]]")[0] + \
+    '[[group]]\nname = "dcls"\nmethod = "dcls"\n'
+CLUSTER_POINTS = ["dcls_s0.75_seed0", "dcls_s0_seed0"]
+
+
+def _sweep_args(config: Path, root: Path) -> str:
+    return f"--config {config} --results {root / 'R'} --runs {root / 'S'} --no-progress"
+
+
+@pytest.fixture(scope="module")
+def ray_cluster(tmp_path_factory):
+    """A head and a worker node started by the README's cluster commands (token auth on, as
+    `ray get-auth-token --generate` then plain `ray start --head` make it); always stopped, by
+    killing exactly its processes. Skipped with the reason only when Ray cannot start here."""
+    from helpers.ray_cluster import Cluster
+
+    cluster = Cluster(sw.REPO / "README.md", cwd=sw.REPO)
+    try:
+        why = cluster.start()
+        if why is not None:
+            pytest.skip(f"Ray cannot start a head on this machine: {why}")
+        yield cluster
+    finally:
+        cluster.stop()
+
+
+def test_sweep_runs_on_a_cluster_started_as_the_readme_says(ray_cluster, tmp_path):
+    """Issue 29: `ray get-auth-token --generate`, `ray start --head`, a worker with
+    RAY_AUTH_MODE=token and `sweep run --address HEAD:PORT` with the token in ~/.ray/auth_token
+    and no RAY_AUTH_MODE set for the sweep: both points are trained, on the worker (the head
+    has no CPUs), and their JSONs written."""
+    config = _write(tmp_path / "grid.toml", CLUSTER_GRID)
+    assert "RAY_AUTH_MODE" not in ray_cluster.env
+    r = ray_cluster.run("sweep", _sweep_args(config, tmp_path), timeout_s=180)
+    assert r.returncode == 0, "\n".join(ray_cluster.log)
+    assert sorted(p.stem for p in (tmp_path / "R").glob("*.json")) == CLUSTER_POINTS
+    for name in CLUSTER_POINTS:
+        rec = json.loads((tmp_path / "R" / f"{name}.json").read_text())
+        assert rec["epochs"] == 1 and rec["n_test"] == 40 and 0 <= rec["test_accuracy"] <= 1
+    assert "2 points: 0 already done, 2 run now, 0 failed" in r.stdout
+
+
+def test_a_wrong_token_is_refused_with_one_line_saying_token(ray_cluster, tmp_path):
+    """Issue 29 item 4, through the command: exit code 2, one line on stderr, nothing written."""
+    config = _write(tmp_path / "grid.toml", CLUSTER_GRID)
+    env = {**ray_cluster.env, "RAY_AUTH_TOKEN": "not-the-clusters-token"}
+    r = ray_cluster.run("sweep", _sweep_args(config, tmp_path), timeout_s=120, env=env)
+    lines = [ln for ln in r.stderr.splitlines() if ln.strip()]
+    assert r.returncode == 2 and len(lines) == 1, r.stderr
+    assert lines[0] == "error: " + _wrong_token(ray_cluster.address, ray_cluster.home)
+    assert not (tmp_path / "R").exists()
+
+
+def _wrong_token(address: str, home: Path) -> str:
+    return (f"the Ray cluster at {address} rejected the authentication token from the "
+            "RAY_AUTH_TOKEN environment variable: it is not the cluster's token; copy the head's "
+            "token file (~/.ray/auth_token on the head; `ray get-auth-token` prints it) to "
+            f"{home / '.ray' / 'auth_token'} here, or set RAY_AUTH_TOKEN to its content")
+
+
+# experiments.sweep.init_ray(address) in one process, timed: nothing listening, no token (HOME
+# without ~/.ray/auth_token), a wrong token (RAY_AUTH_TOKEN), in that order (Ray's auth mode
+# is process-wide: the first two leave it unset)
+CONNECT = """
+import json, os, sys, time
+from experiments.sweep import init_ray
+out = []
+for address, env in json.loads(sys.argv[1]):
+    os.environ.update(env)
+    t0 = time.perf_counter()
+    try:
+        init_ray(address); error = None
+    except ValueError as e:
+        error = str(e)
+    out.append({"error": error, "seconds": time.perf_counter() - t0})
+print(json.dumps(out))
+"""
+
+
+def test_a_cluster_that_cannot_be_used_is_an_error_within_seconds(ray_cluster, tmp_path):
+    """Unreachable, no token, wrong token: each a one-line ValueError within 5 s of calling
+    init_ray (Ray alone retries for about 20 s, or minutes at a closed port)."""
+    import shlex
+
+    from helpers.ray_cluster import free_port, shell
+
+    home = tmp_path / "home"          # no ~/.ray/auth_token
+    home.mkdir()
+    port = free_port()
+    cases = [(f"127.0.0.1:{port}", {}), (ray_cluster.address, {}),
+             (ray_cluster.address, {"RAY_AUTH_TOKEN": "not-the-clusters-token"})]
+    env = {**ray_cluster.env, "HOME": str(home)}
+    r = shell(f"python -c {shlex.quote(CONNECT)} {shlex.quote(json.dumps(cases))}", env,
+              sw.REPO, 120)
+    assert r.returncode == 0, r.stderr[-3000:]
+    unreachable, no_token, wrong = json.loads(r.stdout)
+    assert unreachable["error"].startswith(f"cannot reach Ray at 127.0.0.1:{port}")
+    assert f"`ray start --head --port {port}`" in unreachable["error"]
+    assert no_token["error"] == (
+        f"the Ray cluster at {ray_cluster.address} requires token authentication and this "
+        "machine has no token: copy the head's token file (~/.ray/auth_token on the head; "
+        f"`ray get-auth-token` prints it) to {home / '.ray' / 'auth_token'} here, or set "
+        "RAY_AUTH_TOKEN to its content")
+    assert wrong["error"] == _wrong_token(ray_cluster.address, home)
+    assert [c["seconds"] < 5 for c in (unreachable, no_token, wrong)] == [True] * 3
