@@ -347,7 +347,9 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--runs", default=DEFAULT_RUNS,
                    help=f"trainer run folders, on every node (default {DEFAULT_RUNS})")
     r.add_argument("--address", default=None,
-                   help="Ray cluster address (auto or HOST:PORT); default: start Ray here")
+                   help="Ray cluster address (auto or HOST:PORT; a token-authenticated head "
+                        "needs its token in ~/.ray/auth_token or RAY_AUTH_TOKEN here); default: "
+                        "start Ray here")
     r.add_argument("--device", default="cpu", choices=DEVICES,
                    help="cpu: one trial per --cpus-per-trial cores; cuda: one per GPU")
     r.add_argument("--cpus-per-trial", type=int, default=1,
