@@ -11,14 +11,19 @@ Memory model (bits, per postsynaptic neuron j of connection layer k; a per-core 
 - neuron state: u and v (``state_bits`` each) and bias_mant (``bias_mant_bits``);
 - delay accumulators: a per-synapse delay needs one dendritic accumulator slot per delay value per
   neuron: ``(max_delay_k + 1) * state_bits`` for each neuron of layer k (Lava's DelayDense holds
-  a (n_out, max_delay + 1) buffer; without delays one slot remains, the next step's input).
+  a (n_out, max_delay + 1) buffer; without delays one slot remains, the next step's input);
+- recurrent synapses (``layer.recurrent``, among the layer's own neurons) cost like the others:
+  weight (their own ``num_weight_bits`` where set), delay (``ceil(log2(max recurrent delay +
+  1))`` bits) and post index bits each, and the accumulators cover max(feed-forward, recurrent)
+  delay + 1 slots.
 
 Mapping: neurons are placed in order (layer 0's, then layer 1's, ...) on the current core while
 it stays within ``neurons_per_core``, ``memory_bytes_per_core`` and ``max_fan_in`` (distinct
-presynaptic axons: (source layer, neuron) pairs); otherwise a new core starts. A neuron that alone
-breaks a limit still gets a core of its own (deployed.limits reports that core). Consecutive
-layers may share a core. Output axons per core count, per neuron, the distinct cores its spikes
-go to.
+presynaptic axons: (source layer, neuron) pairs; a recurrent layer's own neurons are input axons
+of its cores too); otherwise a new core starts. A neuron that alone breaks a limit still gets a
+core of its own (deployed.limits reports that core). Consecutive layers may share a core. Output
+axons per core count, per neuron, the distinct cores its spikes go to (the next layer's and, for
+a recurrent layer, its own).
 """
 from __future__ import annotations
 
@@ -37,10 +42,25 @@ def max_delay(layer) -> int:
     return int(layer.delay.max()) if layer.delay.size else 0
 
 
+def recurrent_of(layer):
+    """The layer's recurrent synapses (anything with pre, post, delay), or None."""
+    rec = getattr(layer, "recurrent", None)
+    return rec if rec is not None and len(rec.pre) else None
+
+
+def max_recurrent_delay(layer) -> int:
+    """Largest recurrent delay in steps (0 without recurrent synapses)."""
+    rec = recurrent_of(layer)
+    return int(np.max(rec.delay)) if rec is not None else 0
+
+
+def _bits_for(d: int) -> int:
+    return math.ceil(math.log2(d + 1)) if d > 0 else 0
+
+
 def delay_bits(layer) -> int:
     """Bits to store one synapse's delay in this layer (0 when every delay is 0)."""
-    d = max_delay(layer)
-    return math.ceil(math.log2(d + 1)) if d > 0 else 0
+    return _bits_for(max_delay(layer))
 
 
 def index_bits(layer) -> int:
@@ -67,10 +87,17 @@ def layer_memory(layer, weight_bits: int, state_bits: int = LAVA_STATE_BITS,
     per_syn = weight_bits + delay_bits(layer) + index_bits(layer)
     n_syn = np.bincount(layer.post, minlength=layer.n_out).astype(np.int64)
     n = layer.n_out
+    syn_bits = n_syn * per_syn
+    rec = recurrent_of(layer)
+    if rec is not None:
+        rec_bits = (getattr(rec, "num_weight_bits", weight_bits)
+                    + _bits_for(max_recurrent_delay(layer)) + index_bits(layer))
+        syn_bits = syn_bits + np.bincount(rec.post, minlength=n).astype(np.int64) * rec_bits
+    slots = max(max_delay(layer), max_recurrent_delay(layer)) + 1
     return LayerMemory(
-        synapse_bits=n_syn * per_syn,
+        synapse_bits=syn_bits,
         state_bits=np.full(n, 2 * state_bits + bias_mant_bits, dtype=np.int64),
-        accumulator_bits=np.full(n, (max_delay(layer) + 1) * state_bits, dtype=np.int64))
+        accumulator_bits=np.full(n, slots * state_bits, dtype=np.int64))
 
 
 def network_memory_bytes(layers, weight_bits, state_bits: int = LAVA_STATE_BITS,
@@ -116,12 +143,19 @@ def map_to_cores(layers, weight_bits, neurons_per_core: int | None = None,
 
     for k, (layer, bits) in enumerate(zip(layers, weight_bits)):
         mem = layer_memory(layer, bits, state_bits, bias_mant_bits).total_bits
-        order = np.argsort(layer.post, kind="stable")
-        bounds = np.searchsorted(layer.post[order], np.arange(layer.n_out + 1))
-        pres_sorted = layer.pre[order]
+        # input axons: (k, pre) for layer k's input, (k + 1, pre) for its own neurons (the axons
+        # layer k + 1 reads too)
+        rec = recurrent_of(layer)
+        post = np.asarray(layer.post) if rec is None else np.r_[layer.post, rec.post]
+        axon = (np.c_[np.full(len(layer.pre), k), layer.pre] if rec is None else
+                np.r_[np.c_[np.full(len(layer.pre), k), layer.pre],
+                      np.c_[np.full(len(rec.pre), k + 1), rec.pre]])
+        order = np.argsort(post, kind="stable")
+        bounds = np.searchsorted(post[order], np.arange(layer.n_out + 1))
+        axons_sorted = axon[order]
         cores = np.empty(layer.n_out, dtype=np.int64)
         for j in range(layer.n_out):
-            need_axons = {(k, int(p)) for p in np.unique(pres_sorted[bounds[j]:bounds[j + 1]])}
+            need_axons = {(int(a), int(p)) for a, p in axons_sorted[bounds[j]:bounds[j + 1]]}
             need = int(mem[j])
             c = len(neurons) - 1
             if not (neurons
@@ -140,10 +174,17 @@ def map_to_cores(layers, weight_bits, neurons_per_core: int | None = None,
 
     n_cores = len(neurons)
     fan_out_arr = np.zeros(n_cores, dtype=np.int64)
-    for k in range(1, len(layers)):
-        layer, src_core = layers[k], core_of[k - 1]
-        dst = np.unique(layer.pre * n_cores + core_of[k][layer.post])  # (pre, dest core) pairs
-        np.add.at(fan_out_arr, src_core[dst // n_cores], 1)
+    for k in range(len(layers)):  # the neurons of layer k: to layer k + 1 and to their own
+        pairs = []  # (neuron, destination core)
+        if k + 1 < len(layers):
+            nxt = layers[k + 1]
+            pairs.append(nxt.pre * n_cores + core_of[k + 1][nxt.post])
+        rec = recurrent_of(layers[k])
+        if rec is not None:
+            pairs.append(np.asarray(rec.pre) * n_cores + core_of[k][np.asarray(rec.post)])
+        if pairs:
+            dst = np.unique(np.concatenate(pairs))
+            np.add.at(fan_out_arr, core_of[k][dst // n_cores], 1)
     return CoreMapping(core_of=core_of, n_cores=n_cores, neurons=neurons,
                        memory_bytes=[-(-b // 8) for b in mem_bits],
                        fan_in=[len(a) for a in axons], fan_out=[int(x) for x in fan_out_arr],

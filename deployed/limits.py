@@ -7,7 +7,9 @@ read the same. A limit the profile does not set is not checked; each violation c
 profile's source for the limit.
 
 Per-core limits (neurons, bytes, fan-in, fan-out per core; cores per chip and chips) are checked
-on deployed.cores.map_to_cores's greedy mapping. Each violation also says what to do next
+on deployed.cores.map_to_cores's greedy mapping. Recurrent synapses count everywhere feed-forward
+ones do; `max_delay` applies to their delays too (the violation names the layer, its detail
+begins with "recurrent synapses"). Each violation also says what to do next
 (`fix`, beginning with one of FIX_KINDS; `fix_option` when an export option removes it), and
 `next_step` sums a refusal up in one line.
 """
@@ -18,7 +20,13 @@ from dataclasses import dataclass, replace
 import numpy as np
 
 from deployed import fixed_point as fp
-from deployed.cores import LAVA_BIAS_MANT_BITS, LAVA_STATE_BITS, CoreMapping, map_to_cores
+from deployed.cores import (
+    LAVA_BIAS_MANT_BITS,
+    LAVA_STATE_BITS,
+    CoreMapping,
+    map_to_cores,
+    recurrent_of,
+)
 
 PER_CORE = ("neurons_per_core", "synapse_memory_bytes_per_core", "max_fan_in")
 
@@ -64,6 +72,11 @@ def _fix(v: Violation, profile) -> tuple[str, str]:
             return f"export option: {opt} (input features as {lim}-bit graded spikes)", opt
         return (f"another profile: {name} takes binary spikes only and this exporter sends the "
                 "input features as graded spikes (e.g. loihi2 takes them)"), ""
+    if v.key == "max_delay" and v.detail.startswith(RECURRENT):
+        return (f"another network: retrain with --set recurrent_kernel_size={lim + 1} "
+                f"(recurrent delays 0..{lim}), or a profile with longer delays"
+                if v.limit else "another network: one without recurrent delays (no-delay), or "
+                "a profile with delays"), ""
     if v.key == "max_delay" and v.limit == 0:
         return ("another network: one without synaptic delays (train with --method no-delay), "
                 "or a profile with delays"), ""
@@ -86,6 +99,9 @@ def _fix(v: Violation, profile) -> tuple[str, str]:
     field = v.key.removesuffix("_bits")
     return (f"another profile with a wider {field} field than {name}'s, or another network "
             f"whose {field} fits"), ""
+
+
+RECURRENT = "recurrent synapses"  # how a recurrent delay violation's detail begins
 
 
 def _with_fixes(viol: list[Violation], profile) -> list[Violation]:
@@ -144,13 +160,19 @@ def check_structure(layers, profile, *, num_message_bits: int = 8, weight_bits=8
 
     no_delays = _lim(profile, "supports_delays") is False
     for L in layers:
-        d = int(L.delay.max()) if L.delay.size else 0
-        if no_delays and d > 0:
-            viol.append(Violation(L.name, "max_delay", d, 0, "the profile has no synaptic delays",
-                                  _violation(profile, "", "supports_delays", 0, 0).source))
-        elif not no_delays:
-            n_over = int(np.sum(L.delay > (_lim(profile, "max_delay") or 0)))
-            over(L.name, "max_delay", d, f"{n_over} synapse(s) above the limit")
+        rec = recurrent_of(L)
+        for delays, what in ((L.delay, ""), (np.asarray(rec.delay) if rec is not None else None,
+                                             f"{RECURRENT}: ")):
+            if delays is None:
+                continue
+            d = int(delays.max()) if delays.size else 0
+            if no_delays and d > 0:
+                viol.append(Violation(L.name, "max_delay", d, 0,
+                                      f"{what}the profile has no synaptic delays",
+                                      _violation(profile, "", "supports_delays", 0, 0).source))
+            elif not no_delays:
+                n_over = int(np.sum(delays > (_lim(profile, "max_delay") or 0)))
+                over(L.name, "max_delay", d, f"{what}{n_over} synapse(s) above the limit")
     over("input", "graded_spike_bits", num_message_bits,
          "input features enter as graded spikes of this many bits")
     for L, bits in zip(layers, _per_layer(weight_bits, layers)):
@@ -209,6 +231,14 @@ def check_numeric(net, profile) -> list[Violation]:
             bad = int(np.sum(applied != L.weight))
             viol.append(Violation(L.name, "weight_bits", bad, 0,
                                   "synapse weights that Lava's clip/truncate would change"))
+        rec = recurrent_of(L)
+        if rec is not None:
+            bad = sum(int(np.sum(fp.lava_weights(w, rec.num_weight_bits) != w))
+                      for w, _d in rec.slots(L.n_out))
+            if bad:
+                viol.append(Violation(L.name, "weight_bits", bad, 0,
+                                      f"{RECURRENT}: weights that Lava's clip/truncate would "
+                                      "change"))
         n = L.neurons
         for key, value in (("du_bits", n.du), ("dv_bits", n.dv), ("vth_bits", n.vth),
                            ("bias_exp_bits", n.bias_exp)):

@@ -7,6 +7,8 @@ Semantics (docs/design.md section 2), per sample, per layer, per step t = 0..T-1
     layers with a synaptic current (CkptLayer.du < 4095, only from export.from_nir, Lava's u):
     i[t] = current_decay * i[t-1] + (I[t] - b);  v[t] = decay * v[t-1] + i[t] + b
     spike[t] = v[t] > threshold;  v[t] = 0 where spike      (hidden layers)
+    recurrent layers (CkptLayer.recurrent): I[t] += sum_rec w * spike[t - 1 - delay] (after
+    BatchNorm; spikes before step 0 are 0), inside the time loop
     readout: the same without spikes; prediction = argmax_c sum_t softmax(v_readout[t])_c
 
 Inputs of the first layer are the float features (N, T, C), gated by the input event threshold
@@ -23,7 +25,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from deployed.network import gate_events
-from trainer.checkpoint import Checkpoint, load_checkpoint
+from trainer.checkpoint import Checkpoint, RecurrentFloat, load_checkpoint
 
 
 @dataclass
@@ -85,6 +87,28 @@ def synaptic_input(x: np.ndarray, mats: list[tuple[int, sp.csr_matrix]], n_out: 
     return out.transpose(1, 2, 0)
 
 
+class RecurrentInput:
+    """A layer's recurrent synapses as one sparse (n, L * n) matrix over a window of its last
+    L = max delay + 1 spike steps (oldest first: spike[t - 1 - d] is block L - 1 - d), so each
+    step costs one product over the recurrent synapses for all samples (duplicates summed)."""
+
+    def __init__(self, rec: RecurrentFloat, n: int):
+        self.L, self.n = int(rec.delay.max()) + 1 if rec.delay.size else 1, n
+        cols = (self.L - 1 - rec.delay) * n + rec.pre
+        self.M = sp.coo_matrix((rec.weight, (rec.post, cols)), shape=(n, self.L * n)).tocsr()
+
+    def history(self, T: int, N: int) -> np.ndarray:
+        """Spike history (L + T, n, N), zero before step 0: row L + t holds spike[t]."""
+        return np.zeros((self.L + T, self.n, N))
+
+    def current(self, hist: np.ndarray, t: int) -> np.ndarray:
+        """(N, n) recurrent current at step t."""
+        return np.asarray(self.M @ hist[t:t + self.L].reshape(self.L * self.n, -1)).T
+
+    def store(self, hist: np.ndarray, t: int, spikes: np.ndarray) -> None:
+        hist[self.L + t] = spikes.T
+
+
 def _as_checkpoint(model) -> Checkpoint:
     if isinstance(model, Checkpoint):
         return model
@@ -108,25 +132,31 @@ def simulate_float(model: Checkpoint | str | Path, x, *, keep_spikes: bool = Fal
     for L in ck.layers:
         a, b = L.bn_affine()
         wf = L.weight * a[L.post]
-        prepared.append((L, delay_matrices(L.pre, L.post, L.delay, wf, L.n_in, L.n_out), b))
+        prepared.append((L, delay_matrices(L.pre, L.post, L.delay, wf, L.n_in, L.n_out), b,
+                         None if L.recurrent is None else RecurrentInput(L.recurrent, L.n_out)))
     n_layers = len(ck.layers)
     agg = [dict(cur=0.0, vmin=0.0, vmax=0.0, spikes=0.0, count=0) for _ in ck.layers]
     readouts: list[np.ndarray] = []
     spikes_all: list[list[np.ndarray]] = [[] for _ in range(n_layers - 1)]
     for start in range(0, x.shape[0], batch_size):
         h = x[start:start + batch_size]
-        for li, (L, mats, b) in enumerate(prepared):
+        for li, (L, mats, b, rin) in enumerate(prepared):
             I = synaptic_input(h, mats, L.n_out) + b
             N, T, _ = I.shape
             v = np.zeros((N, L.n_out))
             rec = np.zeros((N, T, L.n_out))
             vmin, vmax = 0.0, 0.0
             cur, i_max = np.zeros((N, L.n_out)), 0.0
+            hist = rin.history(T, N) if rin is not None else np.empty(0)
             for t in range(T):
+                I_t = I[:, t]
+                if rin is not None:
+                    I_t = I_t + rin.current(hist, t)
+                    i_max = max(i_max, float(np.abs(I_t).max()) if I_t.size else 0.0)
                 if L.du == 4095:
-                    v = L.decay * v + I[:, t]
+                    v = L.decay * v + I_t
                 else:  # synaptic current state (Lava u); the bias enters v, as in Lava
-                    cur = L.current_decay * cur + (I[:, t] - b)
+                    cur = L.current_decay * cur + (I_t - b)
                     i_max = max(i_max, float(np.abs(cur).max()) if cur.size else 0.0)
                     v = L.decay * v + cur + b
                 vmin, vmax = min(vmin, float(v.min())), max(vmax, float(v.max()))
@@ -134,6 +164,8 @@ def simulate_float(model: Checkpoint | str | Path, x, *, keep_spikes: bool = Fal
                     s = v > L.threshold
                     rec[:, t] = s
                     v = np.where(s, 0.0, v)
+                    if rin is not None:
+                        rin.store(hist, t, s)
                 else:
                     rec[:, t] = v
             st = agg[li]

@@ -26,6 +26,14 @@ wraps; |v| within the clip of +/-(2^23 - 1) for negative voltages; bias mantissa
 vth 17-bit; for the readout, |v| <= vth_max << 6 so it never spikes. The ranges of a_in and v
 are measured by a float simulation over calibration features and multiplied by `headroom`.
 
+Recurrent synapses (CkptLayer.recurrent, float current per spike added after BatchNorm) get
+their own scale in the layer's a_in units, their input being a spike of 1: W_r = round(s_l *
+w_r * 2^j_r) with their own sign mode, truncation k_r and exponent weight_exp_r = -(k_r + j_r),
+j_r the shift that puts their largest weight at the top of their range (negative, a left shift,
+when they are large next to s_l; never below -(7 + k_r), Loihi's largest exponent 7; with
+`netx_exact` never above 0). They do not limit s_l; their current is part of the measured a_in
+range (export.float_reference).
+
 Two options change that choice (export.fidelity uses them when the fixed point loses accuracy;
 both default to off, which is the rule above):
 - `scale_factors[l]` = f >= 1 multiplies s_l, up to the limits that cannot be exceeded without
@@ -52,14 +60,16 @@ from deployed.network import (
     DeployedNetwork,
     InputEncoding,
     NeuronParams,
+    RecurrentSynapses,
     connected_pairs,
 )
 from export.errors import ExportError
 from export.float_reference import FloatResult
-from trainer.checkpoint import Checkpoint
+from trainer.checkpoint import Checkpoint, RecurrentFloat
 
 # Loihi's weight exponent is a signed 4-bit field (-8..7); export never goes below -8.
 MIN_WEIGHT_EXP_ABS = 8
+MAX_WEIGHT_EXP = 7
 
 # Lava's own widths, used when a profile does not set the corresponding limit.
 LAVA_BITS = {"weight_bits": 8, "du_bits": 12, "dv_bits": 12, "vth_bits": 17,
@@ -198,10 +208,13 @@ def quantize(ck: Checkpoint, enc: InputEncoding, calib: FloatResult, qs: QuantSe
         neurons = NeuronParams(n=L.n_out, du=int(L.du), dv=int(L.dv), vth=int(vth),
                                bias_mant=bias_mant, bias_exp=fp.NETX_BIAS_EXP,
                                spiking=L.spiking, v_scale=1.0 / (64.0 * s))
+        rec, rec_info = (None, None) if L.recurrent is None else \
+            _recurrent(L.recurrent, L.n_out, s, qs)
         layers.append(ConnectionLayer(
             name=L.name, n_in=L.n_in, n_out=L.n_out, pre=L.pre.copy(), post=L.post.copy(),
             delay=L.delay.copy(), weight=w_applied, weight_exp=-(k + j),
-            num_weight_bits=qs.weight_bits, neurons=neurons, input_message_bits=input_bits))
+            num_weight_bits=qs.weight_bits, neurons=neurons, input_message_bits=input_bits,
+            recurrent=rec))
         err = W / (s * 2 ** j) - wp
         wmax = max(pos, neg)
         infos.append({
@@ -223,10 +236,54 @@ def quantize(ck: Checkpoint, enc: InputEncoding, calib: FloatResult, qs: QuantSe
             "v_scale": neurons.v_scale,
             "calibration": st.to_dict(),
         })
+        if rec_info is not None:  # only for recurrent layers: feed-forward infos unchanged
+            infos[-1]["recurrent"] = rec_info
     net = DeployedNetwork(layers=layers, input=enc, class_names=list(ck.class_names),
                           profile_name=profile_name, profile_version=profile_version,
                           meta=dict(meta or {}))
     return net, infos
+
+
+def _recurrent(R: RecurrentFloat, n: int, s: float, qs: QuantSettings
+               ) -> tuple[RecurrentSynapses, dict]:
+    """A layer's recurrent synapses at the layer's scale s (a_in units per float current unit;
+    input: a spike of 1) with their own sign mode and exponent (module docstring)."""
+    wr = np.asarray(R.weight, dtype=np.float64)
+    mode = fp.sign_mode(wr)
+    k = fp.truncate_bits(mode, qs.weight_bits)
+    qlo, qhi = fp.representable_range(mode, qs.weight_bits)
+    if mode == fp.SIGN_MIXED and connected_pairs(n, R.post, R.pre) < R.post.size:
+        qlo = -qhi  # several slots, each its own sign mode (as for feed-forward synapses)
+    pos, neg = (wr.max() if wr.size else 0.0), (-wr.min() if wr.size else 0.0)
+    fit = min(qhi / pos if pos > 0 else math.inf, -qlo / neg if neg > 0 else math.inf)
+    j = 0
+    if math.isfinite(fit):
+        j = min(int(math.floor(math.log2(fit / s))), MIN_WEIGHT_EXP_ABS - k)
+        j = max(j, -(MAX_WEIGHT_EXP + k))
+        if qs.netx_exact:
+            j = min(j, 0)
+    W_round = np.rint(wr * s * 2.0 ** j)
+    W = np.clip(W_round, qlo, qhi).astype(np.int64)
+    zeroed = (W == 0) & (wr != 0)
+    kept = int(zeroed.sum()) if qs.keep_zeroed else 0
+    if qs.keep_zeroed:
+        W[zeroed] = np.sign(wr[zeroed]).astype(np.int64)
+    w_applied = W << k
+    err = W / (s * 2.0 ** j) - wr
+    wmax = max(pos, neg)
+    syn = RecurrentSynapses(pre=R.pre.astype(np.int64), post=R.post.astype(np.int64),
+                            delay=R.delay.astype(np.int64), weight=w_applied,
+                            weight_exp=-(k + j), num_weight_bits=qs.weight_bits)
+    info = {"synapses": syn.n_synapses, "max_delay": syn.max_delay, "sign_mode": mode,
+            "weight_exp": syn.weight_exp, "extra_shift": j,
+            "W_range": [int(W.min()) if W.size else 0, int(W.max()) if W.size else 0],
+            "W_representable": [qlo, qhi],
+            "weight_rms_error_rel": float(np.sqrt(np.mean(err ** 2)) / wmax) if wmax > 0 else 0.0,
+            "weight_max_error_rel": float(np.abs(err).max() / wmax) if wmax > 0 else 0.0,
+            "synapses_quantized_to_zero": int(np.sum((W == 0) & (wr != 0))),
+            "synapses_kept_at_smallest_level": kept,
+            "synapses_clipped": int(np.sum((W_round < qlo) | (W_round > qhi)))}
+    return syn, info
 
 
 # limits a scale factor may not pass: vth's width, and the measured ranges (headroom removed)

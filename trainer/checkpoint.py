@@ -283,8 +283,9 @@ def checkpoint_from_dict(d: dict, path: str = "<dict>") -> Checkpoint:
                 if bn[k].shape != (n_out,):
                     raise CheckpointError(f"{where}: bn.{k} has shape {bn[k].shape}, "
                                       f"expected ({n_out},)")
+        rec = _recurrent(L.get("recurrent"), where, n_out, last)
         layers.append(CkptLayer(name, n_in, n_out, pre, post, delay.astype(np.int64), weight,
-                                bn, decay, dv, threshold, spiking))
+                                bn, decay, dv, threshold, spiking, recurrent=rec))
     names = [L.name for L in layers]
     if len(set(names)) != len(names):
         raise CheckpointError(f"{path}: layer names repeat: {names}")
@@ -304,6 +305,38 @@ def checkpoint_from_dict(d: dict, path: str = "<dict>") -> Checkpoint:
                       data_recipe=dict(recipe), config=dict(d.get("config") or {}),
                       epoch=int(d.get("epoch", -1)),
                       val_accuracy=None if va is None else float(va))
+
+
+def _recurrent(rec, where: str, n_out: int, last: bool) -> RecurrentFloat | None:
+    """A layer dict's optional "recurrent" entry -> RecurrentFloat (None when absent), checked
+    like the feed-forward synapses."""
+    if rec is None:
+        return None
+    if last:
+        raise CheckpointError(f"{where}: the readout (last layer) cannot have recurrent synapses")
+    if not isinstance(rec, dict):
+        raise CheckpointError(f"{where}: 'recurrent' must be a dict of pre, post, delay, weight, "
+                              f"got {type(rec).__name__}")
+    try:
+        pre = _np(rec["pre"], np.int64, f"{where} recurrent pre")
+        post = _np(rec["post"], np.int64, f"{where} recurrent post")
+        delay = _np(rec["delay"], np.float64, f"{where} recurrent delay")
+        weight = _np(rec["weight"], np.float64, f"{where} recurrent weight")
+    except KeyError as e:
+        raise CheckpointError(f"{where}: recurrent is missing field {e}") from e
+    R = pre.shape[0] if pre.ndim == 1 else -1
+    for arr, nm in ((pre, "pre"), (post, "post"), (delay, "delay"), (weight, "weight")):
+        if arr.ndim != 1 or arr.shape[0] != R:
+            raise CheckpointError(f"{where}: recurrent '{nm}' has shape {arr.shape}, expected "
+                                  f"one entry per recurrent synapse like 'pre'")
+    if R and (min(pre.min(), post.min()) < 0 or max(pre.max(), post.max()) >= n_out):
+        raise CheckpointError(f"{where}: recurrent 'pre' and 'post' must lie in [0, {n_out}) "
+                              "(the layer's own neurons)")
+    if R and (np.any(delay != np.round(delay)) or delay.min() < 0):
+        raise CheckpointError(f"{where}: recurrent delays must be non-negative integers (steps)")
+    if not np.all(np.isfinite(weight)):
+        raise CheckpointError(f"{where}: recurrent weights contain NaN or inf")
+    return RecurrentFloat(pre, post, delay.astype(np.int64), weight)
 
 
 def kernel_size_of(config: dict[str, Any], layers: list, src) -> tuple[int, str]:

@@ -8,11 +8,15 @@ Counts (per sample = totals over the Activity's samples / N; over the Activity's
 ``steps`` = T + latency steps):
 - synaptic operations: every input event (a hidden spike, or a nonzero graded payload for the
   first layer) times its fan-out over every (post, delay) synapse that exists (also synapses whose
-  integer weight is 0: the hardware still processes them);
-- dense synaptic operations: every existing synapse, every step of the window;
+  integer weight is 0: the hardware still processes them); a recurrent layer's spikes also times
+  their recurrent fan-out (``recurrent_synops_per_sample``, part of ``synops_per_sample`` and of
+  each layer's ``synops``);
+- dense synaptic operations: every existing synapse (recurrent ones included), every step of
+  the window;
 - neuron updates: every neuron of every layer, every step;
-- messages: a spike goes once to each core that holds one of its targets; a message to its own
-  core is local, to another core cross-core; graded input comes from outside the cores (input).
+- messages: a spike goes once to each core that holds one of its targets (the next layer's and,
+  for a recurrent layer, its own layer's); a message to its own core is local, to another core
+  cross-core; graded input comes from outside the cores (input).
 
 Dynamic energy per sample by profile kind (J; ``energy_per_sample_joules``, a breakdown whose
 parts sum to the total; activity-dependent terms only):
@@ -41,6 +45,7 @@ cores (counts and memory are still reported: they do not depend on the chip).
 """
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass, field
 
 import numpy as np
@@ -85,6 +90,9 @@ class LayerBudget:
     messages_local: float | None = None
     messages_cross_core: float | None = None
     messages_input: float | None = None
+    recurrent_synapses: int = 0  # among the layer's own neurons (0: feed-forward layer)
+    recurrent_max_delay: int = 0  # steps
+    recurrent_synops: float = 0.0  # the layer's spikes x their recurrent fan-out (in `synops`)
 
 
 @dataclass
@@ -100,7 +108,7 @@ class Budget:
     n_samples: int
     steps: int  # window steps per sample
     layers: list[LayerBudget]
-    synops_per_sample: float
+    synops_per_sample: float  # recurrent_synops_per_sample included
     dense_synops_per_sample: float
     neuron_updates_per_sample: float
     spikes_per_sample: float
@@ -119,6 +127,7 @@ class Budget:
     refused_next: str = ""  # the refusal in one line: which export option, or another network
     sources: dict[str, str] = field(default_factory=dict)
     assumptions: list[str] = field(default_factory=list)
+    recurrent_synops_per_sample: float = 0.0  # part of synops_per_sample
 
     @property
     def energy_total(self) -> float | None:
@@ -178,12 +187,21 @@ def count_layers(net: DeployedNetwork, activity: Activity) -> list[LayerBudget]:
         per_pre = _events(net, activity, k).sum(axis=(0, 1))  # (n_in,)
         fanout = np.bincount(layer.pre, minlength=layer.n_in)
         spikes_out = float(activity.spikes[k].sum()) / n if k < net.n_spiking else 0.0
+        rec = layer.recurrent
+        n_rec = 0 if rec is None else rec.n_synapses
+        rec_synops = 0.0
+        if n_rec:
+            assert rec is not None
+            own = activity.spikes[k].sum(axis=(0, 1))  # (n_out,) spikes per neuron
+            rec_synops = float(own @ np.bincount(rec.pre, minlength=layer.n_out)) / n
         out.append(LayerBudget(
             name=layer.name, n_in=layer.n_in, n_out=layer.n_out, n_synapses=layer.n_synapses,
             max_delay=layer.max_delay, input_events=float(per_pre.sum()) / n,
-            synops=float(per_pre @ fanout) / n,
-            dense_synops=float(layer.n_synapses * steps),
-            neuron_updates=float(layer.n_out * steps), spikes_out=spikes_out))
+            synops=float(per_pre @ fanout) / n + rec_synops,
+            dense_synops=float((layer.n_synapses + n_rec) * steps),
+            neuron_updates=float(layer.n_out * steps), spikes_out=spikes_out,
+            recurrent_synapses=n_rec, recurrent_max_delay=0 if rec is None else rec.max_delay,
+            recurrent_synops=rec_synops))
     return out
 
 
@@ -207,6 +225,19 @@ def count_messages(net: DeployedNetwork, activity: Activity, mapping: CoreMappin
             lb.messages_local = float(per_pre @ local) / n
             lb.messages_cross_core = float(per_pre @ (n_dest - local)) / n
             lb.messages_input = 0.0
+        rec = layer.recurrent
+        if rec is not None and rec.n_synapses:  # the layer's spikes to its own cores
+            own_core = mapping.core_of[k]
+            rdest = np.zeros((layer.n_out, nc), dtype=bool)
+            rdest[rec.pre, own_core[rec.post]] = True
+            if k + 1 < len(net.layers):  # one message per core: those the next layer's
+                nxt = net.layers[k + 1]  # synapses already reach count there
+                rdest[nxt.pre, mapping.core_of[k + 1][nxt.post]] = False
+            own = activity.spikes[k].sum(axis=(0, 1)).astype(np.float64)
+            rlocal = rdest[np.arange(layer.n_out), own_core]
+            lb.messages_local = (lb.messages_local or 0.0) + float(own @ rlocal) / n
+            lb.messages_cross_core = ((lb.messages_cross_core or 0.0)
+                                      + float(own @ (rdest.sum(axis=1) - rlocal)) / n)
         tot["local"] += lb.messages_local
         tot["cross_core"] += lb.messages_cross_core
         tot["input"] += lb.messages_input
@@ -225,6 +256,11 @@ def mean_step_time(net: DeployedNetwork, activity: Activity, mapping: CoreMappin
         np.add.at(per_core, (layer.pre, mapping.core_of[k][layer.post]), 1.0)
         ev = _events(net, activity, k).astype(np.float64)
         work[:, :ev.shape[1], :] += (ev @ per_core) * t_syn
+        rec = layer.recurrent
+        if rec is not None and rec.n_synapses:  # the layer's own spikes, on its own cores
+            rcore = np.zeros((layer.n_out, nc))
+            np.add.at(rcore, (rec.pre, mapping.core_of[k][rec.post]), 1.0)
+            work += (activity.spikes[k].astype(np.float64) @ rcore) * t_syn
     work += np.asarray(mapping.neurons, dtype=np.float64) * t_nrn
     t = float(work.max(axis=2).mean())
     for key in ("spike_hop_time", "step_sync"):
@@ -236,11 +272,18 @@ def mean_step_time(net: DeployedNetwork, activity: Activity, mapping: CoreMappin
 def float_memory_bytes(net: DeployedNetwork, kind: str) -> dict[str, int]:
     """Memory of the float model (dense) or the equivalent ANN, bytes: FP32 weights stored with
     their delay and post index; FP32 state (u, v; an ANN keeps one activation); a history of the
-    last max_delay + 1 inputs per layer (the float model's delay line)."""
+    last max_delay + 1 inputs per layer (the float model's delay line; a recurrent layer also
+    keeps its last max recurrent delay + 1 spike steps)."""
     syn = sum(l.n_synapses * (FLOAT_BITS + delay_bits(l) + index_bits(l)) for l in net.layers)
     per_neuron = (2 if kind == "dense" else 1) * FLOAT_BITS
     state = sum(l.n_out * per_neuron for l in net.layers)
     hist = sum((l.max_delay + 1) * l.n_in * FLOAT_BITS for l in net.layers)
+    for l in net.layers:
+        if l.recurrent is not None and l.recurrent.n_synapses:
+            d = l.recurrent.max_delay
+            syn += l.recurrent.n_synapses * (FLOAT_BITS + (math.ceil(math.log2(d + 1)) if d
+                                                           else 0) + index_bits(l))
+            hist += (d + 1) * l.n_out * FLOAT_BITS
     out = {"synapses": -(-syn // 8), "neuron_state": -(-state // 8),
            "delay_accumulators": -(-hist // 8)}
     out["total"] = sum(out.values())
@@ -262,6 +305,7 @@ def estimate(net: DeployedNetwork, activity: Activity, profile: Profile) -> Budg
     b = Budget(profile=profile.name, profile_version=profile.version, kind=profile.kind,
                n_samples=n, steps=steps, layers=layers,
                synops_per_sample=sum(l.synops for l in layers),
+               recurrent_synops_per_sample=sum(l.recurrent_synops for l in layers),
                dense_synops_per_sample=sum(l.dense_synops for l in layers),
                neuron_updates_per_sample=sum(l.neuron_updates for l in layers),
                spikes_per_sample=sum(l.spikes_out for l in layers),

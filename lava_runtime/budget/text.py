@@ -33,7 +33,9 @@ def _table(header: list[str], rows: list[list[str]]) -> str:
 
 
 def format_layers(b: Budget) -> str:
-    """Per-layer and total counts, per sample."""
+    """Per-layer and total counts, per sample; with recurrent layers, also their recurrent
+    synapses, largest recurrent delay and recurrent synops (part of synops)."""
+    rec = any(l.recurrent_synapses for l in b.layers)
     rows = []
     for l in b.layers:
         msgs = (None if l.messages_local is None
@@ -41,15 +43,21 @@ def format_layers(b: Budget) -> str:
                      f"{_num(l.messages_input)}")
         rows.append([l.name, f"{l.n_in}->{l.n_out}", l.n_synapses, l.max_delay,
                      _num(l.input_events), _num(l.synops), _num(l.dense_synops),
-                     _num(l.neuron_updates), _num(l.spikes_out), msgs or "-"])
+                     _num(l.neuron_updates), _num(l.spikes_out), msgs or "-"]
+                    + ([l.recurrent_synapses, l.recurrent_max_delay, _num(l.recurrent_synops)]
+                       if rec else []))
     rows.append(["total", "", sum(l.n_synapses for l in b.layers), "",
                  _num(sum(l.input_events for l in b.layers)), _num(b.synops_per_sample),
                  _num(b.dense_synops_per_sample), _num(b.neuron_updates_per_sample),
                  _num(b.spikes_per_sample), "" if b.messages_per_sample is None else
                  "/".join(_num(b.messages_per_sample[k]) for k in ("local", "cross_core",
-                                                                   "input"))])
+                                                                   "input"))]
+                + ([sum(l.recurrent_synapses for l in b.layers), "",
+                    _num(b.recurrent_synops_per_sample)] if rec else []))
     head = ["layer", "shape", "synapses", "max delay", "events in", "synops", "dense synops",
             "neuron upd", "spikes out", "msgs loc/cross/in"]
+    if rec:
+        head += ["rec synapses", "rec max delay", "rec synops"]
     return (f"per sample, {b.n_samples} samples, {b.steps} steps each\n"
             + _table(head, [[str(c) for c in r] for r in rows]))
 
@@ -186,6 +194,7 @@ def budget_json(budgets: list[Budget]) -> dict:
         return budgets[0].to_json()
     first = budgets[0]
     return {"synops_per_sample": first.synops_per_sample,
+            "recurrent_synops_per_sample": first.recurrent_synops_per_sample,
             "dense_synops_per_sample": first.dense_synops_per_sample,
             "neuron_updates_per_sample": first.neuron_updates_per_sample,
             "n_samples": first.n_samples, "steps": first.steps,
