@@ -10,6 +10,8 @@ import dataclasses
 import numpy as np
 import pytest
 import torch
+from helpers.budget_nets import activity, layer, network
+from helpers.export_checkpoints import make_checkpoint, make_features
 
 from deployed import netx_h5
 from deployed.cores import layer_memory, map_to_cores
@@ -20,8 +22,6 @@ from deployed.validate import validate_network
 from export.build_network import export_loaded
 from export.errors import ProfileViolation
 from export.float_reference import simulate_float
-from helpers.budget_nets import activity, layer, network
-from helpers.export_checkpoints import make_checkpoint, make_features
 from hw_profiles import load_profile
 from lava_runtime.budget.estimate import estimate
 from trainer.checkpoint import CheckpointError, checkpoint_from_dict
