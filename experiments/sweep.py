@@ -337,15 +337,19 @@ def run(config: str | Path = DEFAULT_CONFIG, *, results: str | Path = DEFAULT_RE
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m experiments.sweep",
-                                description=" ".join(__doc__.split("\n\n")[0].split()))
+    from delaysnn.options import HelpFormatter, new_parser
+
+    p = new_parser("python -m experiments.sweep", __doc__)
     sub = p.add_subparsers(dest="cmd", required=True)
-    r = sub.add_parser("run", help="run the points that have no JSON yet (Ray)")
-    r.add_argument("--config", default=DEFAULT_CONFIG, help=f"grid (default {DEFAULT_CONFIG})")
+    r = sub.add_parser("run", help="run the points that have no JSON yet (Ray)",
+                       description="Train and evaluate every point of the grid that has no "
+                                   "JSON yet, as Ray tasks (here or on a cluster).",
+                       formatter_class=HelpFormatter)
+    r.add_argument("--config", default=DEFAULT_CONFIG, help="the grid (TOML)")
     r.add_argument("--results", default=DEFAULT_RESULTS,
-                   help=f"folder of point JSONs (default {DEFAULT_RESULTS})")
+                   help="folder of point JSONs (the committed ones: docs/results/sweep)")
     r.add_argument("--runs", default=DEFAULT_RUNS,
-                   help=f"trainer run folders, on every node (default {DEFAULT_RUNS})")
+                   help="trainer run folders, on every node")
     r.add_argument("--address", default=None,
                    help="Ray cluster address (auto or HOST:PORT; a token-authenticated head "
                         "needs its token in ~/.ray/auth_token or RAY_AUTH_TOKEN here); default: "
@@ -353,20 +357,27 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--device", default="cpu", choices=DEVICES,
                    help="cpu: one trial per --cpus-per-trial cores; cuda: one per GPU")
     r.add_argument("--cpus-per-trial", type=int, default=1,
-                   help="cores (and torch threads) per trial (default 1)")
+                   help="cores (and torch threads) per trial")
     r.add_argument("--num-cpus", type=int, default=None,
                    help="cores Ray may use on this machine (default: all; not with --address)")
     r.add_argument("--epochs", type=int, default=None,
-                   help="replace the config's epochs (short trial runs; use another --results)")
-    r.add_argument("--groups", nargs="+", default=None, help="only these groups")
+                   help="replace the config's epochs for short trial runs; use another "
+                        "--results (default: the config's)")
+    r.add_argument("--groups", nargs="+", default=None,
+                   help="only these groups (default: every group of the config)")
     r.add_argument("--sparsities", nargs="+", type=float, default=None,
-                   help="only these sparsities of the config")
-    r.add_argument("--seeds", nargs="+", type=int, default=None, help="only these seeds")
+                   help="only these sparsities of the config (default: all)")
+    r.add_argument("--seeds", nargs="+", type=int, default=None,
+                   help="only these seeds (default: the config's)")
     r.add_argument("--dry-run", action="store_true", help="list the points and what is done")
     r.add_argument("--no-progress", dest="progress", action="store_false",
-                   help="no progress bar: one line per finished point (for logs)")
+                   help="no progress bar: one line per finished point, for logs (default: "
+                        "a progress bar)")
     add_report_arguments(sub.add_parser("report", help="docs page, plots and README block "
-                                                       "from the point JSONs"))
+                                                       "from the point JSONs",
+                                        description="The docs page, its plots and the README "
+                                                    "block, made from the point JSONs.",
+                                        formatter_class=HelpFormatter))
     return p
 
 

@@ -708,15 +708,15 @@ def _readme_block(active, grid, config, results, docs, n_have, n_plan, answer, e
 
 def add_report_arguments(p) -> None:
     p.add_argument("--results", default=DEFAULT_RESULTS,
-                   help=f"folder of point JSONs (default {DEFAULT_RESULTS}; the committed "
-                        "ones: docs/results/sweep)")
+                   help="folder of point JSONs (the committed ones: docs/results/sweep)")
     p.add_argument("--config", default=DEFAULT_CONFIG,
-                   help=f"the grid, for the missing points (default {DEFAULT_CONFIG})")
+                   help="the grid, for the missing points")
     p.add_argument("--epochs", type=int, default=None,
                    help="replace the grid's epochs, as sweep run --epochs did (default: the "
                         "grid's)")
     p.add_argument("--docs", default=DEFAULT_DOCS,
-                   help=f"markdown page to write, its folder made if missing; plots go beside "
-                        f"it (default {DEFAULT_DOCS}; the committed one: docs/results.md)")
+                   help="markdown page to write, its folder made if missing; plots go beside "
+                        "it (the committed one: docs/results.md)")
     p.add_argument("--readme", default=None,
-                   help="also rewrite this file's generated sweep block (e.g. README.md)")
+                   help="also rewrite this file's generated sweep block, e.g. README.md "
+                        "(default: no other file)")

@@ -20,17 +20,12 @@ from delaysnn.options import (
 # `python -m` commands outside the delaysnn console script, each with build_parser()
 MODULES = ["export.qat", "export.to_onnx", "experiments.pareto", "experiments.showcase",
            "experiments.heldout_speaker", "experiments.nir_snntorch", "experiments.fidelity"]
-SWEEP_XFAIL = pytest.mark.xfail(
-    strict=True, reason="experiments/sweep.py is owned by the sweep work: its parser still "
-                        "has options without a stated default and its own prog; remove this "
-                        "mark when it uses delaysnn.options")
 
 
 def _commands():
     out = []
     for name in SUBCOMMANDS:
-        marks = [SWEEP_XFAIL] if name == "sweep" else []
-        out.append(pytest.param(name, marks=marks, id=f"delaysnn {name}"))
+        out.append(pytest.param(name, id=f"delaysnn {name}"))
     return out + [pytest.param(m, id=m) for m in MODULES]
 
 
