@@ -50,6 +50,8 @@ def build_checkpoint(model, cfg: dict, class_names, data_recipe: dict, epoch: in
             **syn, "bn": bn,
             "neuron": {"decay": float(neuron.decay), "dv": int(neuron.dv),
                        "threshold": float(cfg["threshold"]), "spiking": not last}})
+        if not last and getattr(model, "recurrent", None) is not None:
+            layers[-1]["recurrent"] = model.recurrent[i].synapses()   # RecurrentFloat's keys
     return {
         "format": FORMAT, "version": VERSION, "config": dict(cfg),
         "class_names": list(class_names), "data_recipe": dict(data_recipe),

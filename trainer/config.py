@@ -22,6 +22,7 @@ NON_IDENTITY_KEYS = ("device", "data_dir", "num_threads", "sparse_max_density",
 # nothing, and identity() leaves them out, so records made before them still match
 LATER_KEYS = {"frontend_norm": "none", "augment_vtlp": 0.0, "augment_time_mask": 0,
               "augment_freq_mask": 0, "augment_masks": 1,
+              "recurrent": False, "recurrent_kernel_size": 0, "recurrent_equal_synapses": False,
               # not "nothing" for sparse dcls (sparse path, RigL every 10 sparse-path steps):
               # dcls records made before the key (dense path) still match; delete them to
               # retrain on the new path (docs/sparse_training.md, "DCLS at high sparsity")
@@ -103,9 +104,11 @@ def validate_config(cfg: dict) -> None:
             raise ValueError(f"{key} must be finite, got {cfg[key]!r}")
     for key in ("epochs", "seed", "batch_size", "kernel_size", "n_mels", "time_steps",
                 "num_threads", "rewire_interval", "augment_shift", "augment_bands",
-                "augment_time_mask", "augment_freq_mask", "augment_masks"):
+                "augment_time_mask", "augment_freq_mask", "augment_masks",
+                "recurrent_kernel_size"):
         _check_type(cfg, key, (int,), "an integer")
-    for key in ("dale", "batchnorm", "drop_disconnected"):
+    for key in ("dale", "batchnorm", "drop_disconnected", "recurrent",
+                "recurrent_equal_synapses"):
         _check_type(cfg, key, (bool,), "true or false")
     for key in ("dataset", "data_dir", "device", "method", "regrow", "frontend_norm",
                 "dcls_path"):
@@ -122,6 +125,14 @@ def validate_config(cfg: dict) -> None:
         raise ValueError(f"kernel_size {K} gives a maximum delay of {K - 1} steps, above the "
                          f"hardware limit of {MAX_DELAY_STEPS}; use kernel_size <= "
                          f"{MAX_DELAY_STEPS + 1}")
+    Kr = cfg["recurrent_kernel_size"]
+    if Kr < 0 or Kr - 1 > MAX_DELAY_STEPS:
+        raise ValueError(f"recurrent_kernel_size must be 0 (= kernel_size) or 1.."
+                         f"{MAX_DELAY_STEPS + 1} (recurrent delays 0..Kr-1 steps, at most the "
+                         f"hardware limit of {MAX_DELAY_STEPS}), got {Kr}")
+    if cfg["recurrent_equal_synapses"] and not cfg["recurrent"]:
+        raise ValueError("recurrent_equal_synapses = true needs recurrent = true (it splits "
+                         "the synapse count between feed-forward and recurrent synapses)")
     if cfg["epochs"] < 1 or cfg["batch_size"] < 1:
         raise ValueError("epochs and batch_size must be >= 1")
     if cfg["num_threads"] < 0:

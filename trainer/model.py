@@ -13,6 +13,7 @@ from torch import nn
 from .distributed import GlobalBatchNorm1d
 from .layers import DelayConnection
 from .neurons import LI, LIF
+from .recurrent import RecurrentConnection, recurrent_kernel_size, split_sparsity
 
 
 class _GradLikeInput(torch.autograd.Function):
@@ -66,6 +67,12 @@ def _max_density(cfg: dict) -> float:
     return float(_setting(cfg, key))
 
 
+def _pre_sign(conn: nn.Module) -> torch.Tensor:
+    """The sign (n_in,) a Dale connection layer gives each presynaptic neuron."""
+    sign: torch.Tensor = conn.sign  # type: ignore[assignment]
+    return sign.reshape(sign.shape[0], sign.shape[1], -1)[0, :, 0]
+
+
 class DelaySNN(nn.Module):
     """The trained network: features (B, T, n_in) -> readout membrane (B, n_classes, T).
 
@@ -73,15 +80,19 @@ class DelaySNN(nn.Module):
     there) -> dropout; the readout is a DelayConnection into a leaky integrator. ``cfg`` is a
     resolved trainer config (trainer/defaults.toml: hidden sizes, kernel_size K in steps, method,
     sparsity, tau in steps, threshold, surrogate_alpha, dropout, batchnorm, dale, seed,
-    dcls_path and the sparse paths' crossover densities)."""
+    dcls_path and the sparse paths' crossover densities). With ``recurrent`` every hidden
+    layer also feeds its own spikes back (trainer.recurrent.RecurrentConnection, inside the
+    LIF's time loop; drawn from the seed after the feed-forward layers, so those start the
+    same); without it the feed-forward path is untouched."""
 
     def __init__(self, n_in: int, n_classes: int, cfg: dict):
         super().__init__()
         gen = torch.Generator().manual_seed(int(cfg["seed"]))
         sizes = [n_in, *cfg["hidden"], n_classes]
         density = _max_density(cfg)
+        sparsity, rec_sparsity = split_sparsity(cfg, n_in, n_classes)
         self.connections = nn.ModuleList(
-            DelayConnection(a, b, cfg["kernel_size"], cfg["method"], cfg["sparsity"], gen,
+            DelayConnection(a, b, cfg["kernel_size"], cfg["method"], sparsity, gen,
                             dale=cfg["dale"], sparse_max_density=density,
                             dcls_path=_setting(cfg, "dcls_path"),
                             dcls_max_density=float(_setting(cfg, "sparse_max_density_dcls")))
@@ -94,6 +105,14 @@ class DelaySNN(nn.Module):
         self.readout = LI(cfg["tau"])
         self.dropout = float(cfg["dropout"])
         self.input_threshold = float(cfg.get("input_threshold", 0.0))
+        self.recurrent: nn.ModuleList | None = None
+        if cfg.get("recurrent", False):
+            signs = [_pre_sign(c) if cfg["dale"] else None
+                     for c in self.connections[1:]]      # Dale: a neuron's outgoing sign
+            self.recurrent = nn.ModuleList(
+                RecurrentConnection(h, recurrent_kernel_size(cfg), cfg["method"], s, gen,
+                                    pre_sign=sign)
+                for h, sign, s in zip(cfg["hidden"], signs, rec_sparsity))
 
     def forward(self, x: torch.Tensor, hard: bool = False,
                 dropout_masks: list[torch.Tensor] | None = None,
@@ -111,7 +130,12 @@ class DelaySNN(nn.Module):
         h = x.transpose(1, 2)
         spikes = []
         for i, (conn, norm, lif) in enumerate(zip(self.connections, self.norms, self.lifs)):
-            h = lif(_GradLikeInput.apply(_normalise(norm, conn(h, hard=hard))))
+            if self.recurrent is not None:
+                h = self.recurrent[i](_GradLikeInput.apply(_normalise(norm, conn(h, hard=hard))),
+                                      lif, hard=hard, mask=None if dropout_masks is None
+                                      else dropout_masks[i])
+            else:
+                h = lif(_GradLikeInput.apply(_normalise(norm, conn(h, hard=hard))))
             spikes.append(h)
             if dropout_masks is not None:
                 h = h * dropout_masks[i].unsqueeze(-1)
@@ -130,15 +154,34 @@ class DelaySNN(nn.Module):
         for c in self.connections:
             c.set_sigma(sigma)  # type: ignore[operator]
 
+    def set_recurrent_sigma(self, sigma: float) -> None:
+        """The recurrent DCLS width parameter (its own schedule: trainer.train.sigma_at with
+        the recurrent kernel size)."""
+        for r in self.recurrent or []:
+            r.set_sigma(sigma)  # type: ignore[operator]
+
+    def synapse_layers(self) -> list:
+        """Every module holding synapses: the connection layers, then the recurrent ones."""
+        return [*self.connections, *(self.recurrent or [])]
+
+    def positions(self) -> list:
+        """The DCLS positions (their own optimiser): feed-forward, then recurrent."""
+        return ([c.dcls.P for c in self.connections if c.method == "dcls"]  # type: ignore[union-attr]
+                + [r.P for r in self.recurrent or [] if r.method == "dcls"])
+
     def clamp_positions(self) -> None:
-        for c in self.connections:
-            c.clamp_positions()  # type: ignore[operator]
+        for c in self.synapse_layers():
+            c.clamp_positions()
 
     def l1(self) -> torch.Tensor:
-        return sum(c.l1() for c in self.connections)  # type: ignore[return-value, operator]
+        return sum(c.l1() for c in self.synapse_layers())  # type: ignore[return-value]
 
     def connection_counts(self) -> list[int]:
         return [c.connections() for c in self.connections]  # type: ignore[operator]
+
+    def recurrent_connection_counts(self) -> list[int]:
+        """Recurrent synapses per hidden layer ([] without recurrence)."""
+        return [r.connections() for r in self.recurrent or []]  # type: ignore[operator]
 
 
 def spike_penalty(spikes: list[torch.Tensor], target: float) -> torch.Tensor:

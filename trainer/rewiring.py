@@ -96,6 +96,37 @@ def disconnected(masks: list[torch.Tensor]) -> list[torch.Tensor]:
     return out
 
 
+@torch.no_grad()
+def disconnected_recurrent(masks: list[torch.Tensor],
+                           recurrent: list[torch.Tensor]) -> list[torch.Tensor]:
+    """``disconnected`` for a chain whose hidden layers also connect to themselves:
+    ``recurrent[l]`` (n, n) or (n, n, K) is hidden layer l's recurrent mask (post, pre[, delay]).
+    The same one-hop rule, recurrent synapses counted as well: a hidden neuron feeds something
+    when it has an outgoing connection in the next layer or a recurrent one to another neuron,
+    and receives something when it has an incoming connection from the previous layer or a
+    recurrent one from another neuron (a self-loop alone does neither). A feed-forward or
+    recurrent connection is disconnected when its post neuron feeds nothing or its pre neuron
+    receives nothing. Returns one flat bool tensor per layer of ``masks``, then one per
+    recurrent mask."""
+    pairs = [m.reshape(m.shape[0], m.shape[1], -1).any(-1) for m in masks]
+    rec = [r.reshape(r.shape[0], r.shape[1], -1).any(-1) for r in recurrent]
+    others = [p & ~torch.eye(p.shape[0], dtype=torch.bool, device=p.device) for p in rec]
+    feeds = [pairs[i + 1].any(0) | others[i].any(0) for i in range(len(rec))]
+    receives = [pairs[i].any(1) | others[i].any(1) for i in range(len(rec))]
+    out = []
+    for i, m in enumerate(masks):
+        bad = torch.zeros_like(pairs[i])
+        if i + 1 < len(masks):
+            bad |= ~feeds[i].unsqueeze(1)
+        if i > 0:
+            bad |= ~receives[i - 1].unsqueeze(0)
+        out.append((m & bad.view(*bad.shape, *([1] * (m.dim() - 2))).expand(m.shape)).reshape(-1))
+    for i, r in enumerate(recurrent):
+        bad = ~feeds[i].unsqueeze(1) | ~receives[i].unsqueeze(0)
+        out.append((r & bad.view(*bad.shape, *([1] * (r.dim() - 2))).expand(r.shape)).reshape(-1))
+    return out
+
+
 def _random_pick(pool: torch.Tensor, n: int, generator: torch.Generator) -> torch.Tensor:
     """``n`` flat indices drawn without replacement from the True entries of ``pool``."""
     cand = torch.nonzero(pool).view(-1)

@@ -35,8 +35,10 @@ from .distributed import DistInfo, setup, teardown
 from .evaluate import accuracy, has_train_kernels
 from .file_io import torch_save_atomic, write_json_atomic
 from .model import DelaySNN, class_scores, loss_fn, spike_penalty
+from .recurrent import recurrent_kernel_size
 from .rewiring import (
     disconnected,
+    disconnected_recurrent,
     drop_fraction_at,
     drop_smallest,
     is_regrowth_step,
@@ -245,8 +247,12 @@ def optimisation_step(model, net, xb, yb, masks, loss_scale: float, l1: float, o
     regrown_counts = []
     dead: list[torch.Tensor] | None = None
     if schedule.drop_disconnected and any(by_score):   # from the masks before this rewiring
-        where = {id(c): j for j, c in enumerate(model.connections)}
-        dead_all = disconnected([c.mask for c in model.connections])
+        where = {id(c): j for j, c in enumerate(model.synapse_layers())}
+        if model.recurrent is None:
+            dead_all = disconnected([c.mask for c in model.connections])
+        else:
+            dead_all = disconnected_recurrent([c.mask for c in model.connections],
+                                              [r.mask for r in model.recurrent])
         dead = [dead_all[where[id(c)]] for c in sparse]
     for i, (c, g) in enumerate(zip(sparse, cand)):
         gen = torch.Generator().manual_seed(_mix(schedule.seed, step, i))
@@ -290,7 +296,7 @@ def weight_groups(model, weights: list) -> list[tuple[float, list]]:
     ``lr_scale`` (layers.DelayConnection), everything else at 1; one group (factor 1, the
     parameters in model order) when no layer is scaled."""
     scale = {}
-    for c in model.connections:
+    for c in model.synapse_layers():
         for p in c.parameters(recurse=False):
             scale[id(p)] = c.lr_scale
     factors = sorted({scale.get(id(p), 1.0) for p in weights}, reverse=True)
@@ -308,7 +314,7 @@ def _train(cfg, run_dir, state, info: DistInfo, device, progress, stop_after_epo
     n_in, n_classes = train_ds.x.shape[2], len(train_ds.class_names)
     model = DelaySNN(n_in, n_classes, cfg).to(device)
 
-    pos = [c.dcls.P for c in model.connections if c.method == "dcls"]  # type: ignore[union-attr]
+    pos = model.positions()
     pos_ids = {id(p) for p in pos}
     weights = [p for p in model.parameters() if p.requires_grad and id(p) not in pos_ids]
     n_train, gb = len(train_ds), cfg["batch_size"]
@@ -343,8 +349,9 @@ def _train(cfg, run_dir, state, info: DistInfo, device, progress, stop_after_epo
     if info.enabled:
         from torch.nn.parallel import DistributedDataParallel as DDP
         net = DDP(model, device_ids=[device.index] if device.type == "cuda" else None)
-    sparse = [c for c in model.connections if c.sparse]
-    clamp_only = [c for c in model.connections if not c.signed and not c.sparse]
+    sparse = [c for c in model.synapse_layers() if c.sparse]
+    clamp_only = [c for c in model.synapse_layers() if not c.signed and not c.sparse]
+    rec_cfg = {**cfg, "kernel_size": recurrent_kernel_size(cfg)}   # recurrent sigma schedule
     schedule = RewireSchedule.from_config(cfg, total_steps, info.world)
 
     x_train, y_train = train_ds.x, train_ds.y
@@ -365,6 +372,8 @@ def _train(cfg, run_dir, state, info: DistInfo, device, progress, stop_after_epo
         for step in bar:
             gstep = epoch * steps_per_epoch + step
             model.set_sigma(sigma_at(gstep, total_steps, cfg))
+            if model.recurrent is not None:
+                model.set_recurrent_sigma(sigma_at(gstep, total_steps, rec_cfg))
             idx = order[step * gb:(step + 1) * gb]
             parts = torch.tensor_split(torch.arange(len(idx)), info.world)
             mine = parts[info.rank]
@@ -405,6 +414,8 @@ def _train(cfg, run_dir, state, info: DistInfo, device, progress, stop_after_epo
                      "connections": model.connection_counts(), "regrown": regrown_epoch,
                      "sigma": float(sigma_at((epoch + 1) * steps_per_epoch - 1, total_steps, cfg)),
                      "seconds": train_seconds}
+            if model.recurrent is not None:
+                entry["recurrent_connections"] = model.recurrent_connection_counts()
             history.append(entry)
             if val > best["val_accuracy"]:
                 best = {"epoch": epoch + 1, "val_accuracy": val}
@@ -453,6 +464,8 @@ def _finish(cfg, run_dir, history, best, seconds, test_ds, device) -> dict:
         "method": cfg["method"], "seed": cfg["seed"], "epochs": cfg["epochs"],
         "dataset": cfg["dataset"], "seconds": seconds, "n_test": len(test_ds),
     }
+    if model.recurrent is not None:
+        metrics["recurrent_connections"] = model.recurrent_connection_counts()
     write_json_atomic(metrics, run_dir / METRICS, sort_keys=True)
     tqdm.write(f"best epoch {best['epoch']}: val {best['val_accuracy']:.2%}; test "
                f"{test_hard:.2%} (integer delays), {test_soft:.2%} (training kernels)")
