@@ -31,7 +31,11 @@ def build_layer_summary(layer: ConnectionLayer, quant: dict) -> dict:
                        "bias_exp": layer.neurons.bias_exp,
                        "bias_mant_range": [int(layer.neurons.bias_mant.min()),
                                            int(layer.neurons.bias_mant.max())]},
-            "delay": delay_summary(layer.delay), "quantization": quant}
+            "delay": delay_summary(layer.delay), "quantization": quant,
+            **({} if layer.recurrent is None else {"recurrent": {
+                "synapses": layer.recurrent.n_synapses,
+                "slots": len(layer.recurrent.slots(layer.n_out)),
+                "delay": delay_summary(layer.recurrent.delay)}})}
 
 
 def _hist_line(h: list[int], width: int = 40) -> str:
@@ -136,6 +140,15 @@ def format_report(r: dict) -> str:
         out.append(f"  {L['name']:<8} min {d['min']} max {d['max']} mean {d['mean']:.2f} median "
                    f"{d['median']:.1f} zero {100 * d['fraction_zero']:.0f}%  "
                    f"{_hist_line(d['histogram'])}")
+    for L in r["layers"]:  # recurrent layers only (issue 24)
+        if "recurrent" not in L:
+            continue
+        rec, q = L["recurrent"], L["quantization"].get("recurrent", {})
+        d = rec["delay"]
+        out.append(f"  {L['name']:<8} recurrent: {rec['synapses']} synapses in {rec['slots']} "
+                   f"slot(s), weight_exp {q.get('weight_exp', '-')}, ->0 "
+                   f"{q.get('synapses_quantized_to_zero', '-')}; delays min {d['min']} max "
+                   f"{d['max']} mean {d['mean']:.2f}  {_hist_line(d['histogram'])}")
     out.append("")
     pc = r["profile_check"]
     u = pc["usage"]

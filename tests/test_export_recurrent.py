@@ -214,3 +214,34 @@ def test_budget_counts_recurrent_synops_in_the_total():
     assert not b.refused and b.messages_per_sample is not None
     total = sum(b.messages_per_sample.values())
     assert total > sum(b0.messages_per_sample.values())
+
+
+def test_reports_show_recurrent_synapses(tmp_path):
+    """Export report (dict and text) and the HTML report's per-layer budget table carry the
+    recurrent synapses, their delays and synops; feed-forward networks keep their columns."""
+    from export.report import format_report
+    from lava_runtime.budget.text import format_layers
+    from lava_runtime.report.page import budget_section
+    ck = checkpoint_from_dict(recurrent_checkpoint(seed=3, scale=0.25))
+    x, y = make_features(16, seed=4)
+    net, rep = export_loaded(ck, "loihi2", provenance={}, source={"path": "ck.pt", "epoch": 1,
+                                                                    "val_accuracy": 0.5},
+                             calibration=x, evaluation=(x, y))
+    assert rep["layers"][0]["recurrent"]["synapses"] == net.layers[0].recurrent.n_synapses
+    assert "recurrent" not in rep["layers"][-1]
+    text = format_report(rep)
+    assert f"fc1      recurrent: {net.layers[0].recurrent.n_synapses} synapses" in text
+    b = estimate(net, emulate(net, net.input.encode(x)), load_profile("loihi2"))
+    assert b.recurrent_synops_per_sample > 0
+    assert "rec synops" in format_layers(b)
+    data = {"budgets": [dict(b.to_json(), energy_basis=[])], "split": "test"}
+    table = budget_section(data, {"budget": b""})["tables"][0]
+    assert table["header"][-3:] == ["recurrent synapses", "recurrent max delay (steps)",
+                                    "recurrent synaptic ops (in synaptic ops)"]
+    assert table["rows"][0][-3] == net.layers[0].recurrent.n_synapses
+    ff = dataclasses.replace(net, layers=[dataclasses.replace(L, recurrent=None)
+                                          for L in net.layers])
+    b0 = estimate(ff, emulate(ff, ff.input.encode(x)), load_profile("loihi2"))
+    t0 = budget_section({"budgets": [dict(b0.to_json(), energy_basis=[])], "split": "test"},
+                        {"budget": b""})["tables"][0]
+    assert "recurrent synapses" not in t0["header"] and "rec synops" not in format_layers(b0)

@@ -258,6 +258,7 @@ def budget_section(data: dict, figures: dict) -> dict:
                  "bound (terms not counted); '-' = not given or not computed (see the tables "
                  "below)."},
     ]
+    _recurrent_columns(tables[0], first["layers"])
     if refusals:
         tables.append({"caption": "Profiles that refuse this network, with every reason",
                        "header": ["profile", "reason"], "rows": refusals})
@@ -271,6 +272,17 @@ def budget_section(data: dict, figures: dict) -> dict:
                                     "scale), the total written above each bar; profiles that "
                                     "refuse the network are hatched and marked 'does not fit'",
                          "png": figures["budget"]}]}
+
+
+def _recurrent_columns(table: dict, layers: list[dict]) -> None:
+    """Recurrent synapses, their largest delay and their synaptic ops (part of 'synaptic ops')
+    per layer, added to the per-layer counts table only when some layer is recurrent."""
+    if not any(L.get("recurrent_synapses") for L in layers):
+        return
+    table["header"] = table["header"] + ["recurrent synapses", "recurrent max delay (steps)",
+                                         "recurrent synaptic ops (in synaptic ops)"]
+    for row, L in zip(table["rows"], layers):
+        row += [L["recurrent_synapses"], L["recurrent_max_delay"], num(L["recurrent_synops"])]
 
 
 def _before_words(data: dict) -> str | None:
