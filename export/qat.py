@@ -97,6 +97,9 @@ class CheckpointNet(torch.nn.Module):
             if L.du != 4095:
                 raise ExportError(f"layer {L.name}: export.qat supports neurons without current "
                                   f"memory (du = 4095) only, got du = {L.du}")
+            if L.recurrent is not None:  # not modelled here: refuse rather than drop it
+                raise ExportError(f"layer {L.name}: export.qat does not fine-tune recurrent "
+                                  "layers; export with --qat-epochs 0")
         self.ck = ck
         folded = [L.bn_affine() for L in ck.layers]
         self.weights = torch.nn.ParameterList(

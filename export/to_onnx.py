@@ -85,6 +85,10 @@ def export_onnx(path: str | Path, out: str | Path, *, time_steps: int | None = N
     if isinstance(n_check, bool) or not isinstance(n_check, int) or n_check < 1:
         raise ExportError(f"n_check must be a positive integer, got {n_check!r}")
     ck = load_checkpoint(path)
+    rec = [L.name for L in ck.layers if L.recurrent is not None]
+    if rec:  # DelayLIFNet has no recurrent current: refuse rather than drop it
+        raise ExportError(f"layer {rec[0]} is recurrent; export.to_onnx writes feed-forward "
+                          "networks only (export.to_lava deploys recurrent ones)")
     T = time_steps or ck.time_steps
     if not T:
         raise ExportError("the checkpoint's data_recipe has no time_steps; pass time_steps")

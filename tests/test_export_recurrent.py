@@ -245,3 +245,19 @@ def test_reports_show_recurrent_synapses(tmp_path):
     t0 = budget_section({"budgets": [dict(b0.to_json(), energy_basis=[])], "split": "test"},
                         {"budget": b""})["tables"][0]
     assert "recurrent synapses" not in t0["header"] and "rec synops" not in format_layers(b0)
+
+
+def test_onnx_and_qat_refuse_recurrent_checkpoints(tmp_path):
+    """Neither models the recurrent current: each refuses in one line instead of dropping it."""
+    from helpers.export_checkpoints import save_checkpoint
+
+    from export.errors import ExportError
+    from export.qat import CheckpointNet
+    from export.to_onnx import export_onnx
+    d = recurrent_checkpoint()
+    path = save_checkpoint(d, tmp_path / "run")
+    with pytest.raises(ExportError, match=r"layer fc1 is recurrent; export.to_onnx writes"):
+        export_onnx(path, tmp_path / "m.onnx")
+    assert not (tmp_path / "m.onnx").exists()
+    with pytest.raises(ExportError, match=r"layer fc1: export.qat does not fine-tune recurrent"):
+        CheckpointNet(checkpoint_from_dict(d))
