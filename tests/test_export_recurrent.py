@@ -261,3 +261,30 @@ def test_onnx_and_qat_refuse_recurrent_checkpoints(tmp_path):
     assert not (tmp_path / "m.onnx").exists()
     with pytest.raises(ExportError, match=r"layer fc1: export.qat does not fine-tune recurrent"):
         CheckpointNet(checkpoint_from_dict(d))
+
+
+@pytest.mark.parametrize("method", ["dcls", "structure", "structure-multi", "no-delay"])
+def test_float_reference_equals_the_trainer_on_its_checkpoint(method):
+    """The trainer's recurrent model (hard delays, float64) and export.float_reference on the
+    checkpoint the trainer writes give the same readout, recurrent synapses included."""
+    from trainer.checkpoint import build_checkpoint
+    from trainer.config import resolve_config
+    from trainer.model import DelaySNN
+    cfg = resolve_config(overrides=dict(
+        hidden=[12, 10], kernel_size=4, recurrent=True, recurrent_kernel_size=6, dropout=0.0,
+        tau=3.0, threshold=0.5, seed=1, method=method,
+        sparsity=0.0 if method == "dcls" else 0.5))
+    torch.manual_seed(0)
+    model = DelaySNN(5, 3, cfg).double().eval()
+    ck = checkpoint_from_dict(build_checkpoint(model, cfg, ["a", "b", "c"],
+                                               {"n_channels": 5, "time_steps": 20}, 1, 0.5))
+    assert all(L.recurrent is not None and L.recurrent.pre.size for L in ck.layers[:-1])
+    x = np.random.default_rng(0).random((6, 20, 5)) * 2
+    with torch.no_grad():
+        v, spikes = model(torch.tensor(x), hard=True, return_spikes=True)
+    fr = simulate_float(ck, x, keep_spikes=True)
+    assert np.allclose(fr.readout_v, v.numpy().transpose(0, 2, 1), rtol=0, atol=1e-12)
+    assert all(s.sum() > 20 for s in fr.spikes)
+    ff = dataclasses.replace(ck, layers=[dataclasses.replace(L, recurrent=None)
+                                         for L in ck.layers])
+    assert not np.array_equal(simulate_float(ff, x, keep_spikes=True).spikes[0], fr.spikes[0])
