@@ -26,11 +26,12 @@ Two execution paths, same result (float rounding aside), both over a buffer of t
 Kr spike steps (the ring buffer: row t + Kr holds s[t]; a step reads rows t..t+Kr-1):
   dense   the (n, Kr * n) kernel times the buffer window, one matmul per step: n * n * Kr
           multiply-adds per sample step;
-  sparse  gather the window's entries of the existing synapses and add them into their post
-          neurons: cost ~ synapses per sample step. Used for sparse structure, structure-multi
-          and no-delay layers whose density synapses / (n * n * Kr) is at most
-          ``sparse_max_density`` (RECURRENT_SPARSE_MAX_DENSITY, measured with
-          bench/train_speed.py --recurrent-crossover).
+  sparse  a CSR matrix with one entry per synapse times the window, per step: cost ~ synapses
+          per sample step. Used for sparse structure, structure-multi and no-delay layers whose
+          density synapses / (n * n * Kr) is at most ``sparse_max_density``
+          (RECURRENT_SPARSE_MAX_DENSITY), and for dcls layers (sparse or not) while their kept
+          Gaussian taps (synapses * W, W shrinking with sigma as in the feed-forward layers'
+          trainer.dcls_taps rule) are at most that share of the dense kernel.
 Backward is hand-written (BPTT through the surrogate, the reset detached as trainer.neurons):
 ``recurrent_lif_reference`` is the plain-autograd loop it is tested against.
 """
@@ -41,6 +42,7 @@ import math
 import torch
 from torch import nn
 
+from .dcls_taps import width, window, window_starts, window_taps
 from .layers import n_connections
 from .sparse_delay import CandidateGrad, _csr_matrix, _rows, build_plan, candidate_grad
 
@@ -304,8 +306,7 @@ class RecurrentConnection(nn.Module):
         self.register_buffer("mask", mask)
         self.kernel_density = n_keep / (n * n * K)
         self.lr_scale = 1.0 / max(1.0, n_keep / (n * n))
-        self.sparse_path = (self.sparse and method != "dcls"
-                            and self.kernel_density <= float(sparse_max_density))
+        self.sparse_max_density = float(sparse_max_density)
         self._plan_key: tuple | None = None
         self._plan: tuple | None = None
         self._plan_mask: torch.Tensor | None = None
@@ -316,6 +317,26 @@ class RecurrentConnection(nn.Module):
             self.register_buffer("sigma", torch.tensor(K / 2))
         elif method == "structure":
             self.register_buffer("delay", torch.randint(0, K, shape, generator=generator))
+
+    @property
+    def sparse_path(self) -> bool:
+        """Whether the next training forward runs on the sparse path: a sparse layer of
+        structure, structure-multi or no-delay whose density synapses / (n * n * K) is at most
+        ``sparse_max_density``; a dcls layer (sparse or not) whose kept Gaussian taps
+        (synapses * W, trainer.dcls_taps.window at its sigma) are at most that share of the
+        dense kernel's n * n * K."""
+        if self.method == "dcls":
+            return self.tap_density(self.dcls_window()[0]) <= self.sparse_max_density
+        return self.sparse and self.kernel_density <= self.sparse_max_density
+
+    def tap_density(self, taps: int) -> float:
+        """synapses * taps / (n * n * K)."""
+        return self.connections() * taps / (self.n * self.n * self.K)
+
+    def dcls_window(self) -> tuple[int, float]:
+        """(W, R): Gaussian taps kept per synapse and their half-width at the layer's sigma
+        (the feed-forward layers' truncation rule, trainer.dcls_taps)."""
+        return window(float(width(self.sigma)), self.K)
 
     # ---- delays ---------------------------------------------------------------------------
     def position_limits(self) -> tuple[int, int]:
@@ -374,8 +395,9 @@ class RecurrentConnection(nn.Module):
 
     # ---- sparse path ----------------------------------------------------------------------
     def plan(self) -> tuple[torch.Tensor, SparseIndex]:
-        """(flat candidate index, SparseIndex) of the existing synapses; rebuilt only when
-        the mask's content changed (as trainer.layers.DelayConnection.plan)."""
+        """(flat candidate index, SparseIndex) of the existing synapses (for dcls: of the
+        existing pairs, each at delay 0, for their indices); rebuilt only when the mask's
+        content changed (as trainer.layers.DelayConnection.plan)."""
         tensors = (id(self.mask), self.mask.data_ptr(), self.mask.device)
         key = (tensors, self.mask._version)
         if self._plan_key != key:
@@ -386,7 +408,7 @@ class RecurrentConnection(nn.Module):
                     post, pre, delay = nz // (self.n * self.K), nz // self.K % self.n, nz % self.K
                 else:
                     post, pre = nz // self.n, nz % self.n
-                    delay = (self.delay.view(-1)[nz] if self.method == "structure"
+                    delay = (self.delay.reshape(-1)[nz] if self.method == "structure"
                              else torch.zeros_like(nz))
                 self._plan = (nz, SparseIndex(pre, post, delay, self.n, self.K))
                 self._plan_mask = self.mask.clone()
@@ -405,7 +427,11 @@ class RecurrentConnection(nn.Module):
         g = self._sink.grad
         if g is None:
             raise RuntimeError("candidate_grad: call want_candidate_grad(True) before backward")
-        if self.method == "structure":
+        if self.method == "dcls":      # dL/dk by tap through each candidate's whole Gaussian
+            with torch.no_grad():
+                gauss = gaussian_taps(self.P + self.K // 2, self.sigma, self.K)
+                g = (g.flip(-1) * gauss).sum(-1)
+        elif self.method == "structure":
             g = g.gather(2, self.delay.unsqueeze(-1)).squeeze(-1)
         elif self.method == "no-delay":
             g = g[..., 0]
@@ -418,7 +444,13 @@ class RecurrentConnection(nn.Module):
         """current (B, n, T) after BatchNorm -> spikes (B, n, T) of ``lif`` (trainer.neurons.LIF:
         decay, threshold, alpha) with this recurrence; ``mask`` (B, n) the layer's dropout
         mask (the recurrent synapses carry the dropped-out spikes, as the next layer does)."""
-        if self.sparse_path:
+        if self.method == "dcls":
+            taps = 1 if hard else self.dcls_window()[0]
+            if self.tap_density(taps) <= self.sparse_max_density:
+                w, index = self._dcls_entries(hard)
+                return recurrent_lif(current, w, self.K, lif.decay, lif.threshold, lif.alpha,
+                                     index, mask, self._sink)
+        elif self.sparse_path:
             nz, index = self.plan()
             w = self.sign.view(-1)[nz] * self.theta.view(-1)[nz]
             return recurrent_lif(current, w, self.K, lif.decay, lif.threshold, lif.alpha, index,
@@ -426,6 +458,26 @@ class RecurrentConnection(nn.Module):
         k = self.kernel(hard)                                      # (post, pre, tap)
         w = k.permute(0, 2, 1).reshape(self.n, self.K * self.n)
         return recurrent_lif(current, w, self.K, lif.decay, lif.threshold, lif.alpha, None, mask)
+
+    def _dcls_entries(self, hard: bool) -> tuple[torch.Tensor, SparseIndex]:
+        """dcls on the sparse path: every existing pair at its rounded delay (hard), or at the
+        W kept taps of its Gaussian (training; the taps left out hold < 2^-24 of its weight,
+        trainer.dcls_taps), with their weights (differentiable to the weight and P)."""
+        nz, _ = self.plan()
+        n, K = self.n, self.K
+        post, pre = nz // n, nz % n
+        w = self.effective_weight().reshape(-1)[nz]
+        if hard:
+            delay = self.integer_delays().reshape(-1)[nz]
+            return w, SparseIndex(pre, post, delay, n, K)
+        W, R = self.dcls_window()
+        center = self.P.reshape(-1)[nz] + K // 2
+        a = window_starts(center, R, W, K)
+        taps = a.unsqueeze(1) + torch.arange(W, device=a.device)
+        vals = w.unsqueeze(1) * window_taps(center, width(self.sigma).expand_as(center), K, a, W)
+        index = SparseIndex(pre.repeat_interleave(W), post.repeat_interleave(W),
+                            (K - 1 - taps).reshape(-1), n, K)
+        return vals.reshape(-1), index
 
     # ---- export ---------------------------------------------------------------------------
     @torch.no_grad()
