@@ -149,11 +149,12 @@ def test_output_side_convolution_equals_conv1d():
 
 
 def test_network_on_the_sparse_path_equals_the_dense_kernel_network():
-    """A whole network (BatchNorm over the sparse path's (T, N, B) layout, LIF, readout) gives
-    the same output, loss gradients and BatchNorm statistics on both DCLS executions."""
+    """A whole network (BatchNorm over the sparse path's (N, T, B) layout and over the output
+    side's (T, B, N) one (24 -> 8), LIF, readout) gives the same output, loss gradients and
+    BatchNorm statistics on both DCLS executions."""
     from trainer.config import resolve_config
     from trainer.model import DelaySNN, loss_fn
-    cfg = resolve_config(overrides={"method": "dcls", "sparsity": 0.8, "hidden": [24],
+    cfg = resolve_config(overrides={"method": "dcls", "sparsity": 0.8, "hidden": [24, 8],
                                     "kernel_size": 9, "dropout": 0.0})
     nets = {d: DelaySNN(12, 5, {**cfg, "sparse_max_density_dcls": d}).double()
             for d in (1.0, 0.0)}
@@ -163,14 +164,15 @@ def test_network_on_the_sparse_path_equals_the_dense_kernel_network():
     got = {}
     for d, net in nets.items():
         net.set_sigma(0.2)
-        assert [c.sparse_path for c in net.connections] == [d == 1.0] * 2
+        assert [c.sparse_path for c in net.connections] == [d == 1.0] * 3
         v = net(x)
         loss_fn(v, y).backward()
         grads = [c.theta.grad * c.mask for c in net.connections]    # existing synapses
-        got[d] = [v.detach(), net.norms[0].running_mean, net.norms[0].running_var] + grads + [
+        stats = [t for n in net.norms for t in (n.running_mean, n.running_var)]
+        got[d] = [v.detach(), *stats, *grads] + [
             p.grad for n, p in net.named_parameters() if not n.endswith("theta")
             and p.grad is not None]
-    assert len(got[1.0]) == len(got[0.0]) == 9      # + positions, BatchNorm weight and bias
+    assert len(got[1.0]) == len(got[0.0]) == 15     # + positions, BatchNorm weights and biases
     for a, b in zip(got[1.0], got[0.0]):
         assert torch.allclose(a, b, rtol=1e-9, atol=1e-12)
 

@@ -36,9 +36,9 @@ class _GradLikeInput(torch.autograd.Function):
 
 
 def _normalise(norm: nn.Module, x: torch.Tensor) -> torch.Tensor:
-    """BatchNorm over (B, N, T); a tensor laid out (N, T, B) in memory (the structure sparse
-    path's output) is normalised as its (1, N, T*B) view, one laid out (T, N, B) (the DCLS
-    sparse path's) as its (T, N, B) view: the same statistics over B*T values per neuron,
+    """BatchNorm over (B, N, T); a tensor laid out (N, T, B) in memory (the sparse paths'
+    output) is normalised as its (1, N, T*B) view, one laid out (T, B, N) (trainer.delay_conv's
+    output side) as its (T*B, N) view: the same statistics over B*T values per neuron,
     without a transposed copy."""
     if isinstance(norm, nn.Identity):
         return x
@@ -46,9 +46,9 @@ def _normalise(norm: nn.Module, x: torch.Tensor) -> torch.Tensor:
     ntb = x.permute(1, 2, 0)
     if ntb.is_contiguous():
         return norm(ntb.view(1, N, T * B)).view(N, T, B).permute(2, 0, 1)
-    tnb = x.permute(2, 1, 0)
-    if tnb.is_contiguous():
-        return norm(tnb).permute(2, 1, 0)
+    tbn = x.permute(2, 0, 1)
+    if tbn.is_contiguous() and T * B > 1:
+        return norm(tbn.reshape(T * B, N)).view(T, B, N).permute(1, 2, 0)
     return norm(x)
 
 
