@@ -14,11 +14,34 @@ receives branches from the previous one (or the Input) of the form
 per-synapse delays are parallel Delay -> Linear branches. Neurons: LIF, CubaLIF, IF (hidden,
 spiking), LI, CubaLI, I (the last population: the readout, whose voltage is read; with
 lif_readout a final LIF / CubaLIF / IF is taken as the readout and its threshold ignored).
-Refused, naming the node, before any file is written: subgraphs (snnTorch's RLeaky/RSynaptic),
-cycles, conv / pooling / flatten / other node types, skip connections, mismatched shapes, two
-weight nodes in series, per-neuron differences this project's layers cannot hold (decay,
-threshold), v_reset != 0, delays that are not whole steps, biases that NIR feeds into a
-synaptic current (Loihi adds biases to v).
+Subgraph nodes (a NIRGraph inside the graph, with one Input and one Output) are inlined first,
+their nodes named "<subgraph>.<node>" as nirtorch names them.
+
+Recurrence: a hidden population may also receive branches from itself, a self-loop
+LIF | CubaLIF | IF -> [Delay] -> Linear | Affine -> [Delay] -> the same population (snnTorch's
+RLeaky / RSynaptic export writes it without Delay; several branches sum as above). Its synapses
+become the layer's recurrent synapses (trainer.checkpoint.RecurrentFloat: a spike at step t
+reaches the current at step t + 1 + d, the one timing rule of docs/design.md section 8), with
+d read so that the graph means what its producers simulate:
+- a self-loop without a Delay node: the spike arrives at the next step, d = 0. NIR's
+  continuous-time graph gives such a loop no latency, which no discrete-time simulator can run;
+  every producer gives it one step (snnTorch's RLeaky: mem[t] = beta mem[t-1] + x[t] +
+  W_rec spk[t-1]; nirtorch's graph executors, which Norse and Rockpool import with, feed a
+  cycle the previous step's output), and so does Loihi 2.
+- a self-loop through Delay nodes (summed along the branch, per synapse) of k dt states its
+  latency: the spike arrives k steps later, d = k - 1, as a Delay on a feed-forward branch adds
+  exactly k steps. k = 0 (a total below one step, which neither a discrete simulator nor
+  Loihi 2 can run) is refused, naming the Delay node. export.to_nir writes d = 0 without a
+  Delay node and d >= 1 as Delay((d + 1) dt).
+Every other cycle (feedback from a later population to an earlier one, a loop through the
+readout, a node feeding itself directly) is refused, naming a node on that cycle: the one
+closest to the Input, where the feedback enters.
+
+Refused, naming the node, before any file is written: those cycles, self-loops of a readout,
+conv / pooling / flatten / other node types, skip connections, mismatched shapes, two weight
+nodes in series, per-neuron differences this project's layers cannot hold (decay, threshold),
+v_reset != 0, delays that are not whole steps, biases that NIR feeds into a synaptic current
+(Loihi adds biases to v).
 
 Discretisation: forward Euler with step dt (seconds; the rule snnTorch and Norse simulate
 with), the current updated before the voltage as in snnTorch's Synaptic (a producer that updates
@@ -37,6 +60,9 @@ Affine / Linear weights and bias, x: presynaptic activity):
             alpha = 1 - dt/tau_syn, decay = 1 - dt/tau_mem, g = (R dt/tau_mem)(w_in dt/tau_syn);
             Lava's u is i' (du = 4095 - 4096 alpha); CubaLI likewise without threshold.
     Delay  y(t) = x(t - delay) -> delay / dt steps, added to every synapse of the branch.
+    Self-loop branch (W_rec): recurrent weights gain * W_rec (the same input gain as the
+    feed-forward branches of that population; an Affine bias in the loop is a constant input,
+    added to the bias), delays as under "Recurrence" above.
 
 Every coefficient is exact (float64) except the decays, which Lava holds as 12-bit fractions:
 dv = round(4096 dt/tau), decay = 1 - dv/4096, du = 4095 - round(4096 alpha); the report lists
@@ -56,7 +82,7 @@ import numpy as np
 
 from deployed.network import DeployedNetwork
 from export.errors import ExportError
-from trainer.checkpoint import Checkpoint, CkptLayer
+from trainer.checkpoint import Checkpoint, CkptLayer, RecurrentFloat
 
 EXPORTER = "delaysnn export.from_nir 1"
 META_KEY = "delaysnn"  # graph metadata written by export.to_nir (JSON text)
@@ -227,22 +253,159 @@ def _branch(chain: list[str], nodes: dict, dt: float, n_in: int, n_out: int, neu
     return {"W": W, "bias": b, "delay": pre_d[None, :] + post_d[:, None], "name": w_name}
 
 
-def _topological(nodes: dict, succ: dict, pred: dict) -> None:
-    """Refuse cycles (recurrence), naming a node on one."""
-    indeg = {k: len(pred[k]) for k in nodes}
-    todo = [k for k, d in indeg.items() if d == 0]
-    seen = 0
-    while todo:
-        k = todo.pop()
-        seen += 1
-        for s in succ[k]:
-            indeg[s] -= 1
-            if indeg[s] == 0:
-                todo.append(s)
-    if seen < len(nodes):
-        k = sorted(k for k, d in indeg.items() if d > 0)[0]
-        _refuse(k, "lies on a cycle: recurrent connections are not supported (feed-forward "
-                   "chains only)")
+def _flatten(nodes: dict, edges: list) -> tuple[dict, list]:
+    """Inline subgraph nodes (a NIRGraph with one Input and one Output): inner nodes become
+    "<subgraph>.<node>", and edges into / out of the subgraph go to the successors of its Input
+    / come from the predecessors of its Output (recursively, as nirtorch flattens them)."""
+    nir = _nir()
+    flat: dict = {}
+    inner_edges: list = []
+    enter: dict[str, list[str]] = {}
+    leave: dict[str, list[str]] = {}
+    for name, node in nodes.items():
+        if not isinstance(node, nir.NIRGraph):
+            flat[name] = node
+            continue
+        sub_nodes, sub_edges = _flatten(dict(node.nodes), list(node.edges))
+        ins = [k for k, v in sub_nodes.items() if isinstance(v, nir.Input)]
+        outs = [k for k, v in sub_nodes.items() if isinstance(v, nir.Output)]
+        if len(ins) != 1 or len(outs) != 1:
+            _refuse(name, f"is a subgraph with inputs {ins} and outputs {outs}; only a subgraph "
+                          "with one Input and one Output can be inlined")
+        if (ins[0], outs[0]) in sub_edges:
+            _refuse(name, "is a subgraph whose Input feeds its Output directly")
+        for k, v in sub_nodes.items():
+            if k not in (ins[0], outs[0]):
+                full = f"{name}.{k}"
+                if full in nodes or full in flat:
+                    _refuse(name, f"inlining its node {k!r} gives the name {full!r}, which the "
+                                  "graph already uses")
+                flat[full] = v
+        enter[name] = [f"{name}.{b}" for a, b in sub_edges if a == ins[0]]
+        leave[name] = [f"{name}.{a}" for a, b in sub_edges if b == outs[0]]
+        inner_edges += [(f"{name}.{a}", f"{name}.{b}") for a, b in sub_edges
+                        if ins[0] not in (a, b) and outs[0] not in (a, b)]
+    out_edges = [(a2, b2) for a, b in edges for a2 in leave.get(a, [a])
+                 for b2 in enter.get(b, [b])]
+    return flat, out_edges + inner_edges
+
+
+def _self_loops(nodes: dict, succ: dict, pred: dict, is_neuron) -> dict[str, list[list[str]]]:
+    """{population: [chain, ...]}: branches of non-neuron nodes (each with one input and one
+    output) that leave a neuron node and come back to it."""
+    loops: dict[str, list[list[str]]] = {}
+    for n in nodes:
+        if not is_neuron(n):
+            continue
+        for start in succ[n]:
+            chain, cur = [], start
+            while (not is_neuron(cur) and len(succ[cur]) == 1 and len(pred[cur]) == 1
+                   and cur not in chain):
+                chain.append(cur)
+                cur = succ[cur][0]
+            if chain and cur == n:
+                loops.setdefault(n, []).append(chain)
+    return loops
+
+
+def _refuse_other_cycles(nodes: dict, succ: dict, loops: dict, start: str) -> None:
+    """Refuse any cycle left once the self-loops are taken out, naming the node of that cycle
+    closest to `start` (the Input: where the feedback enters) and spelling the cycle out."""
+    loop_edges = {(n, c[0]) for n, cs in loops.items() for c in cs}
+    loop_edges |= {(a, b) for cs in loops.values() for c in cs for a, b in zip(c, c[1:])}
+    loop_edges |= {(c[-1], n) for n, cs in loops.items() for c in cs}
+    out = {k: [s for s in succ[k] if (k, s) not in loop_edges] for k in nodes}
+    color = dict.fromkeys(nodes, 0)  # 0 new, 1 on the DFS path, 2 done
+    cycle: list[str] = []
+    for root in nodes:
+        if color[root] or cycle:
+            continue
+        path, stack = [root], [iter(out[root])]
+        color[root] = 1
+        while stack and not cycle:
+            nxt = next(stack[-1], None)
+            if nxt is None:
+                color[path.pop()] = 2
+                stack.pop()
+            elif color[nxt] == 1:
+                cycle = path[path.index(nxt):]
+            elif color[nxt] == 0:
+                color[nxt] = 1
+                path.append(nxt)
+                stack.append(iter(out[nxt]))
+    if not cycle:
+        return
+    dist, front = {start: 0}, [start]
+    while front:  # breadth-first distance from the Input
+        reached = []
+        for k in front:
+            for s in out[k]:
+                if s not in dist:
+                    dist[s] = dist[k] + 1
+                    reached.append(s)
+        front = reached
+    first = min(range(len(cycle)), key=lambda i: (dist.get(cycle[i], len(nodes)), i))
+    ring = cycle[first:] + cycle[:first]
+    _refuse(ring[0], f"lies on the cycle {' -> '.join(ring + [ring[0]])}, which is not a "
+                     "population's self-loop: only LIF | CubaLIF | IF -> [Delay] -> Linear | "
+                     "Affine -> the same population is supported (no feedback to an earlier "
+                     "population, no loop through the readout or without a weight node)")
+
+
+def _merge(post: np.ndarray, pre: np.ndarray, delay: np.ndarray, w: np.ndarray, n_in: int
+           ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Synapses ordered by (post, pre, delay) as the trainer writes them; synapses with the
+    same (post, pre, delay) (converging branches) summed; zero weights dropped."""
+    post, pre = post.astype(np.int64), pre.astype(np.int64)
+    delay = delay.astype(np.int64)
+    key = (post * n_in + pre) * (int(delay.max(initial=0)) + 1) + delay
+    uniq, inv = np.unique(key, return_inverse=True)
+    if uniq.size != key.size:
+        w = np.bincount(inv, weights=w, minlength=uniq.size)
+        first = np.zeros(uniq.size, np.int64)
+        first[inv[::-1]] = np.arange(key.size)[::-1]
+        post, pre, delay = post[first], pre[first], delay[first]
+    else:
+        order = np.argsort(key, kind="stable")
+        post, pre, delay, w = post[order], pre[order], delay[order], w[order]
+    keep = w != 0
+    return post[keep], pre[keep], delay[keep], w[keep]
+
+
+def _synapses(parts: list[dict], gain: np.ndarray
+              ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Branches' dense weights -> synapse lists (post, pre, delay, gain * w), one per non-zero
+    weight of each branch (not yet merged)."""
+    post_l, pre_l, d_l, w_l = [], [], [], []
+    for q in parts:
+        post, pre = np.nonzero(q["W"])
+        post_l.append(post)
+        pre_l.append(pre)
+        d_l.append(q["delay"][post, pre])
+        w_l.append(gain[post] * q["W"][post, pre])
+    return (np.concatenate(post_l), np.concatenate(pre_l), np.concatenate(d_l),
+            np.concatenate(w_l))
+
+
+def _recurrent_delays(chain: list[str], k: np.ndarray, W: np.ndarray, nodes: dict, dt: float,
+                      target: str) -> np.ndarray:
+    """A self-loop branch's Delay steps k (n, n) -> recurrent delays d (module docstring,
+    "Recurrence"): no Delay node on the branch: d = 0; else d = k - 1, refused where k < 1."""
+    nir = _nir()
+    delay_nodes = [c for c in chain if isinstance(nodes[c], nir.Delay)]
+    if not delay_nodes:
+        return np.zeros_like(k)
+    post, pre = np.nonzero(W)
+    if post.size and k[post, pre].min() < 1:
+        i = int(np.argmin(k[post, pre]))
+        _refuse(delay_nodes[0], f"the self-loop of {target!r} through it has a total delay of "
+                                f"{k[post[i], pre[i]] * dt:.6g} s ({k[post[i], pre[i]]} steps of "
+                                f"dt = {dt:.6g} s) from neuron {pre[i]} to neuron {post[i]}, below "
+                                "one step: a spike cannot return to its own population in the "
+                                "step it is sent (on Loihi 2 it arrives the next step at the "
+                                "earliest); make the loop's delay at least dt, or drop the Delay "
+                                "node (a self-loop without Delay arrives the next step)")
+    return k - 1
 
 
 def layers_digest(layers) -> str:
@@ -259,6 +422,12 @@ def layers_digest(layers) -> str:
         a, b = L.bn_affine()
         for arr in (L.weight, a, b):
             h.update(np.ascontiguousarray(arr, dtype=np.float64).tobytes())
+        R = getattr(L, "recurrent", None)
+        if R is not None:  # only recurrent layers: feed-forward digests stay as they were
+            h.update(b"recurrent")
+            for a in (R.pre, R.post, R.delay):
+                h.update(np.ascontiguousarray(a, dtype=np.int64).tobytes())
+            h.update(np.ascontiguousarray(R.weight, dtype=np.float64).tobytes())
     return h.hexdigest()
 
 
@@ -319,12 +488,12 @@ def nir_to_checkpoint(graph_or_path, dt_ms: float | None = None, *, lif_readout:
     if dt_ms is not None and md_dt is not None and abs(md_dt - dt) > 1e-9 * md_dt:
         raise ExportError(f"--dt-ms {dt_ms} differs from the graph's own dt "
                           f"{md_dt * 1000:g} ms; omit --dt-ms or pass {md_dt * 1000:g}")
-    nodes, edges = graph.nodes, list(graph.edges)
+    nodes, edges = _flatten(dict(graph.nodes), list(graph.edges))
     neuron_types = tuple(getattr(nir, t) for t in HIDDEN_TYPES + READOUT_TYPES)
     for name, node in nodes.items():
-        if isinstance(node, nir.NIRGraph):
-            _refuse(name, "is a subgraph (snnTorch writes recurrent RLeaky/RSynaptic layers "
-                          "this way): recurrence is not supported")
+        if node is None:
+            _refuse(name, "is empty (None): the producer's exporter had no NIR mapping for that "
+                          "module (Norse 1.1.0 writes its recurrent cells this way)")
         if not isinstance(node, (nir.Input, nir.Output, nir.Linear, nir.Affine, nir.Delay)
                           + neuron_types):
             _refuse(name, f"{type(node).__name__} nodes are not supported (this importer maps "
@@ -342,19 +511,22 @@ def nir_to_checkpoint(graph_or_path, dt_ms: float | None = None, *, lif_readout:
     if len(inputs) != 1 or len(outputs) != 1:
         raise ExportError(f"the NIR graph must have one Input and one Output node, has inputs "
                           f"{inputs} and outputs {outputs}")
-    _topological(nodes, succ, pred)
+
+    def is_neuron(k):
+        return isinstance(nodes[k], neuron_types)
+
+    loops = _self_loops(nodes, succ, pred, is_neuron)
+    _refuse_other_cycles(nodes, succ, loops, inputs[0])
     in_shape = np.asarray(nodes[inputs[0]].input_type["input"]).reshape(-1)
     if in_shape.size != 1 and int(np.prod(in_shape)) != int(in_shape.max()):
         _refuse(inputs[0], f"input shape {in_shape.tolist()} is not a 1-D channel vector")
     n_channels = int(np.prod(in_shape))
 
-    def is_neuron(k):
-        return isinstance(nodes[k], neuron_types)
-
     out_name, pop, n_in = outputs[0], inputs[0], n_channels
     layers, infos, visited = [], [], {inputs[0], outputs[0]}
     while True:
-        outs = succ[pop]
+        own_loop = {c[0] for c in loops.get(pop, [])}
+        outs = [o for o in succ[pop] if o not in own_loop]
         if not outs:
             _refuse(pop, "leads nowhere: the chain must end at the Output node")
         if out_name in outs:
@@ -388,13 +560,14 @@ def nir_to_checkpoint(graph_or_path, dt_ms: float | None = None, *, lif_readout:
             target = cur
             branches.append(chain)
         assert target is not None  # outs is not empty
-        ends = sorted(c[-1] for c in branches)
+        rec_chains = loops.get(target, [])
+        ends = sorted([c[-1] for c in branches] + [c[-1] for c in rec_chains])
         if sorted(pred[target]) != ends:
             extra = sorted(set(pred[target]) - set(ends))
-            _refuse(target, f"also receives {extra}, which does not come from {pop!r}: skip "
-                            "connections and recurrence are not supported")
+            _refuse(target, f"also receives {extra}, which comes neither from {pop!r} nor from "
+                            "its own self-loop: skip connections are not supported")
         n_out = _size(target, nodes[target])
-        is_last = succ[target] == [out_name]
+        is_last = [s for s in succ[target] if s not in {c[0] for c in rec_chains}] == [out_name]
         kind = type(nodes[target]).__name__
         if not is_last and kind not in HIDDEN_TYPES:
             _refuse(target, f"{kind} does not spike; hidden populations must be LIF, CubaLIF or IF")
@@ -403,45 +576,39 @@ def nir_to_checkpoint(graph_or_path, dt_ms: float | None = None, *, lif_readout:
             _refuse(target, f"the last population is a spiking {kind}, but this project reads the "
                             "readout's voltage; end the network with LI (or pass --lif-readout "
                             "to read this population's voltage and ignore its threshold)")
+        if is_last and rec_chains:
+            _refuse(target, f"the readout has a self-loop through {rec_chains[0]}; only hidden "
+                            "(spiking) populations may be recurrent: the readout's voltage is "
+                            "read and sends no spikes")
         prm = _neuron(target, nodes[target], dt, n_out, spiking)
         parts = [_branch(c, nodes, dt, n_in, n_out, target) for c in branches]
-        bias = sum((q["bias"] for q in parts if q["bias"] is not None), np.zeros(n_out))
+        rparts = [_branch(c, nodes, dt, n_out, n_out, target) for c in rec_chains]
+        bias = sum((q["bias"] for q in parts + rparts if q["bias"] is not None), np.zeros(n_out))
         if prm["du"] != 4095 and np.any(bias != 0):
-            _refuse(next(q["name"] for q in parts if q["bias"] is not None),
+            _refuse(next(q["name"] for q in parts + rparts if q["bias"] is not None),
                     f"its bias feeds the synaptic current of {kind} {target!r}; Loihi adds biases "
                     "to the voltage, so this has no exact mapping (train without bias)")
-        post_l, pre_l, d_l, w_l = [], [], [], []
-        for q in parts:
-            post, pre = np.nonzero(q["W"])
-            post_l.append(post)
-            pre_l.append(pre)
-            d_l.append(q["delay"][post, pre])
-            w_l.append(prm["gain"][post] * q["W"][post, pre])
-        post, pre = np.concatenate(post_l).astype(np.int64), np.concatenate(pre_l).astype(np.int64)
-        delay, w = np.concatenate(d_l).astype(np.int64), np.concatenate(w_l)
-        # order (post, pre, delay) as the trainer writes; branches with the same delay sum
-        key = (post * n_in + pre) * (int(delay.max(initial=0)) + 1) + delay
-        uniq, inv = np.unique(key, return_inverse=True)
-        if uniq.size != key.size:
-            w = np.bincount(inv, weights=w, minlength=uniq.size)
-            first = np.zeros(uniq.size, np.int64)
-            first[inv[::-1]] = np.arange(key.size)[::-1]
-            post, pre, delay = post[first], pre[first], delay[first]
-        else:
-            order = np.argsort(key, kind="stable")
-            post, pre, delay, w = post[order], pre[order], delay[order], w[order]
-        keep = w != 0
+        post, pre, delay, w = _merge(*_synapses(parts, prm["gain"]), n_in)
         b_total = prm["gain"] * bias + prm["leak_bias"]
-        layers.append(CkptLayer(
-            name=target, n_in=n_in, n_out=n_out, pre=pre[keep], post=post[keep],
-            delay=delay[keep], weight=w[keep], bn=None, decay=1 - prm["dv"] / 4096,
-            dv=prm["dv"], threshold=prm["threshold"] if spiking else 1.0, spiking=spiking,
-            bias=b_total if np.any(b_total != 0) else None, du=prm["du"]))
+        rec = None
         info = prm["info"]
-        info.update(branches=[list(c) for c in branches], synapses=int(keep.sum()),
-                    max_delay=int(delay[keep].max(initial=0)))
+        info.update(branches=[list(c) for c in branches], synapses=int(post.size),
+                    max_delay=int(delay.max(initial=0)))
+        if rec_chains:
+            for c, q in zip(rec_chains, rparts):
+                q["delay"] = _recurrent_delays(c, q["delay"], q["W"], nodes, dt, target)
+            r_post, r_pre, r_delay, r_w = _merge(*_synapses(rparts, prm["gain"]), n_out)
+            rec = RecurrentFloat(pre=r_pre, post=r_post, delay=r_delay, weight=r_w)
+            info["recurrent"] = {"branches": [list(c) for c in rec_chains],
+                                 "synapses": int(r_post.size),
+                                 "max_delay": int(r_delay.max(initial=0))}
+        layers.append(CkptLayer(
+            name=target, n_in=n_in, n_out=n_out, pre=pre, post=post,
+            delay=delay, weight=w, bn=None, decay=1 - prm["dv"] / 4096,
+            dv=prm["dv"], threshold=prm["threshold"] if spiking else 1.0, spiking=spiking,
+            bias=b_total if np.any(b_total != 0) else None, du=prm["du"], recurrent=rec))
         infos.append(info)
-        visited.update([target] + [k for c in branches for k in c])
+        visited.update([target] + [k for c in branches + rec_chains for k in c])
         pop, n_in = target, n_out
     unused = sorted(set(nodes) - visited)
     if unused:

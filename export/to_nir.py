@@ -9,6 +9,11 @@ Graph: Input -> per connection layer, one branch per delay value d present in th
 Affine carrying the layer's bias), all converging on the layer's neuron node (NIR sums converging
 edges) -> ... -> the readout -> Output. Node names: the layer name for the neurons,
 "<layer>.delay<d>" and "<layer>.w<d>" for a branch. BatchNorm is folded into W and the bias.
+A recurrent layer (CkptLayer.recurrent) adds a self-loop per recurrent delay d present:
+neurons -> [Delay((d + 1) dt)] -> Linear(W_rec,d) -> the same neurons, without the Delay for
+d = 0 (a spike at step t reaches the current at t + 1 + d; export.from_nir's docstring,
+"Recurrence", says why a loop's Delay is its whole latency), named "<layer>.rec.delay<d>" and
+"<layer>.rec.w<d>"; recurrent weights are not scaled by BatchNorm (they add after it).
 
 Neurons (the inverse of export.from_nir's forward-Euler rule, so that importing gives the same
 float network): hidden layers are LIF with tau = 4096 dt / dv, R = tau / dt (input gain
@@ -32,7 +37,7 @@ import numpy as np
 
 from export.errors import ExportError
 from export.from_nir import META_KEY, _nir, layers_digest, nir_to_checkpoint
-from trainer.checkpoint import load_checkpoint, resolve_checkpoint_path
+from trainer.checkpoint import Checkpoint, load_checkpoint, resolve_checkpoint_path
 from trainer.file_io import write_bytes_atomic
 
 NIR_FORMAT = "delaysnn-nir"
@@ -45,9 +50,16 @@ def checkpoint_to_nir(path, dt_ms: float | None = None):
     from export.to_lava import checkpoint_provenance
     from trainer.file_io import sha256_file
 
-    nir = _nir()
     ck_path = resolve_checkpoint_path(path)
     ck = load_checkpoint(ck_path)
+    graph, info = checkpoint_graph(ck, dt_ms, checkpoint_provenance(ck, sha256_file(ck_path)))
+    return graph, {"checkpoint": str(ck_path), **info}
+
+
+def checkpoint_graph(ck: Checkpoint, dt_ms: float | None, provenance: dict):
+    """An in-memory Checkpoint -> (nir.NIRGraph, info dict) (module docstring); `provenance`
+    (export.to_lava.checkpoint_provenance) travels in the graph's metadata."""
+    nir = _nir()
     if dt_ms is None:
         dt_ms = float(ck.data_recipe.get("dt_ms", DEFAULT_DT_MS))
     if not dt_ms > 0:
@@ -87,21 +99,49 @@ def checkpoint_to_nir(path, dt_ms: float | None = None):
             r = np.full(n, 1 / dt)
             nodes[L.name] = (nir.IF(r=r, v_threshold=np.full(n, L.threshold), v_reset=np.zeros(n))
                              if L.spiking else nir.I(r=r))
+        dropped += _self_loop(nodes, edges, L, dt)
         prev = L.name
     nodes["output"] = nir.Output(output_type={"output": np.array([ck.layers[-1].n_out])})
     edges.append((prev, "output"))
     own = {"format": NIR_FORMAT, "version": 1, "dt_ms": dt_ms,
            "class_names": list(ck.class_names), "data_recipe": ck.data_recipe,
-           "provenance": checkpoint_provenance(ck, sha256_file(ck_path))}
+           "provenance": provenance}
     graph = nir.NIRGraph(nodes=nodes, edges=edges, metadata={"dt": dt})
     # the digest of the float network export.from_nir reads back: it keeps the provenance only
     # while the graph still holds this network
     own["layers_sha256"] = layers_digest(nir_to_checkpoint(graph)[0].layers)
     graph.metadata[META_KEY] = json.dumps(own, sort_keys=True)
-    info = {"checkpoint": str(ck_path), "dt_ms": dt_ms, "layers": len(ck.layers),
-            "nodes": len(nodes), "synapses": int(sum(L.pre.size for L in ck.layers)),
+    rec = [L.recurrent for L in ck.layers if L.recurrent is not None]
+    info = {"dt_ms": dt_ms, "layers": len(ck.layers), "nodes": len(nodes),
+            "synapses": int(sum(L.pre.size for L in ck.layers)),
+            "recurrent_synapses": int(sum(R.pre.size for R in rec)),
             "dropped_zero_weight_synapses": dropped}
     return graph, info
+
+
+def _self_loop(nodes: dict, edges: list, L, dt: float) -> int:
+    """Add layer L's recurrent synapses as self-loop branches (module docstring); returns the
+    number of zero-weight recurrent synapses dropped."""
+    nir = _nir()
+    R = L.recurrent
+    if R is None or not R.pre.size:
+        return 0
+    if not L.spiking:
+        raise ExportError(f"layer {L.name!r} is the readout but has recurrent synapses; only "
+                          "hidden (spiking) layers can be recurrent")
+    n = L.n_out
+    for d in np.unique(R.delay):
+        sel = R.delay == d
+        W = np.zeros((n, n))
+        np.add.at(W, (R.post[sel], R.pre[sel]), R.weight[sel])
+        w_name, src = f"{L.name}.rec.w{int(d)}", L.name
+        nodes[w_name] = nir.Linear(weight=W)
+        if d > 0:
+            src = f"{L.name}.rec.delay{int(d)}"
+            nodes[src] = nir.Delay(delay=np.full(n, (int(d) + 1) * dt))
+            edges.append((L.name, src))
+        edges += [(src, w_name), (w_name, L.name)]
+    return int(np.sum(R.weight == 0))
 
 
 def write_nir(graph, out) -> Path:
@@ -137,7 +177,8 @@ def main(argv: list[str] | None = None) -> int:
     except (ExportError, ValueError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
-    print(f"wrote {a.out}: {info['layers']} layers, {info['synapses']} synapses, "
+    rec = (f" + {info['recurrent_synapses']} recurrent" if info["recurrent_synapses"] else "")
+    print(f"wrote {a.out}: {info['layers']} layers, {info['synapses']} synapses{rec}, "
           f"{info['nodes']} NIR nodes, dt {info['dt_ms']:g} ms"
           + (f"; {info['dropped_zero_weight_synapses']} zero-weight synapses dropped"
              if info["dropped_zero_weight_synapses"] else ""))

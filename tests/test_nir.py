@@ -246,18 +246,20 @@ def _w(o, i):
 
 def refusal_cases():
     rec = _chain(("w1", _w(3, 4)), ("hid", _lif(3)), ("w2", _w(2, 3)), ("out", _li(2)))
-    rec.nodes["wrec"] = _w(3, 3)
-    rec.edges += [("hid", "wrec"), ("wrec", "hid")]
+    rec.nodes["wfb"] = _w(3, 2)  # feedback from the readout (self-loops: test_nir_recurrent.py)
+    rec.edges += [("out", "wfb"), ("wfb", "hid")]
     sub = _chain(("w1", _w(3, 4)), ("rleaky", nir.NIRGraph(
         nodes={"input": nir.Input(input_type={"input": np.array([3])}), "lif": _lif(3),
-               "output": nir.Output(output_type={"output": np.array([3])})},
-        edges=[("input", "lif"), ("lif", "output")])), ("w2", _w(2, 3)), ("out", _li(2)))
+               "output": nir.Output(output_type={"output": np.array([3])}),
+               "spare": nir.Output(output_type={"output": np.array([3])})},
+        edges=[("input", "lif"), ("lif", "output"), ("lif", "spare")])), ("w2", _w(2, 3)),
+        ("out", _li(2)))
     conv = _chain(("conv", nir.Conv1d(input_shape=4, weight=np.ones((3, 1, 2)), stride=1,
                                       padding=0, dilation=1, groups=1, bias=np.zeros(3))),
                   ("hid", _lif(3)), ("w2", _w(2, 3)), ("out", _li(2)))
     return {
-        "recurrence": (rec, "hid", "cycle"),
-        "subgraph": (sub, "rleaky", "recurrence"),
+        "feedback": (rec, "hid", "lies on the cycle hid -> w2 -> out -> wfb -> hid"),
+        "subgraph": (sub, "rleaky", "only a subgraph with one Input and one Output"),
         "conv": (conv, "conv", "Conv1d nodes are not supported"),
         "shape": (_chain(("w1", _w(3, 5)), ("hid", _lif(3)), ("w2", _w(2, 3)), ("out", _li(2))),
                   "w1", "expected (3, 4)"),
