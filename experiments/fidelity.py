@@ -85,7 +85,8 @@ def fidelity_demo(run: str | Path, *, max_loss: float = DEFAULT_MAX_LOSS,
             **{k: committed.get(k) for k in ("test_accuracy", "emulator_accuracy", "n_test")}}
     out["seconds"] = {"exports": round(export_s, 1),
                       "total": round(time.perf_counter() - t0, 1)}
-    out["command"] = ("python -m experiments.fidelity RUN"
+    run_arg = Path(run).as_posix() if not Path(run).is_absolute() else "RUN"
+    out["command"] = (f"python -m experiments.fidelity {run_arg}"
                       + (f" --point {Path(point).as_posix()}" if point is not None else "")
                       + f" --max-loss {max_loss:g} --qat-epochs {qat_epochs}"
                       + (f" --qat-lr {qat_lr:g}" if qat_lr != DEFAULT_QAT_LR else ""))

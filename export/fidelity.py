@@ -25,10 +25,11 @@ first one within `max_loss` is exported; the float reference stays the trained c
    keeps the smallest nonzero level with its sign. Changes the weights of those N synapses
    (by less than one level); keeps the structure.
 3. Quantization-aware fine-tuning (export.qat.finetune_loaded) of the trained checkpoint on
-   the training split for up to `qat_epochs` epochs, each epoch measured on validation, stopped
-   as soon as the bound holds, the best epoch kept; its export is then measured as in step 0
-   and, if still above the bound, steps 1 and 2 run on it. Changes: every weight and bias
-   (folded BatchNorm); structure, delays and neurons unchanged.
+   the training split for up to `qat_epochs` epochs through the fixed point of the best
+   candidate so far (its scale factors and kept synapses), each epoch measured on validation,
+   stopped as soon as the bound holds, the best epoch kept; if still above the bound, steps 1
+   and 2 run on the fine-tuned checkpoint. Changes: every weight and bias (folded BatchNorm);
+   structure, delays and neurons unchanged.
 
 If no candidate is within the bound, FidelityError says so in one line with both accuracies;
 with `allow_loss` the best candidate (highest fixed-point validation accuracy, the earliest on
@@ -59,7 +60,8 @@ if TYPE_CHECKING:
 DEFAULT_MAX_LOSS = 0.5  # points: lava_runtime.pipeline.deploy's bound (the export CLI: none)
 DEFAULT_QAT_EPOCHS = 5  # most fine-tuning epochs the bound may spend
 DEFAULT_QAT_LR = 1e-4  # Adam learning rate of that fine-tuning (export.qat's default)
-SCALE_FACTORS = (math.sqrt(2), 2.0, 2 * math.sqrt(2), 4.0)  # tried per layer, in this order
+# tried per layer, in this order: 2^(k/4), k = 1..8 (1.19 .. 4)
+SCALE_FACTORS = tuple(2 ** (k / 4) for k in range(1, 9))
 _EPS = 1e-9  # points: tolerance of the bound comparison
 # the keys every sweep point and showcase JSON copies from the export report
 FIDELITY_KEYS = ("emulator_val_accuracy", "fixed_point_loss_val", "qat_epochs",
@@ -242,13 +244,15 @@ def export_with_bound(ck: Checkpoint, profile: str = "loihi2", *, provenance: di
         final, ok = cheap(first, "")
     if not ok and qat_epochs > 0:
         ck_q, qat = _fine_tune(ck, p0, x_val, y_val, training, profile, qat_epochs, qat_lr,
-                               (float_correct - max_loss * n / 100) / n - _EPS, opts,
-                               cache_dir, progress)
+                               (float_correct - max_loss * n / 100) / n - _EPS,
+                               {**opts, "scale_factors": final.scale_factors,
+                                "keep_zeroed": final.keep_zeroed}, cache_dir, progress)
         if ck_q is not None:
             assert qat is not None
             p_q = prepare_export(ck_q, profile, calibration=p0.x_cal, max_calibration=None,
                                  **opts)
-            c = measure("qat", ck_q, p_q, qat_n=int(qat["best_epoch"]))
+            c = measure("qat", ck_q, p_q, final.scale_factors, final.keep_zeroed,
+                        int(qat["best_epoch"]))
             ok = within(c)
             if not ok:
                 c, ok = cheap(c, "qat + ")
@@ -297,7 +301,7 @@ def export_with_bound(ck: Checkpoint, profile: str = "loihi2", *, provenance: di
 def _fine_tune(ck, p0, x_val, y_val, training, profile, epochs, lr, target, opts, cache_dir,
                progress):
     """Step 3: (fine-tuned checkpoint or None when epoch 0 stayed best or it cannot run, the
-    fine-tuning's summary or {"not_run": why})."""
+    fine-tuning's summary or {"not_run": why}). opts: export_loaded's quantization options."""
     from export.build_network import _as_xy, _recipe_data
     from export.qat import finetune_loaded
 

@@ -168,13 +168,15 @@ def checkpoint_dict(ck: Checkpoint, qat: dict) -> dict:
 
 
 def _fixed_point(ck: Checkpoint, profile: str, num_message_bits: int, x_cal, x_val, y_val,
-                 headroom: float = 2.0, netx_exact: bool = False):
-    """Export ck exactly as export.to_lava does; (grids, input scale, fixed-point val acc,
-    float val acc)."""
+                 headroom: float = 2.0, netx_exact: bool = False,
+                 scale_factors: tuple[float, ...] | None = None, keep_zeroed: bool = False):
+    """Export ck exactly as export.to_lava does (with export.quantize's options); (grids, input
+    scale, fixed-point val acc, float val acc)."""
     _, report = export_loaded(ck, profile, provenance={}, source={},
                               num_message_bits=num_message_bits, calibration=x_cal,
                               evaluation=(x_val, y_val), max_calibration=None,
-                              headroom=headroom, netx_exact=netx_exact)
+                              headroom=headroom, netx_exact=netx_exact,
+                              scale_factors=scale_factors, keep_zeroed=keep_zeroed)
     scale = report["input_encoding"]["scale"]
     acc = report["accuracy"]
     return grids_from_report(report, scale), scale, acc["quantized"], acc["float"]
@@ -226,11 +228,14 @@ def check_options(epochs: int, lr: float, batch_size: int) -> None:
 def finetune_loaded(ck: Checkpoint, x_tr, y_tr, x_cal: np.ndarray, x_val: np.ndarray,
                     y_val: np.ndarray, *, epochs: int = 5, lr: float = 1e-4,
                     batch_size: int = 32, profile: str = "loihi2", num_message_bits: int = 8,
-                    headroom: float = 2.0, netx_exact: bool = False, seed: int = 0,
-                    target: float | None = None, progress: bool = True
+                    headroom: float = 2.0, netx_exact: bool = False,
+                    scale_factors: tuple[float, ...] | None = None, keep_zeroed: bool = False,
+                    seed: int = 0, target: float | None = None, progress: bool = True
                     ) -> tuple[Checkpoint, dict]:
     """The fine-tuning of an in-memory checkpoint: training features x_tr (N, T, C) and labels,
     calibration features (used as given), validation features and labels (select the epoch).
+    headroom ... keep_zeroed: the export options whose fixed point it trains through (the
+    grids follow the scales; a kept synapse is trained as rounding to 0, measured as kept).
     target: stop after the first epoch whose fixed-point validation accuracy (a fraction)
     reaches it (None: run every epoch). Returns (best checkpoint, summary: profile, options,
     epochs, epochs_run, best_epoch, val_fixed_point, history, seconds)."""
@@ -248,7 +253,8 @@ def finetune_loaded(ck: Checkpoint, x_tr, y_tr, x_cal: np.ndarray, x_val: np.nda
     for epoch in range(epochs + 1):
         current = net.to_checkpoint()
         grids, scale, q_acc, f_acc = _fixed_point(current, profile, num_message_bits, x_cal,
-                                                  x_val, y_val, headroom, netx_exact)
+                                                  x_val, y_val, headroom, netx_exact,
+                                                  scale_factors, keep_zeroed)
         history.append({"epoch": epoch, "val_fixed_point": q_acc, "val_float": f_acc})
         if progress:
             print(f"qat epoch {epoch}/{epochs}: validation fixed point {q_acc:.2%}, "
