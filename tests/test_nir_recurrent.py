@@ -14,15 +14,15 @@ import torch
 
 from deployed import netx_h5
 from deployed.emulator import aligned, emulate
-from export.build_network import export_loaded
 from export.errors import ExportError
+from export.float_reference import simulate_float
 from export.from_nir import export_nir, layers_digest, nir_to_checkpoint
 from export.from_nir import main as from_nir_main
-from export.to_lava import checkpoint_provenance
-from export.to_nir import checkpoint_graph, write_nir
-from helpers.export_checkpoints import make_checkpoint, make_features
+from export.to_lava import export_checkpoint
+from export.to_nir import main as to_nir_main
+from helpers.export_checkpoints import make_checkpoint, make_features, save_checkpoint
 from helpers.nir_graphs import simulate_checkpoint, simulate_nir
-from trainer.checkpoint import RecurrentFloat, checkpoint_from_dict
+from trainer.checkpoint import load_checkpoint
 
 nir = pytest.importorskip("nir")
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
@@ -176,40 +176,40 @@ def test_other_cycles_are_refused_naming_a_node_on_the_cycle(tmp_path, case):
 
 # ---- ours -> NIR -> ours -------------------------------------------------------------------
 
-def recurrent_checkpoint(seed=3):
-    """make_checkpoint (BatchNorm, feed-forward delays up to 8) with recurrent synapses built
-    directly on both hidden layers: delays 0..5, some (post, pre) pairs with two delays, in the
-    trainer's order (post, pre, delay)."""
+def recurrent_checkpoint(seed=3) -> dict:
+    """make_checkpoint (BatchNorm, feed-forward delays up to 8) with the checkpoint file's
+    "recurrent" entry on both hidden layers: delays 0..5, some (post, pre) pairs with two
+    delays, float32 weights, in the trainer's order (post, pre, delay)."""
     d = make_checkpoint(multi=4, max_delay=8, seed=seed)
+    rng = np.random.default_rng(seed)
     for L in d["layers"]:
         o = torch.argsort((L["post"] * L["n_in"] + L["pre"]) * 1000 + L["delay"])
         for k in ("pre", "post", "delay", "weight"):
             L[k] = L[k][o]
-    ck = checkpoint_from_dict(d, "<recurrent>")
-    rng = np.random.default_rng(seed)
-    for L in ck.layers[:-1]:
-        n = L.n_out
+    for L in d["layers"][:-1]:
+        n = L["n_out"]
         post, pre = np.nonzero(rng.random((n, n)) < 0.3)
         delay = rng.integers(0, 6, post.size)
         extra = rng.choice(post.size, 5, replace=False)  # a second delay for 5 pairs
         post, pre = np.r_[post, post[extra]], np.r_[pre, pre[extra]]
         delay = np.r_[delay, (delay[extra] + 3) % 6]
         o = np.lexsort((delay, pre, post))
-        L.recurrent = RecurrentFloat(pre=pre[o], post=post[o], delay=delay[o],
-                                     weight=rng.normal(0, 0.4, post.size).astype(np.float32)
-                                     .astype(np.float64)[o])
-    return ck
+        L["recurrent"] = {"pre": torch.tensor(pre[o]), "post": torch.tensor(post[o]),
+                          "delay": torch.tensor(delay[o]),
+                          "weight": torch.tensor(rng.normal(0, 0.4, post.size)[o],
+                                                 dtype=torch.float32)}
+    return d
 
 
 def test_round_trip_of_a_recurrent_checkpoint_is_byte_identical(tmp_path):
-    """ours -> NIR -> ours: the same float network (recurrent synapses array for array, the
-    same digest), the deployed file export_nir writes equals the one export makes from the
-    checkpoint byte for byte, and the NIR graph holds d = 0 as a plain loop, d as Delay(d+1)."""
-    ck = recurrent_checkpoint()
-    prov = checkpoint_provenance(ck, "0" * 64)
-    graph, info = checkpoint_graph(ck, 10.0, prov)
-    assert info["recurrent_synapses"] == sum(L.recurrent.pre.size for L in ck.layers[:-1])
-    write_nir(graph, tmp_path / "net.nir")
+    """ours -> NIR -> ours on files (python -m export.to_nir, then export.from_nir): the same
+    float network (recurrent synapses array for array, the digest the graph stores), the
+    deployed file equals the one export.to_lava writes from the checkpoint byte for byte, and
+    the graph holds d = 0 as a plain loop, d >= 1 as Delay((d + 1) dt)."""
+    ck_path = save_checkpoint(recurrent_checkpoint(), tmp_path / "run")
+    ck = load_checkpoint(ck_path)
+    assert all(L.recurrent is not None for L in ck.layers[:-1])
+    assert to_nir_main([str(ck_path.parent), "--out", str(tmp_path / "net.nir")]) == 0
     g = nir.read(str(tmp_path / "net.nir"))
     assert ("fc1.rec.w0", "fc1") in g.edges and ("fc1", "fc1.rec.w0") in g.edges
     assert float(g.nodes["fc1.rec.delay3"].delay[0]) == pytest.approx(0.04)  # d 3: 4 steps
@@ -224,9 +224,7 @@ def test_round_trip_of_a_recurrent_checkpoint_is_byte_identical(tmp_path):
     assert np.array_equal(simulate_checkpoint(back, x[:4])[0][1],
                           simulate_checkpoint(ck, x[:4])[0][1])
 
-    source = {"path": "<recurrent>", "sha256": "0" * 64, "epoch": ck.epoch, "val_accuracy": None}
-    direct, _ = export_loaded(ck, provenance=prov, source=source, calibration=x,
-                              evaluation=False)
+    direct, _ = export_checkpoint(ck_path, calibration=x, evaluation=False)
     via_nir, _ = export_nir(tmp_path / "net.nir", calibration=x, evaluation=False)
     assert via_nir.layers[0].recurrent is not None
     assert via_nir.layers[0].recurrent.n_synapses == ck.layers[0].recurrent.pre.size
@@ -298,6 +296,9 @@ def test_snntorch_rleaky_imports_as_snntorch_simulates_it(tmp_path, all_to_all):
     assert spk.sum() > 100
     assert np.array_equal(spikes[0], spk.astype(np.uint8))
     np.testing.assert_allclose(v, mem, rtol=1e-4, atol=1e-4)
+    fr = simulate_float(ck, x, keep_spikes=True)  # the float model export calibrates with
+    assert np.array_equal(fr.spikes[0], spikes[0])
+    np.testing.assert_allclose(fr.readout_v, v, rtol=1e-9, atol=1e-9)
     assert np.array_equal(simulate_nir(nir.read(str(tmp_path / "r.nir")), x, 1e-4)["1.lif"], spk)
 
 
