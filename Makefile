@@ -30,8 +30,10 @@ $(STAMP): pyproject.toml tools/patched_wheels.py
 	touch $(STAMP)
 
 $(TEST_STAMP): $(STAMP)
-	@echo "make: installing the test extra (pytest, NeuroBench, snntorch, ruff, mypy)"
+	@echo "make: installing the test extra (pytest, NeuroBench, snntorch, rockpool, ruff, mypy)"
 	$(PIP) -e ".[test]"
+	@echo "make: installing norse without its torchvision (pyproject.toml, test extra)"
+	$(PIP) --no-deps norse==1.1.0
 	touch $(TEST_STAMP)
 
 demo: $(STAMP)

@@ -131,7 +131,10 @@ def run_status(run_dir: str | Path) -> RunStatus:
                               f"resume with `{resume_command(run_dir, stored)}`")
     ckpt = load_checkpoint_dict(run_dir / CHECKPOINT)
     config = stored if stored is not None else dict(ckpt["config"])
-    k, planned = int(ckpt["epoch"]), int(config["epochs"])
+    k = int(ckpt["epoch"])
+    # a config that does not name its epochs (checkpoints made by hand or by tools, not by
+    # `trainer train`, whose config is fully resolved) planned the epoch it holds
+    planned = int(config.get("epochs", k))
     if finished:
         return RunStatus(True, k, planned, f"{run_dir} finished its {planned} epochs "
                                            f"(checkpoint.pt: epoch {k}, the best by validation)")
