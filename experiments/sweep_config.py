@@ -22,8 +22,11 @@ File format (every key is checked; unknown keys are errors)::
     description = "..."         # one line for the report
 
 A point is one (group, sparsity, seed): ``{name, group, method, sparsity, nominal_sparsity,
-matched, seed, overrides, config}``, where ``overrides`` are the trainer keys that make its
-run and ``config`` the resolved, validated trainer config. Points come densest first (nominal
+matched, recurrent, seed, overrides, config}``, where ``overrides`` are the trainer keys that
+make its run, ``config`` the resolved, validated trainer config and ``recurrent`` its trainer
+key (a group sets it in ``set``, e.g. ``set = { recurrent = true, recurrent_equal_synapses =
+true }`` for recurrent networks with the feed-forward network's synapse count at each S:
+experiments/fsdd_recurrent.toml). Points come densest first (nominal
 sparsity ascending: the grid value a matched group is matched to), then seed, then group order.
 """
 from __future__ import annotations
@@ -231,7 +234,8 @@ def plan(grid: dict, *, device: str = "auto", threads: int = 1, epochs: int | No
                     "name": point_name(gr["name"], over["sparsity"], seed),
                     "group": gr["name"], "method": gr["method"], "sparsity": over["sparsity"],
                     "nominal_sparsity": float(s), "matched": gr["match_synapses"],
-                    "seed": int(seed), "overrides": over, "config": cfg, "_order": (s, seed, gi)})
+                    "recurrent": bool(cfg["recurrent"]), "seed": int(seed), "overrides": over,
+                    "config": cfg, "_order": (s, seed, gi)})
     points.sort(key=lambda p: p["_order"])
     for p in points:
         del p["_order"]

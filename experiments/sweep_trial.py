@@ -94,7 +94,8 @@ def evaluate_point(run_dir: Path, profile: str = PROFILE) -> dict:
         "n_test": d.emulator["samples"],
         **{k: report[k] for k in FIDELITY_KEYS},
         "synapses_per_layer": [int(c) for c in metrics["connections"]],
-        "synapses": int(sum(metrics["connections"])),
+        "synapses": int(sum(metrics["connections"])
+                        + sum(metrics.get("recurrent_connections", []))),
         "synops_per_sample": float(budget["synops_per_sample"]),
         "energy_per_sample_joules": (None if budget["energy_per_sample_joules"] is None
                                      else float(budget["energy_per_sample_joules"]["total"])),
@@ -105,6 +106,8 @@ def evaluate_point(run_dir: Path, profile: str = PROFILE) -> dict:
         "budget": {k: budget[k] for k in BUDGET_KEYS},
         "checkpoint_sha256": sha256_file(run_dir / CHECKPOINT),
         "train_seconds": float(metrics["seconds"]),
+        **({"recurrent_synapses_per_layer": [int(c) for c in metrics["recurrent_connections"]]}
+           if "recurrent_connections" in metrics else {}),
         "evaluate_seconds": time.perf_counter() - t0,
     }
 
@@ -156,6 +159,9 @@ def run_point(point: dict, runs: str, threads: int = 1, meta: dict | None = None
         "seed": point["seed"], "epochs": int(cfg["epochs"]), "dataset": cfg["dataset"],
         "profile": PROFILE, "resumed": state == "partial",
         **measured,
+        **({"recurrent": True,
+            "recurrent_synapses_per_layer": measured.pop("recurrent_synapses_per_layer")}
+           if cfg.get("recurrent") else {}),
         "config": identity(cfg),
         "machine": f"{platform.machine()}, Python {platform.python_version()}, torch "
                    f"{torch.__version__}, {threads} thread(s)",
