@@ -8,6 +8,10 @@ exported from checkpoints, so its spikes at window step t + i + 1 are the traine
 layer-i spikes at step t, and the readout voltage at window step t + latency is the trained
 model's readout at step t (deployed.emulator.aligned cuts out that view); 0 for networks
 imported from netx (docs/design.md section 8).
+
+Predictions: argmax over classes of the summed softmax of the readout voltage (a non-spiking
+readout, as trained), or of the output layer's spike counts over the whole window when the
+output layer spikes (networks from netx; ties go to the lowest class index).
 """
 from __future__ import annotations
 
@@ -39,7 +43,10 @@ class Activity:
         return int(self.readout_v.shape[0])
 
     def scores(self, net: DeployedNetwork) -> np.ndarray:
-        """(N, n_classes): sum over the T aligned steps of softmax(v * v_scale)."""
+        """(N, n_classes): sum over the T aligned steps of softmax(v * v_scale); for a spiking
+        output layer, its spike count per class over the whole window (float64)."""
+        if net.readout.neurons.spiking:
+            return self.spikes[-1].sum(axis=1, dtype=np.int64).astype(np.float64)
         L, T = net.latency, net.input.time_steps
         v = self.readout_v[:, L:L + T, :].astype(np.float64) * net.readout.neurons.v_scale
         v = v - v.max(axis=-1, keepdims=True)
@@ -53,15 +60,26 @@ class Activity:
         """Total spikes per spiking layer over all samples."""
         return [int(s.sum()) for s in self.spikes]
 
-    def save(self, path) -> None:
-        """Write to a .npz file atomically (temp file, then rename); `extra` is not kept."""
+    def save(self, path, net: DeployedNetwork | None = None) -> None:
+        """Write to a .npz file atomically (temp file, then rename); `extra` is not kept.
+        Arrays: input_payload, readout_v, spikes_0.. (one per spiking layer), backend, seconds;
+        with `net` whose output layer spikes also output_spikes (N, steps, n_out) uint8, the
+        output layer's spikes (the same as the last spikes_i) for readers that do not count
+        layers; row k = window step k, so output_spikes[:, :T] is what a T-step run records."""
         path = Path(path)
+        extra = {}
+        if net is not None and net.readout.neurons.spiking:
+            if len(self.spikes) != net.n_spiking:
+                raise ValueError(f"activity holds {len(self.spikes)} spiking layers, the network "
+                                 f"{net.n_spiking}: it was not recorded from this network")
+            extra["output_spikes"] = self.spikes[-1]
         fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".npz")
         try:
             with os.fdopen(fd, "wb") as f:
                 np.savez_compressed(f, input_payload=self.input_payload, readout_v=self.readout_v,
                                     backend=np.array(self.backend), seconds=np.array(self.seconds),
-                                    **{f"spikes_{i}": s for i, s in enumerate(self.spikes)})
+                                    **{f"spikes_{i}": s for i, s in enumerate(self.spikes)},
+                                    **extra)
             os.replace(tmp, path)
         except BaseException:
             Path(tmp).unlink(missing_ok=True)
@@ -87,6 +105,12 @@ def outputs_match(a: Activity, b: Activity) -> np.ndarray:
     for sa, sb in zip(a.spikes, b.spikes):
         same &= np.all(sa == sb, axis=(1, 2))
     return same
+
+
+def output_spikes_match(a: Activity, b: Activity) -> np.ndarray:
+    """(N,) bool: sample i has identical spikes of the last spiking layer (the output layer of
+    a network whose output spikes) on every step in both."""
+    return np.all(a.spikes[-1] == b.spikes[-1], axis=(1, 2))
 
 
 def first(act: Activity, n: int) -> Activity:

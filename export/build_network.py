@@ -202,7 +202,8 @@ def fixed_point_predictions(net: DeployedNetwork, x: np.ndarray, progress: bool 
     of the readout against vth << 6, above which Lava's readout would spike)."""
     from deployed.emulator import emulate
 
-    act = emulate(net, net.input.encode(x), progress=progress)
+    act = emulate(net, net.input.encode(x), progress=progress,
+                  desc="accuracy check (fixed point, emulator)")
     limit = int(net.readout.neurons.vth) << 6
     max_v = int(np.abs(act.readout_v).max()) if act.readout_v.size else 0
     return act.predictions(net), {"max_abs_v": max_v, "limit": limit, "ok": max_v <= limit}

@@ -88,6 +88,109 @@ def load_features(net, dataset: str | None = None, split: str = "test", data_dir
     return x, y
 
 
+def _load_npy(path: Path, flag: str, what: str) -> np.ndarray:
+    """np.load of a .npy file (no pickles), or ValueError in one line naming it."""
+    if not path.is_file():
+        raise ValueError(f"{flag} file {path} does not exist; pass {what} saved with numpy.save")
+    with open(path, "rb") as f:
+        magic = f.read(6)
+    if magic != b"\x93NUMPY":
+        raise ValueError(f"{flag} file {path} is not a .npy file (no NumPy header); save {what} "
+                         "with numpy.save")
+    try:
+        a = np.load(path, allow_pickle=False)
+    except (OSError, ValueError, EOFError) as e:
+        why = " ".join(str(e).split())
+        raise ValueError(f"{flag} file {path} is not a .npy array ({why}); save {what} with "
+                         "numpy.save") from None
+    return a
+
+
+def _integral(a: np.ndarray) -> np.ndarray | None:
+    """`a` as int64 when every value is a whole number (bool, integer, or float like 1.0),
+    else None."""
+    if a.dtype == bool or np.issubdtype(a.dtype, np.integer):
+        return a.astype(np.int64)
+    if np.issubdtype(a.dtype, np.floating) and np.all(np.isfinite(a)) \
+            and np.all(a == np.round(a)):
+        return a.astype(np.int64)
+    return None
+
+
+def load_spikes(net, path, labels=None) -> tuple[np.ndarray, np.ndarray | None]:
+    """Input spikes for `net` from EVENTS.npy (`--spikes`), and labels from LABELS.npy
+    (`--labels`, optional): (payloads int64 (N, net.input.time_steps, C), labels int64 (N,) or
+    None). They bypass InputEncoding.encode: the values are the payloads sent.
+
+    EVENTS.npy: one (N, T, C) array (samples, steps, channels), C = net.input.n_channels,
+    1 <= T <= net.input.time_steps (shorter samples get zero steps, silence, at the end;
+    longer ones are refused: convert the network for T steps). Values are whole numbers
+    (bool, integers, or floats such as 1.0; 0.5 is refused), binary 0/1 for a network whose
+    input takes binary spikes (input message bits 0), else graded payloads 0..2^bits - 1.
+    LABELS.npy: N whole numbers in 0..n_classes - 1. Anything else raises ValueError in one
+    line naming the file, before any work."""
+    path = Path(path)
+    a = _load_npy(path, "--spikes", "an (N, T, C) array of input spikes")
+    T, C = net.input.time_steps, net.input.n_channels
+    bits = net.layers[0].input_message_bits
+    where = f"--spikes file {path}"
+    if a.ndim != 3:
+        raise ValueError(f"{where} holds an array of shape {a.shape}; expected (N, T, C): "
+                         f"samples, steps, channels")
+    n, t, c = a.shape
+    if n == 0 or t == 0:
+        raise ValueError(f"{where} holds no {'samples' if n == 0 else 'steps'} (shape {a.shape})")
+    if c != C:
+        raise ValueError(f"{where} has {c} channels (shape {a.shape}); the network expects {C} "
+                         f"input channels, so pass an (N, T, {C}) array")
+    if t > T:
+        raise ValueError(f"{where} has {t} steps per sample; the network runs {T} (convert it "
+                         f"for {t}, e.g. python -m export.from_netx NET --time-steps {t}, or cut "
+                         f"the samples)")
+    p = _integral(a)
+    if p is None:
+        at = ""
+        if np.issubdtype(a.dtype, np.floating):
+            i, j, k = (int(v[0]) for v in np.nonzero(~np.isfinite(a) | (a != np.round(a))))
+            at = f" that are not whole numbers (e.g. {a[i, j, k]} at sample {i}, step {j}, " \
+                 f"channel {k})"
+        raise ValueError(f"{where} holds {a.dtype} values{at}; input spikes are integer "
+                         "payloads: 0/1 spikes or graded values")
+    hi = 2 ** bits - 1 if bits > 0 else 1
+    if p.min() < 0 or p.max() > hi:
+        what = "binary spikes (0 or 1)" if bits == 0 else f"{bits}-bit payloads (0..{hi})"
+        raise ValueError(f"{where} holds values {int(p.min())}..{int(p.max())}; the network's "
+                         f"input takes {what}")
+    y = None
+    if labels is not None:
+        lpath = Path(labels)
+        lab = _load_npy(lpath, "--labels", "one class index per sample")
+        yi = _integral(lab)
+        k = len(net.class_names)
+        if lab.shape != (n,):
+            raise ValueError(f"--labels file {lpath} holds shape {lab.shape}; expected ({n},), "
+                             f"one label per sample of {path}")
+        if yi is None or yi.min() < 0 or yi.max() >= k:
+            raise ValueError(f"--labels file {lpath} must hold class indices 0..{k - 1} (the "
+                             f"network has {k} outputs)")
+        y = yi
+    if t < T:
+        p = np.concatenate([p, np.zeros((n, T - t, c), dtype=np.int64)], axis=1)
+    return p, y
+
+
+def check_spikes_options(spikes, labels, dataset=None, data_dir=None, split=None) -> None:
+    """--spikes replaces the dataset: refuse --dataset, --data-dir and --split with it, and
+    --labels without it."""
+    given = [f for f, v in (("--dataset", dataset), ("--data-dir", data_dir),
+                            ("--split", split)) if v is not None]
+    if spikes is not None and given:
+        raise ValueError(f"--spikes gives the input samples, {' and '.join(given)} a "
+                         "dataset's: pass one or the other")
+    if labels is not None and spikes is None:
+        raise ValueError("--labels goes with --spikes (a dataset brings its own labels)")
+
+
 def check_limit(limit) -> None:
     """--limit: None or a positive integer."""
     if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int)

@@ -2,8 +2,10 @@
 memory and cores (this project's model), dynamic and static energy.
 
     python -m lava_runtime budget NET.h5 [--profile loihi2|all] [--dataset NAME] [--limit N]
+    python -m lava_runtime budget NET.h5 --spikes EVENTS.npy     # given input spikes
 
-The data default to the dataset the network was trained on (its data recipe).
+The data default to the dataset the network was trained on (its data recipe); `--spikes` takes
+an (N, T, C) array of input spikes instead (lava_runtime.pipeline.load_spikes).
 
 Thin argparse layer over :func:`run_budget`. Plug into a parent parser with
 ``add_parser(subparsers)``; ``main(args)`` runs the parsed namespace. Also runnable alone:
@@ -23,7 +25,14 @@ from lava_runtime.budget.text import (
     format_summary,
     plot_budgets,
 )
-from lava_runtime.pipeline import check_limit, check_net_path, load_features, network_dataset
+from lava_runtime.pipeline import (
+    check_limit,
+    check_net_path,
+    check_spikes_options,
+    load_features,
+    load_spikes,
+    network_dataset,
+)
 from trainer.file_io import write_json_atomic
 
 
@@ -39,18 +48,23 @@ def _check_out(path, suffix: str, what: str) -> Path | None:
 
 
 def run_budget(net_path, profile: str = "loihi2", dataset: str | None = None, data_dir=None,
-               split: str = "test", limit: int | None = None, json_path=None, plot_path=None,
-               progress: bool = True, activity_path=None) -> list[Budget]:
+               split: str | None = None, limit: int | None = None, json_path=None,
+               plot_path=None, progress: bool = True, activity_path=None,
+               spikes=None) -> list[Budget]:
     """Emulate `net_path` (a deployed.netx_h5 file, or a folder holding net.h5) on the first
-    `limit` samples (None = all) of `dataset`/`split`, or read the activity a run saved
-    (`activity_path`, `python -m lava_runtime run --save-activity`), and estimate its budget on
-    `profile` ("all" = every profile in hw_profiles). dataset: None = the dataset the network
-    was trained on (its data recipe; an error asks for one when the file records none).
-    Prints the tables; writes JSON / PNG when paths are given. Every argument is checked
-    before any work."""
+    `limit` samples (None = all) of `dataset`/`split`, or of the input spikes in `spikes`
+    (EVENTS.npy, (N, T, C); pipeline.load_spikes; not with dataset, data_dir or split), or
+    read the activity a run saved (`activity_path`, `python -m lava_runtime run
+    --save-activity`), and estimate its budget on `profile` ("all" = every profile in
+    hw_profiles). split: None = test. dataset: None = the dataset the network was trained on
+    (its data recipe; an error asks for one when the file records none). Prints the tables;
+    writes JSON / PNG when paths are given. Every argument is checked before any work."""
     names = list_profiles() if profile == "all" else [profile]
     profiles = [load_profile(n) for n in names]
     check_limit(limit)
+    check_spikes_options(spikes, None, dataset, data_dir, split)
+    if spikes is not None and activity_path is not None:
+        raise ValueError("--spikes and --activity both give the activity to budget: pass one")
     json_path = _check_out(json_path, ".json", "--json")
     plot_path = _check_out(plot_path, ".png", "--plot")
     net_path = check_net_path(net_path)
@@ -65,9 +79,12 @@ def run_budget(net_path, profile: str = "loihi2", dataset: str | None = None, da
 
         act = Activity.load(activity_path)
         act = act if limit is None else first(act, limit)
+    elif spikes is not None:
+        payloads, _ = load_spikes(net, spikes)
+        act = emulate(net, payloads[:limit], progress=progress)
     else:
-        x, _ = load_features(net, network_dataset(net, dataset, net_path), split, data_dir,
-                             limit)
+        x, _ = load_features(net, network_dataset(net, dataset, net_path), split or "test",
+                             data_dir, limit)
         act = emulate(net, net.input.encode(x), progress=progress)
     budgets = compare(net, act, profiles)
 
@@ -109,8 +126,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--data-dir", default=None,
                    help="dataset folder (default: the recipe's folder for the training "
                         "dataset, else the data layer's default)")
-    p.add_argument("--split", default="test", choices=["train", "val", "test"],
-                   help="dataset split")
+    p.add_argument("--split", default=None, choices=["train", "val", "test"],
+                   help="dataset split (default: test; not with --spikes)")
     p.add_argument("--limit", type=int, default=None, metavar="N",
                    help="use the first N samples (default: the whole split)")
     p.add_argument("--json", default=None, metavar="FILE.json",
@@ -120,12 +137,16 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--activity", default=None, metavar="FILE.npz",
                    help="budget the spikes a run saved (`run --save-activity FILE.npz`) "
                         "instead of emulating the dataset (default: emulate)")
+    p.add_argument("--spikes", default=None, metavar="EVENTS.npy",
+                   help="emulate these input spikes instead of a dataset: an (N, T, C) array "
+                        "of 0/1 spikes or graded payloads, as `run --spikes` (default: use the "
+                        "dataset)")
 
 
 def main(args: argparse.Namespace) -> int:
     run_budget(args.net, profile=args.profile, dataset=args.dataset, data_dir=args.data_dir,
                split=args.split, limit=args.limit, json_path=args.json, plot_path=args.plot,
-               activity_path=args.activity)
+               activity_path=args.activity, spikes=args.spikes)
     return 0
 
 

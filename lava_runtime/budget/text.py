@@ -4,7 +4,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from lava_runtime.budget.estimate import Budget
-from lava_runtime.budget.units import format_si
+from lava_runtime.budget.units import format_count, format_si
 
 
 def _num(x, unit="") -> str:
@@ -118,12 +118,14 @@ def format_comparison(budgets: list[Budget]) -> str:
         e = b.energy_per_sample_joules
         energy = ("refused: " + str(len(b.refused)) + " reason(s)" if b.refused
                   else format_energy(None if e is None else e["total"]))
-        rows.append([b.profile, b.kind, _num(ops), _num(b.memory_bytes["total"]),
+        rows.append([b.profile, b.kind, format_count(ops), _num(b.memory_bytes["total"]),
                      _num(b.cores), energy, format_energy(b.static_energy_per_sample_joules),
                      format_si(b.time_per_step_seconds, "s")])
     head = ["profile", "kind", "ops charged", "memory B (model)", "cores (model)",
             "dynamic energy/sample", "static energy/sample", "time/step"]
-    return (_table(head, rows) + "\ndynamic energy: activity-dependent terms only; static "
+    return (_table(head, rows) + "\nops charged per sample (k = 1e3, M = 1e6): synaptic "
+            "operations of the recorded spikes on neuromorphic profiles, every synapse every "
+            "step on dense and ann ones; dynamic energy: activity-dependent terms only; static "
             "energy (static power x steps x time/step) only where the profile gives a static "
             "power; memory and cores: this project's model (deployed.cores), not a "
             "vendor compiler's mapping")

@@ -98,10 +98,11 @@ def _tail(path: Path, n: int = 4000) -> str:
 
 
 def run_job(job_dir: Path, timeout_s: float, progress_total: int | None = None,
-            desc: str = "lava", unit: str = "sample") -> dict:
+            desc: str = "lava", unit: str = "sample", worker: str | None = None) -> dict:
     """Run the worker on `job_dir` (which holds job.pkl); return its done.json.
     progress_total: show a progress bar of that many `unit`s (the worker writes the count
-    done to job_dir/progress).
+    done to job_dir/progress). worker: the module run as `python -m WORKER JOB_DIR` (default
+    WORKER_MODULE).
 
     Raises LavaTimeoutError after `timeout_s` seconds, LavaRunError if the worker fails.
     Always kills the worker's process group and removes its shared memory; the caller removes
@@ -120,7 +121,7 @@ def run_job(job_dir: Path, timeout_s: float, progress_total: int | None = None,
         from delaysnn.terminal import progress_bar
         bar = progress_bar(total=progress_total, desc=desc, unit=unit)
     with open(log_path, "wb") as log:
-        proc = subprocess.Popen([sys.executable, "-m", WORKER_MODULE, str(job_dir)],
+        proc = subprocess.Popen([sys.executable, "-m", worker or WORKER_MODULE, str(job_dir)],
                                 stdout=log, stderr=subprocess.STDOUT, env=env,
                                 start_new_session=True, cwd=str(job_dir))
     pid = proc.pid

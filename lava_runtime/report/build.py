@@ -2,6 +2,10 @@
 
     python -m lava_runtime report RUN_DIR [--out FILE.html] [--profiles all]
                                   [--limit 100] [--split test] [--profile loihi2]
+    python -m lava_runtime report NET.h5 --spikes EVENTS.npy [--labels LABELS.npy] ...
+
+With `--spikes` the report is about an exported network (one imported from lava-dl, say) on
+given input spikes, not a training run: lava_runtime.report.spikes.make_spikes_report.
 
 is a thin layer over :func:`make_report` (same defaults). RUN_DIR is a trainer run folder
 (checkpoint.pt, metrics.json). A run that did not finish (trainer.run_status: no metrics.json)
@@ -36,6 +40,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from lava_runtime.report.cache import StageCache, read_json, sha256_arrays
+from lava_runtime.report.profiles import parse_profile_set
 from trainer.file_io import sha256_file, write_bytes_atomic, write_json_atomic
 
 if TYPE_CHECKING:
@@ -71,24 +76,6 @@ class ReportInputs:
     y: np.ndarray  # (N,) int64 labels
     status: RunStatus | None  # None: not a trainer run folder (no config/last/metrics file)
     allow_unfinished: bool
-
-
-def parse_profile_set(spec: str) -> list[str]:
-    """"all" -> every shipped profile (hw_profiles.list_profiles()); else a comma-separated list
-    of profile names or .toml paths."""
-    from hw_profiles import list_profiles
-
-    if not isinstance(spec, str) or not spec.strip():
-        raise ValueError("--profiles must be 'all' or a comma-separated list of profiles, "
-                         f"e.g. loihi2,gpu; got {spec!r}")
-    if spec.strip() == "all":
-        return list_profiles()
-    names = [s.strip() for s in spec.split(",")]
-    if any(not n for n in names):
-        raise ValueError(f"--profiles {spec!r} has an empty entry; use e.g. loihi2,gpu")
-    if len(set(names)) != len(names):
-        raise ValueError(f"--profiles {spec!r} names a profile twice")
-    return names
 
 
 def check_inputs(run_dir, out=None, *, profile_set: str = DEFAULTS["profile_set"],
@@ -422,12 +409,18 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
 
     p = subparsers.add_parser("report", help="one self-contained HTML page about a trained run",
                               description=description(__doc__), formatter_class=HelpFormatter)
-    p.add_argument("run_dir", help="trainer run folder (checkpoint.pt, metrics.json)")
+    p.add_argument("run_dir", metavar="RUN_DIR|NET",
+                   help="trainer run folder (checkpoint.pt, metrics.json); with --spikes, an "
+                        "exported network (NET.h5, or a folder holding net.h5)")
     p.add_argument("--out", default=None, metavar="FILE.html",
-                   help=f"HTML file to write (default RUN_DIR/{HTML_NAME})")
-    profile = p.add_argument("--profile", default=DEFAULTS["export_profile"],
+                   help=f"HTML file to write (default RUN_DIR/{HTML_NAME}; with --spikes "
+                        "NET_report.html beside NET.h5)")
+    profile = p.add_argument("--profile", default=None,
                              dest="export_profile", metavar="PROFILE",
-                             help="hardware profile the network is exported for")
+                             help="hardware profile the network is exported for (default: "
+                                  f"{DEFAULTS['export_profile']}; with --spikes, the profile "
+                                  "whose energy heads the page, default the one NET was "
+                                  "exported for)")
     profiles = p.add_argument("--profiles", default=DEFAULTS["profile_set"], dest="profile_set",
                               metavar="LIST",
                               help="profiles the budget compares: all or a comma-separated "
@@ -436,8 +429,15 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
                            dest="lava_limit",
                            help="first N samples run through Lava (0 skips Lava; the emulator "
                                 "runs the whole split)")
-    p.add_argument("--split", default=DEFAULTS["split"], choices=list(SPLITS),
-                   help="dataset split")
+    p.add_argument("--split", default=None, choices=list(SPLITS),
+                   help=f"dataset split (default: {DEFAULTS['split']}; not with --spikes)")
+    p.add_argument("--spikes", default=None, metavar="EVENTS.npy",
+                   help="report on NET run on these input spikes instead of a training run: "
+                        "an (N, T, C) array of 0/1 spikes or graded payloads, as `run "
+                        "--spikes` (default: none, RUN_DIR is a training run)")
+    p.add_argument("--labels", default=None, metavar="LABELS.npy",
+                   help="class index per sample of --spikes (default: no labels: the page "
+                        "shows how often Lava and the emulator agree instead of accuracy)")
     p.add_argument("--allow-unfinished", action="store_true",
                    help="report on a training run that did not finish (no metrics.json): the "
                         "page says so and shows the checkpoint's epoch (default: refuse, "
@@ -456,9 +456,24 @@ def main(args: argparse.Namespace) -> int:
         raise ValueError("--profile is the one profile the network is exported for; "
                          "--profiles all budgets it on every profile")
     t0 = time.perf_counter()
-    make_report(args.run_dir, args.out, profile_set=args.profile_set,
-                lava_limit=args.lava_limit, split=args.split,
-                export_profile=args.export_profile, timeout_s=args.timeout,
-                allow_unfinished=args.allow_unfinished)
+    if args.spikes is not None:
+        from lava_runtime.report.spikes import make_spikes_report
+
+        for flag, given in (("--split", args.split is not None),
+                            ("--allow-unfinished", args.allow_unfinished)):
+            if given:
+                raise ValueError(f"{flag} is about a training run; with --spikes the report "
+                                 "is about NET on the given spikes: leave it out")
+        make_spikes_report(args.run_dir, args.spikes, args.labels, args.out,
+                           profile_set=args.profile_set, lava_limit=args.lava_limit,
+                           profile=args.export_profile, timeout_s=args.timeout)
+    else:
+        if args.labels is not None:
+            raise ValueError("--labels goes with --spikes (a training run brings its own "
+                             "labels)")
+        make_report(args.run_dir, args.out, profile_set=args.profile_set,
+                    lava_limit=args.lava_limit, split=args.split or DEFAULTS["split"],
+                    export_profile=args.export_profile or DEFAULTS["export_profile"],
+                    timeout_s=args.timeout, allow_unfinished=args.allow_unfinished)
     print(f"report done in {time.perf_counter() - t0:.0f} s")
     return 0

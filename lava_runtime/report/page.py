@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 
 from lava_runtime.budget.text import format_energy
+from lava_runtime.budget.units import format_count
 
 STEP_MS = 10.0  # one time step (docs/design.md section 1)
 
@@ -225,7 +226,7 @@ def budget_section(data: dict, figures: dict) -> dict:
     for b in budgets:
         ops = b["synops_per_sample"] if b["kind"] == "neuromorphic" else \
             b["dense_synops_per_sample"]
-        rows.append([b["profile"], b["kind"], "no" if b["refused"] else "yes", num(ops),
+        rows.append([b["profile"], b["kind"], "no" if b["refused"] else "yes", format_count(ops),
                      b["memory_bytes"]["total"], b["cores"], b["chips"],
                      None if _energy(b) is None else _energy_value(b),
                      format_energy(b.get("static_energy_per_sample_joules")),
@@ -235,15 +236,16 @@ def budget_section(data: dict, figures: dict) -> dict:
         if e is not None:
             missing += [[b["profile"], part, why] for part, why in e["not_counted"].items()]
     tables = [
-        {"caption": f"Counts per sample by layer ({first['n_samples']} samples of the "
-                    f"{data['split']} split, {first['steps']} steps each; the same on every "
-                    f"profile)",
+        {"caption": f"Counts per sample by layer ({first['n_samples']} samples of "
+                    f"{data.get('samples_from') or 'the ' + data['split'] + ' split'}, "
+                    f"{first['steps']} steps each; the same on every profile)",
          "header": ["layer", "shape (in -> out)", "synapses", "max delay (steps)",
                     "input events", "synaptic ops", "dense synaptic ops", "neuron updates",
                     "spikes out"],
          "rows": layer_rows},
         {"caption": "Budget per inference by hardware profile",
-         "header": ["profile", "kind", "fits", "operations charged (per sample)",
+         "header": ["profile", "kind", "fits", "operations charged (per sample; k = 1e3, "
+                    "M = 1e6)",
                     "memory (bytes, model)", "cores (model)", "chips (model)",
                     "dynamic energy per sample", "static energy per sample",
                     "time per step (s)", "basis of the energy figures"],
