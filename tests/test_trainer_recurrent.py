@@ -136,9 +136,13 @@ def test_recurrence_changes_the_output():
     assert not torch.equal(with_rec, model(x, hard=True))
 
 
-@pytest.mark.parametrize("sparse", [False, True])
+@pytest.mark.parametrize("sparse,dot_cost", [(False, None), (True, 0), (True, 10 ** 9)])
 @pytest.mark.parametrize("with_mask", [False, True])
-def test_backward_equals_autograd_reference(sparse, with_mask):
+def test_backward_equals_autograd_reference(sparse, dot_cost, with_mask, monkeypatch):
+    """Dense path; sparse path with each form of its weight gradient (CSR-sampled dot
+    products, dense product of the rows it reads)."""
+    if dot_cost is not None:
+        monkeypatch.setattr("trainer.recurrent.SAMPLED_DOT_COST", dot_cost)
     torch.manual_seed(3)
     T, B, n, K = 30, 3, 5, 4
     cur = (torch.rand(B, n, T, dtype=torch.float64) * 0.9).requires_grad_()

@@ -52,6 +52,11 @@ from .sparse_delay import CandidateGrad, _csr_matrix, _rows, build_plan, candida
 RECURRENT_SPARSE_MAX_DENSITY = 0.1
 SIGMA_OFFSET = 0.27    # the dcls package's Gaussian width is |sigma| + 0.27 taps
 NORM_EPS = 1e-7        # and its normaliser sum_j g_j + 1e-7
+# A CSR-sampled dot product (torch.sparse.sampled_addmm) costs about this many multiply-adds
+# of a dense matrix product on CPU (bench/train_speed.py --recurrent-crossover, both weight
+# gradient forms at 256 hidden neurons): the sparse path's weight gradient takes the dense
+# product of the rows it needs when that is cheaper.
+SAMPLED_DOT_COST = 32
 
 
 def recurrent_taps(method: str, kernel_size: int) -> int:
@@ -90,6 +95,7 @@ class SparseIndex:
         self.fwd = _csr_layout(post, (K - 1 - delay) * n + pre, n)
         self.bwd = _csr_layout(pre, delay * n + post, n)
         self.plan = build_plan(post, pre, delay, n, n, K)
+        self.post, self.plan_keys = post, pre * K + (K - 1 - delay)   # rows of plan.in_rows
 
     def matrix(self, which: tuple, w: torch.Tensor) -> torch.Tensor:
         crow, col, perm = which
@@ -207,11 +213,17 @@ class _RecurrentLIF(torch.autograd.Function):
 def _synapse_grad(gI: torch.Tensor, xp: torch.Tensor, index: SparseIndex, T: int
                   ) -> torch.Tensor:
     """dL/dw of the synapses of ``index`` (its order): one dot product per synapse over (t, b),
-    CSR-sampled as trainer.sparse_delay does for a feed-forward layer."""
+    CSR-sampled as trainer.sparse_delay does for a feed-forward layer; or, where that costs
+    more (synapses x SAMPLED_DOT_COST > n x distinct input rows), the dense product of dL/dI
+    with the input rows the synapses read, sampled afterwards."""
     plan = index.plan
     if not plan.nnz:
         return gI.new_zeros(0)
     G_in = _rows(xp, plan.in_rows, plan.K, T)
+    if plan.nnz * SAMPLED_DOT_COST > plan.n_out * len(plan.in_rows):
+        full = gI @ G_in.t()                                  # (n, distinct input rows)
+        u = torch.searchsorted(plan.in_rows, index.plan_keys)
+        return full[index.post, u]
     pattern = _csr_matrix(plan.fwd_crow, plan.fwd_col, gI.new_zeros(plan.nnz),
                           (plan.n_out, len(plan.in_rows)))
     vals = torch.sparse.sampled_addmm(pattern, gI, G_in.t(), beta=0.0).values()
