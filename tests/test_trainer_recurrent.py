@@ -374,3 +374,37 @@ def test_checkpoint_layers_carry_recurrent_synapses():
     for L, raw in zip(read.layers[:-1], hidden):
         for key in ("pre", "post", "delay", "weight"):
             assert np.array_equal(getattr(L.recurrent, key), raw["recurrent"][key].numpy())
+
+
+def _same_on(device, method, path):
+    """A recurrent network's readout, weight gradient and RigL candidate gradient on
+    ``device`` equal those on the CPU (float64)."""
+    cfg = _cfg(method=method, sparsity=0.7, recurrent_kernel_size=9)
+    torch.manual_seed(0)
+    x = torch.rand(3, 25, 3, dtype=torch.float64) * 3
+    y = torch.tensor([0, 1, 2])
+    out = []
+    for dev in ("cpu", device):
+        model = DelaySNN(3, 4, cfg).double().to(dev)
+        rec = model.recurrent[0]
+        rec.set_sigma(0.3)
+        rec.sparse_max_density = 1.0 if path == "sparse" else 0.0
+        rec.want_candidate_grad(True)
+        loss_fn(model(x.to(dev)), y.to(dev)).backward()
+        out.append([t.detach().cpu() for t in (model(x.to(dev)), rec.theta.grad,
+                                                rec.candidate_grad())])
+    for a, b in zip(*out):
+        assert torch.allclose(a, b, atol=1e-10)
+
+
+@pytest.mark.parametrize("method", ["dcls", "structure-multi"])
+def test_same_on_cpu_twice(method):
+    """The device check's own code, run on the CPU (where a GPU is missing)."""
+    _same_on("cpu", method, "sparse")
+
+
+@pytest.mark.cuda
+@pytest.mark.parametrize("method", ["dcls", "structure", "structure-multi", "no-delay"])
+@pytest.mark.parametrize("path", ["dense", "sparse"])
+def test_recurrent_on_cuda(cuda_device, method, path):
+    _same_on(cuda_device, method, path)
