@@ -25,6 +25,8 @@ from experiments.figures_common import (
     whole,
     wrap,
 )
+from experiments.figures_lava_dl import SOURCE as LAVA_DL_SOURCE
+from experiments.figures_lava_dl import lava_dl_example
 from experiments.figures_speed import (
     SWEEP_S09,
     lava_speed,
@@ -443,6 +445,7 @@ RM = "README.md"
 BLOCKS = [
     Block("make-test", RM, (R + "fresh_clone_make_test.json",), make_test),
     Block("nir", RM, (R + "nir_snntorch_fsdd.json",), nir),
+    Block("lava-dl", RM, (LAVA_DL_SOURCE,), lava_dl_example),
     Block("demo", RM, (R + "demo.json",), demo),
     Block("showcase-title", RM, (R + "showcase_dense.json", R + "showcase_sparse.json"),
           showcase_title),
