@@ -258,8 +258,9 @@ def test_report_on_spikes(files, tmp_path):
 
 
 def test_ops_charged_in_one_format(files, capsys):
-    """Issue 23: the comparison table's ops column mixed 7.52e+04 with 163200."""
-    from lava_runtime.budget.text import format_comparison
+    """Issue 23: the comparison table's ops column mixed 7.52e+04 with 163200 (so did the
+    per-layer counts)."""
+    from lava_runtime.budget.text import format_comparison, format_layers
     from lava_runtime.budget.units import format_count
 
     assert [format_count(v) for v in (75220.5, 163200, 512, 0.25, 1.2e6)] == [
@@ -271,3 +272,6 @@ def test_ops_charged_in_one_format(files, capsys):
     for b in budgets:
         ops = b.synops_per_sample if b.kind == "neuromorphic" else b.dense_synops_per_sample
         assert f" {format_count(ops)} " in text
+    layers = format_layers(budgets[0])
+    assert "e+" not in layers
+    assert f" {format_count(budgets[0].dense_synops_per_sample)} " in layers

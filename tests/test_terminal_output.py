@@ -73,7 +73,7 @@ def test_each_emulator_bar_follows_a_label_that_says_what_it_emulates(tmp_path):
     out = r.stdout.decode()
     assert r.returncode == 0, out
     order = [out.index("export to loihi2, checking its accuracy on the val split (float model "
-                       "and emulator)"), out.index("emulate:"),
+                       "and emulator)"), out.index("accuracy check (fixed point, emulator):"),
              out.index("emulate the test split (20 samples)"), out.index("emulate test split:")]
     assert order == sorted(order), out
 

@@ -33,27 +33,29 @@ def _table(header: list[str], rows: list[list[str]]) -> str:
 
 
 def format_layers(b: Budget) -> str:
-    """Per-layer and total counts, per sample; with recurrent layers, also their recurrent
-    synapses, largest recurrent delay and recurrent synops (part of synops)."""
+    """Per-layer and total counts, per sample (averages, in one format: units.format_count);
+    with recurrent layers, also their recurrent synapses, largest recurrent delay and recurrent
+    synops (part of synops)."""
+    cnt = format_count
     rec = any(l.recurrent_synapses for l in b.layers)
     rows = []
     for l in b.layers:
         msgs = (None if l.messages_local is None
-                else f"{_num(l.messages_local)}/{_num(l.messages_cross_core)}/"
-                     f"{_num(l.messages_input)}")
+                else f"{cnt(l.messages_local)}/{cnt(l.messages_cross_core)}/"
+                     f"{cnt(l.messages_input)}")
         rows.append([l.name, f"{l.n_in}->{l.n_out}", l.n_synapses, l.max_delay,
-                     _num(l.input_events), _num(l.synops), _num(l.dense_synops),
-                     _num(l.neuron_updates), _num(l.spikes_out), msgs or "-"]
-                    + ([l.recurrent_synapses, l.recurrent_max_delay, _num(l.recurrent_synops)]
+                     cnt(l.input_events), cnt(l.synops), cnt(l.dense_synops),
+                     cnt(l.neuron_updates), cnt(l.spikes_out), msgs or "-"]
+                    + ([l.recurrent_synapses, l.recurrent_max_delay, cnt(l.recurrent_synops)]
                        if rec else []))
     rows.append(["total", "", sum(l.n_synapses for l in b.layers), "",
-                 _num(sum(l.input_events for l in b.layers)), _num(b.synops_per_sample),
-                 _num(b.dense_synops_per_sample), _num(b.neuron_updates_per_sample),
-                 _num(b.spikes_per_sample), "" if b.messages_per_sample is None else
-                 "/".join(_num(b.messages_per_sample[k]) for k in ("local", "cross_core",
+                 cnt(sum(l.input_events for l in b.layers)), cnt(b.synops_per_sample),
+                 cnt(b.dense_synops_per_sample), cnt(b.neuron_updates_per_sample),
+                 cnt(b.spikes_per_sample), "" if b.messages_per_sample is None else
+                 "/".join(cnt(b.messages_per_sample[k]) for k in ("local", "cross_core",
                                                                    "input"))]
                 + ([sum(l.recurrent_synapses for l in b.layers), "",
-                    _num(b.recurrent_synops_per_sample)] if rec else []))
+                    cnt(b.recurrent_synops_per_sample)] if rec else []))
     head = ["layer", "shape", "synapses", "max delay", "events in", "synops", "dense synops",
             "neuron upd", "spikes out", "msgs loc/cross/in"]
     if rec:

@@ -98,7 +98,7 @@ def train(model: SlayerClassifier, x: np.ndarray, y: np.ndarray, epochs: int = 3
             opt.zero_grad()
             loss.backward()
             opt.step()
-            total += float(loss)
+            total += loss.item()
             correct += int((slayer.classifier.Rate.predict(out) == Y[idx]).sum())
         history.append({"epoch": epoch, "loss": total / len(Y),
                         "train_accuracy": correct / len(Y),
