@@ -92,9 +92,9 @@ def speaker_spread(data_dir=None) -> dict:
     folder = resolve_data_dir(data_dir)
     files, meta = [], []
     for spk in speakers_in(folder):
-        f, _, m = list_files(folder, "test", test_speaker=spk)
+        f, _, spk_meta = list_files(folder, "test", test_speaker=spk)
         files += f
-        meta += m
+        meta += spk_meta
     x = audio_features(files, mel_recipe(40, 100), stem="fsdd-all", cache_dir=None)
     per: dict[str, dict[str, list[float]]] = {}
     for xi, m in zip(x, meta):
