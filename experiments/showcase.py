@@ -28,6 +28,18 @@ from export.fidelity import DEFAULT_MAX_LOSS, FIDELITY_KEYS, check_bound_options
 from trainer.file_io import read_json_file, write_json_atomic
 
 
+def _recurrent_summary(layers: list[dict], budget: dict) -> dict:
+    """Keys of a network with recurrent layers (none for a feed-forward one): its recurrent
+    synapses (part of "synapses"), their largest delay (steps) and their synaptic operations
+    per sample (part of "synops_per_sample")."""
+    rec = [L["recurrent"] for L in layers if "recurrent" in L]
+    if not rec:
+        return {}
+    return {"recurrent_synapses": sum(r["synapses"] for r in rec),
+            "recurrent_max_delay": max(r["delay"]["max"] for r in rec),
+            "recurrent_synops_per_sample": budget.get("recurrent_synops_per_sample")}
+
+
 def showcase(config: str | Path, out: str | Path, *, qat_epochs: int = 0, qat_lr: float = 1e-4,
              profile: str = "loihi2", json_path: str | Path | None = None,
              max_loss: float | None = DEFAULT_MAX_LOSS, progress: bool = True) -> dict:
@@ -83,7 +95,10 @@ def showcase(config: str | Path, out: str | Path, *, qat_epochs: int = 0, qat_lr
         "n_test": lava["samples"],
         **{k: export_report[k] for k in FIDELITY_KEYS},
         "qat_epochs": (0 if qat is None else int(qat["best_epoch"])) + export_report["qat_epochs"],
-        "synapses": sum(L["synapses"] for L in layers),
+        # every deployed synapse, recurrent ones included (the count the budget charges)
+        "synapses": sum(L["synapses"] + L.get("recurrent", {}).get("synapses", 0)
+                        for L in layers),
+        **_recurrent_summary(layers, b),
         "hidden_neurons": sum(L["n_out"] for L in layers[:-1]),
         "steps_per_sample": b.get("steps"),
         "synops_per_sample": b.get("synops_per_sample"),

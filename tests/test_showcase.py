@@ -82,3 +82,22 @@ def test_bad_input(tmp_path, capsys):
                           str(tmp_path / "o")]) == 2
     assert "does not exist" in capsys.readouterr().err and not (tmp_path / "o").exists()
     assert pareto_main([str(tmp_path / "none"), "--plot", str(tmp_path / "p.png")]) == 2
+
+
+def test_recurrent_network_counts_its_recurrent_synapses(tmp_path):
+    """A recurrent network's JSON counts every deployed synapse (the budget's count) and says
+    how many are recurrent, their largest delay and their synaptic operations."""
+    head, table = CONFIG.split("[data_options]")  # trainer keys go before the table
+    (tmp_path / "rec.toml").write_text(head + "recurrent = true\nrecurrent_kernel_size = 5\n\n"
+                                       "[data_options]" + table)
+    code = showcase_main(["--config", str(tmp_path / "rec.toml"), "--out", str(tmp_path / "run"),
+                          "--json", str(tmp_path / "s.json"), "--no-progress",
+                          "--max-loss", "none"])
+    assert code == 0
+    s = json.loads((tmp_path / "s.json").read_text())
+    feed_forward = round(0.5 * 16 * 16) + round(0.5 * 16 * 10)
+    assert s["recurrent_synapses"] > 0
+    assert s["synapses"] == feed_forward + s["recurrent_synapses"]
+    assert 0 <= s["recurrent_max_delay"] <= 4
+    assert 0 <= s["recurrent_synops_per_sample"] <= s["synops_per_sample"]
+    assert s["lava_equals_emulator_fraction"] == 1.0
