@@ -14,8 +14,10 @@ LR_AFTER = "lr / synapses per pair (adopted)"  # of structure_multi_lr.json
 DEEPR_DEFAULT = "default: l1 0, deepr_temperature 0"  # of deepr_options.json
 
 def speed_runs(d: dict) -> dict[tuple[str, float, int], dict]:
-    """train_speed.json's runs by (method, sparsity, batch)."""
-    return {(r["method"], r["sparsity"], r["batch_size"]): r for r in d["runs"]}
+    """train_speed.json's runs by (method, sparsity, batch), at the trainer's default
+    dcls_path (the reference row of dense dcls on the earlier path left out)."""
+    return {(r["method"], r["sparsity"], r["batch_size"]): r for r in d["runs"]
+            if r.get("dcls_path") != "dense"}
 
 
 def stage_ms(d: dict, *names: str) -> float:
