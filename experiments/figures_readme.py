@@ -439,11 +439,32 @@ def budget(d: dict) -> str:
     return "\n".join(lines)
 
 
+# ----------------------------------------------------------------------------- recurrence
+
+def recurrent(d: dict) -> str:
+    same = round(d["lava_equals_emulator_fraction"] * d["n_test"])
+    ff = d["synapses"] - d["recurrent_synapses"]
+    return wrap(
+        f"Measured ({link(R + 'showcase_recurrent.json')}, written by `{d['command']} --json "
+        f"docs/results/showcase_recurrent.json`): a recurrent spotter ({d['method']}, "
+        f"{d['epochs']} epochs; {ff:,} feed-forward and {d['recurrent_synapses']:,} "
+        f"recurrent synapses, recurrent delays up to {d['recurrent_max_delay']} steps) scores "
+        f"{pct(d['test_accuracy_float'], 2)} as float, {pct(d['emulator_accuracy'], 2)} in the "
+        f"emulator and {pct(d['lava_accuracy'], 2)} in Lava on the {d['n_test']} FSDD test "
+        f"recordings; Lava's spikes and voltages equal the emulator's on {same} of "
+        f"{d['n_test']}. loihi2 budget: {sci(d['synops_per_sample'])} synaptic operations per "
+        f"sample, {sci(d['recurrent_synops_per_sample'])} of them recurrent, "
+        f"{si(d['energy_per_sample_joules'], 'J')} dynamic energy per sample (Loihi 1 figures "
+        "as proxy). Whether recurrence pays on FSDD at equal synapse counts has not been "
+        "measured yet (`experiments/fsdd_recurrent.toml`).")
+
+
 # ----------------------------------------------------------------------------- registry
 
 RM = "README.md"
 BLOCKS = [
     Block("make-test", RM, (R + "fresh_clone_make_test.json",), make_test),
+    Block("recurrent", RM, (R + "showcase_recurrent.json",), recurrent),
     Block("nir", RM, (R + "nir_snntorch_fsdd.json",), nir),
     Block("lava-dl", RM, (LAVA_DL_SOURCE,), lava_dl_example),
     Block("demo", RM, (R + "demo.json",), demo),
