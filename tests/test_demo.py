@@ -18,7 +18,7 @@ def check_next_command(cmd: str) -> None:
     import lava_runtime.__main__ as lava_cli
     import trainer.__main__ as trainer_cli
     from lava_runtime.budget.cli import run_budget
-    from lava_runtime.report.build import check_inputs
+    from lava_runtime.report.build import check_inputs, report_options
     from trainer.config import resolve_config
 
     argv = shlex.split(cmd)
@@ -26,9 +26,7 @@ def check_next_command(cmd: str) -> None:
     if argv[2] == "lava_runtime":
         args = lava_cli.build_parser().parse_args(argv[3:])
         if args.command == "report":
-            check_inputs(args.run_dir, args.out, profile_set=args.profile_set,
-                         lava_limit=args.lava_limit, split=args.split,
-                         export_profile=args.export_profile)
+            check_inputs(args.run_dir, args.out, **report_options(args))
         else:
             assert args.command == "budget", cmd
             budgets = run_budget(args.net, profile=args.profile, dataset=args.dataset,

@@ -451,6 +451,14 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     return p
 
 
+def report_options(args: argparse.Namespace) -> dict:
+    """make_report's keyword arguments from the parsed command line (without --spikes): the
+    options left out take make_report's defaults."""
+    return {"profile_set": args.profile_set, "lava_limit": args.lava_limit,
+            "split": args.split or DEFAULTS["split"],
+            "export_profile": args.export_profile or DEFAULTS["export_profile"]}
+
+
 def main(args: argparse.Namespace) -> int:
     if args.export_profile == "all":
         raise ValueError("--profile is the one profile the network is exported for; "
@@ -471,9 +479,7 @@ def main(args: argparse.Namespace) -> int:
         if args.labels is not None:
             raise ValueError("--labels goes with --spikes (a training run brings its own "
                              "labels)")
-        make_report(args.run_dir, args.out, profile_set=args.profile_set,
-                    lava_limit=args.lava_limit, split=args.split or DEFAULTS["split"],
-                    export_profile=args.export_profile or DEFAULTS["export_profile"],
-                    timeout_s=args.timeout, allow_unfinished=args.allow_unfinished)
+        make_report(args.run_dir, args.out, **report_options(args), timeout_s=args.timeout,
+                    allow_unfinished=args.allow_unfinished)
     print(f"report done in {time.perf_counter() - t0:.0f} s")
     return 0
