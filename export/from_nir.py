@@ -82,6 +82,12 @@ import numpy as np
 
 from deployed.network import DeployedNetwork
 from export.errors import ExportError
+from export.nir_fixed_point import (
+    DEPLOYED_KEY,
+    check_fixed_point_graph,
+    deployed_from_json,
+    fixed_point_graph,
+)
 from trainer.checkpoint import Checkpoint, CkptLayer, RecurrentFloat
 
 EXPORTER = "delaysnn export.from_nir 1"
@@ -431,6 +437,23 @@ def layers_digest(layers) -> str:
     return h.hexdigest()
 
 
+def fixed_point_network(graph_or_path, dt_ms: float | None = None) -> DeployedNetwork | None:
+    """The DeployedNetwork a graph carries in its metadata (written by export.to_nir from a
+    network file), after checking that its float graph is the one those integers imply
+    (check_fixed_point_graph); None for a graph without that metadata (import by quantization).
+    dt_ms as nir_to_checkpoint (default and check: the graph's own dt)."""
+    graph, _ = read_graph(graph_or_path)
+    md_dt, own = graph_metadata(graph)
+    if DEPLOYED_KEY not in own:
+        return None
+    if md_dt is None and own.get("dt_ms"):
+        md_dt = float(own["dt_ms"]) / 1000.0
+    dt = _time_step(md_dt, dt_ms)
+    net = deployed_from_json(own[DEPLOYED_KEY])
+    check_fixed_point_graph(graph, fixed_point_graph(net, dt * 1000.0))
+    return net
+
+
 def read_graph(graph_or_path):
     """A nir.NIRGraph, or the path of a .nir file -> (graph, sha256 or None)."""
     nir = _nir()
@@ -466,6 +489,21 @@ def graph_metadata(graph) -> tuple[float | None, dict]:
     return (None if dt is None else float(plain(dt))), own
 
 
+def _time_step(md_dt: float | None, dt_ms: float | None) -> float:
+    """The step (seconds) to read a graph with: --dt-ms, else the graph's metadata 'dt'; both
+    given and different, or neither, is an error."""
+    if dt_ms is None and md_dt is None:
+        raise ExportError("the NIR graph has no time step in its metadata ('dt'); pass the "
+                          "producer's step with --dt-ms (snnTorch's export assumes 0.1 ms)")
+    if dt_ms is not None and not dt_ms > 0:
+        raise ExportError(f"--dt-ms must be > 0, got {dt_ms}")
+    dt: float = md_dt if dt_ms is None else dt_ms / 1000.0  # type: ignore[assignment]
+    if dt_ms is not None and md_dt is not None and abs(md_dt - dt) > 1e-9 * md_dt:
+        raise ExportError(f"--dt-ms {dt_ms} differs from the graph's own dt "
+                          f"{md_dt * 1000:g} ms; omit --dt-ms or pass {md_dt * 1000:g}")
+    return dt
+
+
 def nir_to_checkpoint(graph_or_path, dt_ms: float | None = None, *, lif_readout: bool = False,
                       class_names: list[str] | None = None, data_recipe: dict | None = None
                       ) -> tuple[Checkpoint, dict]:
@@ -479,15 +517,7 @@ def nir_to_checkpoint(graph_or_path, dt_ms: float | None = None, *, lif_readout:
     nir = _nir()
     graph, _ = read_graph(graph_or_path)
     md_dt, own = graph_metadata(graph)
-    if dt_ms is None and md_dt is None:
-        raise ExportError("the NIR graph has no time step in its metadata ('dt'); pass the "
-                          "producer's step with --dt-ms (snnTorch's export assumes 0.1 ms)")
-    if dt_ms is not None and not dt_ms > 0:
-        raise ExportError(f"--dt-ms must be > 0, got {dt_ms}")
-    dt: float = md_dt if dt_ms is None else dt_ms / 1000.0  # type: ignore[assignment]
-    if dt_ms is not None and md_dt is not None and abs(md_dt - dt) > 1e-9 * md_dt:
-        raise ExportError(f"--dt-ms {dt_ms} differs from the graph's own dt "
-                          f"{md_dt * 1000:g} ms; omit --dt-ms or pass {md_dt * 1000:g}")
+    dt = _time_step(md_dt, dt_ms)
     nodes, edges = _flatten(dict(graph.nodes), list(graph.edges))
     neuron_types = tuple(getattr(nir, t) for t in HIDDEN_TYPES + READOUT_TYPES)
     for name, node in nodes.items():
@@ -643,10 +673,18 @@ def export_nir(path, dt_ms: float | None = None, profile: str = "loihi2", *,
     the one export.to_lava makes from that checkpoint, byte for byte; a graph changed since
     records the checkpoint as "derived_from".
     export_kw: num_message_bits, headroom, eval_split, max_calibration, max_eval, cache_dir,
-    progress, netx_exact (as export_checkpoint)."""
+    progress, netx_exact (as export_checkpoint).
+    A graph export.to_nir wrote from a network file carries that fixed-point network
+    (fixed_point_network): it is returned as it is, after the consistency check, with no
+    quantization (calibration, evaluation and export_kw are not used; the report says so);
+    `profile` and `class_names` must then be the network's own."""
     from export.to_lava import export_loaded
 
     graph, sha = read_graph(path)
+    net = fixed_point_network(graph, dt_ms)
+    if net is not None:
+        return net, _fixed_point_report(net, graph, sha, profile, class_names,
+                                        unused=calibration is not None)
     ck, info = nir_to_checkpoint(graph, dt_ms, lif_readout=lif_readout,
                                  class_names=class_names, data_recipe=data_recipe)
     ck.path = "<NIRGraph>" if sha is None else str(path)
@@ -671,6 +709,34 @@ def export_nir(path, dt_ms: float | None = None, profile: str = "loihi2", *,
                                 calibration=calibration, evaluation=evaluation, **export_kw)
     report["nir"] = {k: info[k] for k in ("dt_ms", "discretisation", "layers")}
     return net, report
+
+
+def _fixed_point_report(net: DeployedNetwork, graph, sha, profile: str,
+                        class_names: list[str] | None, unused: bool) -> dict:
+    """The report of an exact import (export_nir); refuses a profile or class names other than
+    the network's own."""
+    from deployed.netx_h5 import netx_problems
+    from hw_profiles import load_profile
+
+    prof = load_profile(profile)
+    if prof.name != net.profile_name:
+        raise ExportError(f"the graph carries a fixed-point network for profile "
+                          f"{net.profile_name!r}, not {prof.name!r}: pass --profile "
+                          f"{net.profile_name} (to re-quantize for another profile, export the "
+                          "checkpoint it came from)")
+    if class_names is not None and list(class_names) != list(net.class_names):
+        raise ExportError(f"class names {list(class_names)} differ from the fixed-point "
+                          f"network's {net.class_names} in the graph's metadata; omit them")
+    problems = netx_problems(net)
+    _, own = graph_metadata(graph)
+    return {"exact": True, "nir_sha256": sha, "dt_ms": own.get("dt_ms"),
+            "nodes": len(graph.nodes), "layers": len(net.layers),
+            "synapses": int(sum(L.n_synapses for L in net.layers)),
+            "profile": {"name": net.profile_name, "version": net.profile_version},
+            "layer_start": net.layer_start, "netx": {"complete": not problems,
+                                                     "problems": problems},
+            "not_used": ("calibration features (and quantization options): the "
+                         "graph carries the fixed-point network") if unused else None}
 
 
 def load_features(path) -> tuple[np.ndarray, np.ndarray | None]:
@@ -758,6 +824,15 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {e}", file=sys.stderr)
         return 2
     report["output"] = str(out)
+    if report.get("exact"):
+        print(f"wrote {out}: the fixed-point network carried in the graph's metadata (exact, no "
+              f"quantization; float graph checked against it): {report['layers']} layers, "
+              f"{report['synapses']} synapses, profile {report['profile']['name']}, layer_start "
+              f"{report['layer_start']}" + (f"; not used: {report['not_used']}"
+                                            if report["not_used"] else ""))
+        if a.json:
+            write_json_atomic(report, Path(a.json), sort_keys=True)
+        return 0
     print(format_report(report))
     print(f"NIR import: dt {report['nir']['dt_ms']:g} ms, {report['nir']['discretisation']}; "
           + "; ".join(f"{L['node']} ({L['type']}) decay {L['decay_exact']:.6g} -> "

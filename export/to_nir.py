@@ -1,8 +1,9 @@
 """Write a trained checkpoint as a NIR graph, per-synapse delays included.
 
-    python -m export.to_nir RUN_DIR_OR_CHECKPOINT --out net.nir [--dt-ms 10]
+    python -m export.to_nir RUN_DIR_OR_CHECKPOINT_OR_NET.h5 --out net.nir [--dt-ms 10]
 
-is a thin layer over `checkpoint_to_nir(path, dt_ms) -> (nir.NIRGraph, info)` and `write_nir`.
+is a thin layer over `to_nir(path, dt_ms) -> (nir.NIRGraph, info)` (`checkpoint_to_nir` or
+`network_file_to_nir`) and `write_nir`.
 
 Graph: Input -> per connection layer, one branch per delay value d present in the layer:
 [Delay(d dt for every input channel)] -> Linear(W_d) (the branch of the smallest delay is an
@@ -24,6 +25,16 @@ checkpoint's provenance and the digest of the float network, so export.from_nir 
 for byte the deployed file that export.to_lava writes, and notices a graph changed since).
 Synapses whose float weight is exactly 0 cannot be told apart from absent ones in a dense Linear
 and are dropped (counted in info).
+
+A deployed network file (an .h5 written by deployed.netx_h5: export.to_lava, export.from_netx)
+goes out through `network_file_to_nir(path, dt_ms)` / `network_to_nir(net, dt_ms)` (the command
+tells the inputs apart: an HDF5 file is a network, anything else a checkpoint): the float graph
+of its fixed-point dynamics (export.nir_fixed_point: weights W 2^weight_exp, decays from du / dv,
+thresholds, biases, in a_in units; LIF / CubaLIF / IF, a spiking output layer as a spiking
+population), and in the "delaysnn" metadata, under "deployed", the network itself (every integer,
+input encoding, class names, profile, layer_start, meta such as netx_source), because NIR's float
+parameters cannot carry Lava's integer rounding rules; export.from_nir rebuilds that network
+byte for byte when the float graph still matches it.
 """
 from __future__ import annotations
 
@@ -33,10 +44,13 @@ import json
 import sys
 from pathlib import Path
 
+import h5py
 import numpy as np
 
+from deployed.network import DeployedNetwork
 from export.errors import ExportError
 from export.from_nir import META_KEY, _nir, layers_digest, nir_to_checkpoint
+from export.nir_fixed_point import DEPLOYED_KEY, deployed_to_json, fixed_point_graph
 from trainer.checkpoint import Checkpoint, load_checkpoint, resolve_checkpoint_path
 from trainer.file_io import write_bytes_atomic
 
@@ -144,6 +158,67 @@ def _self_loop(nodes: dict, edges: list, L, dt: float) -> int:
     return int(np.sum(R.weight == 0))
 
 
+# ---- a deployed network (fixed point) -------------------------------------------------------
+
+def is_network_file(path) -> bool:
+    """True for an HDF5 file (a deployed network, or a netx file not yet converted); False for a
+    run folder or a checkpoint (.pt)."""
+    p = Path(path)
+    return p.is_file() and h5py.is_hdf5(p)
+
+
+def network_dt_ms(net: DeployedNetwork, dt_ms: float | None) -> float:
+    """dt_ms, else the data recipe's dt_ms recorded in the network's meta, else DEFAULT_DT_MS."""
+    if dt_ms is None:
+        recipe = net.meta.get("data_recipe") or {}
+        dt_ms = float(recipe.get("dt_ms", DEFAULT_DT_MS))
+    if not dt_ms > 0:
+        raise ExportError(f"dt_ms must be > 0, got {dt_ms}")
+    return float(dt_ms)
+
+
+def network_to_nir(net: DeployedNetwork, dt_ms: float | None = None):
+    """DeployedNetwork -> (nir.NIRGraph, info dict): the float graph of its fixed-point dynamics
+    with the network itself in the metadata (module docstring). dt_ms: the step the float
+    parameters are written for (default: the data recipe's recorded in net.meta, else 10 ms)."""
+    dt_ms = network_dt_ms(net, dt_ms)
+    graph = fixed_point_graph(net, dt_ms)
+    own = {"format": NIR_FORMAT, "version": 1, "dt_ms": dt_ms,
+           "class_names": list(net.class_names), DEPLOYED_KEY: deployed_to_json(net)}
+    graph.metadata[META_KEY] = json.dumps(own, sort_keys=True, allow_nan=False)
+    rec = [L.recurrent for L in net.layers if L.recurrent is not None]
+    zero = sum(int(np.sum(L.weight == 0)) for L in net.layers)
+    zero += sum(int(np.sum(R.weight == 0)) for R in rec)
+    info = {"dt_ms": dt_ms, "layers": len(net.layers), "nodes": len(graph.nodes),
+            "synapses": int(sum(L.n_synapses for L in net.layers)),
+            "recurrent_synapses": int(sum(R.n_synapses for R in rec)),
+            "dropped_zero_weight_synapses": zero, "fixed_point": True,
+            "layer_start": net.layer_start}
+    return graph, info
+
+
+def network_file_to_nir(path, dt_ms: float | None = None):
+    """A network file (deployed.netx_h5) -> (nir.NIRGraph, info dict), as network_to_nir."""
+    from deployed import netx_h5
+
+    p = Path(path)
+    with h5py.File(p, "r") as f:
+        netx_only = "delaysnn" not in f and "layer" in f
+    if netx_only:
+        raise ExportError(f"{p} is a lava-dl netx file without this project's 'delaysnn' "
+                          "group; convert it first: python -m export.from_netx "
+                          f"{p.name} --out net.h5")
+    graph, info = network_to_nir(netx_h5.load(p), dt_ms)
+    return graph, {"network": str(p), **info}
+
+
+def to_nir(path, dt_ms: float | None = None):
+    """A network file (HDF5) or a run folder / checkpoint -> (nir.NIRGraph, info dict)."""
+    if is_network_file(path):
+        return network_file_to_nir(path, dt_ms)
+    return checkpoint_to_nir(path, dt_ms)
+
+
 def write_nir(graph, out) -> Path:
     """nir.write to a temp file beside `out`, then rename (no half-written file)."""
     nir = _nir()
@@ -160,7 +235,9 @@ def build_parser(prog: str = "python -m export.to_nir") -> argparse.ArgumentPars
     from delaysnn.options import new_parser
 
     ap = new_parser(prog, __doc__)
-    ap.add_argument("checkpoint", help="run folder (with checkpoint.pt) or checkpoint file")
+    ap.add_argument("checkpoint", help="run folder (with checkpoint.pt), checkpoint file, or "
+                                       "network file NET.h5 (export.to_lava, export.from_netx; "
+                                       "written with its exact fixed-point form)")
     ap.add_argument("--out", required=True, metavar="GRAPH.nir",
                     help="NIR file to write; required, no default")
     ap.add_argument("--dt-ms", type=float, default=None,
@@ -172,7 +249,7 @@ def build_parser(prog: str = "python -m export.to_nir") -> argparse.ArgumentPars
 def main(argv: list[str] | None = None) -> int:
     a = build_parser().parse_args(argv)
     try:
-        graph, info = checkpoint_to_nir(a.checkpoint, a.dt_ms)
+        graph, info = to_nir(a.checkpoint, a.dt_ms)
         write_nir(graph, a.out)
     except (ExportError, ValueError) as e:
         print(f"error: {e}", file=sys.stderr)
@@ -181,7 +258,9 @@ def main(argv: list[str] | None = None) -> int:
     print(f"wrote {a.out}: {info['layers']} layers, {info['synapses']} synapses{rec}, "
           f"{info['nodes']} NIR nodes, dt {info['dt_ms']:g} ms"
           + (f"; {info['dropped_zero_weight_synapses']} zero-weight synapses dropped"
-             if info["dropped_zero_weight_synapses"] else ""))
+             if info["dropped_zero_weight_synapses"] else "")
+          + (f"; exact fixed-point network (layer_start {info['layer_start']}) in the metadata"
+             if info.get("fixed_point") else ""))
     return 0
 
 
