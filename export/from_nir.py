@@ -3,10 +3,21 @@ then export it exactly as a checkpoint: quantize, profile check, netx HDF5, emul
 
     python -m export.from_nir GRAPH.nir --dt-ms 0.1 --profile loihi2 --out net.h5 \
         (--features calib.npz | --dataset shd --data-dir DIR) [--lif-readout] [--json report.json]
+    python -m export.from_nir GRAPH.nir --out net.h5   # a graph export.to_nir wrote from NET.h5
 
 is a thin layer over `export_nir(path, dt_ms, profile, ...) -> (DeployedNetwork, report)`;
 `nir_to_checkpoint(graph, dt_ms)` gives the in-memory intermediate (trainer.checkpoint.Checkpoint)
 that export.to_lava.export_loaded turns into the deployed network.
+
+A graph that export.to_nir wrote from a network file (.h5) carries the network itself in its
+"delaysnn" metadata, under "deployed" (export.nir_fixed_point: every integer, the input encoding,
+class names, profile, layer_start, meta), because NIR's float parameters cannot carry Lava's
+integer rounding rules. `fixed_point_network` rebuilds that network, after checking that the
+float graph is still the one those integers imply (same nodes, types and edges; parameters to
+1e-6 relative, zeros exact), refusing otherwise in one line naming the node; export_nir and the
+command then return / write it as it is, no quantization and no calibration features needed, and
+deployed.netx_h5.save gives the bytes of the file it came from. A graph without that metadata is
+imported by quantization as below.
 
 Accepted graphs: one Input, one Output, and a chain of neuron populations. Each population
 receives branches from the previous one (or the Input) of the form
@@ -676,7 +687,8 @@ def export_nir(path, dt_ms: float | None = None, profile: str = "loihi2", *,
     progress, netx_exact (as export_checkpoint).
     A graph export.to_nir wrote from a network file carries that fixed-point network
     (fixed_point_network): it is returned as it is, after the consistency check, with no
-    quantization (calibration, evaluation and export_kw are not used; the report says so);
+    quantization (calibration, evaluation and export_kw are not used; the report's not_used
+    says so when calibration features were given);
     `profile` and `class_names` must then be the network's own."""
     from export.to_lava import export_loaded
 
