@@ -34,9 +34,17 @@ def test_patched_wheels_are_installed():
             "installed") in check.stdout
 
 
+# The one broken requirement `make test` leaves on purpose: norse is installed with --no-deps
+# without its torchvision, whose PyPI wheel breaks lava-dl's SLAYER import next to the CPU torch
+# (pyproject.toml, test extra; README, NIR section).
+KNOWN_BROKEN = {"norse 1.1.0 requires torchvision, which is not installed."}
+
+
 def test_pip_check_is_clean():
     r = subprocess.run([sys.executable, "-m", "pip", "check"], capture_output=True, text=True)
-    assert r.returncode == 0 and "No broken requirements found" in r.stdout, r.stdout + r.stderr
+    broken = {line.strip() for line in r.stdout.splitlines() if line.strip()}
+    assert "No broken requirements found." in broken or broken <= KNOWN_BROKEN, (
+        r.stdout + r.stderr)
 
 
 UPSTREAM_LAVA_DL = """Metadata-Version: 2.1
