@@ -58,6 +58,20 @@ def n_connections(n_candidates: int, sparsity: float) -> int:
     return max(1, int(round((1.0 - sparsity) * n_candidates)))
 
 
+def initial_mask(shape: tuple[int, ...], sparsity: float, generator: torch.Generator | None
+                 ) -> tuple[torch.Tensor, int]:
+    """(mask of `shape`, connections kept): n_connections of the candidates drawn uniformly
+    from `generator` (one randperm), or every candidate when sparsity is 0 (no draw)."""
+    n_cand = math.prod(shape)
+    if sparsity <= 0:
+        return torch.ones(shape, dtype=torch.bool), n_cand
+    n_keep = n_connections(n_cand, sparsity)
+    order = torch.randperm(n_cand, generator=generator)
+    mask = torch.zeros(n_cand, dtype=torch.bool)
+    mask[order[:n_keep]] = True
+    return mask.view(shape), n_keep
+
+
 class DelayConnection(nn.Module):
     """One connection layer with synaptic delays: input spikes (B, n_in, T) -> current
     (B, n_out, T), ``I[t] = sum_syn w * x[t - delay]`` (delays in steps, 0..kernel_size-1).
@@ -88,17 +102,8 @@ class DelayConnection(nn.Module):
         self.signed = not (self.sparse or self.dale)
         K = self.K
         shape = (n_out, n_in, K) if method == "structure-multi" else (n_out, n_in)
-        n_cand = math.prod(shape)
 
-        if self.sparse:
-            n_keep = n_connections(n_cand, self.sparsity)
-            order = torch.randperm(n_cand, generator=generator)
-            mask = torch.zeros(n_cand, dtype=torch.bool)
-            mask[order[:n_keep]] = True
-            mask = mask.view(shape)
-        else:
-            n_keep = n_cand
-            mask = torch.ones(shape, dtype=torch.bool)
+        mask, n_keep = initial_mask(shape, self.sparsity, generator)
         # initial |w| < 1/sqrt(fan_in), fan_in = existing synapses per postsynaptic neuron (for
         # structure-multi including the K delays of a pair; a per-pair fan-in trains faster in
         # 6 FSDD epochs but rewires less: docs/sparse_training.md, structure_multi_init.json)

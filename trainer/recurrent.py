@@ -43,7 +43,7 @@ import torch
 from torch import nn
 
 from .dcls_taps import width, window, window_starts, window_taps
-from .layers import n_connections
+from .layers import initial_mask, n_connections
 from .sparse_delay import CandidateGrad, _csr_matrix, _rows, build_plan, candidate_grad
 
 # Crossover density of the sparse path (bench/train_speed.py --recurrent-crossover,
@@ -295,16 +295,7 @@ class RecurrentConnection(nn.Module):
         self.signed = not (self.sparse or self.dale)
         n, K = self.n, self.K
         shape = (n, n, K) if method == "structure-multi" else (n, n)
-        n_cand = math.prod(shape)
-        if self.sparse:
-            n_keep = n_connections(n_cand, self.sparsity)
-            order = torch.randperm(n_cand, generator=generator)
-            mask = torch.zeros(n_cand, dtype=torch.bool)
-            mask[order[:n_keep]] = True
-            mask = mask.view(shape)
-        else:
-            n_keep = n_cand
-            mask = torch.ones(shape, dtype=torch.bool)
+        mask, n_keep = initial_mask(shape, self.sparsity, generator)
         bound = 1.0 / math.sqrt(max(1.0, n_keep / n))     # as trainer.layers: 1/sqrt(fan-in)
         init = (torch.rand(shape, generator=generator) * 2 - 1) * bound
         if self.signed:
