@@ -292,8 +292,9 @@ def save(net: DeployedNetwork, path: str | Path) -> list[str]:
 REEXPORT = "re-export it with python -m export.to_lava"
 
 
-def _open(path: Path) -> h5py.File:
-    """h5py.File(path, "r"), or NetworkFileError saying in one line why it cannot be opened."""
+def open_hdf5(path: Path, error: type[Exception], what: str, hint: str) -> h5py.File:
+    """h5py.File(path, "r"), or `error` saying in one line why it cannot be opened:
+    "{what} {path} is a truncated HDF5 file (...); {hint}"."""
     try:
         return h5py.File(path, "r")
     except OSError as e:
@@ -305,8 +306,13 @@ def _open(path: Path) -> h5py.File:
             why = f"is a truncated HDF5 file ({sizes[1]} of {sizes[2]} bytes)"
         else:
             why = f"is an HDF5 file that cannot be opened ({msg})"
-        raise NetworkFileError(f"network file {path} {why}; pass a network written by "
-                          f"python -m export.to_lava") from None
+        raise error(f"{what} {path} {why}; {hint}") from None
+
+
+def _open(path: Path) -> h5py.File:
+    """h5py.File(path, "r"), or NetworkFileError saying in one line why it cannot be opened."""
+    return open_hdf5(path, NetworkFileError, "network file",
+                     "pass a network written by python -m export.to_lava")
 
 
 def load(path: str | Path) -> DeployedNetwork:

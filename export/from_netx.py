@@ -44,7 +44,6 @@ Lava's fields cannot hold (iDecay 0, vDecay 4096), and any violation of the hard
 from __future__ import annotations
 
 import argparse
-import re
 import sys
 from pathlib import Path
 from typing import NoReturn
@@ -96,19 +95,8 @@ def _refuse(path: Path, why: str) -> NoReturn:
 def _open(path: Path) -> h5py.File:
     if not path.is_file():
         raise NetxFileError(f"netx file {path} does not exist")
-    try:
-        return h5py.File(path, "r")
-    except OSError as e:
-        msg = " ".join(str(e).split())
-        sizes = re.search(r"truncated file: eof = (\d+).*stored_eof = (\d+)", msg)
-        if not h5py.is_hdf5(path):
-            why = "is not an HDF5 file (no HDF5 signature)"
-        elif sizes:
-            why = f"is a truncated HDF5 file ({sizes[1]} of {sizes[2]} bytes)"
-        else:
-            why = f"is an HDF5 file that cannot be opened ({msg})"
-        raise NetxFileError(f"netx file {path} {why}; pass a network written by lava-dl's "
-                            "export_hdf5") from None
+    return netx_h5.open_hdf5(path, NetxFileError, "netx file",
+                             "pass a network written by lava-dl's export_hdf5")
 
 
 def _text(ds) -> str:
