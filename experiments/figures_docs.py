@@ -3,7 +3,18 @@ report's): one function per block, each making the block's text from the committ
 cites. Registered in ``BLOCKS``; ``python -m experiments.readme_figures`` checks and writes them."""
 from __future__ import annotations
 
-from experiments.figures_common import Block, bullet, g, pct, pts, sig, span, table, wrap
+from experiments.figures_common import (
+    Block,
+    bullet,
+    g,
+    pct,
+    pts,
+    sig,
+    span,
+    t_interval,
+    table,
+    wrap,
+)
 from experiments.figures_sources import (
     CONN_AFTER,
     CONN_BEFORE,
@@ -465,6 +476,65 @@ def fsdd_summary(d: dict) -> str:
 
 # ----------------------------------------------------------------------------- registry
 
+# issue 27 item 3: the sweep's dcls points rerun on the truncated path, beside the committed ones
+RERUN_SPARSITIES = (0.9, 0.95)
+RERUN_SEEDS = (0, 1, 2)
+RERUN_OLD = tuple(f"{R}sweep/dcls_s{s}_seed{k}.json" for s in RERUN_SPARSITIES
+                  for k in RERUN_SEEDS)
+RERUN_NEW = tuple(f"{R}sweep_dcls_truncated/dcls_s{s}_seed{k}.json" for s in RERUN_SPARSITIES
+                  for k in RERUN_SEEDS)
+
+
+def dcls_rerun(*points: dict) -> str:
+    """The truncated path's points against the committed (earlier-path) ones, paired by seed."""
+    n = len(RERUN_OLD)
+    old, new = points[:n], points[n:]
+    rows, verdicts = [], []
+    for i, sp in enumerate(RERUN_SPARSITIES):
+        pairs = list(zip(old[i * 3:i * 3 + 3], new[i * 3:i * 3 + 3]))
+        cells = [g(sp)]
+        for key in ("test_accuracy", "emulator_accuracy"):
+            d = [100 * (b[key] - a[key]) for a, b in pairs]
+            m, lo, hi = t_interval(d)
+            cells += [f"{span([a[key] for a, _ in pairs], pct)} -> "
+                      f"{span([b[key] for _, b in pairs], pct)}",
+                      f"{m:+.1f} [{lo:+.1f}, {hi:+.1f}]"]
+        t_old = sum(a["train_seconds"] for a, _ in pairs) / 3
+        t_new = sum(b["train_seconds"] for _, b in pairs) / 3
+        cells.append(f"{t_old:.0f} -> {t_new:.0f} s")
+        rows.append(cells)
+        d_float = [100 * (b["test_accuracy"] - a["test_accuracy"]) for a, b in pairs]
+        _, lo, hi = t_interval(d_float)
+        verdicts.append(f"{g(sp)}: " + ("within noise (the interval holds 0)" if lo <= 0 <= hi
+                                        else "a difference outside noise"))
+    head = ["sparsity", "float test accuracy (3 seeds)", "paired difference, points [95% t]",
+            "emulator test accuracy", "paired difference, points [95% t]",
+            "training time (mean)"]
+    return (wrap("The sweep's dcls points at 0.9 and 0.95 (`experiments/fsdd.toml`, 40 "
+                 "epochs, 3 seeds, 300 test recordings) rerun on this path with `python -m "
+                 "experiments.sweep run --groups dcls --sparsities 0.9 0.95 --results "
+                 "docs/results/sweep_dcls_truncated --runs runs/sweep_truncated`, against the "
+                 "committed points of the earlier path (docs/results/sweep), paired by seed. "
+                 "Training times are each run's own, on a shared 2-core machine:")
+            + "\n\n" + table(head, rows) + "\n\n"
+            + bullet("Float test accuracy, truncated against earlier path: "
+                     + "; ".join(verdicts) + ".")
+            + "\n" + bullet(_outside_bound(new)))
+
+
+def _outside_bound(points: tuple[dict, ...]) -> str:
+    """Which reruns stayed above the export's fidelity bound (issue 26), if any."""
+    out = [f"{p['name']} ({p['fixed_point_loss_val']:.2f} points on validation)"
+           for p in points if not p.get("within_max_loss_bound", True)]
+    bound = g(points[0]["max_loss_bound"])
+    if not out:
+        return (f"Every rerun was exported within the fidelity bound of {bound} points "
+                "(export.fidelity), so their emulator accuracies are those of bounded exports.")
+    return (f"The reruns' emulator accuracies are those of exports held to the fidelity bound "
+            f"of {bound} points (export.fidelity); above it after every remedy, recorded with "
+            f"the best network found: " + ", ".join(out) + ".")
+
+
 BLOCKS = [
     Block("crossover", ST, (R + "sparse_crossover_b32.json", R + "sparse_crossover_b256.json"),
           crossover),
@@ -475,6 +545,7 @@ BLOCKS = [
     Block("lr-ei", ST, (R + "structure_multi_lr.json", R + "structure_multi_init.json"), lr_ei),
     Block("dcls-speed", ST, (R + "train_speed_dcls.json", R + "reference_speed.json"),
           dcls_speed),
+    Block("dcls-rerun", ST, RERUN_OLD + RERUN_NEW, dcls_rerun),
     Block("profile-table", ST, (R + "profile_step_before.json", R + "profile_step.json"),
           profile_table),
     Block("connectivity-intro", ST, (R + "structure_connectivity.json",), conn_intro),
