@@ -439,6 +439,34 @@ def budget(d: dict) -> str:
     return "\n".join(lines)
 
 
+# ----------------------------------------------------------------------------- new voices
+
+def loso(d: dict) -> str:
+    """Leave-one-speaker-out: a fold table per network and its mean (docs/results/loso.json)."""
+    out = []
+    for name, net in d["networks"].items():
+        folds = net["folds"]
+        rows = [[f["speaker"], f["val_speaker"], pct(f["float_accuracy"]),
+                 pct(f["emulator_accuracy"]),
+                 "-" if f["lava_accuracy"] is None else
+                 f"{pct(f['lava_accuracy'])} (= emulator on "
+                 f"{pct(f['lava_equals_emulator_fraction'])} of recordings)",
+                 str(f["n_test"])] for f in folds]
+        rows.append(["**mean**", "", pct(net["mean_float_accuracy"]),
+                     f"**{pct(net['mean_emulator_accuracy'])}**", "", ""])
+        budget = ("within" if net["within_showcase_budget"] else "outside")
+        out.append(wrap(
+            f"`{name}` ({net['config']}; at most {net['max_synapses']:,} synapses and "
+            f"{si(net['max_energy_per_sample_joules'], 'J')} dynamic energy per sample on "
+            f"loihi2, {budget} the showcase budget of 1,280 synapses and 2.0 uJ)"
+            + ("" if net["complete"] else
+               f"; folds still missing: {', '.join(net['missing'])}") + ":"))
+        out.append(table(["held-out speaker (test)", "validation speaker", "float", "emulator",
+                          "Lava", "test recordings"], rows))
+    return "\n\n".join(out) + "\n\n" + wrap(
+        f"Figures from {link(R + 'loso.json')}, written by `{d['command']}` ({d['validation']}).")
+
+
 # ----------------------------------------------------------------------------- recurrence
 
 def recurrent(d: dict) -> str:
@@ -475,6 +503,7 @@ BLOCKS = [
           candidates),
     Block("heldout", RM, (R + "heldout_speaker.json", R + "showcase_dense.json",
                           R + "showcase_sparse.json"), heldout),
+    Block("loso", RM, (R + "loso.json",), loso),
     Block("deploy-dense", RM, (R + "showcase_dense.json", R + "lava_fsdd_lanes.json",
                                R + "lava_fsdd_one_lane.json"), deploy_dense),
     Block("budget", RM, (R + "budget_dense_all.json",), budget),
