@@ -538,47 +538,54 @@ def _outside_bound(points: tuple[dict, ...]) -> str:
 
 # issue 24 item 6: recurrent against feed-forward at equal total synapse counts, paired by seed
 REC_METHODS = ("dcls", "structure")
-REC_SPARSITY = 0.6
+REC_SPARSITIES = (0.6, 0.9)
 REC_SEEDS = (0, 1, 2)
-REC_POINTS = tuple(f"{R}sweep_recurrent/{m}{suffix}_s{REC_SPARSITY}_seed{k}.json"
-                   for m in REC_METHODS for suffix in ("", "-recurrent") for k in REC_SEEDS)
+REC_POINTS = tuple(f"{R}sweep_recurrent/{m}{suffix}_s{sp}_seed{k}.json"
+                   for sp in REC_SPARSITIES for m in REC_METHODS
+                   for suffix in ("", "-recurrent") for k in REC_SEEDS)
 
 
 def recurrent_vs_ff(*points: dict) -> str:
     """Each method's recurrent twin against its feed-forward group, paired by seed."""
     rows, verdicts = [], []
     n = len(REC_SEEDS)
-    for i, method in enumerate(REC_METHODS):
-        ff, rec = points[2 * i * n:(2 * i + 1) * n], points[(2 * i + 1) * n:(2 * i + 2) * n]
-        cells = [method, f"{ff[0]['synapses']:,} / {rec[0]['synapses']:,} "
-                         f"({sum(rec[0].get('recurrent_synapses_per_layer', [])):,} recurrent)"]
-        for key in ("test_accuracy", "emulator_accuracy"):
-            d = [100 * (b[key] - a[key]) for a, b in zip(ff, rec)]
-            m, lo, hi = t_interval(d)
-            cells += [f"{span([a[key] for a in ff], pct)} -> {span([b[key] for b in rec], pct)}",
-                      f"{m:+.1f} [{lo:+.1f}, {hi:+.1f}]"]
-            if key == "test_accuracy":
-                verdicts.append(f"{method}: " + (
-                    "no difference resolved (the interval holds 0)" if lo <= 0 <= hi else
-                    "recurrence is better" if lo > 0 else "recurrence is worse"))
-        e_ff = sum(a["energy_per_sample_joules"] for a in ff) / n
-        e_rec = sum(b["energy_per_sample_joules"] for b in rec) / n
-        cells.append(f"{si(e_ff, 'J')} -> {si(e_rec, 'J')}")
-        rows.append(cells)
-    head = ["method", "synapses, feed-forward / recurrent net", "float test accuracy",
+    groups = iter(points[i:i + n] for i in range(0, len(points), n))
+    for sp in REC_SPARSITIES:
+        for method in REC_METHODS:
+            ff, rec = next(groups), next(groups)
+            cells = [method, f"{ff[0]['synapses']:,} "
+                             f"({sum(rec[0].get('recurrent_synapses_per_layer', [])):,} "
+                             "recurrent in the twin)"]
+            for key in ("test_accuracy", "emulator_accuracy"):
+                d = [100 * (b[key] - a[key]) for a, b in zip(ff, rec)]
+                m, lo, hi = t_interval(d)
+                cells += [f"{span([a[key] for a in ff], pct)} -> "
+                          f"{span([b[key] for b in rec], pct)}",
+                          f"{m:+.1f} [{lo:+.1f}, {hi:+.1f}]"]
+                if key == "test_accuracy":
+                    verdicts.append(f"{method} at {ff[0]['synapses']:,} synapses: " + (
+                        "no difference resolved" if lo <= 0 <= hi else
+                        "recurrence is better" if lo > 0 else "recurrence is worse"))
+            e_ff = sum(a["energy_per_sample_joules"] for a in ff) / n
+            e_rec = sum(b["energy_per_sample_joules"] for b in rec) / n
+            cells.append(f"{si(e_ff, 'J')} -> {si(e_rec, 'J')}")
+            rows.append(cells)
+    head = ["method", "synapses (both nets)", "float test accuracy",
             "paired difference, points [95% t]", "emulator test accuracy",
             "paired difference, points [95% t]", "loihi2 dynamic energy / sample (mean)"]
-    return (wrap(f"`experiments/fsdd_recurrent.toml` at sparsity {g(REC_SPARSITY)} (40 -> 64 -> "
-                 "10, 40 epochs, 3 seeds, 300 test recordings; the recurrent twin keeps the "
-                 "feed-forward network's total synapse count, `recurrent_equal_synapses`), run "
-                 "with `python -m experiments.sweep run --config experiments/fsdd_recurrent.toml "
-                 "--groups dcls dcls-recurrent structure structure-recurrent --sparsities 0.6 "
-                 "--results docs/results/sweep_recurrent`; recurrent against feed-forward, "
-                 "paired by seed:")
+    return (wrap("`experiments/fsdd_recurrent.toml` at sparsities "
+                 + ", ".join(g(sp) for sp in REC_SPARSITIES) + " (40 -> 64 -> 10, 40 epochs, 3 "
+                 "seeds, 300 test recordings; the recurrent twin keeps the feed-forward "
+                 "network's total synapse count, `recurrent_equal_synapses`), run with `python "
+                 "-m experiments.sweep run --config experiments/fsdd_recurrent.toml --groups "
+                 "dcls dcls-recurrent structure structure-recurrent --sparsities "
+                 + " ".join(g(sp) for sp in REC_SPARSITIES) + " --results "
+                 "docs/results/sweep_recurrent`; recurrent against feed-forward, paired by "
+                 "seed:")
             + "\n\n" + table(head, rows) + "\n\n"
-            + bullet("Does recurrence pay on FSDD at this synapse count? " + "; ".join(verdicts)
-                     + ". Not measured yet: the 12,800-synapse comparison, sparsity 0.9 and "
-                     "the no-delay groups of the grid."))
+            + bullet("Does recurrence pay on FSDD? " + "; ".join(verdicts) + " (95% "
+                     "intervals of the float test accuracy difference). Not measured yet: "
+                     "the 12,800-synapse comparison and the no-delay groups of the grid."))
 
 
 BLOCKS = [
