@@ -58,6 +58,13 @@ def n_connections(n_candidates: int, sparsity: float) -> int:
     return max(1, int(round((1.0 - sparsity) * n_candidates)))
 
 
+def dcls_integer_delay(position: torch.Tensor, kernel_size: int) -> torch.Tensor:
+    """A DCLS Gaussian's integer delay (steps, int64): its position rounded to the nearest tap
+    (taps 0..K-1, position 0 = the centre tap), tap k meaning delay K-1-k."""
+    tap = (torch.round(position) + kernel_size // 2).long().clamp(0, kernel_size - 1)
+    return (kernel_size - 1) - tap
+
+
 def initial_mask(shape: tuple[int, ...], sparsity: float, generator: torch.Generator | None
                  ) -> tuple[torch.Tensor, int]:
     """(mask of `shape`, connections kept): n_connections of the candidates drawn uniformly
@@ -201,8 +208,7 @@ class DelayConnection(nn.Module):
         """Integer delay (steps) of each (post, pre) pair, int64 (n_out, n_in); for
         structure-multi the delays are the last candidate index, so this is not defined."""
         if self.method == "dcls":
-            tap = (torch.round(self.dcls.P.detach()[0, :, :, 0]) + self.K // 2).long()
-            return (self.K - 1) - tap.clamp(0, self.K - 1)
+            return dcls_integer_delay(self.dcls.P.detach()[0, :, :, 0], self.K)
         if self.method == "structure":
             return self.delay
         if self.method == "no-delay":

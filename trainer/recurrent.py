@@ -43,7 +43,7 @@ import torch
 from torch import nn
 
 from .dcls_taps import width, window, window_starts, window_taps
-from .layers import initial_mask, n_connections
+from .layers import dcls_integer_delay, initial_mask, n_connections
 from .sparse_delay import CandidateGrad, _csr_matrix, _rows, build_plan, candidate_grad
 
 # Crossover density of the sparse path (bench/train_speed.py --recurrent-crossover,
@@ -361,8 +361,7 @@ class RecurrentConnection(nn.Module):
     def integer_delays(self) -> torch.Tensor:
         """Integer delay (steps) per (post, pre) pair, int64 (n, n); not for structure-multi."""
         if self.method == "dcls":
-            tap = (torch.round(self.P.detach()) + self.K // 2).long().clamp(0, self.K - 1)
-            return (self.K - 1) - tap
+            return dcls_integer_delay(self.P.detach(), self.K)
         if self.method == "structure":
             return self.delay
         if self.method == "no-delay":
