@@ -148,6 +148,13 @@ def test_point_json_holds_metrics_export_budget_and_analysis(swept):
             "fixed_point_val_accuracy"]
         assert rec["qat_epochs"] >= 0 and len(rec["synapses_zeroed"]) == 2
         assert rec["synapses_zeroed"] == rec["export"]["synapses_zeroed"]
+        # the same checkpoint exported without the bound, for the before/after gap
+        assert rec["fixed_point_loss_val_as_exported"] == rec["export"]["fidelity"]["tried"][
+            0]["loss_points"]
+        if not rec["export"]["fidelity"]["changes_network"]:
+            assert rec["emulator_accuracy_as_exported"] == rec["emulator_accuracy"]
+        assert rec["emulator_accuracy_as_exported"] * 40 == round(
+            rec["emulator_accuracy_as_exported"] * 40)
     # structure-multi matched to dcls at S keeps dcls's synapse count at S
     for s, ms in ((0, 0.875), (0.75, 0.96875)):
         assert recs[f"multi-matched_s{ms}_seed0"]["synapses"] == recs[f"dcls_s{s}_seed0"][
