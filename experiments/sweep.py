@@ -387,7 +387,8 @@ def main(argv: list[str] | None = None) -> int:
     command = "python -m experiments.sweep " + shlex.join(argv)
     try:
         if a.cmd == "report":
-            r = report(a.results, a.docs, config=a.config, readme=a.readme, epochs=a.epochs)
+            r = report(a.results, a.docs, config=a.config, readme=a.readme, epochs=a.epochs,
+                       bound_results=a.bound_results)
             print(r["summary"])
             return 0
         if a.num_cpus is not None and a.address is not None:
