@@ -11,8 +11,11 @@ keys each sets, on top of ``--config``; :data:`LEVERS`): front-end normalisation
 noise), VTLP, SpecAugment masks, espeak-ng voices added to training (fsdd ``tts_voices``) and
 espeak-ng voices alone (dataset tts-digits; its accuracy is then measured on the fold's real
 speakers). A lever is **kept** when its validation accuracy (mean over ``--seeds``) beats the
-baseline's by more than ``--min-gain`` points; the test accuracy is recorded but chooses
-nothing. Each training lives in OUT/LEVER-sSEED and is reused (or resumed) when present; the JSON
+baseline's by more than ``--min-gain`` points; the kept levers that train on FSDD are then
+trained together (``combined``), and the ``winner`` is the best of the kept levers and their
+combination on validation. The test accuracy is recorded but chooses nothing. Each training
+lives in OUT/LEVER-sSEED (the combination in OUT/combined-A+B-sSEED) and is reused (or resumed)
+when present; the JSON
 is rewritten after each one. ``host_cost`` gives the measured host time of each front-end
 normalisation per utterance (features of FSDD recordings, this machine) and its operations;
 ``speaker_spread`` how far the speakers differ in speech duration and spectral centroid, next to
@@ -173,11 +176,43 @@ def run_lever(name: str, cfg: dict, run_dir: Path, speaker: str, val_speaker: st
             "best_epoch": m.get("best_epoch"), "train_seconds": m["seconds"], **extra}
 
 
+def merge_levers(sets: list[dict]) -> dict:
+    """One config overlay from several levers' (their data_options merged; ValueError when two
+    levers set the same key differently, or when one changes the dataset)."""
+    out: dict = {}
+    for lever in sets:
+        if "dataset" in lever:
+            raise ValueError("a lever that replaces the dataset cannot be combined")
+        for k, v in lever.items():
+            if k == "data_options":
+                out["data_options"] = {**out.get("data_options", {}), **v}
+            elif k in out and out[k] != v:
+                raise ValueError(f"levers set {k} to {out[k]!r} and {v!r}")
+            else:
+                out[k] = v
+    return out
+
+
+def winner(result: dict) -> dict:
+    """The screen's choice: the kept lever or the combination of the kept levers with the best
+    mean validation accuracy; the baseline when nothing was kept."""
+    cands = [lv for lv in result["levers"] if lv["kept"]]
+    if result.get("combined"):
+        cands.append(result["combined"])
+    if not cands:
+        return {"name": "baseline", "sets": {}, "val_accuracy":
+                result["levers"][0]["val_accuracy"]}
+    best = max(cands, key=lambda c: c["val_accuracy"])
+    return {"name": best["name"], "sets": best["sets"], "val_accuracy": best["val_accuracy"]}
+
+
 def screen(config: str | None, out, json_path=None, *, speaker: str = "george",
            levers: list[str] | None = None, seeds: tuple[int, ...] = (0,),
            epochs: int | None = None, min_gain: float = 1.0, data_dir: str | None = None,
-           progress: bool = True, command: str = "") -> dict:
-    """Run (or reuse) every lever x seed on the fold; return (and write) the screen."""
+           progress: bool = True, command: str = "", combine: bool = True) -> dict:
+    """Run (or reuse) every lever x seed on the fold, then (``combine``, when more than one
+    lever is kept) the kept levers together; return (and write) the screen with its
+    ``winner``: the best on validation among the kept levers and their combination."""
     from experiments.loso import fsdd_speakers
 
     if config and not Path(config).is_file():
@@ -222,6 +257,24 @@ def screen(config: str | None, out, json_path=None, *, speaker: str = "george",
               f"points), test {test:.2%}", flush=True)
         if json_path is not None:
             write_json_atomic(result, Path(json_path))
+    together = [n for n in result["kept"] if "dataset" not in LEVERS[n]]  # tts-only: apart
+    if combine and len(together) > 1:
+        sets = merge_levers([LEVERS[n] for n in together])
+        name = "+".join(together)
+        runs = []
+        for s in seeds:
+            print(f"voice_levers: combined {name} seed {s}", flush=True)
+            cfg = lever_config(config or None, sets, speaker, val_speaker, s, epochs, data_dir)
+            runs.append(run_lever(name, cfg, out / f"combined-{name}-s{s}", speaker, val_speaker,
+                                  data_dir, progress))
+        val = sum(r["val_accuracy"] for r in runs) / len(runs)
+        result["combined"] = {"name": name, "sets": sets, "runs": runs, "val_accuracy": val,
+                              "test_accuracy": sum(r["test_accuracy"] for r in runs) / len(runs),
+                              "gain_points": 100 * (val - result["levers"][0]["val_accuracy"])}
+        print(f"voice_levers: combined {name}: val {val:.2%} "
+              f"({result['combined']['gain_points']:+.1f} points), test "
+              f"{result['combined']['test_accuracy']:.2%}", flush=True)
+    result["winner"] = winner(result)
     result["host_cost"] = host_cost(data_dir)
     result["speaker_spread"] = speaker_spread(data_dir)
     if json_path is not None:
@@ -250,6 +303,9 @@ def build_parser() -> argparse.ArgumentParser:
                     help="validation gain over the baseline, in points, a lever must exceed")
     ap.add_argument("--data-dir", default=None, metavar="DIR",
                     help="FSDD recordings folder (default: fsdd's lookup)")
+    ap.add_argument("--no-combine", dest="combine", action="store_false",
+                    help="do not train the kept levers together (default: train them together "
+                         "when more than one is kept)")
     ap.add_argument("--no-progress", dest="progress", action="store_false",
                     help="no progress bars (default: shown)")
     return ap
@@ -269,12 +325,12 @@ def main(argv=None) -> int:
     try:
         r = screen(a.config or None, a.out, a.json, speaker=a.speaker, levers=levers, seeds=seeds,
                    epochs=a.epochs, min_gain=a.min_gain, data_dir=a.data_dir,
-                   progress=a.progress, command=command)
+                   progress=a.progress, command=command, combine=a.combine)
     except ValueError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
-    print(f"voice_levers: kept {', '.join(r['kept']) or 'none'} (validation speaker "
-          f"{r['val_speaker']}, test speaker {r['test_speaker']})")
+    print(f"voice_levers: kept {', '.join(r['kept']) or 'none'}; winner {r['winner']['name']} "
+          f"(validation speaker {r['val_speaker']}, test speaker {r['test_speaker']})")
     return 0
 
 

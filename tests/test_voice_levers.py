@@ -31,17 +31,26 @@ def test_screen_selects_on_validation_and_reuses_runs(fake_fsdd, tmp_path, monke
     monkeypatch.setitem(vl.LEVERS, "tts-only", {"dataset": "tts-digits",
                                                 "data_options": {"voices": 4, "test_voices": 1}})
     cfg, js = tiny_config(tmp_path), tmp_path / "levers.json"
-    r = vl.screen(cfg, tmp_path / "runs", js, speaker="cy", levers=["norm-pcen", "tts-only"],
-                  min_gain=-100.0, data_dir=str(fake_fsdd), progress=False)
+    r = vl.screen(cfg, tmp_path / "runs", js, speaker="cy",
+                  levers=["norm-pcen", "vtlp", "tts-only"], min_gain=-100.0,
+                  data_dir=str(fake_fsdd), progress=False)
     assert json.loads(js.read_text()) == r
     assert (r["test_speaker"], r["val_speaker"]) == ("cy", "ann")            # next, cyclic
-    assert [lv["name"] for lv in r["levers"]] == ["baseline", "norm-pcen", "tts-only"]
+    assert [lv["name"] for lv in r["levers"]] == ["baseline", "norm-pcen", "vtlp", "tts-only"]
+    # the kept levers that train on FSDD, together; the winner is the best on validation
+    comb = r["combined"]
+    assert comb["name"] == "norm-pcen+vtlp" and comb["sets"] == {"frontend_norm": "pcen",
+                                                                 "augment_vtlp": 0.1}
+    assert (tmp_path / "runs" / "combined-norm-pcen+vtlp-s0" / "metrics.json").is_file()
+    cands = [lv for lv in r["levers"] if lv["kept"]] + [comb]
+    assert r["winner"]["val_accuracy"] == max(c["val_accuracy"] for c in cands)
+    assert r["winner"]["name"] in [c["name"] for c in cands]
     base = r["levers"][0]["val_accuracy"]
     for lv in r["levers"]:
         assert lv["gain_points"] == pytest.approx(100 * (lv["val_accuracy"] - base))
         assert lv["kept"] == (lv["name"] != "baseline")                     # min_gain -100
         assert len(lv["runs"]) == 1 and 0 <= lv["test_accuracy"] <= 1
-    tts = r["levers"][2]["runs"][0]
+    tts = r["levers"][3]["runs"][0]
     assert "tts_val_accuracy" in tts                                         # on synthetic voices
     assert set(r["host_cost"]["norms"]) == {"none", "utterance", "pcen"}
     assert all(v["ms_per_utterance"] > 0 for v in r["host_cost"]["norms"].values())
@@ -70,5 +79,9 @@ def test_bad_arguments_fail_before_any_training(fake_fsdd, tmp_path, capsys):
     assert vl.main(base + ["--speaker", "zed"]) == 2
     assert "unknown FSDD speaker 'zed'" in capsys.readouterr().err
     assert vl.main(base + ["--seeds", "a"]) == 2
+    with pytest.raises(ValueError, match="augment_vtlp"):
+        vl.merge_levers([{"augment_vtlp": 0.1}, {"augment_vtlp": 0.2}])
+    with pytest.raises(ValueError, match="dataset"):
+        vl.merge_levers([vl.LEVERS["vtlp"], vl.LEVERS["tts-only"]])
     assert not (tmp_path / "r").exists()
     assert help_problems(vl.build_parser()) == []
