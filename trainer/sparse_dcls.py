@@ -12,7 +12,7 @@ all. The delays are column shifts, so no delayed copy of the input is made, each
 reads rows of B floats, and consecutive rows (o, t), (o, t+1) read nearly the same input rows
 (they stay in cache).
 
-  forward   I = A @ xp                                    (torch.sparse.mm, CSR)
+  forward   I = A @ xp                      (CSR product, trainer.sparse_delay.csr_mm)
   backward  dL/dx = A^T @ dL/dI, built the same way: rows (p, t), columns (o, t + delay) of
             dL/dI laid out (n_out, L, B) with K-1 zero steps at the end;
             dL/dk[s, r] = sum over t of dL/dI[o, t] . xp[p, t + a_s + r]
@@ -33,7 +33,7 @@ from dataclasses import dataclass
 
 import torch
 
-from .sparse_delay import CandidateGrad, _csr_matrix, _pad_steps, candidate_grad
+from .sparse_delay import CandidateGrad, _csr_matrix, _pad_steps, candidate_grad, csr_mm
 
 
 @dataclass
@@ -126,7 +126,7 @@ class SparseTapFn(torch.autograd.Function):
         if plan.S:
             vals = taps.detach().reshape(-1)[plan.fwd.slot]
             A = _csr_matrix(plan.fwd.crow, plan.fwd.col, vals, (n_out * T, n_in * L))
-            out = torch.sparse.mm(A, xp.view(n_in * L, B))
+            out = csr_mm(A, xp.view(n_in * L, B))
         else:
             out = xp.new_zeros(n_out * T, B)
         ctx.save_for_backward(taps, xp)
@@ -154,7 +154,7 @@ class SparseTapFn(torch.autograd.Function):
                 gp = _pad_steps(gI, 0, K - 1)                               # (n_out, L, B)
                 vals = taps.detach().reshape(-1)[plan.bwd.q[plan.bwd.slot]]
                 At = _csr_matrix(plan.bwd.crow, plan.bwd.col, vals, (n_in * T, n_out * L))
-                gx = torch.sparse.mm(At, gp.view(n_out * L, B))
+                gx = csr_mm(At, gp.view(n_out * L, B))
             else:
                 gx = gI.new_zeros(n_in * T, B)
             grad_x = gx.view(n_in, T, B).permute(2, 0, 1)

@@ -104,6 +104,18 @@ def _csr_matrix(crow, col, values, shape):
         return torch.sparse_csr_tensor(crow, col, values, shape, check_invariants=False)
 
 
+def csr_mm(A: torch.Tensor, X: torch.Tensor) -> torch.Tensor:
+    """A (CSR, m x k) @ X (dense, k x n) -> a new dense (m, n). On CPU the product is written
+    straight into an uninitialised result (addmm with beta 0 never reads it): torch.sparse.mm
+    zero-fills a result and copies the product into it, two extra passes over m x n floats
+    that cost several times the product itself for the hidden layer's (T*256, B) currents.
+    The same values (tests/test_trainer_sparse_path.py); other devices use torch.sparse.mm."""
+    if X.device.type != "cpu":
+        return torch.sparse.mm(A, X)
+    out = X.new_empty(A.shape[0], X.shape[1])
+    return torch.addmm(out, A, X, beta=0, out=out)
+
+
 class SparseDelayFn(torch.autograd.Function):
     @staticmethod
     def forward(ctx, x, w, plan: SynapsePlan, sink: CandidateGrad | None):
@@ -113,7 +125,7 @@ class SparseDelayFn(torch.autograd.Function):
         G = _rows(xp, plan.in_rows, K, T)
         W = _csr_matrix(plan.fwd_crow, plan.fwd_col, w.detach()[plan.fwd_perm].contiguous(),
                         (plan.n_out, len(plan.in_rows)))
-        out = torch.sparse.mm(W, G) if plan.nnz else G.new_zeros(plan.n_out, T * B)
+        out = csr_mm(W, G) if plan.nnz else G.new_zeros(plan.n_out, T * B)
         ctx.save_for_backward(w, G, xp)
         ctx.plan, ctx.sink, ctx.shape = plan, sink, (B, n_in, T)
         return out.view(plan.n_out, T, B).permute(2, 0, 1)  # (B, n_out, T), memory (n_out, T, B)
@@ -137,7 +149,7 @@ class SparseDelayFn(torch.autograd.Function):
             Gg = _rows(gp, plan.g_rows, K, T)
             Wt = _csr_matrix(plan.bwd_crow, plan.bwd_col, w.detach()[plan.bwd_perm].contiguous(),
                              (n_in, len(plan.g_rows)))
-            gx = torch.sparse.mm(Wt, Gg) if plan.nnz else Gg.new_zeros(n_in, T * B)
+            gx = csr_mm(Wt, Gg) if plan.nnz else Gg.new_zeros(n_in, T * B)
             grad_x = gx.view(n_in, T, B).permute(2, 0, 1)
         if sink is not None and sink.wanted:
             sink.grad = candidate_grad(gI, xp, K, T)

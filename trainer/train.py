@@ -31,6 +31,7 @@ from .checkpoint import (
     load_resume,
 )
 from .config import identity, resolve_config
+from .cpu_memory import keep_freed_memory
 from .distributed import DistInfo, setup, teardown
 from .evaluate import accuracy, has_train_kernels
 from .file_io import torch_save_atomic, write_json_atomic
@@ -213,7 +214,10 @@ def optimisation_step(model, net, xb, yb, masks, loss_scale: float, l1: float, o
     global step ``step`` under ``schedule`` (None: the reference rule after every step) and
     magnitude clamping of sign-constrained dense ones (``clamp_only``).
     ``spike_reg`` weighs model.spike_penalty (hidden firing rates above ``spike_target``).
-    Returns (readout membrane, scaled data loss, regrown connections per sparse layer)."""
+    Returns (readout membrane, scaled data loss, regrown connections per sparse layer).
+    The first call sets the process's CPU allocator to keep freed memory
+    (trainer.cpu_memory: the step's large tensors stop page-faulting; same results)."""
+    keep_freed_memory()
     schedule = schedule or RewireSchedule(total_steps=step + 1)
     by_score = [schedule.regrowth_step(step, c) for c in sparse]
     need_grad = [b and schedule.regrow == "gradient" for b in by_score]
