@@ -3,6 +3,7 @@ from the committed JSON it cites (docs/results/...). Registered in ``BLOCKS`` (f
 ``python -m experiments.readme_figures`` checks and writes them."""
 from __future__ import annotations
 
+import json
 import math
 import re
 
@@ -467,6 +468,52 @@ def loso(d: dict) -> str:
         f"Figures from {link(R + 'loso.json')}, written by `{d['command']}` ({d['validation']}).")
 
 
+def _sets(sets: dict) -> str:
+    flat = {**{k: v for k, v in sets.items() if k != "data_options"},
+            **sets.get("data_options", {})}
+    return ", ".join(f"`{k} = {json.dumps(v)}`" for k, v in flat.items()) or "-"
+
+
+def voice_levers(d: dict) -> str:
+    """The lever screen on one fold (docs/results/voice_levers.json)."""
+    rows = [[lv["name"], _sets(lv["sets"]), pct(lv["val_accuracy"]),
+             f"{lv['gain_points']:+.1f}", pct(lv["test_accuracy"]),
+             "yes" if lv["kept"] else "no"] for lv in d["levers"]]
+    c = d.get("combined")
+    if c:
+        rows.append([f"**together**: {c['name']}", _sets(c["sets"]), pct(c["val_accuracy"]),
+                     f"{c['gain_points']:+.1f}", pct(c["test_accuracy"]), ""])
+    norms = d["host_cost"]["norms"]
+    sp = d["speaker_spread"]
+    ea = sp["earlier_augmentation"]
+    w = d["winner"]
+    return "\n\n".join([
+        wrap(f"Screen on one fold (test speaker {d['test_speaker']}, validation speaker "
+             f"{d['val_speaker']}; {d['config']}, {d['epochs']} epochs, seeds "
+             f"{', '.join(map(str, d['seeds']))}, means over seeds; a lever is kept when "
+             f"validation gains more than {d['min_gain_points']:g} point; the test speaker "
+             "chooses nothing):"),
+        table(["lever", "sets", "validation", "gain (points)", "test (george)", "kept"], rows),
+        "\n".join([wrap(f"- Winner on validation: **{w['name']}** ({pct(w['val_accuracy'])})."
+             + ("" if not c else f" On the test speaker it scores {pct(c['test_accuracy'])} "
+                f"against the baseline's {pct(d['levers'][0]['test_accuracy'])}."), rest="  "),
+        wrap("- Likely why the earlier augmentation could not reach an unheard voice: FSDD's "
+             "speakers "
+             f"differ by {sp['centroid_range_bands']:.1f} Mel bands in median spectral centroid "
+             f"and {sp['duration_ratio_max_over_min']:.2f}x in median duration; it shifted "
+             f"bands by at most {ea['band_shift']} and rates by "
+             f"{ea['rate_ratio_max_over_min']:.2f}x. VTLP warps the whole Mel axis instead, and "
+             "PCEN's per-band gain control is meant to remove the level and slow spectral tilt "
+             "a voice and a microphone add.", rest="  "),
+        wrap("- Host cost of the front end per utterance (median over "
+             f"{d['host_cost']['files']} FSDD recordings, features included, this shared "
+             "machine): " + ", ".join(f"{k} {v['ms_per_utterance']:.2f} ms"
+                                      for k, v in norms.items())
+             + f"; PCEN: {norms['pcen']['ops']}.", rest="  ")]),
+        wrap(f"Figures from {link(R + 'voice_levers.json')}, written by `{d['command']}`."),
+    ])
+
+
 # ----------------------------------------------------------------------------- recurrence
 
 def recurrent(d: dict) -> str:
@@ -504,6 +551,7 @@ BLOCKS = [
     Block("heldout", RM, (R + "heldout_speaker.json", R + "showcase_dense.json",
                           R + "showcase_sparse.json"), heldout),
     Block("loso", RM, (R + "loso.json",), loso),
+    Block("voice-levers", RM, (R + "voice_levers.json",), voice_levers),
     Block("deploy-dense", RM, (R + "showcase_dense.json", R + "lava_fsdd_lanes.json",
                                R + "lava_fsdd_one_lane.json"), deploy_dense),
     Block("budget", RM, (R + "budget_dense_all.json",), budget),
