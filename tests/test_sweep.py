@@ -162,6 +162,34 @@ def test_point_json_holds_metrics_export_budget_and_analysis(swept):
         assert recs[f"multi-matched_s{ms}_seed0"]["nominal_sparsity"] == s
 
 
+def test_lava_points_runs_the_deployed_networks_in_lava_and_checks_they_are_the_points(
+        swept, tmp_path):
+    """experiments.lava_points: Lava equals the emulator on every test sample of a point's
+    net.h5; a point whose emulator accuracy differs from its net.h5's is refused."""
+    import shutil
+
+    from experiments.lava_points import lava_points
+
+    _, results, runs, _ = swept
+    name = sorted(p.stem for p in results.glob("dcls_*.json"))[0]
+    one = tmp_path / "one"
+    one.mkdir()
+    shutil.copy(results / f"{name}.json", one)
+    out = lava_points(one, runs, tmp_path / "lava.json", progress=False)
+    q = out["points"][name]
+    rec = json.loads((one / f"{name}.json").read_text())
+    assert q["lava_accuracy"] == q["emulator_accuracy"] == rec["emulator_accuracy"]
+    assert q["lava_equals_emulator_fraction"] == 1.0 and q["n_test"] == rec["n_test"]
+    assert json.loads((tmp_path / "lava.json").read_text()) == out
+    rec["emulator_accuracy"] += 0.5
+    (one / f"{name}.json").write_text(json.dumps(rec))
+    with pytest.raises(ValueError, match="not the network the point deployed"):
+        lava_points(one, runs, tmp_path / "other.json", progress=False)
+    assert not (tmp_path / "other.json").exists()
+    with pytest.raises(ValueError, match="no net.h5"):
+        lava_points(one, tmp_path, tmp_path / "other.json", progress=False)
+
+
 def test_resumed_sweep_runs_only_the_missing_point_and_continues_its_run(swept, capsys):
     import trainer
 
