@@ -545,8 +545,14 @@ REC_POINTS = tuple(f"{R}sweep_recurrent/{m}{suffix}_s{sp}_seed{k}.json"
                    for suffix in ("", "-recurrent") for k in REC_SEEDS)
 
 
-def recurrent_vs_ff(*points: dict) -> str:
-    """Each method's recurrent twin against its feed-forward group, paired by seed."""
+REC_LAVA = R + "sweep_recurrent_lava.json"
+
+
+def recurrent_vs_ff(*files: dict) -> str:
+    """Each method's recurrent twin against its feed-forward group, paired by seed; Lava's
+    accuracy per point from experiments.lava_points (the last file)."""
+    *points, lava_file = files
+    lava = lava_file["points"]
     rows, verdicts = [], []
     n = len(REC_SEEDS)
     groups = iter(points[i:i + n] for i in range(0, len(points), n))
@@ -566,13 +572,19 @@ def recurrent_vs_ff(*points: dict) -> str:
                     verdicts.append(f"{method} at {ff[0]['synapses']:,} synapses: " + (
                         "no difference resolved" if lo <= 0 <= hi else
                         "recurrence is better" if lo > 0 else "recurrence is worse"))
+            lv = [lava[p["name"]] for p in (*ff, *rec)]
+            same = sum(round(q["lava_equals_emulator_fraction"] * q["n_test"]) for q in lv)
+            cells.append(f"{span([lava[a['name']]['lava_accuracy'] for a in ff], pct)} -> "
+                         f"{span([lava[b['name']]['lava_accuracy'] for b in rec], pct)} "
+                         f"(= emulator on {same:,} of {sum(q['n_test'] for q in lv):,})")
             e_ff = sum(a["energy_per_sample_joules"] for a in ff) / n
             e_rec = sum(b["energy_per_sample_joules"] for b in rec) / n
             cells.append(f"{si(e_ff, 'J')} -> {si(e_rec, 'J')}")
             rows.append(cells)
     head = ["method", "synapses (both nets)", "float test accuracy",
             "paired difference, points [95% t]", "emulator test accuracy",
-            "paired difference, points [95% t]", "loihi2 dynamic energy / sample (mean)"]
+            "paired difference, points [95% t]", "Lava test accuracy",
+            "loihi2 dynamic energy / sample (mean)"]
     return (wrap("`experiments/fsdd_recurrent.toml` at sparsities "
                  + ", ".join(g(sp) for sp in REC_SPARSITIES) + " (40 -> 64 -> 10, 40 epochs, 3 "
                  "seeds, 300 test recordings; the recurrent twin keeps the feed-forward "
@@ -580,8 +592,10 @@ def recurrent_vs_ff(*points: dict) -> str:
                  "-m experiments.sweep run --config experiments/fsdd_recurrent.toml --groups "
                  "dcls dcls-recurrent structure structure-recurrent --sparsities "
                  + " ".join(g(sp) for sp in REC_SPARSITIES) + " --results "
-                 "docs/results/sweep_recurrent`; recurrent against feed-forward, paired by "
-                 "seed:")
+                 "docs/results/sweep_recurrent`; Lava (this project's graph, Loihi2SimCfg "
+                 "fixed_pt) from `python -m experiments.lava_points --results "
+                 "docs/results/sweep_recurrent --runs runs/sweep_recurrent --json "
+                 f"{REC_LAVA}`; recurrent against feed-forward, paired by seed:")
             + "\n\n" + table(head, rows) + "\n\n"
             + bullet("Does recurrence pay on FSDD? " + "; ".join(verdicts) + " (95% "
                      "intervals of the float test accuracy difference). Not measured yet: "
@@ -599,7 +613,7 @@ BLOCKS = [
     Block("dcls-speed", ST, (R + "train_speed_dcls.json", R + "reference_speed.json"),
           dcls_speed),
     Block("dcls-rerun", ST, RERUN_OLD + RERUN_NEW, dcls_rerun),
-    Block("recurrent-vs-ff", ST, REC_POINTS, recurrent_vs_ff),
+    Block("recurrent-vs-ff", ST, (*REC_POINTS, REC_LAVA), recurrent_vs_ff),
     Block("profile-table", ST, (R + "profile_step_before.json", R + "profile_step.json"),
           profile_table),
     Block("connectivity-intro", ST, (R + "structure_connectivity.json",), conn_intro),

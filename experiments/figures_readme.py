@@ -442,11 +442,14 @@ def budget(d: dict) -> str:
 
 # ----------------------------------------------------------------------------- new voices
 
-def loso(d: dict) -> str:
+def loso(d: dict, source: str = "loso.json") -> str:
     """Leave-one-speaker-out: a fold table per network and its mean (docs/results/loso.json)."""
     out = []
     for name, net in d["networks"].items():
         folds = net["folds"]
+        if not folds:
+            out.append(f"`{name}` ({net['config']}): no fold has run yet.")
+            continue
         rows = [[f["speaker"], f["val_speaker"], pct(f["float_accuracy"]),
                  pct(f["emulator_accuracy"]),
                  "-" if f["lava_accuracy"] is None else
@@ -465,7 +468,35 @@ def loso(d: dict) -> str:
         out.append(table(["held-out speaker (test)", "validation speaker", "float", "emulator",
                           "Lava", "test recordings"], rows))
     return "\n\n".join(out) + "\n\n" + wrap(
-        f"Figures from {link(R + 'loso.json')}, written by `{d['command']}` ({d['validation']}).")
+        f"Figures from {link(R + source)}, written by `{d['command']}` ({d['validation']}).")
+
+
+def loso_voices(d: dict, before: dict) -> str:
+    """Leave-one-speaker-out with the screen's winner (docs/results/loso_voices.json), each
+    network paired fold by fold with its lever-free twin of docs/results/loso.json."""
+    from experiments.sweep_report import interval
+
+    twins = {"showcase-voices": "showcase", "dense-voices": "dense"}
+    lines = []
+    for name, net in d["networks"].items():
+        base = before["networks"].get(twins.get(name, ""))
+        if base is None:
+            continue
+        old = {f["speaker"]: f["emulator_accuracy"] for f in base["folds"]}
+        pairs = [(old[f["speaker"]], f["emulator_accuracy"]) for f in net["folds"]
+                 if f["speaker"] in old]
+        if not pairs:
+            continue
+        iv = interval([100 * (b - a) for a, b in pairs])
+        ci = ("" if iv["lo"] is None else f" [{iv['lo']:+.1f}, {iv['hi']:+.1f}]")
+        verdict = ("no difference resolved" if iv["lo"] is None or iv["lo"] <= 0 <= iv["hi"]
+                   else "better" if iv["lo"] > 0 else "worse")
+        lines.append(wrap(
+            f"- `{name}` against `{twins[name]}`, paired by held-out speaker over {len(pairs)} "
+            f"fold(s): {iv['mean']:+.1f} points{ci} (95% t interval) in emulator accuracy, "
+            f"{verdict}; mean over these folds {pct(sum(a for a, _ in pairs) / len(pairs))} -> "
+            f"{pct(sum(b for _, b in pairs) / len(pairs))}.", rest="  "))
+    return loso(d, "loso_voices.json") + ("\n\n" + "\n".join(lines) if lines else "")
 
 
 def _sets(sets: dict) -> str:
@@ -552,6 +583,7 @@ BLOCKS = [
                           R + "showcase_sparse.json"), heldout),
     Block("loso", RM, (R + "loso.json",), loso),
     Block("voice-levers", RM, (R + "voice_levers.json",), voice_levers),
+    Block("loso-voices", RM, (R + "loso_voices.json", R + "loso.json"), loso_voices),
     Block("deploy-dense", RM, (R + "showcase_dense.json", R + "lava_fsdd_lanes.json",
                                R + "lava_fsdd_one_lane.json"), deploy_dense),
     Block("budget", RM, (R + "budget_dense_all.json",), budget),
