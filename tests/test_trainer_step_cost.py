@@ -8,7 +8,8 @@ import textwrap
 import pytest
 import torch
 
-from trainer.sparse_delay import _csr_matrix, csr_mm
+from trainer.sparse_dcls import build_tap_plan, set_window_starts, sparse_dcls
+from trainer.sparse_delay import _csr_matrix, _pad_steps, csr_mm
 
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
@@ -59,3 +60,57 @@ def test_kept_memory_stops_the_page_faults_of_repeated_large_tensors():
         faults[mode] = int(out.stdout.split()[-1])
     assert faults["default"] > 8 * 9000, faults
     assert faults["keep"] < 9300, faults
+
+
+def _padded_product(x, taps, plan, gy):
+    """The earlier sparse_dcls: every (synapse, tap, step) entry, the input padded with K-1
+    zero steps in front and dL/dI with K-1 zero steps at the end. Returns (y, dL/dx, dL/dk)."""
+    B, n_in, T = x.shape
+    K, W, n_out, L = plan.K, plan.W, plan.n_out, plan.K - 1 + plan.T
+    tap = (plan.a.unsqueeze(1) + torch.arange(W)).reshape(-1)
+    f, b = plan.fwd, plan.bwd
+    col_f = (f.col_neuron * L + tap)[f.slot] + f.step
+    col_b = (b.col_neuron * L + (K - 1 - tap[b.q]))[b.slot] + b.step
+    xp = _pad_steps(x.permute(1, 2, 0), K - 1, 0).view(n_in * L, B)
+    A = _csr_matrix(f.crow, col_f, taps.reshape(-1)[f.slot], (n_out * T, n_in * L))
+    y = torch.sparse.mm(A, xp)
+    gI = gy.permute(1, 2, 0).contiguous()
+    pattern = _csr_matrix(f.crow, col_f, gI.new_zeros(len(col_f)), A.shape)
+    vals = torch.sparse.sampled_addmm(pattern, gI.view(n_out * T, B), xp.t(), beta=0.0).values()
+    gk = torch.zeros_like(taps).view(-1).index_add_(0, f.slot, vals).view_as(taps)
+    gp = _pad_steps(gI, 0, K - 1).view(n_out * L, B)
+    At = _csr_matrix(b.crow, col_b, taps.reshape(-1)[b.q[b.slot]], (n_in * T, n_out * L))
+    gx = torch.sparse.mm(At, gp)
+    return (y.view(n_out, T, B).permute(2, 0, 1), gx.view(n_in, T, B).permute(2, 0, 1), gk)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+@pytest.mark.parametrize("K,W,n_in,n_out,S,B,T", [
+    (25, 5, 256, 10, 51, 64, 100),      # the readout at sparsity 0.98, late in training
+    (25, 25, 40, 256, 205, 5, 100),     # the hidden layer early in training (every tap)
+    (62, 40, 30, 17, 300, 1, 70),       # Loihi's largest kernel, batch 1
+    (7, 4, 12, 9, 20, 3, 5),            # fewer steps than taps
+])
+def test_sparse_dcls_without_padding_equals_the_padded_product_bit_for_bit(
+        dtype, K, W, n_in, n_out, S, B, T):
+    """trainer.sparse_dcls leaves out the entries that meet zero padding (no padded copy of the
+    input): currents and gradients to the input and the taps are the padded product's, bit for
+    bit, on spikes and on real-valued input; an input laid out (n_in, T, B) is kept as is."""
+    g = torch.Generator().manual_seed(K + S)
+    nz = torch.randperm(n_in * n_out, generator=g)[:S].sort().values
+    plan = build_tap_plan(nz // n_in, nz % n_in, W, n_in, n_out, K, T)
+    set_window_starts(plan, torch.randint(0, K - W + 1, (S,), generator=g))
+    taps = torch.randn(S, W, generator=g, dtype=dtype).requires_grad_()
+    for x in ((torch.rand(B, n_in, T, generator=g) < 0.2).to(dtype),
+              torch.randn(B, n_in, T, generator=g, dtype=dtype)):
+        x = x.requires_grad_()
+        gy = torch.randn(B, n_out, T, generator=g, dtype=dtype)
+        y = sparse_dcls(x, taps, plan)
+        gx, gk = torch.autograd.grad(y, (x, taps), gy)
+        ref_y, ref_gx, ref_gk = _padded_product(x.detach(), taps.detach(), plan, gy)
+        assert torch.equal(y, ref_y) and torch.equal(gx, ref_gx) and torch.equal(gk, ref_gk)
+        assert gk.abs().sum() > 0 and gx.abs().sum() > 0
+    # the LIF's spikes come laid out (n_in, T, B): used in place, no padded copy kept
+    x = torch.rand(n_in, T, B, generator=g, dtype=dtype).permute(2, 0, 1)
+    saved = sparse_dcls(x, taps, plan).grad_fn.saved_tensors
+    assert any(t.data_ptr() == x.data_ptr() and t.shape == (n_in, T, B) for t in saved)

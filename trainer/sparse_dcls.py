@@ -10,19 +10,24 @@ product of a sparse matrix A (n_out*T, n_in*L) with xp viewed as (n_in*L, B): ro
 A holds k[s, r] at column (p, t + a_s + r), one entry per (synapse, tap, step), T * S * W in
 all. The delays are column shifts, so no delayed copy of the input is made, each product
 reads rows of B floats, and consecutive rows (o, t), (o, t+1) read nearly the same input rows
-(they stay in cache).
+(they stay in cache). The entries on the zero steps add nothing, so they are left out of the
+matrix actually multiplied, whose columns index the input itself laid out (n_in, T, B): no
+padded copy of the input is made (the hidden layer's spikes, 26 MB at batch 256). Each row
+keeps its other entries in the same order, so the sums are the padded product's, bit for bit
+(tests/test_trainer_step_cost.py).
 
-  forward   I = A @ xp                      (CSR product, trainer.sparse_delay.csr_mm)
+  forward   I = A @ x                       (CSR product, trainer.sparse_delay.csr_mm)
   backward  dL/dx = A^T @ dL/dI, built the same way: rows (p, t), columns (o, t + delay) of
-            dL/dI laid out (n_out, L, B) with K-1 zero steps at the end;
-            dL/dk[s, r] = sum over t of dL/dI[o, t] . xp[p, t + a_s + r]
+            dL/dI, entries past its last step left out;
+            dL/dk[s, r] = sum over t of dL/dI[o, t] . x[p, t + a_s + r - (K-1)]
                                               (torch.sparse.sampled_addmm, summed per slot)
   RigL      dL/dk at every candidate (post, pre, tap) only when asked for (CandidateGrad), by
-            trainer.sparse_delay.candidate_grad: it costs as much as a dense layer.
+            trainer.sparse_delay.candidate_grad on the padded input: it costs as much as a
+            dense layer.
 
 Work O(T * S * W * B) per product; memory O(T * S * W) for the index. ``TapPlan`` holds the
 index of each entry's slot (s, r) and step t (rebuilt when the connections or W change) and
-the columns (recomputed when a synapse's window moves). The current comes out laid out
+the kept entries' columns (recomputed when a synapse's window moves). The current comes out laid out
 (n_out, T, B) in memory, as a (B, n_out, T) view, the structure path's layout
 (trainer.sparse_delay), which BatchNorm and the LIF use in place. Device-agnostic torch
 operations (CSR products on CPU and CUDA).
@@ -45,7 +50,21 @@ class _Layout:
     step: torch.Tensor            # (nnz,) step t of each entry
     q: torch.Tensor               # (S*W,) flat (synapse, tap) weight index of each slot
     col_neuron: torch.Tensor      # (S*W,) column neuron of each slot
-    col: torch.Tensor | None = None
+    col: torch.Tensor | None = None       # kept entries: column (neuron, step) in (n, T)
+    kept_crow: torch.Tensor | None = None  # kept entries' row pointers
+    kept_slot: torch.Tensor | None = None  # kept entries' slots
+
+
+def _keep_in_range(lay: _Layout, col_neuron: torch.Tensor, col_step: torch.Tensor,
+                   T: int) -> None:
+    """Set the layout's kept entries: those whose column step (entry order) lies in 0..T-1
+    (the others meet the zero steps of the padded operand), with columns neuron * T + step."""
+    keep = (col_step >= 0) & (col_step < T)
+    counts = torch.zeros(len(keep) + 1, dtype=torch.int64, device=keep.device)
+    counts[1:] = torch.cumsum(keep, 0)
+    lay.kept_crow = counts[lay.crow]
+    lay.col = (col_neuron * T + col_step)[keep]
+    lay.kept_slot = lay.slot[keep]
 
 
 @dataclass
@@ -108,12 +127,12 @@ def set_window_starts(plan: TapPlan, a: torch.Tensor) -> None:
     the one they were built for."""
     if plan.a is not None and plan.a.shape == a.shape and torch.equal(plan.a, a):
         return
-    K, W, L = plan.K, plan.W, plan.K - 1 + plan.T
+    K, W, T = plan.K, plan.W, plan.T
     tap = (a.unsqueeze(1) + torch.arange(W, device=a.device)).reshape(-1)    # a + r
-    base_f = plan.fwd.col_neuron * L + tap                  # input step t + a + r
-    plan.fwd.col = base_f[plan.fwd.slot] + plan.fwd.step
-    base_b = plan.bwd.col_neuron * L + (K - 1 - tap[plan.bwd.q])      # gradient step t + delay
-    plan.bwd.col = base_b[plan.bwd.slot] + plan.bwd.step
+    f, b = plan.fwd, plan.bwd
+    # input step t + a + r - (K-1) (padded step t + a + r); gradient step t + delay
+    _keep_in_range(f, f.col_neuron[f.slot], (tap - (K - 1))[f.slot] + f.step, T)
+    _keep_in_range(b, b.col_neuron[b.slot], (K - 1 - tap[b.q])[b.slot] + b.step, T)
     plan.a = a.clone()
 
 
@@ -121,44 +140,47 @@ class SparseTapFn(torch.autograd.Function):
     @staticmethod
     def forward(ctx, x, taps, plan: TapPlan, sink: CandidateGrad | None):
         B, n_in, T = x.shape
-        K, L, n_out = plan.K, plan.K - 1 + T, plan.n_out
-        xp = _pad_steps(x.detach().permute(1, 2, 0), K - 1, 0)            # (n_in, L, B)
+        n_out = plan.n_out
+        xt = x.detach().permute(1, 2, 0).contiguous()     # (n_in, T, B); in place for spikes
         if plan.S:
-            vals = taps.detach().reshape(-1)[plan.fwd.slot]
-            A = _csr_matrix(plan.fwd.crow, plan.fwd.col, vals, (n_out * T, n_in * L))
-            out = csr_mm(A, xp.view(n_in * L, B))
+            f = plan.fwd
+            vals = taps.detach().reshape(-1)[f.kept_slot]
+            A = _csr_matrix(f.kept_crow, f.col, vals, (n_out * T, n_in * T))
+            out = csr_mm(A, xt.view(n_in * T, B))
         else:
-            out = xp.new_zeros(n_out * T, B)
-        ctx.save_for_backward(taps, xp)
+            out = xt.new_zeros(n_out * T, B)
+        ctx.save_for_backward(taps, xt)
         ctx.plan, ctx.sink = plan, sink
         return out.view(n_out, T, B).permute(2, 0, 1)    # (B, n_out, T), memory (n_out, T, B)
 
     @staticmethod
     def backward(ctx, grad_out):
-        taps, xp = ctx.saved_tensors
+        taps, xt = ctx.saved_tensors
         plan, sink = ctx.plan, ctx.sink
-        n_in, L, B = xp.shape
-        T, K, n_out = plan.T, plan.K, plan.n_out
+        n_in, T, B = xt.shape
+        K, n_out = plan.K, plan.n_out
         gI = grad_out.permute(1, 2, 0).contiguous()                         # (n_out, T, B)
         grad_x = grad_taps = None
         if ctx.needs_input_grad[1]:
             grad_taps = torch.zeros_like(taps)
             if plan.S:
-                pattern = _csr_matrix(plan.fwd.crow, plan.fwd.col, gI.new_zeros(plan.nnz),
-                                      (n_out * T, n_in * L))
+                f = plan.fwd
+                pattern = _csr_matrix(f.kept_crow, f.col, gI.new_zeros(len(f.col)),
+                                      (n_out * T, n_in * T))
                 vals = torch.sparse.sampled_addmm(pattern, gI.view(n_out * T, B),
-                                                  xp.view(n_in * L, B).t(), beta=0.0).values()
-                grad_taps.view(-1).index_add_(0, plan.fwd.slot, vals)
+                                                  xt.view(n_in * T, B).t(), beta=0.0).values()
+                grad_taps.view(-1).index_add_(0, f.kept_slot, vals)
         if ctx.needs_input_grad[0]:
             if plan.S:
-                gp = _pad_steps(gI, 0, K - 1)                               # (n_out, L, B)
-                vals = taps.detach().reshape(-1)[plan.bwd.q[plan.bwd.slot]]
-                At = _csr_matrix(plan.bwd.crow, plan.bwd.col, vals, (n_in * T, n_out * L))
-                gx = csr_mm(At, gp.view(n_out * L, B))
+                b = plan.bwd
+                vals = taps.detach().reshape(-1)[b.q[b.kept_slot]]
+                At = _csr_matrix(b.kept_crow, b.col, vals, (n_in * T, n_out * T))
+                gx = csr_mm(At, gI.view(n_out * T, B))
             else:
                 gx = gI.new_zeros(n_in * T, B)
             grad_x = gx.view(n_in, T, B).permute(2, 0, 1)
         if sink is not None and sink.wanted:    # dL/dk at every (post, pre, tap j)
+            xp = _pad_steps(xt, K - 1, 0)                                   # (n_in, L, B)
             sink.grad = candidate_grad(gI.view(n_out, T * B), xp, K, T).flip(-1)
         return grad_x, grad_taps, None, None
 
