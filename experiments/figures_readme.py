@@ -483,8 +483,11 @@ def loso_voices(d: dict, before: dict) -> str:
         if base is None:
             continue
         old = {f["speaker"]: f["emulator_accuracy"] for f in base["folds"]}
+        old_val = {f["speaker"]: f["val_accuracy"] for f in base["folds"]}
         pairs = [(old[f["speaker"]], f["emulator_accuracy"]) for f in net["folds"]
                  if f["speaker"] in old]
+        vals = [(old_val[f["speaker"]], f["val_accuracy"]) for f in net["folds"]
+                if f["speaker"] in old]
         if not pairs:
             continue
         iv = interval([100 * (b - a) for a, b in pairs])
@@ -495,7 +498,11 @@ def loso_voices(d: dict, before: dict) -> str:
             f"- `{name}` against `{twins[name]}`, paired by held-out speaker over {len(pairs)} "
             f"fold(s): {iv['mean']:+.1f} points{ci} (95% t interval) in emulator accuracy, "
             f"{verdict}; mean over these folds {pct(sum(a for a, _ in pairs) / len(pairs))} -> "
-            f"{pct(sum(b for _, b in pairs) / len(pairs))}.", rest="  "))
+            f"{pct(sum(b for _, b in pairs) / len(pairs))}. Nested validation (what chooses): "
+            f"mean {pct(sum(a for a, _ in vals) / len(vals))} -> "
+            f"{pct(sum(b for _, b in vals) / len(vals))}, so the levers "
+            + ("**win** on validation" if sum(b - a for a, b in vals) > 0 else
+               "do **not** win on validation") + f" for `{twins[name]}`.", rest="  "))
     return loso(d, "loso_voices.json") + ("\n\n" + "\n".join(lines) if lines else "")
 
 

@@ -170,12 +170,14 @@ def _python() -> str:
 
 def next_commands(out: Path, net_path: Path) -> list[str]:
     """The commands a user would type next, with this demo's paths: the HTML report of the
-    trained run, the budget on every profile, and training on the real FSDD recordings."""
+    trained run, the budget on every profile, and training on the real FSDD recordings (the
+    dense DCLS network with the front end and augmentation that won for unheard voices:
+    configs/fsdd-dense-voices.toml, README "New voices")."""
     py, q = _python(), shlex.quote
     return [
         f"{py} -m lava_runtime report {q(str(out / 'train'))}",
         f"{py} -m lava_runtime budget {q(str(net_path))} --profile all",
-        f"{py} -m trainer train --dataset fsdd --method dcls --epochs 40 --out runs/fsdd_dcls",
+        f"{py} -m trainer train --config configs/fsdd-dense-voices.toml --out runs/fsdd_dcls",
     ]
 
 
