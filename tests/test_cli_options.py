@@ -20,7 +20,8 @@ from delaysnn.options import (
 # `python -m` commands outside the delaysnn console script, each with build_parser()
 MODULES = ["export.qat", "export.to_onnx", "experiments.pareto", "experiments.showcase",
            "experiments.heldout_speaker", "experiments.nir_snntorch", "experiments.fidelity",
-           "experiments.lava_dl_example", "experiments.lava_points", "experiments.voice_levers"]
+           "experiments.lava_dl_example", "experiments.lava_points", "experiments.voice_levers",
+           "experiments.scale_scan"]
 
 
 def _commands():

@@ -240,3 +240,28 @@ def test_the_demo_command_reports_both_exports_on_validation_and_test(run, tmp_p
     assert d["without_bound"]["val"]["loss_points"] > 0.5 >= d["with_bound"]["val"]["loss_points"]
     assert d["with_bound"]["within_bound"] and d["with_bound"]["qat_epochs"] == 0
     assert "within" in capsys.readouterr().out
+
+
+def test_scale_scan_measures_every_scale_choice_against_the_float_model(run, tmp_path, capsys):
+    """experiments.scale_scan: one row per combination of per-layer factors, the first the
+    plain export (the same network as export_checkpoint's), accuracies and agreements that
+    match an independent evaluation."""
+    from experiments.scale_scan import main as scan_main
+    from experiments.scale_scan import scale_scan
+
+    run_dir, _, _ = run
+    assert scan_main([str(run_dir), "--factors", "9"]) == 2
+    assert "--factors must be 1..8" in capsys.readouterr().err
+    r = scale_scan(run_dir, factors=1, train_samples=50, json_path=tmp_path / "s.json",
+                   progress=False)
+    assert json.loads((tmp_path / "s.json").read_text()) == r
+    assert len(r["candidates"]) == 2 ** 2 and r["train_samples"] == 50
+    first = r["candidates"][0]
+    assert first["scale_factors"] == [1.0, 1.0]
+    plain, _ = export_checkpoint(run_dir, "loihi2", evaluation=False)
+    x, y = val_split()
+    acc = evaluate(load_checkpoint(run_dir), plain, x, y, "val")
+    assert first["val"]["accuracy"] == acc["quantized"]
+    assert first["val"]["agreement"] == acc["agreement_with_float"]
+    assert r["float_accuracy"]["val"] == acc["float"]
+    assert r["best_test_gap"] <= r["as_exported_test_gap"]
