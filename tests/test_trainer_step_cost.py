@@ -93,9 +93,10 @@ def _padded_product(x, taps, plan, gy):
 ])
 def test_sparse_dcls_without_padding_equals_the_padded_product_bit_for_bit(
         dtype, K, W, n_in, n_out, S, B, T):
-    """trainer.sparse_dcls leaves out the entries that meet zero padding (no padded copy of the
-    input): currents and gradients to the input and the taps are the padded product's, bit for
-    bit, on spikes and on real-valued input; an input laid out (n_in, T, B) is kept as is."""
+    """trainer.sparse_dcls leaves out the entries that meet zero padding for an input laid out
+    (n_in, T, B), the LIF's spikes (no padded copy): currents and gradients to the input and the
+    taps are the padded product's, bit for bit, on spikes and on real-valued input; the input
+    is kept as is."""
     g = torch.Generator().manual_seed(K + S)
     nz = torch.randperm(n_in * n_out, generator=g)[:S].sort().values
     plan = build_tap_plan(nz // n_in, nz % n_in, W, n_in, n_out, K, T)
@@ -103,6 +104,7 @@ def test_sparse_dcls_without_padding_equals_the_padded_product_bit_for_bit(
     taps = torch.randn(S, W, generator=g, dtype=dtype).requires_grad_()
     for x in ((torch.rand(B, n_in, T, generator=g) < 0.2).to(dtype),
               torch.randn(B, n_in, T, generator=g, dtype=dtype)):
+        x = x.permute(1, 2, 0).contiguous().permute(2, 0, 1)    # laid out as the LIF's spikes
         x = x.requires_grad_()
         gy = torch.randn(B, n_out, T, generator=g, dtype=dtype)
         y = sparse_dcls(x, taps, plan)

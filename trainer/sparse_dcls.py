@@ -10,24 +10,25 @@ product of a sparse matrix A (n_out*T, n_in*L) with xp viewed as (n_in*L, B): ro
 A holds k[s, r] at column (p, t + a_s + r), one entry per (synapse, tap, step), T * S * W in
 all. The delays are column shifts, so no delayed copy of the input is made, each product
 reads rows of B floats, and consecutive rows (o, t), (o, t+1) read nearly the same input rows
-(they stay in cache). The entries on the zero steps add nothing, so they are left out of the
-matrix actually multiplied, whose columns index the input itself laid out (n_in, T, B): no
-padded copy of the input is made (the hidden layer's spikes, 26 MB at batch 256). Each row
-keeps its other entries in the same order, so the sums are the padded product's, bit for bit
-(tests/test_trainer_step_cost.py).
+(they stay in cache). An input already laid out (n_in, T, B) in memory (the LIF's spikes, 26 MB
+at batch 256) is not copied: the entries on the zero steps add nothing, so they are left out
+of the matrix multiplied, whose columns then index the input itself. Each row keeps its other
+entries in the same order, so the sums are the padded product's, bit for bit
+(tests/test_trainer_step_cost.py). Any other input (the features) is copied anyway, with the
+zero steps in front.
 
-  forward   I = A @ x                       (CSR product, trainer.sparse_delay.csr_mm)
+  forward   I = A @ xp                      (CSR product, trainer.sparse_delay.csr_mm)
   backward  dL/dx = A^T @ dL/dI, built the same way: rows (p, t), columns (o, t + delay) of
-            dL/dI, entries past its last step left out;
-            dL/dk[s, r] = sum over t of dL/dI[o, t] . x[p, t + a_s + r - (K-1)]
+            dL/dI laid out (n_out, L, B) with K-1 zero steps at the end;
+            dL/dk[s, r] = sum over t of dL/dI[o, t] . xp[p, t + a_s + r]
                                               (torch.sparse.sampled_addmm, summed per slot)
   RigL      dL/dk at every candidate (post, pre, tap) only when asked for (CandidateGrad), by
-            trainer.sparse_delay.candidate_grad on the padded input: it costs as much as a
-            dense layer.
+            trainer.sparse_delay.candidate_grad: it costs as much as a dense layer.
 
 Work O(T * S * W * B) per product; memory O(T * S * W) for the index. ``TapPlan`` holds the
 index of each entry's slot (s, r) and step t (rebuilt when the connections or W change) and
-the kept entries' columns (recomputed when a synapse's window moves). The current comes out laid out
+the columns (recomputed when a synapse's window moves; those without the padding once per
+window change, when first asked for). The current comes out laid out
 (n_out, T, B) in memory, as a (B, n_out, T) view, the structure path's layout
 (trainer.sparse_delay), which BatchNorm and the LIF use in place. Device-agnostic torch
 operations (CSR products on CPU and CUDA).
@@ -50,21 +51,24 @@ class _Layout:
     step: torch.Tensor            # (nnz,) step t of each entry
     q: torch.Tensor               # (S*W,) flat (synapse, tap) weight index of each slot
     col_neuron: torch.Tensor      # (S*W,) column neuron of each slot
-    col: torch.Tensor | None = None       # kept entries: column (neuron, step) in (n, T)
-    kept_crow: torch.Tensor | None = None  # kept entries' row pointers
-    kept_slot: torch.Tensor | None = None  # kept entries' slots
+    col: torch.Tensor | None = None
+    kept: tuple[torch.Tensor, ...] | None = None   # (crow, col, slot) without the padding
 
 
-def _keep_in_range(lay: _Layout, col_neuron: torch.Tensor, col_step: torch.Tensor,
-                   T: int) -> None:
-    """Set the layout's kept entries: those whose column step (entry order) lies in 0..T-1
-    (the others meet the zero steps of the padded operand), with columns neuron * T + step."""
-    keep = (col_step >= 0) & (col_step < T)
-    counts = torch.zeros(len(keep) + 1, dtype=torch.int64, device=keep.device)
-    counts[1:] = torch.cumsum(keep, 0)
-    lay.kept_crow = counts[lay.crow]
-    lay.col = (col_neuron * T + col_step)[keep]
-    lay.kept_slot = lay.slot[keep]
+def _without_padding(lay: _Layout, K: int, T: int) -> tuple[torch.Tensor, ...]:
+    """(crow, col, slot) of the forward layout's entries on the input's own steps (padded step
+    K-1 or later), columns (neuron, step) of the input laid out (n, T, B); computed once per
+    window change."""
+    if lay.kept is None:
+        assert lay.col is not None
+        L = K - 1 + T
+        neuron = torch.div(lay.col, L, rounding_mode="floor")
+        step = lay.col - neuron * L - (K - 1)
+        keep = step >= 0
+        counts = torch.zeros(len(keep) + 1, dtype=torch.int64, device=keep.device)
+        counts[1:] = torch.cumsum(keep, 0)
+        lay.kept = (counts[lay.crow], (neuron * T + step)[keep], lay.slot[keep])
+    return lay.kept
 
 
 @dataclass
@@ -127,12 +131,13 @@ def set_window_starts(plan: TapPlan, a: torch.Tensor) -> None:
     the one they were built for."""
     if plan.a is not None and plan.a.shape == a.shape and torch.equal(plan.a, a):
         return
-    K, W, T = plan.K, plan.W, plan.T
+    K, W, L = plan.K, plan.W, plan.K - 1 + plan.T
     tap = (a.unsqueeze(1) + torch.arange(W, device=a.device)).reshape(-1)    # a + r
-    f, b = plan.fwd, plan.bwd
-    # input step t + a + r - (K-1) (padded step t + a + r); gradient step t + delay
-    _keep_in_range(f, f.col_neuron[f.slot], (tap - (K - 1))[f.slot] + f.step, T)
-    _keep_in_range(b, b.col_neuron[b.slot], (K - 1 - tap[b.q])[b.slot] + b.step, T)
+    base_f = plan.fwd.col_neuron * L + tap                  # input step t + a + r
+    plan.fwd.col = base_f[plan.fwd.slot] + plan.fwd.step
+    plan.fwd.kept = None
+    base_b = plan.bwd.col_neuron * L + (K - 1 - tap[plan.bwd.q])      # gradient step t + delay
+    plan.bwd.col = base_b[plan.bwd.slot] + plan.bwd.step
     plan.a = a.clone()
 
 
@@ -140,13 +145,17 @@ class SparseTapFn(torch.autograd.Function):
     @staticmethod
     def forward(ctx, x, taps, plan: TapPlan, sink: CandidateGrad | None):
         B, n_in, T = x.shape
-        n_out = plan.n_out
-        xt = x.detach().permute(1, 2, 0).contiguous()     # (n_in, T, B); in place for spikes
+        K, L, n_out = plan.K, plan.K - 1 + T, plan.n_out
+        xt = x.detach().permute(1, 2, 0)                  # (n_in, T, B)
+        ctx.padded = not xt.is_contiguous() or not plan.S
+        if ctx.padded:      # a copy is made anyway: with the zero steps in front
+            xt = _pad_steps(xt, K - 1, 0)                 # (n_in, L, B)
+            crow, col, slot, n_cols = plan.fwd.crow, plan.fwd.col, plan.fwd.slot, n_in * L
+        else:               # the LIF's spikes: used in place, the padding's entries left out
+            (crow, col, slot), n_cols = _without_padding(plan.fwd, K, T), n_in * T
         if plan.S:
-            f = plan.fwd
-            vals = taps.detach().reshape(-1)[f.kept_slot]
-            A = _csr_matrix(f.kept_crow, f.col, vals, (n_out * T, n_in * T))
-            out = csr_mm(A, xt.view(n_in * T, B))
+            A = _csr_matrix(crow, col, taps.detach().reshape(-1)[slot], (n_out * T, n_cols))
+            out = csr_mm(A, xt.view(n_cols, B))
         else:
             out = xt.new_zeros(n_out * T, B)
         ctx.save_for_backward(taps, xt)
@@ -157,30 +166,33 @@ class SparseTapFn(torch.autograd.Function):
     def backward(ctx, grad_out):
         taps, xt = ctx.saved_tensors
         plan, sink = ctx.plan, ctx.sink
-        n_in, T, B = xt.shape
-        K, n_out = plan.K, plan.n_out
+        n_in, _, B = xt.shape
+        T, K, n_out, L = plan.T, plan.K, plan.n_out, plan.K - 1 + plan.T
         gI = grad_out.permute(1, 2, 0).contiguous()                         # (n_out, T, B)
         grad_x = grad_taps = None
         if ctx.needs_input_grad[1]:
             grad_taps = torch.zeros_like(taps)
             if plan.S:
-                f = plan.fwd
-                pattern = _csr_matrix(f.kept_crow, f.col, gI.new_zeros(len(f.col)),
-                                      (n_out * T, n_in * T))
+                if ctx.padded:
+                    crow, col, slot = plan.fwd.crow, plan.fwd.col, plan.fwd.slot
+                else:
+                    crow, col, slot = _without_padding(plan.fwd, K, T)
+                n_cols = xt.shape[0] * xt.shape[1]
+                pattern = _csr_matrix(crow, col, gI.new_zeros(len(col)), (n_out * T, n_cols))
                 vals = torch.sparse.sampled_addmm(pattern, gI.view(n_out * T, B),
-                                                  xt.view(n_in * T, B).t(), beta=0.0).values()
-                grad_taps.view(-1).index_add_(0, f.kept_slot, vals)
+                                                  xt.reshape(n_cols, B).t(), beta=0.0).values()
+                grad_taps.view(-1).index_add_(0, slot, vals)
         if ctx.needs_input_grad[0]:
             if plan.S:
-                b = plan.bwd
-                vals = taps.detach().reshape(-1)[b.q[b.kept_slot]]
-                At = _csr_matrix(b.kept_crow, b.col, vals, (n_in * T, n_out * T))
-                gx = csr_mm(At, gI.view(n_out * T, B))
+                gp = _pad_steps(gI, 0, K - 1)                               # (n_out, L, B)
+                vals = taps.detach().reshape(-1)[plan.bwd.q[plan.bwd.slot]]
+                At = _csr_matrix(plan.bwd.crow, plan.bwd.col, vals, (n_in * T, n_out * L))
+                gx = csr_mm(At, gp.view(n_out * L, B))
             else:
                 gx = gI.new_zeros(n_in * T, B)
             grad_x = gx.view(n_in, T, B).permute(2, 0, 1)
         if sink is not None and sink.wanted:    # dL/dk at every (post, pre, tap j)
-            xp = _pad_steps(xt, K - 1, 0)                                   # (n_in, L, B)
+            xp = xt if ctx.padded else _pad_steps(xt, K - 1, 0)             # (n_in, L, B)
             sink.grad = candidate_grad(gI.view(n_out, T * B), xp, K, T).flip(-1)
         return grad_x, grad_taps, None, None
 
