@@ -3,6 +3,8 @@ report's): one function per block, each making the block's text from the committ
 cites. Registered in ``BLOCKS``; ``python -m experiments.readme_figures`` checks and writes them."""
 from __future__ import annotations
 
+from pathlib import Path
+
 from experiments.figures_common import (
     Block,
     bullet,
@@ -598,8 +600,63 @@ def recurrent_vs_ff(*files: dict) -> str:
                  f"{REC_LAVA}`; recurrent against feed-forward, paired by seed:")
             + "\n\n" + table(head, rows) + "\n\n"
             + bullet("Does recurrence pay on FSDD? " + "; ".join(verdicts) + " (95% "
-                     "intervals of the float test accuracy difference). Not measured yet: "
-                     "the 12,800-synapse comparison and the no-delay groups of the grid."))
+                     "intervals of the float test accuracy difference). The 12,800-synapse "
+                     "comparison follows below; the grid's no-delay groups have not run."))
+
+
+REC_DENSE = R + "sweep_recurrent_dense"
+REPO_ROOT = Path(__file__).resolve().parents[1]
+REC_DENSE_POINTS = tuple(
+    sorted(p.relative_to(REPO_ROOT).as_posix()
+           for p in (REPO_ROOT / REC_DENSE).glob("*.json")))
+
+
+def recurrent_vs_ff_dense(*points: dict) -> str:
+    """The 12,800-synapse comparison (experiments/fsdd_recurrent_dense.toml), over the seeds
+    whose feed-forward point and recurrent twin both exist."""
+    by = {p["name"]: p for p in points}
+    rows, lines = [], []
+    for method in REC_METHODS:
+        pairs = [(by[f"{method}_s0_seed{k}"], by[f"{method}-recurrent_s0_seed{k}"])
+                 for k in REC_SEEDS if f"{method}_s0_seed{k}" in by
+                 and f"{method}-recurrent_s0_seed{k}" in by]
+        if not pairs:
+            lines.append(f"{method}: no recurrent point has run yet")
+            continue
+        ff, rec = [a for a, _ in pairs], [b for _, b in pairs]
+        cells = [method, f"{ff[0]['synapses']:,} "
+                         f"({sum(rec[0].get('recurrent_synapses_per_layer', [])):,} recurrent in "
+                         "the twin)", ", ".join(str(a["seed"]) for a in ff)]
+        for key in ("test_accuracy", "emulator_accuracy"):
+            d = [100 * (b[key] - a[key]) for a, b in pairs]
+            cells.append(f"{span([a[key] for a in ff], pct)} -> "
+                         f"{span([b[key] for b in rec], pct)}")
+            if len(d) > 1:
+                m, lo, hi = t_interval(d)
+                cells.append(f"{m:+.1f} [{lo:+.1f}, {hi:+.1f}]")
+                if key == "test_accuracy":
+                    lines.append(f"{method}: " + ("no difference resolved" if lo <= 0 <= hi else
+                                                  "recurrence is better" if lo > 0 else
+                                                  "recurrence is worse"))
+            else:
+                cells.append(f"{d[0]:+.1f} (one seed: no interval)")
+                if key == "test_accuracy":
+                    lines.append(f"{method}: one seed so far, no interval")
+        e_ff = sum(a["energy_per_sample_joules"] for a in ff) / len(ff)
+        e_rec = sum(b["energy_per_sample_joules"] for b in rec) / len(rec)
+        cells.append(f"{si(e_ff, 'J')} -> {si(e_rec, 'J')}")
+        rows.append(cells)
+    head = ["method", "synapses (both nets)", "seeds", "float test accuracy",
+            "paired difference, points [95% t]", "emulator test accuracy",
+            "paired difference, points [95% t]", "loihi2 dynamic energy / sample (mean)"]
+    return (wrap("At 12,800 synapses (`experiments/fsdd_recurrent_dense.toml`: 40 -> 256 -> 10, "
+                 "40 epochs; the feed-forward points are docs/results/sweep's dcls and "
+                 "structure at sparsity 0, copied unchanged; each recurrent twin keeps 12,800 "
+                 "synapses in all), run with `python -m experiments.sweep run --config "
+                 "experiments/fsdd_recurrent_dense.toml --results "
+                 f"{REC_DENSE}` (resumable):")
+            + ("\n\n" + table(head, rows) if rows else "") + "\n\n"
+            + bullet("So far: " + "; ".join(lines) + "."))
 
 
 BLOCKS = [
@@ -614,6 +671,7 @@ BLOCKS = [
           dcls_speed),
     Block("dcls-rerun", ST, RERUN_OLD + RERUN_NEW, dcls_rerun),
     Block("recurrent-vs-ff", ST, (*REC_POINTS, REC_LAVA), recurrent_vs_ff),
+    Block("recurrent-vs-ff-dense", ST, REC_DENSE_POINTS, recurrent_vs_ff_dense),
     Block("profile-table", ST, (R + "profile_step_before.json", R + "profile_step.json"),
           profile_table),
     Block("connectivity-intro", ST, (R + "structure_connectivity.json",), conn_intro),
