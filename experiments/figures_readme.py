@@ -476,7 +476,8 @@ def loso_voices(d: dict, before: dict) -> str:
     network paired fold by fold with its lever-free twin of docs/results/loso.json."""
     from experiments.sweep_report import interval
 
-    twins = {"showcase-voices": "showcase", "dense-voices": "dense"}
+    twins = {"showcase-voices": "showcase", "dense-voices": "dense",
+             "sparse128-voices": "showcase"}
     lines = []
     for name, net in d["networks"].items():
         base = before["networks"].get(twins.get(name, ""))
@@ -500,9 +501,9 @@ def loso_voices(d: dict, before: dict) -> str:
             f"{verdict}; mean over these folds {pct(sum(a for a, _ in pairs) / len(pairs))} -> "
             f"{pct(sum(b for _, b in pairs) / len(pairs))}. Nested validation (what chooses): "
             f"mean {pct(sum(a for a, _ in vals) / len(vals))} -> "
-            f"{pct(sum(b for _, b in vals) / len(vals))}, so the levers "
-            + ("**win** on validation" if sum(b - a for a, b in vals) > 0 else
-               "do **not** win on validation") + f" for `{twins[name]}`.", rest="  "))
+            f"{pct(sum(b for _, b in vals) / len(vals))}, so `{name}` "
+            + ("**wins**" if sum(b - a for a, b in vals) > 0 else "does **not** win")
+            + f" over `{twins[name]}` on validation.", rest="  "))
     return loso(d, "loso_voices.json") + ("\n\n" + "\n".join(lines) if lines else "")
 
 
