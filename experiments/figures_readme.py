@@ -569,8 +569,9 @@ def recurrent(d: dict) -> str:
         f"{d['n_test']}. loihi2 budget: {sci(d['synops_per_sample'])} synaptic operations per "
         f"sample, {sci(d['recurrent_synops_per_sample'])} of them recurrent, "
         f"{si(d['energy_per_sample_joules'], 'J')} dynamic energy per sample (Loihi 1 figures "
-        "as proxy). Recurrent against feed-forward at equal synapse counts, so far at 1,280 "
-        "synapses: [docs/sparse_training.md](docs/sparse_training.md), \"Recurrent layers\".")
+        "as proxy). Recurrent against feed-forward at equal synapse counts (320, 1,280 and "
+        "12,800 synapses): [docs/sparse_training.md](docs/sparse_training.md), \"Recurrent "
+        "layers\".")
 
 
 # ----------------------------------------------------------------------------- registry
