@@ -130,11 +130,11 @@ def markdown(s: dict, results: str, bound_results: str, rel: str, plot: str, n_p
 
 def plot(s: dict) -> bytes:
     """PNG: the gaps of every bounded point before and after, validation and test."""
+    import io
+
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-
-    from experiments.sweep_report import _png
 
     fig, axes = plt.subplots(1, 2, figsize=(9, 3.6), sharey=True)
     rows = s["rows"]
@@ -159,4 +159,7 @@ def plot(s: dict) -> bytes:
     axes[0].legend(loc="upper center", bbox_to_anchor=(1.05, 1.32), ncol=3, fontsize=8,
                    frameon=False)
     fig.tight_layout()
-    return _png(fig)
+    buf = io.BytesIO()   # as experiments.sweep_report's plots: no timestamp, same bytes per run
+    fig.savefig(buf, format="png", dpi=110, metadata={"Software": None})
+    plt.close(fig)
+    return buf.getvalue()
