@@ -611,9 +611,15 @@ REC_DENSE_POINTS = tuple(
            for p in (REPO_ROOT / REC_DENSE).glob("*.json")))
 
 
-def recurrent_vs_ff_dense(*points: dict) -> str:
+REC_DENSE_LAVA = R + "sweep_recurrent_dense_lava.json"
+
+
+def recurrent_vs_ff_dense(*files: dict) -> str:
     """The 12,800-synapse comparison (experiments/fsdd_recurrent_dense.toml), over the seeds
-    whose feed-forward point and recurrent twin both exist."""
+    whose feed-forward point and recurrent twin both exist; Lava's accuracy of the recurrent
+    twins from experiments.lava_points (the last file)."""
+    *points, lava_file = files
+    lava = lava_file["points"]
     by = {p["name"]: p for p in points}
     rows, lines, ratios = [], [], []
     kept = 0
@@ -644,6 +650,11 @@ def recurrent_vs_ff_dense(*points: dict) -> str:
                 cells.append(f"{d[0]:+.1f} (one seed: no interval)")
                 if key == "test_accuracy":
                     lines.append(f"{method}: one seed so far, no interval")
+        lv = [lava[b["name"]] for b in rec if b["name"] in lava]
+        same = sum(round(q["lava_equals_emulator_fraction"] * q["n_test"]) for q in lv)
+        cells.append("-" if not lv else
+                     f"{span([q['lava_accuracy'] for q in lv], pct)} (= emulator on "
+                     f"{same:,} of {sum(q['n_test'] for q in lv):,})")
         e_ff = sum(a["energy_per_sample_joules"] for a in ff) / len(ff)
         e_rec = sum(b["energy_per_sample_joules"] for b in rec) / len(rec)
         ratios.append((method, e_rec / e_ff))
@@ -651,13 +662,17 @@ def recurrent_vs_ff_dense(*points: dict) -> str:
         rows.append(cells)
     head = ["method", "synapses (both nets)", "seeds", "float test accuracy",
             "paired difference, points [95% t]", "emulator test accuracy",
-            "paired difference, points [95% t]", "loihi2 dynamic energy / sample (mean)"]
+            "paired difference, points [95% t]", "Lava test accuracy, recurrent twin",
+            "loihi2 dynamic energy / sample (mean)"]
     return (wrap("At 12,800 synapses (`experiments/fsdd_recurrent_dense.toml`: 40 -> 256 -> 10, "
                  "40 epochs; the feed-forward points are docs/results/sweep's dcls and "
                  "structure at sparsity 0, copied unchanged; each recurrent twin keeps 12,800 "
                  "synapses in all), run with `python -m experiments.sweep run --config "
                  "experiments/fsdd_recurrent_dense.toml --results "
-                 f"{REC_DENSE}` (resumable):")
+                 f"{REC_DENSE}` (resumable); Lava from `python -m experiments.lava_points "
+                 f"--results {REC_DENSE} --runs runs/sweep_recurrent_dense --groups "
+                 f"dcls-recurrent structure-recurrent --json {REC_DENSE_LAVA}` (the "
+                 "feed-forward points' run folders are not kept):")
             + ("\n\n" + table(head, rows) if rows else "") + "\n\n"
             + bullet("Does recurrence pay at 12,800 synapses? " + "; ".join(lines) + " (95% "
                      "intervals of the float test accuracy difference)."
@@ -680,7 +695,8 @@ BLOCKS = [
           dcls_speed),
     Block("dcls-rerun", ST, RERUN_OLD + RERUN_NEW, dcls_rerun),
     Block("recurrent-vs-ff", ST, (*REC_POINTS, REC_LAVA), recurrent_vs_ff),
-    Block("recurrent-vs-ff-dense", ST, REC_DENSE_POINTS, recurrent_vs_ff_dense),
+    Block("recurrent-vs-ff-dense", ST, (*REC_DENSE_POINTS, REC_DENSE_LAVA),
+          recurrent_vs_ff_dense),
     Block("profile-table", ST, (R + "profile_step_before.json", R + "profile_step.json"),
           profile_table),
     Block("connectivity-intro", ST, (R + "structure_connectivity.json",), conn_intro),
