@@ -20,6 +20,8 @@ from __future__ import annotations
 
 import statistics
 
+from experiments.figures_common import png_bytes
+
 #: thresholds (points) counted in the distribution table
 THRESHOLDS = (0.5, 1.0, 2.0)
 #: the issue's targets: every point within the bound on validation, none > 1 point on test
@@ -130,8 +132,6 @@ def markdown(s: dict, results: str, bound_results: str, rel: str, plot: str, n_p
 
 def plot(s: dict) -> bytes:
     """PNG: the gaps of every bounded point before and after, validation and test."""
-    import io
-
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
@@ -159,7 +159,4 @@ def plot(s: dict) -> bytes:
     axes[0].legend(loc="upper center", bbox_to_anchor=(1.05, 1.32), ncol=3, fontsize=8,
                    frameon=False)
     fig.tight_layout()
-    buf = io.BytesIO()   # as experiments.sweep_report's plots: no timestamp, same bytes per run
-    fig.savefig(buf, format="png", dpi=110, metadata={"Software": None})
-    plt.close(fig)
-    return buf.getvalue()
+    return png_bytes(fig)

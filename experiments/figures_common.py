@@ -181,3 +181,16 @@ def table(head: list[str], rows: list[list[str]], align: list[str] | None = None
     align = align or [""] * len(head)
     rule = ["---:" if a == "r" else "---" for a in align]
     return "\n".join("| " + " | ".join(r) + " |" for r in [head, rule, *rows])
+
+
+def png_bytes(fig) -> bytes:
+    """A matplotlib figure as PNG bytes without a timestamp (the same bytes each run); closes
+    the figure."""
+    import io
+
+    import matplotlib.pyplot as plt
+
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=110, metadata={"Software": None})
+    plt.close(fig)
+    return buf.getvalue()

@@ -23,10 +23,10 @@ not name is listed and left out of every number.
 """
 from __future__ import annotations
 
-import io
 import math
 from pathlib import Path
 
+from experiments.figures_common import png_bytes
 from experiments.sweep_config import DEFAULT_CONFIG, DEFAULT_RESULTS, load_grid, plan
 from experiments.sweep_trial import load_record
 from trainer.file_io import write_bytes_atomic
@@ -412,14 +412,6 @@ def _missing_lines(missing: list[dict], planned: list[dict]) -> list[str]:
 
 # ----------------------------------------------------------------------------- plots
 
-def _png(fig) -> bytes:
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=110, metadata={"Software": None})
-    import matplotlib.pyplot as plt
-    plt.close(fig)
-    return buf.getvalue()
-
-
 def _yerr(ivs, scale):
     lo = [0 if iv["lo"] is None else scale * (iv["mean"] - iv["lo"]) for iv in ivs]
     hi = [0 if iv["hi"] is None else scale * (iv["hi"] - iv["mean"]) for iv in ivs]
@@ -447,7 +439,7 @@ def plots(rows: list[dict], comps: list[dict], group_order: list[str]) -> dict[s
     if groups:
         ax.legend(fontsize=8)
     fig.tight_layout()
-    out[PLOT_ACC] = _png(fig)
+    out[PLOT_ACC] = png_bytes(fig)
 
     fig, ax = plt.subplots(figsize=(7.5, 4.5))
     for g in [g for g in group_order if any(c["group"] == g for c in comps)]:
@@ -462,7 +454,7 @@ def plots(rows: list[dict], comps: list[dict], group_order: list[str]) -> dict[s
     if comps:
         ax.legend(fontsize=8)
     fig.tight_layout()
-    out[PLOT_DIFF] = _png(fig)
+    out[PLOT_DIFF] = png_bytes(fig)
 
     layer = next((l for r in rows for l in r["ei"]), "fc1")
     fig, ax = plt.subplots(figsize=(7.5, 4.5))
@@ -487,7 +479,7 @@ def plots(rows: list[dict], comps: list[dict], group_order: list[str]) -> dict[s
     if groups:
         ax.legend(fontsize=7, ncol=2)
     fig.tight_layout()
-    out[PLOT_EI] = _png(fig)
+    out[PLOT_EI] = png_bytes(fig)
     return out
 
 
