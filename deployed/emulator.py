@@ -9,7 +9,7 @@ t, and its bias starts acting at its step 0, not earlier), s_i = 0 for "zero" ne
 from lava-dl netx, which runs every layer from its first step; docs/design.md section 8).
 Per layer i and window step k >= s_i (int64 arithmetic):
 
-    a_in[k] = sum over slots s, delays d of  shift(W_s,d @ x[k - 1 - d], weight_exp)
+    a_in[k] = sum over processes s, delays d of  shift(W_s,d @ x[k - 1 - d], weight_exp_s)
     u = wrap24(trunc(u * (4096 - du - 1) / 4096) + (a_in << 6))
     v = clip24(trunc(v * (4096 - dv) / 4096) + u + (bias_mant << bias_exp))
     spike = v > vth << 6;  v[spike] = 0           (readout: no spike test, v recorded;
@@ -51,13 +51,14 @@ _CHUNK_ELEMS = 2 ** 22  # samples go in chunks of at most this many (step x row)
 
 
 def _synapse_groups(layer: ConnectionLayer, max_payload: int) -> list[dict]:
-    """Per slot (one Lava connection process): a sparse (G, n_in) float64 matrix whose row g
-    holds the Lava-applied weights of the synapses of group g, a group being the synapses of
-    one (delay, post) pair, which Lava sums before the weight_exp shift. Rows are sorted by
-    delay, so each delay is a contiguous block. The matrix is float32 when every group sum is
-    below 2**24 for payloads up to max_payload (float32 is then exact and twice as fast)."""
+    """Per connection process (ConnectionLayer.processes: a slot, or the part of a slot with
+    one weight exponent): a sparse (G, n_in) float64 matrix whose row g holds the Lava-applied
+    weights of the synapses of group g, a group being the synapses of one (delay, post) pair,
+    which Lava sums before the weight_exp shift. Rows are sorted by delay, so each delay is a
+    contiguous block. The matrix is float32 when every group sum is below 2**24 for payloads up
+    to max_payload (float32 is then exact and twice as fast)."""
     out = []
-    for w, d in layer.slots():
+    for w, d, exp in layer.processes():
         w = fp.lava_weights(w, layer.num_weight_bits)
         post, pre = np.nonzero(w)
         delay = d[post, pre]
@@ -67,12 +68,12 @@ def _synapse_groups(layer: ConnectionLayer, max_payload: int) -> list[dict]:
         dtype = np.float32 if bound < 2 ** 24 else np.float64
         # weights pre-scaled by 2**weight_exp: exact (a power of two), so a group's sum is
         # already sum(w * x) * 2**weight_exp and only the floor of a right shift remains
-        mat = sp.csr_matrix(((wv * 2.0 ** layer.weight_exp).astype(dtype), (row, pre)),
+        mat = sp.csr_matrix(((wv * 2.0 ** exp).astype(dtype), (row, pre)),
                             shape=(len(g_key), layer.n_in))
         g_delay, g_post = g_key // layer.n_out, g_key % layer.n_out
         bounds = np.flatnonzero(np.diff(g_delay, prepend=-1, append=-1))
         blocks = [(int(g_delay[lo]), lo, hi) for lo, hi in zip(bounds[:-1], bounds[1:])]
-        out.append({"mat": mat, "post": g_post, "blocks": blocks})
+        out.append({"mat": mat, "post": g_post, "blocks": blocks, "floor": exp < 0})
     return out
 
 
@@ -99,7 +100,7 @@ def synaptic_input(layer: ConnectionLayer, x: np.ndarray, groups=None) -> np.nda
             continue
         xf = x2 if x2.dtype == g["mat"].dtype else x2.astype(g["mat"].dtype)
         acc = np.asarray(g["mat"] @ xf)
-        if layer.weight_exp < 0:
+        if g["floor"]:
             np.floor(acc, out=acc)
         acc = acc.reshape(-1, steps, n)
         for delay, lo, hi in g["blocks"]:

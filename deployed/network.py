@@ -14,6 +14,10 @@ deployed.fixed_point):
   arithmetic right if < 0), then enters the neuron as `a_in` (and `u += a_in << 6`);
 - a (post, pre) pair may hold several synapses with different delays (`structure-multi`);
   `ConnectionLayer.slots()` splits them into matrices with at most one synapse per pair;
+- a layer may give its neurons their own weight exponents (`neuron_exp`, export.fidelity's
+  per-neuron exponent remedy): the synapses into neuron p are shifted by
+  `weight_exp - neuron_exp[p]`; `ConnectionLayer.processes()` splits each slot by exponent,
+  one Lava connection process (one weight_exp) per part;
 - neurons are Lava LIF: du, dv 12-bit, vth 17-bit mantissa (spike if v > vth << 6),
   bias = bias_mant << bias_exp added to v every step;
 - each connection layer adds one step of latency, so the network's output for input step t
@@ -161,10 +165,34 @@ class ConnectionLayer:
     neurons: NeuronParams
     input_message_bits: int  # presynaptic payload width: 0 = binary spikes, > 0 = graded
     recurrent: RecurrentSynapses | None = None  # self-connection (docs/design.md section 8)
+    # (n_out,) int64 >= 0 or None (all 0): extra right shift of the synapses into each neuron
+    neuron_exp: np.ndarray | None = None
 
     @property
     def n_synapses(self) -> int:
         return int(self.pre.shape[0])
+
+    def synapse_exp(self) -> np.ndarray:
+        """(S,) int64: the weight exponent each synapse is applied with."""
+        if self.neuron_exp is None:
+            return np.full(self.n_synapses, self.weight_exp, dtype=np.int64)
+        return self.weight_exp - np.asarray(self.neuron_exp, dtype=np.int64)[self.post]
+
+    def processes(self) -> list[tuple[np.ndarray, np.ndarray, int]]:
+        """One Lava connection process per (slot, weight exponent): (weight, delay, weight_exp),
+        the slots of `slots()`, each split by the exponents of its postsynaptic neurons (rows
+        of other exponents zeroed); without neuron_exp exactly `slots()` with `weight_exp`."""
+        slots = self.slots()
+        if self.neuron_exp is None:
+            return [(w, d, self.weight_exp) for w, d in slots]
+        ne = np.asarray(self.neuron_exp, dtype=np.int64)
+        out = []
+        for w, d in slots:
+            rows = np.flatnonzero(np.any(w != 0, axis=1))
+            for e in np.unique(ne[rows]) if len(rows) else ne[:1]:
+                keep = (ne == e)[:, None]
+                out.append((np.where(keep, w, 0), np.where(keep, d, 0), self.weight_exp - int(e)))
+        return out
 
     @property
     def max_delay(self) -> int:

@@ -26,10 +26,13 @@ gives the same bytes):
 
                         [, recurrent/ (recurrent layers only): attrs weight_exp,
                         num_weight_bits; datasets pre, post, delay, weight (int64)]
+                        [, neuron_exp (n_out,) int64 (per-neuron weight exponents only)]
 
 A pair of neurons joined by several synapses (structure-multi) cannot be written in netx's
 one-delay-per-pair layout: netx layers then hold slot 0 only and the root attribute
-`netx_complete` is False (the delaysnn group is always complete).
+`netx_complete` is False (the delaysnn group is always complete). Neither can per-neuron weight
+exponents (ConnectionLayer.neuron_exp; netx has one exponent per layer): the netx weights are
+then rounded to the layer's exponent and `netx_complete` is False.
 
 A recurrent layer is written in netx's form, type=b"dense_rec" with weight_rec (n_out, n_out)
 [post, pre], only where netx computes it exactly (`netx_recurrent_form`, docs/design.md section
@@ -43,8 +46,9 @@ network's. Otherwise the netx layer holds the feed-forward part (type dense) and
 
 Versions (docs/design.md section 8): a network that uses none of the features added after
 version 1 (layer_start "zero", a spiking output layer, recurrent layers) is written as version
-1, byte for byte as before; one that does is version 2, which older readers refuse. `load` reads
-both.
+1, byte for byte as before; one that does is version 2, which older readers refuse; one with
+per-neuron weight exponents is version 3, which version 2 readers refuse rather than ignore the
+exponents. `load` reads all three.
 Load netx with `Network(net_config=path, input_message_bits=net.input.num_message_bits)`.
 """
 from __future__ import annotations
@@ -75,13 +79,15 @@ class NetworkFileError(ValueError):
     """A network file cannot be written or read (the message names the file and what to do)."""
 
 FORMAT = "delaysnn-deployed"
-VERSION = 2  # the newest version written; READ_VERSIONS are read
-READ_VERSIONS = (1, 2)
+VERSION = 3  # the newest version written; READ_VERSIONS are read
+READ_VERSIONS = (1, 2, 3)
 
 
 def file_version(net: DeployedNetwork) -> int:
     """1 when `net` uses none of the version 2 features (its file is then byte-identical to
-    what version 1 writers wrote), else 2."""
+    what version 1 writers wrote), 3 with per-neuron weight exponents, else 2."""
+    if any(L.neuron_exp is not None for L in net.layers):
+        return 3
     new = (net.layer_start != LAYER_START_ALIGNED or net.layers[-1].neurons.spiking
            or any(L.recurrent is not None for L in net.layers))
     return 2 if new else 1
@@ -92,9 +98,14 @@ def _json(obj) -> str:
 
 
 def netx_weights(layer: ConnectionLayer, w: np.ndarray) -> np.ndarray:
-    """Applied weights -> W = w * 2^weight_exp as stored for netx (rounded to the nearest
-    integer when the layer's weight_exp is finer than netx can express; netx_problems says so)."""
+    """Applied weights (n_out, n_in) -> W = w * 2^weight_exp as stored for netx (rounded to
+    the nearest integer when the exponent is finer than netx can express, as are the rows of
+    neurons with their own exponent, layer.neuron_exp; netx_problems says so)."""
     e = layer.weight_exp
+    if layer.neuron_exp is not None:  # w: (n_out, n_in) rows, or the (S,) synapse list
+        ne = np.asarray(layer.neuron_exp, dtype=np.int64)
+        ne = ne[:, None] if np.ndim(w) == 2 else ne[layer.post]
+        return np.rint(w * 2.0 ** (e - ne)).astype(np.int64)
     if e >= 0:
         return w << e
     return np.rint(w / 2.0 ** -e).astype(np.int64)
@@ -117,6 +128,8 @@ def netx_recurrent_form(L: ConnectionLayer) -> tuple[dict | None, str]:
     n = L.n_out
     if len(L.slots()) > 1 or len(rec.slots(n)) > 1:
         return None, "several synapses for some (post, pre) pairs; netx holds one per pair"
+    if L.neuron_exp is not None and np.any(L.neuron_exp):
+        return None, "per-neuron weight exponents; netx has one per layer"
     if max(L.max_delay, rec.max_delay) > fp.NETX_MAX_DELAY:
         return None, f"delays above {fp.NETX_MAX_DELAY} (netx clamps them)"
     (w_ff, d_ff), (w_rec, d_rec) = L.slots()[0], rec.slots(n)[0]
@@ -180,7 +193,10 @@ def _layer_problems(L: ConnectionLayer, weights: bool) -> list[str]:
         out.append(f"{L.name}: max delay {L.max_delay} > {fp.NETX_MAX_DELAY} "
                    "(netx clamps delays)")
     W = netx_weights(L, L.weight)
-    if L.weight_exp < 0 and not np.array_equal(W << -L.weight_exp, L.weight):
+    if L.neuron_exp is not None and np.any(L.neuron_exp):
+        out.append(f"{L.name}: per-neuron weight exponents (netx has one per layer); netx "
+                   "weights are rounded (approximate)")
+    elif L.weight_exp < 0 and not np.array_equal(W << -L.weight_exp, L.weight):
         out.append(f"{L.name}: weight_exp {L.weight_exp} is finer than netx can express; "
                    "netx weights are rounded (approximate)")
     mode = fp.sign_mode(W)
@@ -266,6 +282,8 @@ def _write(f: h5py.File, net: DeployedNetwork) -> None:
             for key in ("pre", "post", "delay", "weight"):
                 r.create_dataset(key, data=np.asarray(getattr(L.recurrent, key),
                                                       dtype=np.int64))
+        if L.neuron_exp is not None:  # written only when set (version 3)
+            g.create_dataset("neuron_exp", data=np.asarray(L.neuron_exp, dtype=np.int64))
 
 
 def save(net: DeployedNetwork, path: str | Path) -> list[str]:
@@ -372,7 +390,8 @@ def _read(own: h5py.Group) -> DeployedNetwork:
             pre=g["pre"][()], post=g["post"][()], delay=g["delay"][()],
             weight=g["weight"][()], weight_exp=int(g.attrs["weight_exp"]),
             num_weight_bits=int(g.attrs["num_weight_bits"]), neurons=nr,
-            input_message_bits=int(g.attrs["input_message_bits"]), recurrent=rec))
+            input_message_bits=int(g.attrs["input_message_bits"]), recurrent=rec,
+            neuron_exp=g["neuron_exp"][()] if "neuron_exp" in g else None))
     layer_start = str(own.attrs.get("layer_start", LAYER_START_ALIGNED))
     if layer_start not in LAYER_STARTS:
         raise ValueError(f"layer_start {layer_start!r} is not one of {LAYER_STARTS}")

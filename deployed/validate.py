@@ -64,9 +64,18 @@ def validate_network(net: DeployedNetwork, backend: str = "lava") -> None:
 def _check_synapses(layer: ConnectionLayer, where: str, fixed: bool) -> None:
     _check_lists({"pre": layer.pre, "post": layer.post, "delay": layer.delay,
                   "weight": layer.weight}, where, layer.n_in, layer.n_out)
+    ne = layer.neuron_exp
+    if ne is not None:
+        ne = np.asarray(ne)
+        if ne.shape != (layer.n_out,) or (ne.size and not np.issubdtype(ne.dtype, np.integer)):
+            raise NetworkError(f"{where}: neuron_exp must be {layer.n_out} integers (one per "
+                               f"neuron) or None, got {ne.dtype} {ne.shape}")
+        if ne.size and ne.min() < 0:
+            raise NetworkError(f"{where}: neuron_exp must be >= 0 (an extra right shift), got "
+                               f"{int(ne.min())}")
     if layer.n_synapses == 0 or not fixed:
         return
-    _check_fixed(where, layer.max_delay, layer.weight_exp, layer.num_weight_bits, layer.slots())
+    _check_fixed(where, layer.max_delay, layer.num_weight_bits, layer.processes())
 
 
 def _check_lists(arrays: dict, where: str, n_in: int, n_out: int) -> None:
@@ -95,19 +104,21 @@ def _check_lists(arrays: dict, where: str, n_in: int, n_out: int) -> None:
                            f"their weights before export")
 
 
-def _check_fixed(where: str, max_delay: int, weight_exp: int, num_weight_bits: int,
-                 slots: list[tuple[np.ndarray, np.ndarray]]) -> None:
-    """Delays, weight_exp, num_weight_bits and the weights of every slot as Lava applies them."""
+def _check_fixed(where: str, max_delay: int, num_weight_bits: int,
+                 processes: list[tuple[np.ndarray, np.ndarray, int]]) -> None:
+    """Delays, num_weight_bits, and the weight_exp and weights as Lava applies them of every
+    connection process (weight, delay, weight_exp)."""
     if max_delay > MAX_FIXED_DELAY:
         raise NetworkError(
             f"{where}: delay {max_delay} exceeds {MAX_FIXED_DELAY} steps, the fixed_pt "
             f"(Loihi 2) limit; Lava would hang on it. Re-export with max_delay <= "
             f"{MAX_FIXED_DELAY} or use backend 'lava-float'")
-    if not -32 <= weight_exp <= 31:
-        raise NetworkError(f"{where}: weight_exp {weight_exp} out of range")
+    for _w, _d, weight_exp in processes:
+        if not -32 <= weight_exp <= 31:
+            raise NetworkError(f"{where}: weight_exp {weight_exp} out of range")
     if not 1 <= num_weight_bits <= 8:
         raise NetworkError(f"{where}: num_weight_bits must be 1..8, got {num_weight_bits}")
-    for k, (w, _d) in enumerate(slots):
+    for k, (w, _d, _e) in enumerate(processes):
         applied = fp.lava_weights(w, num_weight_bits)
         bad = applied != w
         if bad.any():
@@ -135,7 +146,8 @@ def _check_recurrent(layer: ConnectionLayer, where: str, fixed: bool) -> None:
                  where, n, n)
     if rec.n_synapses == 0 or not fixed:
         return
-    _check_fixed(where, rec.max_delay, rec.weight_exp, rec.num_weight_bits, rec.slots(n))
+    _check_fixed(where, rec.max_delay, rec.num_weight_bits,
+                 [(w, d, rec.weight_exp) for w, d in rec.slots(n)])
 
 
 def _check_neurons(layer: ConnectionLayer, where: str, last: bool) -> None:
@@ -161,7 +173,8 @@ def max_input_current(layer: ConnectionLayer, max_payload: int) -> int:
     """Upper bound on |a_in| (weight units, after weight_exp) of any neuron in any step: the
     feed-forward input (payloads up to max_payload) plus the recurrent input (spikes of 1)."""
     rec = layer.recurrent
-    return (_max_current(layer.post, layer.weight, layer.n_out, layer.weight_exp, max_payload)
+    return (_max_current(layer.post, layer.weight, layer.n_out, layer.synapse_exp(),
+                         max_payload)
             + (0 if rec is None else
                _max_current(rec.post, rec.weight, layer.n_out, rec.weight_exp, 1)))
 
@@ -173,10 +186,17 @@ def max_recurrent_current(layer: ConnectionLayer) -> int:
                                               rec.weight_exp, 1)
 
 
-def _max_current(post: np.ndarray, weight: np.ndarray, n_out: int, weight_exp: int,
+def _max_current(post: np.ndarray, weight: np.ndarray, n_out: int, weight_exp,
                  max_payload: int) -> int:
+    """weight_exp: one int, or one per synapse (the same for every synapse of a post)."""
     if np.asarray(post).size == 0:
         return 0
+    exps = np.unique(weight_exp)
+    if exps.size > 1:  # per neuron: the largest bound over the neurons of each exponent
+        e_syn = np.asarray(weight_exp)
+        return max(_max_current(post[e_syn == e], weight[e_syn == e], n_out, int(e),
+                                max_payload) for e in exps)
+    weight_exp = int(exps[0])
     per_post = np.bincount(post, weights=np.abs(weight).astype(np.float64), minlength=n_out)
     total = int(per_post.max()) * int(max_payload)
     if weight_exp >= 0:

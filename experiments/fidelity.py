@@ -73,11 +73,12 @@ def fidelity_demo(run: str | Path, *, max_loss: float = DEFAULT_MAX_LOSS,
     out["with_bound"].update({
         "within_bound": f["within_bound"], "step": f["step"], "changes": f["changes"],
         "qat_epochs": bound["qat_epochs"], "scale_factors": f["scale_factors"],
-        "keep_zeroed": f["keep_zeroed"],
+        "keep_zeroed": f["keep_zeroed"], "neuron_exponents": f["neuron_exponents"],
         "qat_history": None if not f["qat"] or "history" not in f["qat"] else
         [{k: h[k] for k in ("epoch", "val_fixed_point")} for h in f["qat"]["history"]],
-        "candidates": [{k: c[k] for k in ("step", "scale_factors", "keep_zeroed", "qat_epochs",
-                                          "loss_points")} for c in f["tried"]]})
+        "candidates": [{k: c[k] for k in ("step", "neuron_exponents", "scale_factors",
+                                          "keep_zeroed", "qat_epochs", "loss_points")}
+                       for c in f["tried"]]})
     if committed is not None:
         out["committed_point"] = {
             "file": Path(point).name,  # type: ignore[arg-type]

@@ -104,28 +104,33 @@ def export_loaded(ck: Checkpoint, profile: str = "loihi2", *, provenance: dict, 
                   evaluation=None, eval_split: str = "val", max_calibration: int | None = 512,
                   max_eval: int | None = None, cache_dir=None, progress: bool = False,
                   netx_exact: bool = False, scale_factors: tuple[float, ...] | None = None,
-                  keep_zeroed: bool = False, prepared: PreparedExport | None = None,
+                  keep_zeroed: bool = False, neuron_exponents: bool = False,
+                  prepared: PreparedExport | None = None,
                   reference: Checkpoint | None = None) -> tuple[DeployedNetwork, dict]:
     """Everything after reading: an in-memory Checkpoint (from a checkpoint file or from
     export.from_nir) -> (DeployedNetwork, report). `provenance` becomes the network's meta
     (plus "export_options"); `source` ({path, sha256, epoch, val_accuracy}) heads the report.
-    scale_factors, keep_zeroed: export.quantize's options (export.fidelity's remedies; recorded
-    in the meta's export_options when used). prepared: prepare_export's result for ck (then
-    the calibration and quantization options are its own). reference: the float model the
-    accuracy section compares with (default ck). Other arguments as export_checkpoint."""
+    scale_factors, keep_zeroed, neuron_exponents: export.quantize's options (export.fidelity's
+    remedies; recorded in the meta's export_options when used). prepared: prepare_export's
+    result for ck (then the calibration and quantization options are its own). reference: the
+    float model the accuracy section compares with (default ck). Other arguments as
+    export_checkpoint."""
     p = prepared or prepare_export(ck, profile, num_message_bits=num_message_bits,
                                    headroom=headroom, calibration=calibration,
                                    max_calibration=max_calibration, cache_dir=cache_dir,
                                    netx_exact=netx_exact)
     prof, mapping, x_cal, enc, enc_info, calib = (p.profile, p.mapping, p.x_cal, p.encoding,
                                                   p.encoding_info, p.calib)
-    qs = dataclasses.replace(p.settings, scale_factors=scale_factors, keep_zeroed=keep_zeroed)
+    qs = dataclasses.replace(p.settings, scale_factors=scale_factors, keep_zeroed=keep_zeroed,
+                             neuron_exponents=neuron_exponents)
     options: dict = {"num_message_bits": qs.num_message_bits, "headroom": qs.headroom,
                      "netx_exact": qs.netx_exact, "calibration_samples": int(len(x_cal))}
     if scale_factors is not None:
         options["scale_factors"] = [float(f) for f in scale_factors]
     if keep_zeroed:
         options["keep_zeroed"] = True
+    if neuron_exponents:
+        options["neuron_exponents"] = True
     meta = {**provenance, "export_options": options}
     net, qinfo = quantize(ck, enc, calib, qs, prof.name, prof.version, meta)
     num_viol = check_numeric(net, prof)

@@ -14,22 +14,32 @@ first one within `max_loss` is exported; the float reference stays the trained c
 
 0. As exported (export.to_lava's rule, export.quantize). Within the bound, nothing else runs
    and the deployed file is byte for byte the export without a bound.
-1. Per-layer scale search (export.quantize `scale_factors`): layer by layer, the scale s_l is
+1. Per-neuron weight exponents (export.quantize `neuron_exponents`): each neuron's synapses
+   get the extra right shift that puts its own largest weight at the top of the range, one
+   Lava connection process per exponent. Changes: the weights of neurons whose weights are
+   small next to the layer's largest get up to 2^e finer levels; nothing clips, the structure
+   and synapse count are unchanged; more connection processes, and the netx part of the file
+   is approximate (netx has one exponent per layer; our own part is exact). Skipped with
+   netx_exact. Kept for the steps below when it raises the fixed-point accuracy.
+   Why it comes first: on the sweep's sparse networks nearly all of the float / fixed-point
+   disagreement is the weight grid, and mostly its coarseness for neurons whose weights are
+   small next to the layer's largest (experiments.fidelity_sources).
+2. Per-layer scale search (export.quantize `scale_factors`): layer by layer, the scale s_l is
    multiplied by f in SCALE_FACTORS (capped at vth's 17 bits and at the calibration set's
    measured a_in / v ranges without headroom); the best f per layer is kept when it raises the
    fixed-point accuracy. Changes: every weight of the layer gets f times finer levels, the
    largest ones clip at the range end (`synapses_clipped`), weight_exp follows; the structure
    is unchanged. A candidate whose readout would spike on validation (readout check) is
    rejected.
-2. Keep zeroed synapses (export.quantize `keep_zeroed`): a synapse whose weight rounds to 0
+3. Keep zeroed synapses (export.quantize `keep_zeroed`): a synapse whose weight rounds to 0
    keeps the smallest nonzero level with its sign. Changes the weights of those N synapses
    (by less than one level); keeps the structure.
-3. Quantization-aware fine-tuning (export.qat.finetune_loaded) of the trained checkpoint on
+4. Quantization-aware fine-tuning (export.qat.finetune_loaded) of the trained checkpoint on
    the training split for up to `qat_epochs` epochs through the fixed point of the best
-   candidate so far (its scale factors and kept synapses), each epoch measured on validation,
-   stopped as soon as the bound holds, the best epoch kept; if still above the bound, steps 1
-   and 2 run on the fine-tuned checkpoint. Changes: every weight and bias (folded BatchNorm);
-   structure, delays and neurons unchanged.
+   candidate so far (its exponents, scale factors and kept synapses), each epoch measured on
+   validation, stopped as soon as the bound holds, the best epoch kept; if still above the
+   bound, steps 1-3 run on the fine-tuned checkpoint. Changes: every weight and bias (folded
+   BatchNorm); structure, delays and neurons unchanged.
 
 If no candidate is within the bound, FidelityError says so in one line with both accuracies;
 with `allow_loss` the best candidate (highest fixed-point validation accuracy, the earliest on
@@ -116,7 +126,7 @@ def unbounded_keys(report: dict, on_val: bool) -> dict:
 class Candidate:
     """One network the bound measured."""
 
-    step: str  # "as exported", "scale search", "keep zeroed", "qat", "qat + scale search", ...
+    step: str  # "as exported", "neuron exponents", "scale search", "keep zeroed", "qat", ...
     ck: Checkpoint
     prepared: PreparedExport
     scale_factors: tuple[float, ...] | None
@@ -126,12 +136,14 @@ class Candidate:
     report: dict
     correct: int = 0
     readout_ok: bool = True
+    neuron_exponents: bool = False
 
     def summary(self, n: int, float_correct: int) -> dict:
         q = [L["quantization"] for L in self.report["layers"]]
         return {"step": self.step,
                 "scale_factors": None if self.scale_factors is None else list(self.scale_factors),
-                "keep_zeroed": self.keep_zeroed, "qat_epochs": self.qat_epochs,
+                "keep_zeroed": self.keep_zeroed, "neuron_exponents": self.neuron_exponents,
+                "qat_epochs": self.qat_epochs,
                 "val_fixed_point": self.correct / n,
                 "loss_points": round(100 * (float_correct - self.correct) / n, 9),
                 "readout_ok": self.readout_ok,
@@ -186,18 +198,19 @@ def export_with_bound(ck: Checkpoint, profile: str = "loihi2", *, provenance: di
     def within(c: Candidate) -> bool:  # a remedy must keep the readout from spiking
         return (c.readout_ok or c.step == "as exported") and loss(c) <= max_loss + _EPS
 
-    def measure(step, ck_, p, factors=None, keep=False, qat_n=0, seen=None):
-        """Quantize; None when its scales repeat one in `seen`; else emulate validation."""
+    def measure(step, ck_, p, factors=None, keep=False, qat_n=0, seen=None, neuron=False):
+        """Quantize; None when its grid repeats one in `seen`; else emulate validation."""
         from export.build_network import fixed_point_predictions
 
         net, rep = export_loaded(ck_, profile, provenance={}, source={}, evaluation=False,
-                                 prepared=p, scale_factors=factors, keep_zeroed=keep, **opts)
+                                 prepared=p, scale_factors=factors, keep_zeroed=keep,
+                                 neuron_exponents=neuron, **opts)
         if seen is not None:
-            key = (tuple(net.meta["layer_scales"]), keep)
+            key = grid_key(net, keep)
             if key in seen:
                 return None
             seen.add(key)
-        c = Candidate(step, ck_, p, factors, keep, qat_n, net, rep)
+        c = Candidate(step, ck_, p, factors, keep, qat_n, net, rep, neuron_exponents=neuron)
         pred, check = fixed_point_predictions(net, x_val)
         c.correct, c.readout_ok = int(np.sum(pred == y_val)), bool(check["ok"])
         tried.append(c)
@@ -213,16 +226,24 @@ def export_with_bound(ck: Checkpoint, profile: str = "loihi2", *, provenance: di
         return c is not None and c.readout_ok and c.correct > best.correct
 
     def cheap(start: Candidate, prefix: str) -> tuple[Candidate, bool]:
-        """Steps 1 and 2 from `start`: (best candidate, whether it is within the bound)."""
+        """Steps 1-3 from `start`: (best candidate, whether it is within the bound)."""
         best = start
-        seen = {(tuple(start.net.meta["layer_scales"]), start.keep_zeroed)}
+        seen = {grid_key(start.net, start.keep_zeroed)}
+        if not netx_exact and not start.neuron_exponents:
+            c = measure(prefix + "neuron exponents", start.ck, start.prepared,
+                        start.scale_factors, start.keep_zeroed, start.qat_epochs, seen, True)
+            if c is not None and within(c):
+                return c, True
+            if better(c, best):
+                best = c  # type: ignore[assignment]
+        neuron = best.neuron_exponents
         for li in range(len(ck.layers)):
             layer_best = best
             for f in SCALE_FACTORS:
                 factors = list(best.scale_factors or [1.0] * len(ck.layers))
                 factors[li] = f
                 c = measure(prefix + "scale search", start.ck, start.prepared, tuple(factors),
-                            False, start.qat_epochs, seen)
+                            False, start.qat_epochs, seen, neuron)
                 if c is not None and within(c):
                     return c, True
                 if better(c, layer_best):
@@ -230,7 +251,7 @@ def export_with_bound(ck: Checkpoint, profile: str = "loihi2", *, provenance: di
             best = layer_best
         if sum(zeroed_per_layer(best.report)):
             c = measure(prefix + "keep zeroed", start.ck, start.prepared, best.scale_factors,
-                        True, start.qat_epochs)
+                        True, start.qat_epochs, neuron=neuron)
             if within(c):
                 return c, True
             if better(c, best):
@@ -246,13 +267,15 @@ def export_with_bound(ck: Checkpoint, profile: str = "loihi2", *, provenance: di
         ck_q, qat = _fine_tune(ck, p0, x_val, y_val, training, profile, qat_epochs, qat_lr,
                                (float_correct - max_loss * n / 100) / n - _EPS,
                                {**opts, "scale_factors": final.scale_factors,
-                                "keep_zeroed": final.keep_zeroed}, cache_dir, progress)
+                                "keep_zeroed": final.keep_zeroed,
+                                "neuron_exponents": final.neuron_exponents}, cache_dir,
+                               progress)
         if ck_q is not None:
             assert qat is not None
             p_q = prepare_export(ck_q, profile, calibration=p0.x_cal, max_calibration=None,
                                  **opts)
             c = measure("qat", ck_q, p_q, final.scale_factors, final.keep_zeroed,
-                        int(qat["best_epoch"]))
+                        int(qat["best_epoch"]), neuron=final.neuron_exponents)
             ok = within(c)
             if not ok:
                 c, ok = cheap(c, "qat + ")
@@ -278,7 +301,8 @@ def export_with_bound(ck: Checkpoint, profile: str = "loihi2", *, provenance: di
                                 evaluation=evaluation, eval_split=eval_split, max_eval=max_eval,
                                 cache_dir=cache_dir, progress=progress, prepared=final.prepared,
                                 scale_factors=final.scale_factors,
-                                keep_zeroed=final.keep_zeroed, reference=ck, **opts)
+                                keep_zeroed=final.keep_zeroed,
+                                neuron_exponents=final.neuron_exponents, reference=ck, **opts)
     chosen = final.summary(n, float_correct)
     report["fidelity"] = {
         "max_loss_points": max_loss, "split": "val", "data": val_name, "samples": n,
@@ -286,6 +310,7 @@ def export_with_bound(ck: Checkpoint, profile: str = "loihi2", *, provenance: di
         "loss_points": chosen["loss_points"], "within_bound": ok, "step": final.step,
         "changes_network": final is not first, "changes": changes,
         "scale_factors": chosen["scale_factors"], "keep_zeroed": final.keep_zeroed,
+        "neuron_exponents": final.neuron_exponents,
         "synapses_kept_at_smallest_level": chosen["synapses_kept_at_smallest_level"],
         "synapses_clipped": chosen["synapses_clipped"], "qat": qat,
         "tried": [c.summary(n, float_correct) for c in tried],
@@ -322,16 +347,26 @@ def _fine_tune(ck, p0, x_val, y_val, training, profile, epochs, lr, target, opts
     return (ck_q if summary["best_epoch"] > 0 else None), summary
 
 
+def grid_key(net: DeployedNetwork, keep: bool) -> tuple:
+    """What makes two candidates' weight grids the same: the layer scales, the per-neuron
+    exponents and whether zeroed synapses are kept."""
+    return (tuple(net.meta["layer_scales"]), keep,
+            tuple(None if L.neuron_exp is None else tuple(L.neuron_exp.tolist())
+                  for L in net.layers))
+
+
+_CHEAP = "per-neuron exponents, per-layer scales and keeping zeroed synapses"
+
+
 def _what_ran(qat_epochs: int, qat: dict | None) -> str:
     if qat_epochs == 0:
-        return "per-layer scales and keeping zeroed synapses (no fine-tuning: --qat-epochs 0)"
+        return f"{_CHEAP} (no fine-tuning: --qat-epochs 0)"
     if qat is None:
-        return "per-layer scales and keeping zeroed synapses"
+        return _CHEAP
     if "not_run" in qat:
-        return f"per-layer scales and keeping zeroed synapses; fine-tuning could not run: " \
-               f"{qat['not_run']}"
-    return (f"per-layer scales, keeping zeroed synapses and {qat['epochs_run']} fine-tuning "
-            f"epoch(s) (best: epoch {qat['best_epoch']})")
+        return f"{_CHEAP}; fine-tuning could not run: {qat['not_run']}"
+    return (f"{_CHEAP} and {qat['epochs_run']} fine-tuning epoch(s) (best: epoch "
+            f"{qat['best_epoch']})")
 
 
 def _changes(c: Candidate, n: int, float_correct: int) -> list[str]:
@@ -342,6 +377,12 @@ def _changes(c: Candidate, n: int, float_correct: int) -> list[str]:
         out.append(f"weights and biases fine-tuned for {c.qat_epochs} epoch(s) through the "
                    "fixed point (export.qat): every weight may change; structure, delays and "
                    "neurons unchanged")
+    if c.neuron_exponents:
+        n_exp = [0 if L.neuron_exp is None else int(np.count_nonzero(L.neuron_exp))
+                 for L in c.net.layers]
+        out.append(f"per-neuron weight exponents: {n_exp} neuron(s) per layer get finer weight "
+                   "levels (one Lava connection process per exponent; nothing clips, structure "
+                   "unchanged; the netx part of the file is approximate)")
     if c.scale_factors is not None:
         out.append(f"per-layer scales x{[round(f, 3) for f in c.scale_factors]}: finer weight "
                    f"levels, {s['synapses_clipped']} weight(s) clip at the range end; "

@@ -8,8 +8,9 @@ The float graph states deployed.fixed_point's equations in a_in units (one unit 
 weight of 1 adds to a_in per payload unit; u and v divided by 2^6), dt the step in seconds, with
 export.to_nir's branches, node names and self-loops ("<layer>", "<layer>.delay<d>",
 "<layer>.w<d>", "<layer>.rec.delay<d>", "<layer>.rec.w<d>"):
-    weights   w * 2^weight_exp per delay branch [Delay(d dt)] -> Linear (recurrent: their own
-              weight_exp, a self-loop [Delay((d + 1) dt)] -> Linear, no Delay for d = 0);
+    weights   w * 2^weight_exp (into neuron p: 2^(weight_exp - neuron_exp[p])) per delay
+              branch [Delay(d dt)] -> Linear (recurrent: their own weight_exp, a self-loop
+              [Delay((d + 1) dt)] -> Linear, no Delay for d = 0);
     neurons   du = 4095 (no current memory): LIF / LI with tau = 4096 dt / dv, R = tau / dt (input
               gain exactly 1), the bias (bias_mant << bias_exp) / 2^6 as the first branch's Affine
               bias; dv = 0: IF / I with R = 1 / dt. du < 4095: CubaLIF / CubaLI with
@@ -94,7 +95,7 @@ def fixed_point_graph(net: DeployedNetwork, dt_ms: float):
         if L.name in ("input", "output"):
             raise ExportError(f"layer {L.name!r}: NIR uses that name for its own node")
         neuron, bias = _population(L, dt)
-        wf = np.asarray(L.weight, dtype=np.float64) * 2.0 ** L.weight_exp
+        wf = np.asarray(L.weight, dtype=np.float64) * 2.0 ** L.synapse_exp()
         delays = np.unique(L.delay) if L.n_synapses else np.zeros(1, np.int64)
         for k, d in enumerate(delays):
             W = np.zeros((L.n_out, L.n_in))
@@ -159,6 +160,8 @@ def deployed_to_json(net: DeployedNetwork) -> dict:
             "recurrent": None if L.recurrent is None else {
                 "weight_exp": int(L.recurrent.weight_exp),
                 "num_weight_bits": int(L.recurrent.num_weight_bits), **arrays(L.recurrent)}})
+        if L.neuron_exp is not None:  # only when set: other graphs' metadata is unchanged
+            layers[-1]["neuron_exp"] = np.asarray(L.neuron_exp, dtype=np.int64).tolist()
     e = net.input
     return {"format": JSON_FORMAT, "version": 1,
             "input": {"n_channels": int(e.n_channels), "time_steps": int(e.time_steps),
@@ -200,7 +203,9 @@ def deployed_from_json(d: dict) -> DeployedNetwork:
             layers.append(ConnectionLayer(
                 name=str(g["name"]), n_in=int(g["n_in"]), n_out=int(g["n_out"]), **arrays(g),
                 weight_exp=int(g["weight_exp"]), num_weight_bits=int(g["num_weight_bits"]),
-                neurons=nr, input_message_bits=int(g["input_message_bits"]), recurrent=rec))
+                neurons=nr, input_message_bits=int(g["input_message_bits"]), recurrent=rec,
+                neuron_exp=(None if g.get("neuron_exp") is None
+                            else np.asarray(g["neuron_exp"], dtype=np.int64).reshape(-1))))
         e = d["input"]
         enc = InputEncoding(n_channels=int(e["n_channels"]), time_steps=int(e["time_steps"]),
                             num_message_bits=int(e["num_message_bits"]), scale=float(e["scale"]),

@@ -56,8 +56,10 @@ class _RoundSTE(torch.autograd.Function):
         return g
 
 
-def fake_quant(x: torch.Tensor, gain: float, lo: float, hi: float) -> torch.Tensor:
-    """clip(round(x * gain), lo, hi) / gain, with a straight-through gradient inside the clip."""
+def fake_quant(x: torch.Tensor, gain: float | torch.Tensor, lo: float, hi: float
+               ) -> torch.Tensor:
+    """clip(round(x * gain), lo, hi) / gain, with a straight-through gradient inside the clip
+    (gain: one number, or one per element of x)."""
     return torch.clamp(_RoundSTE.apply(x * gain), lo, hi) / gain
 
 
@@ -65,7 +67,8 @@ def fake_quant(x: torch.Tensor, gain: float, lo: float, hi: float) -> torch.Tens
 class LayerGrid:
     """One layer's fixed-point grid for an epoch (see the module docstring)."""
 
-    weight_gain: float      # g = s * 2^j / in_scale: W per unit of folded float weight
+    weight_gain: float | torch.Tensor  # g = s * 2^j / in_scale: W per unit of folded float
+                                       # weight; per synapse (S,) with neuron exponents
     w_lo: int
     w_hi: int
     bias_gain: float        # s: bias mantissa per float bias unit (bias_exp = 6 folds into v)
@@ -73,16 +76,23 @@ class LayerGrid:
     b_hi: int
 
 
-def grids_from_report(report: dict, input_scale: float) -> list[LayerGrid]:
-    """Per-layer grids from export_loaded's report (its quantization section)."""
+def grids_from_report(report: dict, input_scale: float, posts=None) -> list[LayerGrid]:
+    """Per-layer grids from export_loaded's report (its quantization section). posts: each
+    layer's synapse post indices, needed for a layer with neuron exponents (its gain is then
+    g * 2^neuron_exp[post] per synapse)."""
     out = []
     for i, L in enumerate(report["layers"]):
         q = L["quantization"]
         in_scale = input_scale if i == 0 else 1.0
         lo, hi = q["W_representable"]
         bits = LAVA_BITS["bias_mant_bits"]
-        out.append(LayerGrid(q["scale"] * 2 ** q["extra_shift"] / in_scale, lo, hi, q["scale"],
-                             -(2 ** (bits - 1)), 2 ** (bits - 1) - 1))
+        gain: float | torch.Tensor = q["scale"] * 2 ** q["extra_shift"] / in_scale
+        if q.get("neuron_exp") is not None:
+            if posts is None:
+                raise ValueError("a layer with neuron exponents needs its synapses' posts")
+            e = torch.as_tensor(np.asarray(q["neuron_exp"])[posts[i]], dtype=torch.float32)
+            gain = gain * torch.pow(2.0, e)
+        out.append(LayerGrid(gain, lo, hi, q["scale"], -(2 ** (bits - 1)), 2 ** (bits - 1) - 1))
     return out
 
 
@@ -169,17 +179,20 @@ def checkpoint_dict(ck: Checkpoint, qat: dict) -> dict:
 
 def _fixed_point(ck: Checkpoint, profile: str, num_message_bits: int, x_cal, x_val, y_val,
                  headroom: float = 2.0, netx_exact: bool = False,
-                 scale_factors: tuple[float, ...] | None = None, keep_zeroed: bool = False):
+                 scale_factors: tuple[float, ...] | None = None, keep_zeroed: bool = False,
+                 neuron_exponents: bool = False):
     """Export ck exactly as export.to_lava does (with export.quantize's options); (grids, input
     scale, fixed-point val acc, float val acc)."""
     _, report = export_loaded(ck, profile, provenance={}, source={},
                               num_message_bits=num_message_bits, calibration=x_cal,
                               evaluation=(x_val, y_val), max_calibration=None,
                               headroom=headroom, netx_exact=netx_exact,
-                              scale_factors=scale_factors, keep_zeroed=keep_zeroed)
+                              scale_factors=scale_factors, keep_zeroed=keep_zeroed,
+                              neuron_exponents=neuron_exponents)
     scale = report["input_encoding"]["scale"]
     acc = report["accuracy"]
-    return grids_from_report(report, scale), scale, acc["quantized"], acc["float"]
+    return (grids_from_report(report, scale, [L.post for L in ck.layers]), scale,
+            acc["quantized"], acc["float"])
 
 
 def finetune(run: str | Path, out: str | Path, *, epochs: int = 5, lr: float = 1e-4,
@@ -230,11 +243,12 @@ def finetune_loaded(ck: Checkpoint, x_tr, y_tr, x_cal: np.ndarray, x_val: np.nda
                     batch_size: int = 32, profile: str = "loihi2", num_message_bits: int = 8,
                     headroom: float = 2.0, netx_exact: bool = False,
                     scale_factors: tuple[float, ...] | None = None, keep_zeroed: bool = False,
-                    seed: int = 0, target: float | None = None, progress: bool = True
+                    neuron_exponents: bool = False, seed: int = 0,
+                    target: float | None = None, progress: bool = True
                     ) -> tuple[Checkpoint, dict]:
     """The fine-tuning of an in-memory checkpoint: training features x_tr (N, T, C) and labels,
     calibration features (used as given), validation features and labels (select the epoch).
-    headroom ... keep_zeroed: the export options whose fixed point it trains through (the
+    headroom ... neuron_exponents: the export options whose fixed point it trains through (the
     grids follow the scales; a kept synapse is trained as rounding to 0, measured as kept).
     target: stop after the first epoch whose fixed-point validation accuracy (a fraction)
     reaches it (None: run every epoch). Returns (best checkpoint, summary: profile, options,
@@ -254,7 +268,7 @@ def finetune_loaded(ck: Checkpoint, x_tr, y_tr, x_cal: np.ndarray, x_val: np.nda
         current = net.to_checkpoint()
         grids, scale, q_acc, f_acc = _fixed_point(current, profile, num_message_bits, x_cal,
                                                   x_val, y_val, headroom, netx_exact,
-                                                  scale_factors, keep_zeroed)
+                                                  scale_factors, keep_zeroed, neuron_exponents)
         history.append({"epoch": epoch, "val_fixed_point": q_acc, "val_float": f_acc})
         if progress:
             print(f"qat epoch {epoch}/{epochs}: validation fixed point {q_acc:.2%}, "

@@ -34,8 +34,18 @@ when they are large next to s_l; never below -(7 + k_r), Loihi's largest exponen
 `netx_exact` never above 0). They do not limit s_l; their current is part of the measured a_in
 range (export.float_reference).
 
-Two options change that choice (export.fidelity uses them when the fixed point loses accuracy;
-both default to off, which is the rule above):
+Three options change that choice (export.fidelity uses them when the fixed point loses accuracy;
+all default to off, which is the rule above):
+- `neuron_exponents`: each neuron p gets its own extra right shift e_p >= 0 (ConnectionLayer
+  .neuron_exp), the largest that keeps its largest |weight| within the range:
+      e_p = floor(log2(qhi / (s_l 2^j max_p |wf|))),  W = round(wf s_l 2^(j + e_p) / in_scale)
+  capped so that weight_exp - e_p >= -8. A neuron whose weights are all small next to the
+  layer's largest gets up to 2^e_p times finer levels; its synapses are applied with
+  weight_exp - e_p, one Lava connection process per exponent (ConnectionLayer.processes), the
+  a_in sum of each (delay, post) group floored once as with j. Nothing clips, a_in and v keep
+  their ranges, the structure and the synapse count are unchanged; the range is symmetric
+  (each process has its own sign mode). netx has one exponent per layer: such a file is
+  netx-incomplete (netx weights rounded).
 - `scale_factors[l]` = f >= 1 multiplies s_l, up to the limits that cannot be exceeded without
   changing arithmetic on the calibration set: vth in 17 bits, and the measured a_in and v ranges
   *without* headroom. Weights (and biases) beyond their range then clip at its end (counted as
@@ -89,6 +99,7 @@ class QuantSettings:
     netx_exact: bool = False  # True: weight_exp only as netx can express it (-truncate bits)
     scale_factors: tuple[float, ...] | None = None  # per layer, >= 1 (None: all 1)
     keep_zeroed: bool = False  # W that rounds to 0 keeps the smallest level with its sign
+    neuron_exponents: bool = False  # one extra weight exponent per neuron (module docstring)
 
     @classmethod
     def from_profile(cls, profile, num_message_bits: int = 8, headroom: float = 2.0,
@@ -134,6 +145,9 @@ def quantize(ck: Checkpoint, enc: InputEncoding, calib: FloatResult, qs: QuantSe
     v_limit = 2 ** (qs.state_bits - 1) - 1
     vth_max = 2 ** qs.vth_bits - 1
     b_lo, b_hi = -(2 ** (qs.bias_mant_bits - 1)), 2 ** (qs.bias_mant_bits - 1) - 1
+    if qs.neuron_exponents and qs.netx_exact:
+        raise ExportError("neuron_exponents and netx_exact exclude each other: netx has one "
+                          "weight exponent per layer")
     if qs.scale_factors is not None and len(qs.scale_factors) != len(ck.layers):
         raise ExportError(f"scale_factors needs one factor per layer ({len(ck.layers)}), got "
                           f"{len(qs.scale_factors)}")
@@ -147,11 +161,13 @@ def quantize(ck: Checkpoint, enc: InputEncoding, calib: FloatResult, qs: QuantSe
         mode = fp.sign_mode(wp)
         k = fp.truncate_bits(mode, qs.weight_bits)
         qlo, qhi = fp.representable_range(mode, qs.weight_bits)
-        if mode == fp.SIGN_MIXED and connected_pairs(L.n_in, L.post, L.pre) < L.post.size:
+        if mode == fp.SIGN_MIXED and (qs.neuron_exponents or
+                                      connected_pairs(L.n_in, L.post, L.pre) < L.post.size):
             # each slot (ConnectionLayer.slots) is its own Lava process with its own sign mode:
             # a slot of only negative weights is inhibitory, clipped at -255, so the mixed
             # range's lowest level (-2^8 applied) would change there; a symmetric range is
-            # exact in every mode (its values are multiples of the mixed truncation step)
+            # exact in every mode (its values are multiples of the mixed truncation step).
+            # The same holds for the per-exponent processes of neuron_exponents.
             qlo = -qhi
         cons: dict[str, float] = {}
         pos, neg = (wp.max() if wp.size else 0.0), (-wp.min() if wp.size else 0.0)
@@ -195,7 +211,15 @@ def quantize(ck: Checkpoint, enc: InputEncoding, calib: FloatResult, qs: QuantSe
         if not qs.netx_exact and "weight_range" in cons and cons["weight_range"] > s:
             j = max(0, min(int(math.floor(math.log2(cons["weight_range"] / s))),
                            MIN_WEIGHT_EXP_ABS - k))
-        W_round = np.rint(wp * s * 2 ** j)
+        gain = np.full(wp.shape, s * 2.0 ** j)  # W per unit of wp, per synapse
+        neuron_exp = None
+        if qs.neuron_exponents:
+            neuron_exp = _neuron_exponents(wp, L.post, L.n_out, s * 2.0 ** j, qhi,
+                                           MIN_WEIGHT_EXP_ABS - k - j)
+            gain = gain * 2.0 ** neuron_exp[L.post]
+            if not neuron_exp.any():
+                neuron_exp = None  # no neuron gained a level: the layer as without the option
+        W_round = np.rint(wp * gain)
         W = np.clip(W_round, qlo, qhi).astype(np.int64)
         zeroed = (W == 0) & (wp != 0)
         kept = int(zeroed.sum()) if qs.keep_zeroed else 0
@@ -214,8 +238,8 @@ def quantize(ck: Checkpoint, enc: InputEncoding, calib: FloatResult, qs: QuantSe
             name=L.name, n_in=L.n_in, n_out=L.n_out, pre=L.pre.copy(), post=L.post.copy(),
             delay=L.delay.copy(), weight=w_applied, weight_exp=-(k + j),
             num_weight_bits=qs.weight_bits, neurons=neurons, input_message_bits=input_bits,
-            recurrent=rec))
-        err = W / (s * 2 ** j) - wp
+            recurrent=rec, neuron_exp=neuron_exp))
+        err = W / gain - wp
         wmax = max(pos, neg)
         infos.append({
             "layer": L.name, "sign_mode": mode, "scale": s, "scale_limited_by": binding,
@@ -238,10 +262,29 @@ def quantize(ck: Checkpoint, enc: InputEncoding, calib: FloatResult, qs: QuantSe
         })
         if rec_info is not None:  # only for recurrent layers: feed-forward infos unchanged
             infos[-1]["recurrent"] = rec_info
+        if neuron_exp is not None:  # only with neuron_exponents: other infos unchanged
+            infos[-1]["neuron_exp"] = neuron_exp.tolist()
+            infos[-1]["connection_processes"] = len(layers[-1].processes())
     net = DeployedNetwork(layers=layers, input=enc, class_names=list(ck.class_names),
                           profile_name=profile_name, profile_version=profile_version,
                           meta=dict(meta or {}))
     return net, infos
+
+
+def _neuron_exponents(wp: np.ndarray, post: np.ndarray, n_out: int, gain: float, qhi: int,
+                      cap: int) -> np.ndarray:
+    """(n_out,) int64: e_p = floor(log2(qhi / (gain * max_p |wp|))) in 0..cap (0 for a neuron
+    without weights), so that round(wp * gain * 2^e_p) stays within qhi."""
+    m = np.zeros(n_out)
+    np.maximum.at(m, post, np.abs(wp))
+    e = np.zeros(n_out, dtype=np.int64)
+    has = m > 0
+    if cap > 0 and has.any():
+        e[has] = np.clip(np.floor(np.log2(qhi / (gain * m[has]))), 0, cap).astype(np.int64)
+        # float rounding at a power of two: step back where the largest weight would exceed
+        over = has & (np.rint(m * gain * 2.0 ** e) > qhi) & (e > 0)
+        e[over] -= 1
+    return e
 
 
 def _recurrent(R: RecurrentFloat, n: int, s: float, qs: QuantSettings

@@ -265,3 +265,30 @@ def test_scale_scan_measures_every_scale_choice_against_the_float_model(run, tmp
     assert first["val"]["agreement"] == acc["agreement_with_float"]
     assert r["float_accuracy"]["val"] == acc["float"]
     assert r["best_test_gap"] <= r["as_exported_test_gap"]
+
+
+def test_fidelity_sources_splits_the_gap_by_source(run, tmp_path, capsys):
+    """experiments.fidelity_sources: the float row agrees with itself, the emulator row is the
+    plain export's (an independent evaluation), and the row of the deployed weights in float
+    dynamics is measured against both."""
+    from experiments.fidelity_sources import fidelity_sources
+    from experiments.fidelity_sources import main as src_main
+
+    run_dir, _, _ = run
+    assert src_main([str(run_dir), "--json", str(tmp_path / "no" / "x.json")]) == 2
+    assert "does not exist" in capsys.readouterr().err
+    r = fidelity_sources(run_dir, json_path=tmp_path / "s.json", progress=False)
+    assert json.loads((tmp_path / "s.json").read_text()) == r
+    rows = {row["variant"]: row for row in r["variants"]}
+    assert {"float", "input payloads", "deployed weights", "emulator",
+            "emulator, neuron exponents", "weight noise 0.01",
+            "grid 7 bits per neuron"} <= set(rows)
+    assert rows["float"]["val"]["agreement"] == 1.0
+    assert rows["emulator"]["val"]["agreement_with_emulator"] == 1.0
+    plain, _ = export_checkpoint(run_dir, "loihi2", evaluation=False)
+    x, y = val_split()
+    acc = evaluate(load_checkpoint(run_dir), plain, x, y, "val")
+    assert rows["emulator"]["val"]["accuracy"] == acc["quantized"]
+    assert rows["emulator"]["val"]["agreement"] == acc["agreement_with_float"]
+    assert rows["float"]["val"]["accuracy"] == acc["float"]
+    assert 0.0 <= rows["deployed weights"]["test"]["agreement_with_emulator"] <= 1.0

@@ -261,7 +261,9 @@ def run_config(backend: str, fast_models: bool):
 
 def float_layer_params(layer: ConnectionLayer) -> dict:
     """Floating-point equivalents (same voltage units as fixed_pt): weights * 2**weight_exp *
-    2**6, bias_mant * 2**bias_exp, du' = (du + 1)/4096, dv' = dv/4096, vth' = vth * 2**6."""
+    2**6 (the layer's weight_exp; a connection process with its own, ConnectionLayer
+    .processes, scales by that, _connection), bias_mant * 2**bias_exp, du' = (du + 1)/4096,
+    dv' = dv/4096, vth' = vth * 2**6."""
     nr = layer.neurons
     return {"w_scale": 2.0 ** layer.weight_exp * 64.0,
             "bias": np.asarray(nr.bias_mant, dtype=np.float64) * 2.0 ** nr.bias_exp,
@@ -294,10 +296,12 @@ def recurrent_slots(layer: ConnectionLayer) -> list[tuple[np.ndarray, np.ndarray
 
 
 def _connection(layer: ConnectionLayer, w: np.ndarray, d: np.ndarray, fixed: bool,
-                window: int, buffer_offset: int, lanes: int = 1, recurrent: bool = False):
-    """One Lava connection process for one slot (w, d of shape (n_out, n_in)): DelayDense or
-    DelaySparse for one lane, their Laned versions (ports (lanes, n)) for more. recurrent:
-    a slot of layer.recurrent (binary spikes, the recurrent weight_exp and num_weight_bits)."""
+                window: int, buffer_offset: int, lanes: int = 1, recurrent: bool = False,
+                weight_exp: int | None = None):
+    """One Lava connection process for one of layer.processes() (w, d of shape (n_out, n_in),
+    weight_exp: that process's, default the layer's): DelayDense or DelaySparse for one lane,
+    their Laned versions (ports (lanes, n)) for more. recurrent: a slot of layer.recurrent
+    (binary spikes, the recurrent weight_exp and num_weight_bits)."""
     import scipy.sparse as sp
     from lava.proc.dense.process import DelayDense
     from lava.proc.sparse.process import DelaySparse
@@ -312,12 +316,13 @@ def _connection(layer: ConnectionLayer, w: np.ndarray, d: np.ndarray, fixed: boo
     kwargs = dict(num_message_bits=0 if recurrent else layer.input_message_bits,
                   max_delay=max_delay, buffer_reset_interval=window,
                   buffer_reset_offset=buffer_offset)
+    exp = syn.weight_exp if weight_exp is None else int(weight_exp)
     weights: np.ndarray
     if fixed:
         weights = w.astype(np.int64)
-        kwargs.update(weight_exp=syn.weight_exp, num_weight_bits=syn.num_weight_bits)
+        kwargs.update(weight_exp=exp, num_weight_bits=syn.num_weight_bits)
     else:
-        weights = w.astype(np.float64) * (2.0 ** syn.weight_exp * 64.0)
+        weights = w.astype(np.float64) * (2.0 ** exp * 64.0)
     delays = np.where(w != 0, d, 0).astype(np.int64)
     density = np.count_nonzero(w) / max(1, w.size)
     if lanes > 1:
@@ -365,8 +370,9 @@ def build_graph(job: dict) -> dict:
                       name=f"{layer.name}_lif", **lif_kw)
         lif = P.ReadoutLIF(spiking=nr.spiking, **common) if last else LIFReset(**common)
         procs.append(lif)
-        for w, d in layer.slots():
-            conn = _connection(layer, w, d, fixed, window, buffer_reset_offset(net, li), lanes)
+        for w, d, exp in layer.processes():
+            conn = _connection(layer, w, d, fixed, window, buffer_reset_offset(net, li), lanes,
+                               weight_exp=exp)
             prev_out.connect(conn.s_in)
             conn.a_out.connect(lif.a_in)
             procs.append(conn)

@@ -47,7 +47,7 @@ def bytes_per_lane(net: DeployedNetwork) -> int:
     state = 0
     messages = net.input.n_channels  # source -> first connections
     for layer in net.layers:
-        n_slots = len(layer.slots())
+        n_slots = len(layer.processes())  # connection processes
         state += n_slots * 3 * (layer.max_delay + 1) * layer.n_out + 10 * layer.n_out
         # connections -> LIF a_in (one channel per slot), LIF -> next layer's slots, recorder
         messages += n_slots * layer.n_out + 2 * layer.n_out
