@@ -28,6 +28,14 @@ THRESHOLDS = (0.5, 1.0, 2.0)
 TEST_TARGET = 1.0
 
 
+def remedy(fidelity: dict) -> str:
+    """The bound's chosen step, with the per-neuron exponents it kept from step 1 named."""
+    step = fidelity["step"]
+    if fidelity.get("neuron_exponents") and "neuron exponents" not in step:
+        return "neuron exponents + " + step
+    return step
+
+
 def point_gaps(rec: dict) -> dict:
     """One bounded point's gaps (points): val/test before and after, with what the bound did."""
     fl = 100 * rec["test_accuracy"]
@@ -38,7 +46,7 @@ def point_gaps(rec: dict) -> dict:
             "val_after": rec["fixed_point_loss_val"],
             "test_before": None if before_test is None else fl - 100 * before_test,
             "test_after": fl - 100 * rec["emulator_accuracy"],
-            "step": rec["export"]["fidelity"]["step"], "qat_epochs": rec["qat_epochs"],
+            "step": remedy(rec["export"]["fidelity"]), "qat_epochs": rec["qat_epochs"],
             "within": rec["within_max_loss_bound"], "bound": rec["max_loss_bound"],
             "zeroed": sum(rec["synapses_zeroed"])}
 

@@ -574,6 +574,31 @@ def recurrent(d: dict) -> str:
         "layers\".")
 
 
+def fidelity_sources(*ds: dict) -> str:
+    """Where the fixed point parts from the float model, per source, on the sweep's worst
+    points (docs/results/fidelity_sources_*.json, experiments.fidelity_sources)."""
+    def row(d: dict) -> list[str]:
+        v = {r["variant"]: r["test"] for r in d["variants"]}
+
+        def agree(name: str, key: str = "agreement") -> str:
+            return pct(v[name][key], 1)
+        return [f"`{d['run']}`", pct(v["float"]["accuracy"], 1),
+                f"{pct(v['emulator']['accuracy'], 1)} ({agree('emulator')})",
+                agree("input payloads"), agree("deployed weights", "agreement_with_emulator"),
+                f"{pct(v['emulator, neuron exponents']['accuracy'], 1)} "
+                f"({agree('emulator, neuron exponents')})",
+                agree("grid 7 bits per neuron"), agree("grid 10 bits per layer")]
+    head = ["run", "float", "emulator (agreement)", "8-bit input only: agreement",
+            "deployed weights, float neurons: agreement with the emulator",
+            "with neuron exponents (agreement)", "7-bit grid per neuron", "10-bit grid per layer"]
+    return "\n\n".join([
+        wrap("On the 300 test recordings of the sweep points that lost most (`python -m "
+             "experiments.fidelity_sources RUN --json ...`; agreement: recordings given the "
+             "float model's class; the last two columns are float models on idealised grids, "
+             "not deployable networks):"),
+        table(head, [row(d) for d in ds])])
+
+
 # ----------------------------------------------------------------------------- registry
 
 RM = "README.md"
@@ -591,6 +616,9 @@ BLOCKS = [
     Block("heldout", RM, (R + "heldout_speaker.json", R + "showcase_dense.json",
                           R + "showcase_sparse.json"), heldout),
     Block("loso", RM, (R + "loso.json",), loso),
+    Block("fidelity-sources", RM, tuple(R + f"fidelity_sources_{run}.json" for run in (
+        "no-delay_s0.9_seed1", "structure-random-regrowth_s0.98_seed2",
+        "structure-multi-matched_s0.998_seed0", "structure_s0.9_seed2")), fidelity_sources),
     Block("voice-levers", RM, (R + "voice_levers.json",), voice_levers),
     Block("loso-voices", RM, (R + "loso_voices.json", R + "loso.json"), loso_voices),
     Block("deploy-dense", RM, (R + "showcase_dense.json", R + "lava_fsdd_lanes.json",

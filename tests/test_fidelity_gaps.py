@@ -36,3 +36,11 @@ def test_points_without_the_unbounded_export_count_only_where_known():
     assert s["val_before"] is None and s["test_before"] is None and s["val_after"]["n"] == 1
     assert "| validation, before the bound | 0 |" in "\n".join(fg.markdown(s, "R", "B", "B", "g",
                                                                                 1))
+
+
+def test_the_remedy_column_names_the_neuron_exponents_kept_from_step_one():
+    assert fg.remedy({"step": "scale search", "neuron_exponents": True}) == \
+        "neuron exponents + scale search"
+    assert fg.remedy({"step": "neuron exponents", "neuron_exponents": True}) == \
+        "neuron exponents"
+    assert fg.remedy({"step": "scale search"}) == "scale search"  # points from before step 1
