@@ -159,6 +159,17 @@ def test_the_file_keeps_neuron_exponents_and_says_netx_is_approximate(tmp_path):
     assert again.layers[1].neuron_exp is None or np.array_equal(
         again.layers[1].neuron_exp, net.layers[1].neuron_exp)
     assert all("neuron_exp" not in L for L in deployed_to_json(plain)["layers"])
+    # a NIR file: its float graph (weights w 2^(weight_exp - neuron_exp)) passes the import's
+    # check against the integers it carries, and the network read back is the same
+    from export.from_nir import fixed_point_network
+    from export.to_nir import network_to_nir, write_nir
+
+    graph, _ = network_to_nir(net)
+    write_nir(graph, tmp_path / "n.nir")
+    nir_net = fixed_point_network(tmp_path / "n.nir")
+    assert nir_net is not None
+    assert np.array_equal(nir_net.layers[0].neuron_exp, net.layers[0].neuron_exp)
+    assert np.array_equal(emulate(nir_net, p).readout_v, emulate(net, p).readout_v)
 
 
 def test_the_bound_repairs_a_network_with_neuron_exponents_first():
