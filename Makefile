@@ -41,7 +41,7 @@ demo: $(STAMP)
 
 # The report test opens the HTML page in headless Chromium (Debian's package; installed with
 # apt-get when missing and run as root, else the script says how and that test is skipped).
-# The tts-digits dataset's tests need espeak-ng (Debian's package, installed the same way).
+# The tts-digits dataset's tests need espeak-ng and flite (Debian's packages, installed the same way).
 test: $(TEST_STAMP)
 	@echo "make: ruff check . (lint: pycodestyle, pyflakes, import order; pyproject.toml)"
 	$(VENV)/bin/ruff check .
@@ -49,7 +49,7 @@ test: $(TEST_STAMP)
 	$(VENV)/bin/mypy
 	@echo "make: checking for Chromium (installs Debian's package when missing and root)"
 	sh tools/ensure_chromium.sh
-	@echo "make: checking for espeak-ng (the tts-digits dataset; Debian's package when root)"
+	@echo "make: checking for espeak-ng and flite (the tts-digits dataset; Debian's packages when root)"
 	sh tools/ensure_espeak.sh
 	@echo "make: running the test suite (pytest: the longest step, see README Install notes)"
 	$(PY) -m pytest -q

@@ -8,9 +8,9 @@ Fold (as experiments/loso.py): test = every recording of ``--speaker``, validati
 recording of the next speaker in sorted order, training = the other four. Levers (the config
 keys each sets, on top of ``--config``; :data:`LEVERS`): front-end normalisation
 (``frontend_norm`` utterance / pcen), the earlier augmentation (time shift, rate, band shift,
-noise), VTLP, SpecAugment masks, espeak-ng voices added to training (fsdd ``tts_voices``) and
+noise), VTLP, SpecAugment masks, espeak-ng voices added to training (fsdd ``tts_voices``),
 espeak-ng voices alone (dataset tts-digits; its accuracy is then measured on the fold's real
-speakers). A lever is **kept** when its validation accuracy (mean over ``--seeds``) beats the
+speakers), and both with flite voices too (``tts_flite_voices``, tts-digits ``flite_voices``). A lever is **kept** when its validation accuracy (mean over ``--seeds``) beats the
 baseline's by more than ``--min-gain`` points; the kept levers that train on FSDD are then
 trained together (``combined``), and the ``winner`` is the best of the kept levers and their
 combination on validation. The test accuracy is recorded but chooses nothing. Each training
@@ -42,6 +42,9 @@ LEVERS: dict[str, dict] = {
     "specaugment": {"augment_time_mask": 10, "augment_freq_mask": 5, "augment_masks": 2},
     "tts-voices": {"data_options": {"tts_voices": 40}},
     "tts-only": {"dataset": "tts-digits", "data_options": {"voices": 40, "test_voices": 6}},
+    "tts-voices-flite": {"data_options": {"tts_voices": 40, "tts_flite_voices": 40}},
+    "tts-only-flite": {"dataset": "tts-digits",
+                       "data_options": {"voices": 40, "flite_voices": 40, "test_voices": 6}},
 }
 NORM_OPS = {
     "none": "per frame and band: log10, subtract, max, add, multiply (peak over the recording)",

@@ -102,3 +102,58 @@ def test_ensure_espeak_is_idempotent_when_installed():
     script = Path(__file__).resolve().parents[1] / "tools" / "ensure_espeak.sh"
     r = subprocess.run(["sh", str(script)], capture_output=True, text=True, check=True)
     assert r.stdout.startswith(f"ensure_espeak: {shutil.which('espeak-ng')} is installed")
+
+
+needs_flite = pytest.mark.skipif(
+    shutil.which("espeak-ng") is None or shutil.which("flite") is None,
+    reason="espeak-ng or flite is not installed (Debian packages espeak-ng, flite; sh "
+           "tools/ensure_espeak.sh installs both as root, make test runs that script)")
+
+
+@needs_flite
+def test_flite_voices_come_after_the_espeak_ones_from_their_own_draw(tmp_path):
+    plain_dir, plain = tts.corpus(voices=2, takes=2, voice_seed=3, cache_dir=tmp_path)
+    both_dir, both = tts.corpus(voices=2, takes=2, voice_seed=3, cache_dir=tmp_path,
+                                flite_voices=2)
+    assert both_dir != plain_dir and "flite" not in plain["settings"]     # own cache folder
+    assert both["settings"]["flite"]["voices"] == 2
+    assert both["voices"][:2] == plain["voices"]                          # espeak draws kept
+    fl = both["voices"][2:]
+    assert [v["speaker"] for v in fl] == ["fl000", "fl001"]
+    assert all(v["engine"] == "flite" and v["voice"] in tts.FLITE_VOICES for v in fl)
+    for v in fl:
+        assert tts.FLITE_F0[0] - 10 <= min(v["f0_hz"]) and max(v["f0_hz"]) <= tts.FLITE_F0[1] + 10
+        assert v["f0_hz"][0] != v["f0_hz"][1] or v["duration_stretch"][0] != \
+            v["duration_stretch"][1]                                      # takes jitter
+    for name, sha in plain["files"].items():                              # same espeak audio
+        assert both["files"][name] == sha
+    assert len(both["files"]) == 4 * 10 * 2
+    _, again = tts.corpus(voices=2, takes=2, voice_seed=3, cache_dir=tmp_path / "b",
+                          flite_voices=2)
+    assert again["digest"] == both["digest"]                              # reproducible
+    te = load_dataset("tts-digits", "test", cache_dir=tmp_path, voices=3, flite_voices=1,
+                      test_voices=1)
+    assert {m["speaker"] for m in te.meta} == {"fl000"} and len(te) == 10
+    assert {m["engine"] for m in te.meta} == {"flite"} and "f0_hz" in te.meta[0]
+    assert np.isfinite(te.x).all() and float(te.x.max()) > 0
+
+
+@needs_flite
+def test_fsdd_adds_flite_voices_to_training_only(tmp_path):
+    from test_loso import write_fsdd_like
+    write_fsdd_like(tmp_path / "rec")
+    kw = {"cache_dir": tmp_path, "test_speaker": "ann", "val_speaker": "cy", "tts_voices": 1,
+          "tts_flite_voices": 2}
+    tr = load_dataset("fsdd", "train", tmp_path / "rec", **kw)
+    synth = [m for m in tr.meta if m.get("train_only")]
+    assert len(synth) == 30 and sum(m.get("engine") == "flite" for m in synth) == 20
+    with pytest.raises(DataError, match="set tts_voices >= 1 too"):
+        load_dataset("fsdd", "train", tmp_path / "rec", cache_dir=tmp_path, tts_flite_voices=1)
+
+
+def test_missing_flite_fails_at_once_naming_the_package(tmp_path, monkeypatch):
+    real = tts.shutil.which
+    monkeypatch.setattr(tts.shutil, "which", lambda name: None if name == "flite" else real(name))
+    with pytest.raises(DataError, match="needs flite.*package flite"):
+        load_dataset("tts-digits", "train", cache_dir=tmp_path, flite_voices=1)
+    assert not (tmp_path / tts.NAME).exists()

@@ -20,7 +20,7 @@ Public API (docs/design.md section 1)::
   (:mod:`.synthetic`; options n_classes=10, n_train=1000, n_test=200, data_seed=0);
 - ``fsdd``: Free Spoken Digit Dataset WAVs, official split (option test_speaker: one voice held
   out; val_speaker: another one as the whole validation set; tts_voices: espeak-ng voices added
-  to training only); without data_dir the CI copy
+  to training only, tts_flite_voices: flite voices with them); without data_dir the CI copy
   ``../shared/data/fsdd/recordings`` from the repository root, else release v1.0.10 in the
   cache folder, downloaded there on first use (:mod:`.fsdd`);
 - ``rawhd``: Heidelberg Digits audio folder (FLAC, 20 classes) (:mod:`.rawhd`; option resample_hz);

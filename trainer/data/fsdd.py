@@ -18,7 +18,9 @@ Validation: all 6 speakers are in the test set too, so it is carved per speaker 
 as the whole validation set instead, so the test speaker chooses nothing.
 More voices: option ``tts_voices`` (default 0) adds that many espeak-ng voices saying every
 digit (:mod:`.tts_digits`, ``voice_seed`` = ``tts_seed``, all of its voices) to the training
-split only (marked ``train_only``: never in validation; test stays real FSDD).
+split only (marked ``train_only``: never in validation; test stays real FSDD); option
+``tts_flite_voices`` (default 0) adds that many flite voices with them (tts-digits'
+``flite_voices``).
 Meta per sample: speaker, file (name inside the folder), take (int).
 """
 from __future__ import annotations
@@ -39,7 +41,8 @@ from .frontend import MelRecipe
 
 NAME = "fsdd"
 DESCRIPTION = "Free Spoken Digit Dataset WAVs, official split (index 0-4 test), 10 classes"
-OPTIONS: dict = {"test_speaker": None, "val_speaker": None, "tts_voices": 0, "tts_seed": 0}
+OPTIONS: dict = {"test_speaker": None, "val_speaker": None, "tts_voices": 0, "tts_seed": 0,
+                 "tts_flite_voices": 0}
 VAL_STRATEGY = "takes"
 USES_N_MELS = True
 CLASS_NAMES = [str(d) for d in range(10)]
@@ -118,7 +121,7 @@ def val_speakers(test_speaker=None, val_speaker=None, **_) -> list[str] | None:
     return None if val_speaker is None else [val_speaker]
 
 
-def check_options(test_speaker, val_speaker, tts_voices, tts_seed) -> None:
+def check_options(test_speaker, val_speaker, tts_voices, tts_seed, tts_flite_voices=0) -> None:
     """DataError unless the options are well formed (before any work)."""
     for k, v in (("test_speaker", test_speaker), ("val_speaker", val_speaker)):
         if v is not None and not isinstance(v, str):
@@ -126,16 +129,23 @@ def check_options(test_speaker, val_speaker, tts_voices, tts_seed) -> None:
     if val_speaker is not None and val_speaker == test_speaker:
         raise DataError(f"val_speaker and test_speaker are both {val_speaker!r}: validation "
                         f"must come from the training speakers")
-    for k, v in (("tts_voices", tts_voices), ("tts_seed", tts_seed)):
+    for k, v in (("tts_voices", tts_voices), ("tts_seed", tts_seed),
+                 ("tts_flite_voices", tts_flite_voices)):
         if isinstance(v, bool) or not isinstance(v, int) or v < 0:
             raise DataError(f"{k} must be a non-negative integer, got {v!r}")
+    if tts_flite_voices and not tts_voices:
+        raise DataError("tts_flite_voices adds flite voices to the espeak-ng ones: set "
+                        "tts_voices >= 1 too")
 
 
 def load_split(data_dir, split: str, *, frontend: MelRecipe, cache_dir, test_speaker=None,
-               val_speaker=None, tts_voices: int = 0, tts_seed: int = 0) -> SourceSplit:
-    check_options(test_speaker, val_speaker, tts_voices, tts_seed)
+               val_speaker=None, tts_voices: int = 0, tts_seed: int = 0,
+               tts_flite_voices: int = 0) -> SourceSplit:
+    check_options(test_speaker, val_speaker, tts_voices, tts_seed, tts_flite_voices)
     if tts_voices:
         tts_digits.espeak_version()     # fail now, naming the package, when it is missing
+    if tts_flite_voices:
+        tts_digits.flite_version()
     folder = resolve_data_dir(data_dir, cache_dir)
     files, y, meta = list_files(folder, split, test_speaker)
     speakers = sorted({m["speaker"] for m in meta})
@@ -145,7 +155,8 @@ def load_split(data_dir, split: str, *, frontend: MelRecipe, cache_dir, test_spe
     x = audio_features(files, frontend, stem=f"fsdd-{split}", cache_dir=cache_dir)
     out = SourceSplit(x, y, meta, list(CLASS_NAMES))
     if tts_voices and split == "train":
-        tts = tts_digits.features_of(tts_voices, 1, tts_seed, frontend, cache_dir)
+        tts = tts_digits.features_of(tts_voices, 1, tts_seed, frontend, cache_dir,
+                                     flite_voices=tts_flite_voices)
         out = SourceSplit(np.concatenate([out.x, tts.x]), np.concatenate([out.y, tts.y]),
                           out.meta + [{**m, "train_only": True} for m in tts.meta],
                           out.class_names)
