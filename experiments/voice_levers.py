@@ -10,16 +10,17 @@ keys each sets, on top of ``--config``; :data:`LEVERS`): front-end normalisation
 (``frontend_norm`` utterance / pcen), the earlier augmentation (time shift, rate, band shift,
 noise), VTLP, SpecAugment masks, espeak-ng voices added to training (fsdd ``tts_voices``),
 espeak-ng voices alone (dataset tts-digits; its accuracy is then measured on the fold's real
-speakers), and both with flite voices too (``tts_flite_voices``, tts-digits ``flite_voices``). A lever is **kept** when its validation accuracy (mean over ``--seeds``) beats the
-baseline's by more than ``--min-gain`` points; the kept levers that train on FSDD are then
-trained together (``combined``), and the ``winner`` is the best of the kept levers and their
-combination on validation. The test accuracy is recorded but chooses nothing. Each training
-lives in OUT/LEVER-sSEED (the combination in OUT/combined-A+B-sSEED) and is reused (or resumed)
-when present; the JSON
-is rewritten after each one. ``host_cost`` gives the measured host time of each front-end
-normalisation per utterance (features of FSDD recordings, this machine) and its operations;
-``speaker_spread`` how far the speakers differ in speech duration and spectral centroid, next to
-the ranges the earlier augmentation drew from (why it could not reach an unheard voice).
+speakers), and both with flite voices too (``tts_flite_voices``, tts-digits ``flite_voices``).
+A lever is **kept** when its validation accuracy (mean over ``--seeds``) beats the baseline's
+by more than ``--min-gain`` points; the kept levers that train on FSDD are then trained together
+(``combined``), and the ``winner`` is the best of the kept levers and their combination on
+validation. The test accuracy is recorded but chooses nothing. Each training lives in
+OUT/LEVER-sSEED (the combination in OUT/combined-A+B-sSEED) and is reused (or resumed) when
+present; the JSON is rewritten after each one. ``host_cost`` gives the measured host time of
+each front-end normalisation per utterance (features of FSDD recordings, this machine) and its
+operations; ``speaker_spread`` how far the speakers differ in speech duration and spectral
+centroid, next to the ranges the earlier augmentation drew from (why it could not reach an
+unheard voice).
 """
 from __future__ import annotations
 
