@@ -82,31 +82,28 @@ FLITE_STRETCH = (0.8, 1.3)          # duration_stretch range (1 = the voice's ow
 FLITE_JITTER = (10, 0.05)           # takes after the first: +- Hz, +- stretch
 
 
+def _version(tool: str, pattern: str, needed_by: str) -> str:
+    """`tool --version`'s version (regex `pattern`'s group 1), or DataError naming the Debian
+    package (named as the tool) to install."""
+    exe = shutil.which(tool)
+    if exe is None:
+        raise DataError(f"{needed_by} needs {tool}, which is not installed: install the "
+                        f"Debian/Ubuntu package {tool} (as root: sh tools/ensure_espeak.sh)")
+    out = subprocess.run([exe, "--version"], capture_output=True, text=True, check=False).stdout
+    m = re.search(pattern, out)
+    if m is None:
+        raise DataError(f"cannot read the {tool} version from {out.strip()!r}")
+    return m.group(1)
+
+
 def espeak_version() -> str:
     """The installed espeak-ng's version string, or DataError naming the package to install."""
-    exe = shutil.which("espeak-ng")
-    if exe is None:
-        raise DataError("dataset tts-digits needs espeak-ng, which is not installed: install the "
-                        "Debian/Ubuntu package espeak-ng (as root: sh tools/ensure_espeak.sh)")
-    out = subprocess.run([exe, "--version"], capture_output=True, text=True, check=False).stdout
-    m = re.search(r"text-to-speech:\s*(\S+)", out)
-    if m is None:
-        raise DataError(f"cannot read the espeak-ng version from {out.strip()!r}")
-    return m.group(1)
+    return _version("espeak-ng", r"text-to-speech:\s*(\S+)", "dataset tts-digits")
 
 
 def flite_version() -> str:
     """The installed flite's version string, or DataError naming the package to install."""
-    exe = shutil.which("flite")
-    if exe is None:
-        raise DataError("tts-digits option flite_voices needs flite, which is not installed: "
-                        "install the Debian/Ubuntu package flite (as root: sh "
-                        "tools/ensure_espeak.sh)")
-    out = subprocess.run([exe, "--version"], capture_output=True, text=True, check=False).stdout
-    m = re.search(r"version:\s*(\S+)", out)
-    if m is None:
-        raise DataError(f"cannot read the flite version from {out.strip()!r}")
-    return m.group(1)
+    return _version("flite", r"version:\s*(\S+)", "tts-digits option flite_voices")
 
 
 def check_options(voices, takes, voice_seed, test_voices, flite_voices=0) -> None:
