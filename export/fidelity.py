@@ -160,14 +160,15 @@ def export_with_bound(ck: Checkpoint, profile: str = "loihi2", *, provenance: di
                       num_message_bits: int = 8, headroom: float = 2.0, calibration=None,
                       evaluation=None, eval_split: str = "val",
                       max_calibration: int | None = 512, max_eval: int | None = None,
-                      cache_dir=None, progress: bool = False, netx_exact: bool = False
-                      ) -> tuple[DeployedNetwork, dict]:
+                      cache_dir=None, progress: bool = False, netx_exact: bool = False,
+                      neuron_exponents: bool = False) -> tuple[DeployedNetwork, dict]:
     """export.build_network.export_loaded under the bound `max_loss` (points, see the module
     docstring): (network, report with its "fidelity" section and keys). validation:
     (features, labels) for the bound, None = the checkpoint recipe's val split (the whole
     split; max_eval only limits the accuracy section); training: (features, labels) for the
     fine-tuning, None = the recipe's train split, read only when fine-tuning runs. Other
-    arguments as export_loaded. Raises FidelityError when the bound fails without allow_loss
+    arguments as export_loaded (neuron_exponents: the export as exported already has them, and
+    step 1 is skipped). Raises FidelityError when the bound fails without allow_loss
     (nothing is returned, so nothing is written)."""
     from export.build_network import _as_xy, _recipe_data, export_loaded, prepare_export
     from export.float_reference import simulate_float
@@ -258,7 +259,7 @@ def export_with_bound(ck: Checkpoint, profile: str = "loihi2", *, provenance: di
                 best = c
         return best, False
 
-    first = measure("as exported", ck, p0)
+    first = measure("as exported", ck, p0, neuron=neuron_exponents)
     final, ok = first, within(first)
     qat: dict | None = None
     if not ok:

@@ -52,7 +52,7 @@ def export_checkpoint(path: str | Path, profile: str = "loihi2", *, num_message_
                       headroom: float = 2.0, calibration=None, evaluation=None,
                       eval_split: str = "val", max_calibration: int | None = 512,
                       max_eval: int | None = None, cache_dir=None, progress: bool = False,
-                      netx_exact: bool = False,
+                      netx_exact: bool = False, neuron_exponents: bool = False,
                       allow_unfinished: bool = False, max_loss: float | None = None,
                       qat_epochs: int = DEFAULT_QAT_EPOCHS, qat_lr: float = DEFAULT_QAT_LR,
                       allow_loss: bool = False, validation=None,
@@ -63,6 +63,8 @@ def export_checkpoint(path: str | Path, profile: str = "loihi2", *, num_message_
     training / `eval_split` split from the checkpoint's data recipe (evaluation=False skips the
     accuracy section). netx_exact: restrict weight_exp to what netx can express (see
     export.quantize), at the cost of weight precision in the graded-input layer.
+    neuron_exponents: give every neuron its own weight exponent from the start (export.quantize;
+    the bound's first remedy made the rule; the netx part of the file is then approximate).
     allow_unfinished: export a training run that did not finish (no metrics.json,
     trainer.run_status) instead of raising ExportError; the report's "checkpoint" records
     "finished" (None: not a training run folder) and a warning.
@@ -84,7 +86,8 @@ def export_checkpoint(path: str | Path, profile: str = "loihi2", *, num_message_
     options = dict(provenance=provenance, source=source, num_message_bits=num_message_bits,
                    headroom=headroom, calibration=calibration, evaluation=evaluation,
                    eval_split=eval_split, max_calibration=max_calibration, max_eval=max_eval,
-                   cache_dir=cache_dir, progress=progress, netx_exact=netx_exact)
+                   cache_dir=cache_dir, progress=progress, netx_exact=netx_exact,
+                   neuron_exponents=neuron_exponents)
     if max_loss is None:
         net, report = export_loaded(ck, profile, **options)  # type: ignore[arg-type]
         from export.fidelity import unbounded_keys
@@ -167,9 +170,14 @@ def build_parser(prog: str = "python -m export.to_lava") -> argparse.ArgumentPar
                          "of refusing it; the report records finished: false (default: refuse)")
     ap.add_argument("--max-loss", type=parse_max_loss, default=None, metavar="POINTS",
                     help="fidelity bound: float minus fixed-point accuracy on the validation "
-                         "split, in points; above it, try per-layer scales, keeping zeroed "
-                         "synapses, then QAT (export.fidelity) (default: none, no bound; "
-                         "lava_runtime's deploy uses 0.5)")
+                         "split, in points; above it, try per-neuron weight exponents, "
+                         "per-layer scales, keeping zeroed synapses, then QAT (export.fidelity) "
+                         "(default: none, no bound; lava_runtime's deploy uses 0.5)")
+    ap.add_argument("--neuron-exponents", action="store_true",
+                    help="give every neuron its own weight exponent (finer weights for neurons "
+                         "whose weights are small next to the layer's largest; one Lava "
+                         "connection process per exponent; the netx part of the file is then "
+                         "approximate) (default: only when the bound needs it)")
     ap.add_argument("--qat-epochs", type=int, default=DEFAULT_QAT_EPOCHS,
                     help="most quantization-aware fine-tuning epochs the bound may spend "
                          f"(default: {DEFAULT_QAT_EPOCHS}; 0 = cheap remedies only)")
@@ -193,7 +201,8 @@ def main(argv: list[str] | None = None) -> int:
                 a.checkpoint, a.profile, num_message_bits=a.num_message_bits,
                 headroom=a.headroom, evaluation=False if a.no_eval else None,
                 eval_split=a.eval_split, max_eval=a.max_eval, max_calibration=a.max_calibration,
-                progress=True, netx_exact=a.netx_exact, allow_unfinished=a.allow_unfinished,
+                progress=True, netx_exact=a.netx_exact, neuron_exponents=a.neuron_exponents,
+                allow_unfinished=a.allow_unfinished,
                 max_loss=a.max_loss, qat_epochs=a.qat_epochs, qat_lr=a.qat_lr,
                 allow_loss=a.allow_loss)
         netx_h5.save(net, out)

@@ -292,3 +292,20 @@ def test_fidelity_sources_splits_the_gap_by_source(run, tmp_path, capsys):
     assert rows["emulator"]["val"]["agreement"] == acc["agreement_with_float"]
     assert rows["float"]["val"]["accuracy"] == acc["float"]
     assert 0.0 <= rows["deployed weights"]["test"]["agreement_with_emulator"] <= 1.0
+
+
+def test_neuron_exponents_from_the_start_on_the_command_line(run, tmp_path):
+    """--neuron-exponents exports with per-neuron exponents (a version 3 file whose netx part is
+    approximate); with a bound, step 1 then has nothing left to try."""
+    run_dir, _, _ = run
+    out = tmp_path / "n.h5"
+    assert main([str(run_dir), "--out", str(out), "--neuron-exponents", "--no-eval"]) == 0
+    net = netx_h5.load(out)
+    assert any(L.neuron_exp is not None for L in net.layers)
+    assert net.meta["export_options"]["neuron_exponents"] is True
+    assert netx_h5.file_version(net) == 3 and not net.meta["netx_complete"]
+    _, rep = export_checkpoint(run_dir, evaluation=False, max_loss=0.5, neuron_exponents=True)
+    assert "neuron exponents" not in [c["step"] for c in rep["fidelity"]["tried"]]
+    assert rep["fidelity"]["tried"][0]["neuron_exponents"] is True
+    assert main([str(run_dir), "--out", str(out), "--neuron-exponents", "--netx-exact",
+                 "--no-eval"]) == 2
