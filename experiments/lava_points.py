@@ -5,7 +5,8 @@
         --runs runs/sweep_recurrent --json docs/results/sweep_recurrent_lava.json
 
 Each point JSON of ``--results`` names a run folder ``RUNS/{name}/`` holding the ``net.h5`` the
-sweep deployed (experiments.sweep_trial). Its network is checked against the point (the
+sweep deployed (experiments.sweep_trial), or the folder of the point it shares its run with
+(``same_run_as``: the sweep trains such twins once). Its network is checked against the point (the
 emulator accuracy must be the point's ``emulator_accuracy``: same file, same data), then run
 in Lava on the whole test split with the emulator beside it (lava_runtime.run_cli.run with
 compare="emulator"). The JSON maps point name -> {lava_accuracy, emulator_accuracy,
@@ -42,7 +43,10 @@ def lava_points(results, runs, json_path, *, groups: list[str] | None = None,
     if not points:
         raise ValueError(f"no point JSON{' of groups ' + ', '.join(groups) if groups else ''} "
                          f"in {results}")
-    missing = [p["name"] for p in points if not (runs / p["name"] / "net.h5").is_file()]
+    def folder(p: dict) -> Path:
+        return runs / (p.get("same_run_as") or p["name"])
+
+    missing = [p["name"] for p in points if not (folder(p) / "net.h5").is_file()]
     if missing:
         raise ValueError(f"no net.h5 in {runs} for {', '.join(missing)}; run the sweep with "
                          f"--runs {runs} (or pass the folder that holds its runs)")
@@ -58,12 +62,12 @@ def lava_points(results, runs, json_path, *, groups: list[str] | None = None,
             print(f"lava_points: {i + 1}/{len(points)} {p['name']}", flush=True)
         t0 = time.perf_counter()
         with contextlib.redirect_stdout(io.StringIO()):
-            r = run(runs / p["name"] / "net.h5", split="test", backend="lava",
+            r = run(folder(p) / "net.h5", split="test", backend="lava",
                     compare="emulator", timeout_s=timeout_s)
         emu = r["compare"]["accuracy"]
         if abs(emu - p["emulator_accuracy"]) > 1e-9:
             raise ValueError(f"{p['name']}: the emulator scores {emu:.4f} on "
-                             f"{runs / p['name'] / 'net.h5'}, the point records "
+                             f"{folder(p) / 'net.h5'}, the point records "
                              f"{p['emulator_accuracy']:.4f}: not the network the point "
                              "deployed")
         out["points"][p["name"]] = {

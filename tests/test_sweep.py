@@ -188,6 +188,13 @@ def test_lava_points_runs_the_deployed_networks_in_lava_and_checks_they_are_the_
     assert not (tmp_path / "other.json").exists()
     with pytest.raises(ValueError, match="no net.h5"):
         lava_points(one, tmp_path, tmp_path / "other.json", progress=False)
+    # a point that shares its run with another (same_run_as) is run from that one's folder
+    rec["emulator_accuracy"] -= 0.5
+    rec.update(name="twin_s0_seed0", same_run_as=name)
+    (one / f"{name}.json").unlink()
+    (one / "twin_s0_seed0.json").write_text(json.dumps(rec))
+    twin = lava_points(one, runs, tmp_path / "twin.json", progress=False)
+    assert twin["points"]["twin_s0_seed0"]["lava_accuracy"] == q["lava_accuracy"]
 
 
 def test_resumed_sweep_runs_only_the_missing_point_and_continues_its_run(swept, capsys):
