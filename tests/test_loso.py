@@ -51,6 +51,9 @@ def test_every_speaker_is_a_fold_with_nested_validation_and_resumes(fake_fsdd, t
         assert (f["lava_accuracy"] is not None) == (f["speaker"] == "bob")
         assert f["within_showcase_budget"] == (f["synapses"] <= 1280
                                                and f["energy_per_sample_joules"] < 2e-6)
+        # deploy's fidelity bound; a fold above it is kept (allow_loss) and says so
+        assert f["max_loss_bound"] == 0.5
+        assert f["within_max_loss_bound"] == (f["fixed_point_loss_val"] <= 0.5 + 1e-9)
     bob = net["folds"][1]
     assert bob["lava_equals_emulator_fraction"] == 1.0
     assert net["mean_emulator_accuracy"] == pytest.approx(
