@@ -507,6 +507,25 @@ def loso_voices(d: dict, before: dict) -> str:
     return loso(d, "loso_voices.json") + ("\n\n" + "\n".join(lines) if lines else "")
 
 
+def voices_tradeoff(sparse: dict, voiced: dict, before: dict, after: dict) -> str:
+    """The sparse recipe with and without the voice levers, on the official split (showcase
+    JSONs) and leave-one-speaker-out (loso.json, loso_voices.json)."""
+    def mean(d: dict, name: str, key: str) -> float:
+        folds = d["networks"][name]["folds"]
+        return sum(f[key] for f in folds) / len(folds)
+    return wrap(
+        f"- The sparse recipe with and without the levers: on FSDD's official split (the six "
+        f"known voices) {pct(voiced['lava_accuracy'], 2)} through Lava with them "
+        f"({link(R + 'showcase_sparse_voices.json')}, `{voiced['command']}`) against "
+        f"{pct(sparse['lava_accuracy'], 2)} without ({link(R + 'showcase_sparse.json')}); "
+        f"leave-one-speaker-out {pct(mean(after, 'showcase-voices', 'emulator_accuracy'))} "
+        f"against {pct(mean(before, 'showcase', 'emulator_accuracy'))} in the emulator, "
+        f"nested validation {pct(mean(after, 'showcase-voices', 'val_accuracy'))} against "
+        f"{pct(mean(before, 'showcase', 'val_accuracy'))}; dynamic energy "
+        f"{si(voiced['energy_per_sample_joules'], 'J')} against "
+        f"{si(sparse['energy_per_sample_joules'], 'J')} per sample.", rest="  ")
+
+
 def _sets(sets: dict) -> str:
     flat = {**{k: v for k, v in sets.items() if k != "data_options"},
             **sets.get("data_options", {})}
@@ -621,6 +640,8 @@ BLOCKS = [
         "structure-multi-matched_s0.998_seed0", "structure_s0.9_seed2")), fidelity_sources),
     Block("voice-levers", RM, (R + "voice_levers.json",), voice_levers),
     Block("loso-voices", RM, (R + "loso_voices.json", R + "loso.json"), loso_voices),
+    Block("voices-tradeoff", RM, (R + "showcase_sparse.json", R + "showcase_sparse_voices.json",
+                                  R + "loso.json", R + "loso_voices.json"), voices_tradeoff),
     Block("deploy-dense", RM, (R + "showcase_dense.json", R + "lava_fsdd_lanes.json",
                                R + "lava_fsdd_one_lane.json"), deploy_dense),
     Block("budget", RM, (R + "budget_dense_all.json",), budget),
