@@ -78,7 +78,7 @@ def test_held_out_speaker_never_heard_in_training(fsdd_splits):
     assert len(tr) + len(va) == 2500
     assert "theo" not in {m["speaker"] for m in tr.meta + va.meta}
     assert te.recipe["options"] == {"test_speaker": "theo", "val_speaker": None,
-                                    "tts_voices": 0, "tts_seed": 0}
+                                    "tts_voices": 0, "tts_seed": 0, "tts_flite_voices": 0}
     with pytest.raises(ValueError, match="test_speaker 'nobody' is not in FSDD folder .*george"):
         load_dataset("fsdd", "test", fsdd_splits["dir"], cache_dir=fsdd_splits["cache"],
                      test_speaker="nobody")
