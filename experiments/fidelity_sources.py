@@ -40,12 +40,8 @@ GRIDS = ((7, False), (8, False), (10, False), (7, True), (8, True))  # (bits, pe
 
 
 def _folded(ck):
-    """[(wf (S,), a (n_out,), b (n_out,))] per layer: BatchNorm folded into the weights."""
-    out = []
-    for L in ck.layers:
-        a, b = L.bn_affine()
-        out.append((L.weight * a[L.post], a, b))
-    return out
+    """[wf (S,)] per layer: the weights with BatchNorm folded in."""
+    return [L.weight * L.bn_affine()[0][L.post] for L in ck.layers]
 
 
 def _with_weights(ck, weights, biases=None):
@@ -53,7 +49,7 @@ def _with_weights(ck, weights, biases=None):
     folded ones) and no BatchNorm."""
     ck2 = copy.deepcopy(ck)
     for i, (L, w) in enumerate(zip(ck2.layers, weights)):
-        a, b = L.bn_affine()
+        _, b = L.bn_affine()
         L.weight, L.bn = w, None
         L.bias = b if biases is None else biases[i]
     return ck2
@@ -78,6 +74,7 @@ def fidelity_sources(run, *, seed: int = 0, json_path=None, progress: bool = Tru
     write) the record."""
     import numpy as np
 
+    from deployed import fixed_point as fp
     from export.build_network import _recipe_data, export_loaded, fixed_point_predictions
     from export.float_reference import simulate_float
     from trainer.checkpoint import load_checkpoint, resolve_checkpoint_path
@@ -95,9 +92,10 @@ def fidelity_sources(run, *, seed: int = 0, json_path=None, progress: bool = Tru
     rows: list[dict] = []
 
     def add(name, what, predict):
+        """One row; predict(split, features) -> classes."""
         row = {"variant": name, "what": what}
         for s, (x, y) in data.items():
-            p = predict(x)
+            p = predict(s, x)
             row[s] = {"accuracy": float(np.mean(p == y)), "agreement": float(np.mean(p == ref[s])),
                       "agreement_with_emulator": float(np.mean(p == emu[s]))}
         rows.append(row)
@@ -109,38 +107,36 @@ def fidelity_sources(run, *, seed: int = 0, json_path=None, progress: bool = Tru
     def payload_x(x):
         return net.input.encode(x).astype(np.float64) / net.input.scale
 
-    add("float", "the trained model (export.float_reference)",
-        lambda x: simulate_float(ck, x).predictions())
+    add("float", "the trained model (export.float_reference)", lambda s, x: ref[s])
     add("input payloads", "features rounded to the exported input payloads",
-        lambda x: simulate_float(ck, payload_x(x)).predictions())
+        lambda s, x: simulate_float(ck, payload_x(x)).predictions())
+    # back to float currents: a_in = W 2^exp x payload, v = 2^ACT_SHIFT s v_float
     in_scale = [net.input.scale] + [1.0] * (len(net.layers) - 1)
-    dep_w = [L.weight * 2.0 ** L.weight_exp / s * c
+    dep_w = [L.weight * 2.0 ** L.synapse_exp() / s * c
              for L, s, c in zip(net.layers, scales, in_scale)]
-    dep_b = [L.neurons.bias_mant * 2.0 ** (L.neurons.bias_exp - 6) / s
+    dep_b = [fp.effective_bias(L.neurons.bias_mant, L.neurons.bias_exp) / 2.0 ** fp.ACT_SHIFT / s
              for L, s in zip(net.layers, scales)]
     ck_dep = _with_weights(ck, dep_w, dep_b)
     add("deployed weights", "the exported weights and biases and payloads, float dynamics",
-        lambda x: simulate_float(ck_dep, payload_x(x)).predictions())
-    add("emulator", "the exported network in the bit-exact emulator",
-        lambda x: fixed_point_predictions(net, x)[0])  # measured again: a check of the row
+        lambda s, x: simulate_float(ck_dep, payload_x(x)).predictions())
+    add("emulator", "the exported network in the bit-exact emulator", lambda s, x: emu[s])
     net_ne, _ = export_loaded(ck, "loihi2", provenance={}, source={}, evaluation=False,
                               neuron_exponents=True)
     add("emulator, neuron exponents", "the export with per-neuron weight exponents "
         "(export.fidelity's first remedy) in the bit-exact emulator",
-        lambda x: fixed_point_predictions(net_ne, x)[0])
+        lambda s, x: fixed_point_predictions(net_ne, x)[0])
     rng = np.random.default_rng(seed)
     for e in NOISE:
-        noisy = _with_weights(ck, [w * (1 + e * rng.standard_normal(w.shape))
-                                   for w, _, _ in folded])
+        noisy = _with_weights(ck, [w * (1 + e * rng.standard_normal(w.shape)) for w in folded])
         add(f"weight noise {e:g}", f"folded weights x (1 + {e:g} N(0,1)), seed {seed}",
-            lambda x, c=noisy: simulate_float(c, x).predictions())
+            lambda s, x, c=noisy: simulate_float(c, x).predictions())
     for bits, per_neuron in GRIDS:
         gridded = _with_weights(ck, [_grid(w, L.post, L.n_out, bits, per_neuron)
-                                     for (w, _, _), L in zip(folded, ck.layers)])
+                                     for w, L in zip(folded, ck.layers)])
         where = "each neuron's" if per_neuron else "the layer's"
         add(f"grid {bits} bits per {'neuron' if per_neuron else 'layer'}",
             f"folded weights on 2^{bits - 1} - 1 levels per sign over {where} largest |weight|",
-            lambda x, c=gridded: simulate_float(c, x).predictions())
+            lambda s, x, c=gridded: simulate_float(c, x).predictions())
     out = {"format": FORMAT, "run": Path(run).name, "seed": seed,
            "samples": {s: int(len(y)) for s, (_, y) in data.items()},
            "layers": [{"name": L["name"], "sign_mode": L["quantization"]["sign_mode"],
