@@ -26,9 +26,10 @@ meaningless).
         [--methods ...] [--threads 1] [--repeats 2] [--schedule-points 8] [--no-dense-path]
 
 --json writes {"baseline": {batch: {...}}, "runs": [{"method", "sparsity", "batch_size",
-"dcls_path", "samples_per_s", "ratio_to_dense_dcls", "peak_rss_mb", "connections",
-"sparse_path", "loadavg", and for dcls "schedule": [{"fraction", "sigma", "kept_taps",
-"sparse_path", "samples_per_s"}]}], "setup"}.
+"dcls_path", "lif_kernel" (what the hidden LIFs ran: "cpp" or "torch", trainer.lif_kernel),
+"samples_per_s", "ratio_to_dense_dcls", "peak_rss_mb", "connections", "sparse_path", "loadavg",
+and for dcls "schedule": [{"fraction", "sigma", "kept_taps", "sparse_path", "samples_per_s"}]}],
+"setup"}.
 
 Recurrence (issue 24). --recurrent adds, after every feed-forward configuration on the
 default dcls_path, the same method with recurrent hidden layers at the same total synapse
@@ -149,8 +150,10 @@ def measure(kind: str, sparsity: float, steps: int, batch: int, device: str,
         peak = torch.cuda.max_memory_allocated()
     else:
         peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 - base_rss
+    from trainer.lif_kernel import used
     out = {"method": kind, "sparsity": sparsity, "batch_size": batch,
            "dcls_path": cfg["dcls_path"] if kind == "dcls" else None,
+           "lif_kernel": used(cfg["lif_kernel"], dev),
            "samples_per_s": len(points) * steps * batch / total, "peak_bytes": int(peak),
            "connections": model.connection_counts(),
            "sparse_path": [bool(c.sparse_path) for c in model.connections]}
@@ -279,7 +282,7 @@ def run_grid(runs, steps: int, device: str, threads: int, repeats: int,
     for m, s, b, path, rec in runs:
         r = best[(m, s, b, path, rec)]
         rows.append({"method": m, "sparsity": s, "batch_size": b, "dcls_path": r["dcls_path"],
-                     "recurrent": rec,
+                     "lif_kernel": r.get("lif_kernel"), "recurrent": rec,
                      "samples_per_s": round(r["samples_per_s"], 2),
                      "ratio_to_dense_dcls": round(r["samples_per_s"]
                                                   / base[b]["samples_per_s"], 3),

@@ -11,13 +11,14 @@ import tomllib
 from pathlib import Path
 
 from .layers import DCLS_PATHS, METHODS
+from .lif_kernel import KERNELS as LIF_KERNELS
 
 DEFAULTS_PATH = Path(__file__).with_name("defaults.toml")
 MAX_DELAY_STEPS = 62   # lava-dl netx clamps delays to 62; Lava fixed_pt rejects > 63
 DATASET_NAMES = ("fsdd", "rawhd", "shd", "ssc", "folder", "synthetic", "tts-digits")
 # keys that may differ between a run and its --resume (they do not change the result)
 NON_IDENTITY_KEYS = ("device", "data_dir", "num_threads", "sparse_max_density",
-                     "sparse_max_density_no_delay", "sparse_max_density_dcls")
+                     "sparse_max_density_no_delay", "sparse_max_density_dcls", "lif_kernel")
 # keys added after runs and sweep points were recorded: at these (default) values they change
 # nothing, and identity() leaves them out, so records made before them still match
 LATER_KEYS = {"frontend_norm": "none", "augment_vtlp": 0.0, "augment_time_mask": 0,
@@ -111,8 +112,11 @@ def validate_config(cfg: dict) -> None:
                 "recurrent_equal_synapses"):
         _check_type(cfg, key, (bool,), "true or false")
     for key in ("dataset", "data_dir", "device", "method", "regrow", "frontend_norm",
-                "dcls_path"):
+                "dcls_path", "lif_kernel"):
         _check_type(cfg, key, (str,), "a string")
+    if cfg["lif_kernel"] not in LIF_KERNELS:
+        raise ValueError(f"lif_kernel must be one of {', '.join(LIF_KERNELS)}, got "
+                         f"{cfg['lif_kernel']!r}")
     if cfg["dcls_path"] not in DCLS_PATHS:
         raise ValueError(f"dcls_path must be one of {', '.join(DCLS_PATHS)}, got "
                          f"{cfg['dcls_path']!r}")

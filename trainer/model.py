@@ -101,7 +101,8 @@ class DelaySNN(nn.Module):
         self.norms = nn.ModuleList(
             GlobalBatchNorm1d(h) if cfg["batchnorm"] else nn.Identity() for h in cfg["hidden"])
         self.lifs = nn.ModuleList(
-            LIF(cfg["tau"], cfg["threshold"], cfg["surrogate_alpha"]) for _ in range(n_hidden))
+            LIF(cfg["tau"], cfg["threshold"], cfg["surrogate_alpha"], _setting(cfg, "lif_kernel"))
+            for _ in range(n_hidden))
         self.readout = LI(cfg["tau"])
         self.dropout = float(cfg["dropout"])
         self.input_threshold = float(cfg.get("input_threshold", 0.0))

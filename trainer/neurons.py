@@ -154,8 +154,14 @@ class _LIFSequence(torch.autograd.Function):
 
 
 def lif_sequence(current: torch.Tensor, decay: float, threshold: float,
-                 alpha: float = 5.0) -> torch.Tensor:
-    """LIF over time: current (T, ...) -> spikes (T, ...) in {0, 1}, zero initial state."""
+                 alpha: float = 5.0, kernel: str = "auto") -> torch.Tensor:
+    """LIF over time: current (T, ...) -> spikes (T, ...) in {0, 1}, zero initial state.
+    kernel: "auto" | "cpp" | "torch" (trainer.lif_kernel; the same results, "cpp" runs the
+    whole loop as one compiled pass on (T, B, N) float32 CPU tensors)."""
+    from .lif_kernel import LIFKernel, use_kernel
+
+    if current.dim() == 3 and use_kernel(kernel, current):
+        return LIFKernel.apply(current, decay, threshold, alpha)
     return _LIFSequence.apply(current, decay, threshold, alpha)
 
 
@@ -203,13 +209,15 @@ class LIF(torch.nn.Module):
     """Thin module around ``lif_sequence``; input/output (B, N, T), the output in the input's
     memory layout (or (T, B, N) when time was innermost)."""
 
-    def __init__(self, tau: float, threshold: float = 1.0, alpha: float = 5.0):
+    def __init__(self, tau: float, threshold: float = 1.0, alpha: float = 5.0,
+                 kernel: str = "auto"):
         super().__init__()
         self.dv, self.decay = decay_from_tau(tau)
-        self.threshold, self.alpha = float(threshold), float(alpha)
+        self.threshold, self.alpha, self.kernel = float(threshold), float(alpha), kernel
 
     def forward(self, current: torch.Tensor) -> torch.Tensor:
-        spikes = lif_sequence(time_major(current), self.decay, self.threshold, self.alpha)
+        spikes = lif_sequence(time_major(current), self.decay, self.threshold, self.alpha,
+                              self.kernel)
         return spikes.permute(1, 2, 0)
 
 

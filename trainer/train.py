@@ -456,6 +456,7 @@ def _train(cfg, run_dir, state, info: DistInfo, device, progress, stop_after_epo
 def _finish(cfg, run_dir, history, best, seconds, test_ds, device) -> dict:
     """Evaluate the best checkpoint on the test split and write metrics.json."""
     from .evaluate import model_from_checkpoint
+    from .lif_kernel import used as lif_kernel_used
     ckpt = load_checkpoint_dict(run_dir / CHECKPOINT)
     model = model_from_checkpoint(ckpt, device)
     test_hard = accuracy(model, test_ds.x, test_ds.y, hard=True)
@@ -467,6 +468,7 @@ def _finish(cfg, run_dir, history, best, seconds, test_ds, device) -> dict:
         "connections": model.connection_counts(), "sparsity": cfg["sparsity"],
         "method": cfg["method"], "seed": cfg["seed"], "epochs": cfg["epochs"],
         "dataset": cfg["dataset"], "seconds": seconds, "n_test": len(test_ds),
+        "lif_kernel": lif_kernel_used(cfg["lif_kernel"], device),
     }
     if model.recurrent is not None:
         metrics["recurrent_connections"] = model.recurrent_connection_counts()

@@ -1,0 +1,116 @@
+"""The compiled LIF kernel (trainer.lif_kernel) against the torch-op path it replaces."""
+from __future__ import annotations
+
+import pytest
+import torch
+
+from trainer import lif_kernel
+from trainer.config import resolve_config
+from trainer.neurons import lif_sequence, lif_sequence_reference
+
+
+@pytest.fixture(scope="module")
+def built():
+    why = lif_kernel.unavailable_reason()
+    if why is not None:
+        pytest.skip(f"the LIF kernel does not build here: {why}")
+
+
+def _layouts(T=37, B=6, N=11, seed=0):
+    """(name, leaf tensor, its (T, B, N) view) for the layouts the model produces and one other."""
+    g = torch.Generator().manual_seed(seed)
+    base = torch.randn(N, T, B, generator=g) * 0.8 + 0.3
+    return [("(N, T, B) memory", base.clone(), lambda x: x.permute(1, 2, 0)),
+            ("(T, B, N) memory", base.permute(1, 2, 0).contiguous(), lambda x: x),
+            ("(B, T, N) memory", base.permute(2, 1, 0).contiguous(), lambda x: x.permute(1, 0, 2))]
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+def test_kernel_equals_torch_path(built, threads):
+    old = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        for name, leaf, view in _layouts():
+            out = {}
+            for kernel in ("torch", "cpp"):
+                x = leaf.clone().requires_grad_(True)
+                y = lif_sequence(view(x), 0.9, 1.0, 5.0, kernel)
+                gy = torch.empty_like(y).copy_(  # the same values, in y's layout
+                    torch.randn(y.shape, generator=torch.Generator().manual_seed(1)))
+                y.backward(gy)
+                out[kernel] = (y.detach(), x.grad)
+            assert out["cpp"][0].shape == out["torch"][0].shape
+            assert torch.equal(out["cpp"][0], out["torch"][0]), name
+            assert 0 < out["cpp"][0].sum() < out["cpp"][0].numel(), "no spikes or all spikes"
+            torch.testing.assert_close(out["cpp"][1], out["torch"][1], rtol=1e-5, atol=1e-6,
+                                       msg=name)
+    finally:
+        torch.set_num_threads(old)
+
+
+def test_kernel_equals_autograd_reference(built):
+    x = (torch.randn(20, 3, 5, generator=torch.Generator().manual_seed(2)) + 0.4)
+    a, b = x.clone().requires_grad_(True), x.clone().requires_grad_(True)
+    ya, yb = lif_sequence(a, 0.85, 1.0, 5.0, "cpp"), lif_sequence_reference(b, 0.85, 1.0, 5.0)
+    assert torch.equal(ya, yb)
+    g = torch.randn_like(ya)
+    ya.backward(g)
+    yb.backward(g)
+    torch.testing.assert_close(a.grad, b.grad, rtol=1e-5, atol=1e-6)
+
+
+def test_kernel_without_gradient_and_long_rows(built):
+    """No slope when no gradient is needed; rows longer than one work chunk (Q > 4096)."""
+    x = torch.randn(5, 3, 3000, generator=torch.Generator().manual_seed(3)) + 0.5
+    with torch.no_grad():
+        assert torch.equal(lif_sequence(x, 0.9, 1.0, 5.0, "cpp"),
+                           lif_sequence(x, 0.9, 1.0, 5.0, "torch"))
+
+
+def test_settings_and_errors(built):
+    x64 = torch.randn(4, 2, 3, dtype=torch.float64)
+    with pytest.raises(RuntimeError, match="float32 CPU tensors only"):
+        lif_sequence(x64, 0.9, 1.0, 5.0, "cpp")
+    # auto: float64 runs the torch path by design
+    assert torch.equal(lif_sequence(x64, 0.9, 1.0, 5.0, "auto"),
+                       lif_sequence(x64, 0.9, 1.0, 5.0, "torch"))
+    with pytest.raises(ValueError, match="lif_kernel must be one of"):
+        lif_sequence(x64.float(), 0.9, 1.0, 5.0, "fast")
+    with pytest.raises(ValueError, match="lif_kernel must be one of"):
+        resolve_config(sets=["lif_kernel=fast"])
+    assert resolve_config(sets=["lif_kernel=torch"])["lif_kernel"] == "torch"
+
+
+def test_unavailable_kernel_is_said_once(monkeypatch, capsys):
+    monkeypatch.setattr(lif_kernel, "_module", None)
+    monkeypatch.setattr(lif_kernel, "_error", "CalledProcessError: no compiler (test)")
+    monkeypatch.setattr(lif_kernel, "_warned", False)
+    x = torch.randn(6, 2, 3) + 0.5
+    y1 = lif_sequence(x, 0.9, 1.0, 5.0, "auto")
+    y2 = lif_sequence(x, 0.9, 1.0, 5.0, "auto")
+    err = capsys.readouterr().err
+    assert err.count("the compiled LIF kernel is unavailable (CalledProcessError: no compiler") == 1
+    assert torch.equal(y1, y2) and torch.equal(y1, lif_sequence(x, 0.9, 1.0, 5.0, "torch"))
+    with pytest.raises(RuntimeError, match="could not be built"):
+        lif_sequence(x, 0.9, 1.0, 5.0, "cpp")
+
+
+def test_training_step_same_on_both_kernels(built):
+    """One training step of a small sparse DCLS model: the same loss and weights either way."""
+    from trainer.model import DelaySNN
+
+    def step(kernel):
+        cfg = resolve_config(sets=[f"lif_kernel={kernel}", "method=dcls", "sparsity=0.9",
+                                   "hidden=[24]", "kernel_size=7", "dropout=0.0"])
+        torch.manual_seed(0)
+        model = DelaySNN(8, 3, cfg)
+        x = torch.rand(4, 30, 8, generator=torch.Generator().manual_seed(5))
+        loss = model(x).square().mean()
+        loss.backward()
+        return loss.detach(), [p.grad.clone() for p in model.parameters() if p.grad is not None]
+
+    (la, ga), (lb, gb) = step("torch"), step("cpp")
+    assert torch.equal(la, lb)
+    assert len(ga) == len(gb) > 0
+    for a, b in zip(ga, gb):
+        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6)
