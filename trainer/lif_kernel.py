@@ -1,10 +1,11 @@
-"""A compiled CPU kernel for ``trainer.neurons.lif_sequence``: the whole time loop in one pass.
+"""Compiled CPU kernels for the hidden layers' BatchNorm + LIF: the whole time loop in one pass.
 
 The LIF's torch-op path runs ~10 small elementwise ops per time step (trainer.neurons
 ``_LIFSequence``), each one pass over a (B, N) slice, strided in the sparse paths' (N, T, B)
-layout. This kernel does the same arithmetic per element in one C++ loop over time, with the
-membrane in a small buffer, vectorised along the innermost memory axis and split over torch's
-intra-op threads. Per step and element, forward (trainer.neurons, equations there):
+layout, and BatchNorm adds its own passes before it. These kernels do the same arithmetic per
+element in one C++ loop over time, with the membrane in a small buffer, vectorised along the
+innermost memory axis and split over torch's intra-op threads (OpenMP). Per step and element,
+forward (trainer.neurons, equations there):
 
     u = v + I[t];  s = u > threshold;  slope = (alpha/2) / (1 + (pi/2 alpha (u - threshold))^2)
     w = decay * u;  v = w - w * s
@@ -13,18 +14,28 @@ and backward (g the gradient carried back through the membrane, times decay):
 
     x = g - g * s[t];  dI[t] = fma(dL/ds[t], slope[t], x);  g = decay * dI[t]
 
-The operations and their order are the torch path's (``fma`` where ATen's vectorised addcmul
-contracts to one, as its AVX2 build does), so the spikes are bit-identical to it and the
-gradients equal it up to float rounding (bit-identical on the machines measured;
-tests/test_lif_kernel.py). Memory: the input seen as (P, T, Q), contiguous, with the state over
-Q: (N, T, B) memory gives P = N, Q = B; (T, B, N) memory gives P = 1, Q = B * N; any other
-layout is copied to (T, B, N) first.
+``LIFKernel`` (``lif_sequence(..., kernel=)``): the operations and their order are the torch
+path's (``fma`` where ATen's vectorised addcmul contracts to one, as its AVX2 build does), so
+the spikes are bit-identical to it and the gradients equal it up to float rounding
+(bit-identical on the machine measured; tests/test_lif_kernel.py).
+
+``BatchNormLIFKernel`` (``batchnorm_lif``, used by trainer.model in training mode): the batch
+statistics in one float64 pass (``channel_sums``), then I[t] = fma(x[t], a, b) per neuron
+inside the LIF loop, a = weight / sqrt(var + eps), b = bias - mean * a; its backward
+accumulates BatchNorm's per-neuron sums while computing dI and applies BatchNorm's gradient in
+one more pass (``affine_combine``). No normalised copy of the current is made. Equal to
+nn.BatchNorm1d + the LIF up to float rounding (its statistics are computed in another order).
+
+Memory: the input seen as (P, T, Q), contiguous, with the state over Q: (N, T, B) memory gives
+P = N, Q = B; (T, B, N) memory gives P = 1, Q = B * N; LIFKernel copies any other layout to
+(T, B, N) and back (outputs and gradients come in the input's layout, as on the torch path).
 
 Built on first use with torch.utils.cpp_extension (a C++ compiler, and ninja: the `ninja` PyPI
 package is a dependency), cached by torch under TORCH_EXTENSIONS_DIR (default
 ~/.cache/torch_extensions), ~30 s once per machine. ``lif_kernel`` (trainer/defaults.toml):
-"auto" uses it for float32 CPU tensors when it builds, else the torch path, saying why once;
-"cpp" requires it; "torch" never uses it. Speed: bench/train_speed.py (docs/sparse_training.md).
+"auto" uses them for float32 CPU tensors when they build, else the torch path, saying why once;
+"cpp" requires them; "torch" never uses them. Speed: bench/train_speed.py
+(docs/sparse_training.md).
 """
 from __future__ import annotations
 
