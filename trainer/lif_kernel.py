@@ -509,17 +509,19 @@ def batchnorm_lif(norm: torch.nn.Module, lif: torch.nn.Module,
     statistics and a momentum, not across DDP ranks, the compiled kernel for `lif.kernel`,
     (N, T, B) or (T, B, N) memory. Updates norm's running statistics as nn.BatchNorm1d does.
     Returns spikes (B, N, T) as trainer.neurons.LIF does."""
-    from .neurons import time_major
-
     if not (isinstance(norm, torch.nn.BatchNorm1d) and norm.training and norm.affine
             and norm.track_running_stats and norm.momentum is not None):
         return None
     if torch.distributed.is_available() and torch.distributed.is_initialized() \
             and torch.distributed.get_world_size() > 1:
         return None
-    if current.dim() != 3 or not use_kernel(lif.kernel, current):
+    kernel = str(getattr(lif, "kernel", "torch"))
+    if current.dim() != 3 or not use_kernel(kernel, current):
         return None
-    tbn = time_major(current)
+    assert _module is not None
+    tbn = current.permute(2, 0, 1)  # trainer.neurons.time_major (not imported: it imports us)
+    if tbn.shape[0] > 1 and tbn.stride(0) == 1:
+        tbn = tbn.contiguous()
     x, shape, layout = _ptq(tbn)
     if layout == "other":
         return None
