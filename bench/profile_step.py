@@ -8,7 +8,8 @@ counted once in 10, as in training).
 
 Every op's self CPU time goes to a stage: forward ops to the module or function they run in
 (delay layer: the hidden layers' connections; readout: the last connection and the leaky
-integrator; batchnorm; lif; dropout and layout glue: the model's own ops; loss); backward
+integrator; batchnorm; lif, or "batchnorm + lif (compiled)" where trainer.lif_kernel runs them
+as one pass; dropout and layout glue: the model's own ops; loss); backward
 ops, through the autograd sequence number of the node that runs them, to the forward stage
 that recorded that node (``... bwd``); then optimizer (Adam step, zero_grad, gradient
 accumulation) and rewiring (DEEP R / RigL, candidate-gradient readout). ``delay plan`` is the
@@ -20,7 +21,8 @@ weight gradient). Prints ms per step per stage with its share, and the top ops b
 
     python bench/profile_step.py [--method structure] [--sparsity 0.9] [--batch 256]
         [--steps 10] [--first-step 1] [--warmup 2] [--threads 1] [--dropout 0] [--top 15]
-        [--sigma 1.0] [--dcls-path auto|dense] [--json OUT.json] [--note TEXT]
+        [--sigma 1.0] [--dcls-path auto|dense] [--lif-kernel auto|cpp|torch] [--json OUT.json]
+        [--note TEXT]
 
 --json writes {"setup" (with --note, e.g. the code version), "ms_per_step",
 "stages": [{"stage", "ms_per_step", "share"}],
@@ -116,7 +118,8 @@ def attribute(events) -> dict[str, float]:
 
 def profile(method: str = "structure", sparsity: float = 0.9, batch: int = 256, steps: int = 10,
             warmup: int = 2, dropout: float = 0.0, top: int = 15, device: str = "cpu",
-            first_step: int = 1, sigma: float = 1.0, dcls_path: str | None = None) -> dict:
+            first_step: int = 1, sigma: float = 1.0, dcls_path: str | None = None,
+            lif_kernel: str | None = None) -> dict:
     """Profile ``steps`` training steps, global steps ``first_step``, ``first_step + 1``, ...
     (after ``warmup`` steps) at DCLS ``sigma`` (trainer config dcls_path, None = its
     default); returns the --json document."""
@@ -128,6 +131,7 @@ def profile(method: str = "structure", sparsity: float = 0.9, batch: int = 256, 
 
     from trainer.config import resolve_config
     from trainer.layers import DelayConnection
+    from trainer.lif_kernel import used as lif_kernel_used
     from trainer.model import DelaySNN
     torch.set_flush_denormal(True)
     dev = torch.device(device)
@@ -135,7 +139,7 @@ def profile(method: str = "structure", sparsity: float = 0.9, batch: int = 256, 
     x = (torch.rand(batch, 100, 40, generator=g) * 0.08).to(dev)
     y = torch.randint(0, 10, (batch,), generator=g).to(dev)
     cfg = resolve_config(overrides={"method": method, "sparsity": sparsity, "dropout": dropout,
-                                    "dcls_path": dcls_path})
+                                    "dcls_path": dcls_path, "lif_kernel": lif_kernel})
     model = DelaySNN(40, 10, cfg).to(dev)
     model.set_sigma(sigma)
     pos = [c.dcls.P for c in model.connections if c.method == "dcls"]
@@ -153,6 +157,8 @@ def profile(method: str = "structure", sparsity: float = 0.9, batch: int = 256, 
 
     sd = importlib.import_module("trainer.sparse_delay")
     sdc = importlib.import_module("trainer.sparse_dcls")
+    tm = importlib.import_module("trainer.model")
+    patched_fused = tm.batchnorm_lif
     patched = {name: getattr(tt, name) for name in
                ("loss_fn", "remove_crossed", "drop_smallest", "regrow")}
     patched_sd = sd.candidate_grad
@@ -169,6 +175,7 @@ def profile(method: str = "structure", sparsity: float = 0.9, batch: int = 256, 
         sdc.candidate_grad = sd.candidate_grad
         DelayConnection.candidate_grad = _labelled(patched_cls["candidate_grad"], "rewiring")
         DelayConnection.kernel = _labelled(patched_cls["kernel"], "delay kernel construction")
+        tm.batchnorm_lif = _labelled(patched_fused, "batchnorm + lif (compiled)")
         for i in range(warmup):
             step(10 ** 5 + i)                 # warm-up, away from the profiled steps
         acts = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if dev.type == "cuda" else [])
@@ -187,6 +194,7 @@ def profile(method: str = "structure", sparsity: float = 0.9, batch: int = 256, 
         for name, fn in patched_cls.items():
             setattr(DelayConnection, name, fn)
         sd.candidate_grad = sdc.candidate_grad = patched_sd
+        tm.batchnorm_lif = patched_fused
     events = list(prof.events())
     stages = attribute(events)
     total = sum(stages.values())
@@ -201,6 +209,7 @@ def profile(method: str = "structure", sparsity: float = 0.9, batch: int = 256, 
                   "shape": "40 -> 256 -> 10", "time_steps": 100, "kernel_size": 25,
                   "dropout": dropout, "profiled_steps": steps, "first_step": first_step,
                   "device": device, "sigma": sigma, "dcls_path": cfg["dcls_path"],
+                  "lif_kernel": lif_kernel_used(cfg["lif_kernel"], dev),
                   "threads": torch.get_num_threads(),
                   "sparse_path": [bool(c.sparse_path) for c in model.connections],
                   "wall_ms_per_step_profiled": round(wall * 1e3 / steps, 1)},
@@ -231,6 +240,8 @@ def main(argv=None) -> int:
                         "K/2 to 0)")
     p.add_argument("--dcls-path", choices=["auto", "dense"], default=None,
                    help="trainer config dcls_path (default: the trainer's, auto)")
+    p.add_argument("--lif-kernel", choices=["auto", "cpp", "torch"], default=None,
+                   help="trainer config lif_kernel (default: the trainer's)")
     p.add_argument("--threads", type=int, default=1, help="torch CPU threads (>= 1)")
     p.add_argument("--top", type=int, default=15, help="ops listed by self time")
     p.add_argument("--device", default="cpu")
@@ -250,7 +261,7 @@ def main(argv=None) -> int:
     if a.sigma < 0:
         p.error("--sigma must be >= 0")
     doc = profile(a.method, a.sparsity, a.batch, a.steps, a.warmup, a.dropout, a.top, a.device,
-                  a.first_step, a.sigma, a.dcls_path)
+                  a.first_step, a.sigma, a.dcls_path, a.lif_kernel)
     if a.note:
         doc["setup"]["note"] = a.note
     s = doc["setup"]

@@ -153,6 +153,8 @@ def dcls_speed(speed: dict, ref: dict) -> str:
                    and r["batch_size"] == b)
     loads = [v for r in speed["runs"] for v in r["loadavg"]]
     targets = {0.9: 3.0, 0.98: 5.0}
+    kernels = {r.get("lif_kernel") for r in speed["runs"]}
+    kern = f"\"{kernels.pop()}\"" if len(kernels) == 1 and None not in kernels else None
 
     def taps(r: dict) -> str:
         first, last = r["schedule"][0]["kept_taps"], r["schedule"][-1]["kept_taps"]
@@ -200,9 +202,16 @@ def dcls_speed(speed: dict, ref: dict) -> str:
         bullet("Sparse dcls now costs about what structure costs at the same sparsity, and "
                "structure at 0.9 reaches only "
                f"{runs[('structure', 0.9, b)]['ratio_to_dense_dcls']:.2f}x the new dense dcls: "
-               "most of the step left is work every method does, the LIF loop, BatchNorm and "
-               "RigL's dense candidate gradient on 1 step in 10 (`python bench/profile_step.py "
-               "--method dcls --sparsity 0.98 --sigma 0` splits a step into stages).")
+               "most of the step left is work every method does. "
+               + (f"The hidden layers' BatchNorm and LIF ran as one compiled pass "
+                  f"(`trainer/lif_kernel.py`, `lif_kernel` = {kern}) in every row. "
+                  if kern else "")
+               + "What remains early in the schedule, with all 25 taps kept, is the sparse "
+               "index rebuilt whenever rewiring changes the connections, and the tap products; "
+               "late in training, the readout, the CSR products and RigL's dense candidate "
+               "gradient on 1 step in 10 (`python bench/profile_step.py --method dcls "
+               "--sparsity 0.9 --sigma S --threads 2 --json ...` splits a step into stages: "
+               "docs/results/profile_step_dcls_s09_b256_sigma4.6.json and ..._sigma0.1.json).")
         if ("structure", 0.9, b) in runs else None,
         bullet(f"Against the reference code (`python bench/reference_speed.py --reference DIR "
                f"--threads {rs['threads']} --json docs/results/reference_speed.json`, "

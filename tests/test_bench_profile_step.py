@@ -6,6 +6,11 @@ from pathlib import Path
 
 import pytest
 
+
+def lif_kernel_builds() -> bool:
+    from trainer.lif_kernel import unavailable_reason
+    return unavailable_reason() is None
+
 BENCH = Path(__file__).resolve().parents[1] / "bench" / "profile_step.py"
 
 
@@ -17,12 +22,16 @@ def profile_step():
     return mod
 
 
-def test_stages_cover_the_step(profile_step):
+@pytest.mark.parametrize("lif_kernel", ["torch", "auto"])
+def test_stages_cover_the_step(profile_step, lif_kernel):
     doc = profile_step.profile("structure", 0.9, batch=1, steps=1, warmup=1, top=5,
-                               first_step=10)
+                               first_step=10, lif_kernel=lif_kernel)
     stages = {r["stage"]: r["ms_per_step"] for r in doc["stages"]}
     assert abs(sum(r["share"] for r in doc["stages"]) - 1) < 0.01
-    for part in ("delay layer", "readout", "lif", "batchnorm"):
+    fused = doc["setup"]["lif_kernel"] == "cpp"
+    assert fused == (lif_kernel == "auto" and lif_kernel_builds())
+    parts = ["batchnorm + lif (compiled)"] if fused else ["lif", "batchnorm"]
+    for part in ["delay layer", "readout", *parts]:
         assert stages[part] > 0 and stages[part + " bwd"] > 0, part
     assert stages["RigL candidate gradient (sparse path)"] > 0      # step 10 regrows by score
     assert doc["setup"]["first_step"] == 10

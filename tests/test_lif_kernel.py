@@ -95,22 +95,55 @@ def test_unavailable_kernel_is_said_once(monkeypatch, capsys):
         lif_sequence(x, 0.9, 1.0, 5.0, "cpp")
 
 
-def test_training_step_same_on_both_kernels(built):
-    """One training step of a small sparse DCLS model: the same loss and weights either way."""
+@pytest.mark.parametrize("sets", [
+    ["method=dcls", "sparsity=0.9"],                  # sparse path: (N, T, B) memory
+    ["method=dcls", "sparsity=0.0"],                  # dense kernels: (T, B, N) memory
+    ["method=structure", "sparsity=0.9", "sparse_max_density=1.0"],
+    ["method=no-delay", "sparsity=0.0", "hidden=[24, 16]"]])
+def test_training_step_same_on_both_kernels(built, monkeypatch, sets):
+    """Two training-mode forward/backward passes of a small model: the kernel with BatchNorm
+    folded in (BatchNormLIFKernel) gives the torch path's loss, gradients and BatchNorm
+    running statistics, up to float rounding; the fused pass really ran."""
     from trainer.model import DelaySNN
 
-    def step(kernel):
-        cfg = resolve_config(sets=[f"lif_kernel={kernel}", "method=dcls", "sparsity=0.9",
-                                   "hidden=[24]", "kernel_size=7", "dropout=0.0"])
-        torch.manual_seed(0)
-        model = DelaySNN(8, 3, cfg)
-        x = torch.rand(4, 30, 8, generator=torch.Generator().manual_seed(5))
-        loss = model(x).square().mean()
-        loss.backward()
-        return loss.detach(), [p.grad.clone() for p in model.parameters() if p.grad is not None]
+    calls = []
+    forward = lif_kernel.BatchNormLIFKernel.forward
+    monkeypatch.setattr(lif_kernel.BatchNormLIFKernel, "forward",
+                        staticmethod(lambda *a: (calls.append(1), forward(*a))[1]))
 
-    (la, ga), (lb, gb) = step("torch"), step("cpp")
-    assert torch.equal(la, lb)
-    assert len(ga) == len(gb) > 0
-    for a, b in zip(ga, gb):
-        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6)
+    def run(kernel):
+        cfg = resolve_config(sets=[f"lif_kernel={kernel}", "hidden=[24]", "kernel_size=7",
+                                   "dropout=0.0", *sets])
+        torch.manual_seed(0)
+        model = DelaySNN(8, 3, cfg).train()
+        losses = []
+        for k in range(2):
+            x = torch.rand(6, 30, 8, generator=torch.Generator().manual_seed(5 + k))
+            loss = model(x).square().mean()
+            loss.backward()
+            losses.append(loss.detach())
+        grads = {n: p.grad for n, p in model.named_parameters() if p.grad is not None}
+        return torch.stack(losses), grads, dict(model.named_buffers())
+
+    (la, ga, ba), (lb, gb, bb) = run("torch"), run("cpp")
+    assert len(calls) == 2 * len(resolve_config(sets=sets)["hidden"])
+    torch.testing.assert_close(la, lb, rtol=1e-6, atol=1e-7)
+    assert ga.keys() == gb.keys() and any("norms" in k for k in ga)
+    for k in ga:
+        scale = ga[k].abs().max().clamp_min(1e-12)
+        assert ((ga[k] - gb[k]).abs().max() / scale) < 1e-4, k
+    for k in ba:
+        torch.testing.assert_close(ba[k], bb[k], rtol=1e-5, atol=1e-6, msg=k)
+
+
+def test_batchnorm_not_folded_where_it_does_not_apply(built):
+    """Eval mode (running statistics), the torch setting and float64 keep the usual path."""
+    from trainer.lif_kernel import batchnorm_lif
+    from trainer.neurons import LIF
+
+    norm, x = torch.nn.BatchNorm1d(5), torch.rand(3, 5, 9)
+    assert batchnorm_lif(norm, LIF(10.0, kernel="cpp"), x) is not None
+    assert batchnorm_lif(norm, LIF(10.0, kernel="torch"), x) is None
+    assert batchnorm_lif(norm.double(), LIF(10.0, kernel="auto"), x.double()) is None
+    assert batchnorm_lif(norm.float().eval(), LIF(10.0, kernel="cpp"), x) is None
+    assert batchnorm_lif(torch.nn.Identity(), LIF(10.0, kernel="cpp"), x) is None

@@ -1,10 +1,11 @@
-"""A compiled CPU kernel for ``trainer.neurons.lif_sequence``: the whole time loop in one pass.
+"""Compiled CPU kernels for the hidden layers' BatchNorm + LIF: the whole time loop in one pass.
 
 The LIF's torch-op path runs ~10 small elementwise ops per time step (trainer.neurons
 ``_LIFSequence``), each one pass over a (B, N) slice, strided in the sparse paths' (N, T, B)
-layout. This kernel does the same arithmetic per element in one C++ loop over time, with the
-membrane in a small buffer, vectorised along the innermost memory axis and split over torch's
-intra-op threads. Per step and element, forward (trainer.neurons, equations there):
+layout, and BatchNorm adds its own passes before it. These kernels do the same arithmetic per
+element in one C++ loop over time, with the membrane in a small buffer, vectorised along the
+innermost memory axis and split over torch's intra-op threads (OpenMP). Per step and element,
+forward (trainer.neurons, equations there):
 
     u = v + I[t];  s = u > threshold;  slope = (alpha/2) / (1 + (pi/2 alpha (u - threshold))^2)
     w = decay * u;  v = w - w * s
@@ -13,18 +14,28 @@ and backward (g the gradient carried back through the membrane, times decay):
 
     x = g - g * s[t];  dI[t] = fma(dL/ds[t], slope[t], x);  g = decay * dI[t]
 
-The operations and their order are the torch path's (``fma`` where ATen's vectorised addcmul
-contracts to one, as its AVX2 build does), so the spikes are bit-identical to it and the
-gradients equal it up to float rounding (bit-identical on the machines measured;
-tests/test_lif_kernel.py). Memory: the input seen as (P, T, Q), contiguous, with the state over
-Q: (N, T, B) memory gives P = N, Q = B; (T, B, N) memory gives P = 1, Q = B * N; any other
-layout is copied to (T, B, N) first.
+``LIFKernel`` (``lif_sequence(..., kernel=)``): the operations and their order are the torch
+path's (``fma`` where ATen's vectorised addcmul contracts to one, as its AVX2 build does), so
+the spikes are bit-identical to it and the gradients equal it up to float rounding
+(bit-identical on the machine measured; tests/test_lif_kernel.py).
+
+``BatchNormLIFKernel`` (``batchnorm_lif``, used by trainer.model in training mode): the batch
+statistics in one float64 pass (``channel_sums``), then I[t] = fma(x[t], a, b) per neuron
+inside the LIF loop, a = weight / sqrt(var + eps), b = bias - mean * a; its backward
+accumulates BatchNorm's per-neuron sums while computing dI and applies BatchNorm's gradient in
+one more pass (``affine_combine``). No normalised copy of the current is made. Equal to
+nn.BatchNorm1d + the LIF up to float rounding (its statistics are computed in another order).
+
+Memory: the input seen as (P, T, Q), contiguous, with the state over Q: (N, T, B) memory gives
+P = N, Q = B; (T, B, N) memory gives P = 1, Q = B * N; LIFKernel copies any other layout to
+(T, B, N) and back (outputs and gradients come in the input's layout, as on the torch path).
 
 Built on first use with torch.utils.cpp_extension (a C++ compiler, and ninja: the `ninja` PyPI
 package is a dependency), cached by torch under TORCH_EXTENSIONS_DIR (default
 ~/.cache/torch_extensions), ~30 s once per machine. ``lif_kernel`` (trainer/defaults.toml):
-"auto" uses it for float32 CPU tensors when it builds, else the torch path, saying why once;
-"cpp" requires it; "torch" never uses it. Speed: bench/train_speed.py (docs/sparse_training.md).
+"auto" uses them for float32 CPU tensors when they build, else the torch path, saying why once;
+"cpp" requires them; "torch" never uses them. Speed: bench/train_speed.py
+(docs/sparse_training.md).
 """
 from __future__ import annotations
 
@@ -35,7 +46,7 @@ import warnings
 import torch
 
 KERNELS = ("auto", "cpp", "torch")
-_NAME = "delaysnn_lif_v2"  # change with the source, so a cached build of another one is not used
+_NAME = "delaysnn_lif_v5"  # change with the source, so a cached build of another one is not used
 _CHUNK = 4096  # Q elements per work item (its state buffer: 16 KiB of float32)
 
 _SOURCE = r"""
@@ -44,78 +55,125 @@ _SOURCE = r"""
 #include <cmath>
 #include <vector>
 
-// x as (P, T, Q) contiguous float32; returns {spikes, slope (empty unless need_grad)}
+// one step of n elements (trainer.neurons' arithmetic), compiled per variant
+template <bool AFFINE, bool GRAD>
+static inline void lif_step(const float* __restrict__ It, float* __restrict__ St,
+                            float* __restrict__ Dt, float* __restrict__ v,
+                            const float* __restrict__ av, const float* __restrict__ bv,
+                            int64_t n, float thr, float c, float half, float decay) {
+  for (int64_t q = 0; q < n; ++q) {
+    const float cur = AFFINE ? std::fma(It[q], av[q], bv[q]) : It[q];
+    const float u = v[q] + cur;
+    const float s = u > thr ? 1.0f : 0.0f;
+    St[q] = s;
+    if (GRAD) {
+      float d = (u - thr) * c;
+      d = d * d;
+      d = d + 1.0f;
+      d = 1.0f / d;
+      Dt[q] = d * half;
+    }
+    const float w = u * decay;
+    v[q] = w - w * s;
+  }
+}
+
+// x as (P, T, Q) contiguous float32; returns {spikes, slope (empty unless need_grad)}.
+// With affine (a, b of n_ch channels): the current is fma(x, a[c], b[c]), c = p when
+// n_ch == P ((N, T, B) memory), else c = q % n_ch ((T, B, N) memory).
 std::vector<torch::Tensor> lif_forward(torch::Tensor x, int64_t P, int64_t T, int64_t Q,
                                        double decay_d, double thr_d, double alpha_d,
-                                       bool need_grad) {
+                                       bool need_grad, torch::Tensor a_t, torch::Tensor b_t) {
   TORCH_CHECK(x.is_contiguous() && x.scalar_type() == torch::kFloat32 && x.device().is_cpu(),
               "lif_forward: a contiguous float32 CPU tensor");
   TORCH_CHECK(x.numel() == P * T * Q, "lif_forward: shape");
+  const bool affine = a_t.numel() > 0;
+  const int64_t n_ch = a_t.numel();
+  TORCH_CHECK(!affine || ((n_ch == P || Q % n_ch == 0) && b_t.numel() == n_ch &&
+                          a_t.is_contiguous() && b_t.is_contiguous()), "lif_forward: affine");
+  const bool per_p = affine && n_ch == P && P > 1;
   auto spikes = torch::empty_like(x);
   auto slope = need_grad ? torch::empty_like(x) : torch::empty({0}, x.options());
   const float decay = (float)decay_d, thr = (float)thr_d;
   const float c = (float)(M_PI / 2 * alpha_d), half = (float)(alpha_d / 2);
   const float* I = x.data_ptr<float>();
+  const float* A = affine ? a_t.data_ptr<float>() : nullptr;
+  const float* Bb = affine ? b_t.data_ptr<float>() : nullptr;
   float* S = spikes.data_ptr<float>();
   float* D = need_grad ? slope.data_ptr<float>() : nullptr;
-  const int64_t chunk = std::min<int64_t>(Q, CHUNK), nq = (Q + chunk - 1) / chunk;
+  int64_t chunk = std::min<int64_t>(Q, CHUNK);
+  if (affine && !per_p) chunk = std::max<int64_t>(n_ch, chunk / n_ch * n_ch);
+  const int64_t nq = (Q + chunk - 1) / chunk;
   at::parallel_for(0, P * nq, 1, [&](int64_t begin, int64_t end) {
-    std::vector<float> vbuf(chunk);
+    std::vector<float> vbuf(chunk), abuf(affine ? chunk : 0), bbuf(affine ? chunk : 0);
     for (int64_t item = begin; item < end; ++item) {
       const int64_t p = item / nq, q0 = (item % nq) * chunk, n = std::min(chunk, Q - q0);
       float* __restrict__ v = vbuf.data();
+      float* __restrict__ av = abuf.data();
+      float* __restrict__ bv = bbuf.data();
+      if (affine) {  // the chunk's per-element scale and shift
+        for (int64_t q = 0; q < n; ++q) {
+          const int64_t ch = per_p ? p : (q0 + q) % n_ch;
+          av[q] = A[ch];
+          bv[q] = Bb[ch];
+        }
+      }
       std::fill(v, v + n, 0.0f);
       for (int64_t t = 0; t < T; ++t) {
         const int64_t o = (p * T + t) * Q + q0;
         const float* __restrict__ It = I + o;
         float* __restrict__ St = S + o;
-        if (need_grad) {
-          float* __restrict__ Dt = D + o;
-          for (int64_t q = 0; q < n; ++q) {
-            const float u = v[q] + It[q];
-            const float s = u > thr ? 1.0f : 0.0f;
-            St[q] = s;
-            float d = (u - thr) * c;
-            d = d * d;
-            d = d + 1.0f;
-            d = 1.0f / d;
-            Dt[q] = d * half;
-            const float w = u * decay;
-            v[q] = w - w * s;
-          }
-        } else {
-          for (int64_t q = 0; q < n; ++q) {
-            const float u = v[q] + It[q];
-            const float s = u > thr ? 1.0f : 0.0f;
-            St[q] = s;
-            const float w = u * decay;
-            v[q] = w - w * s;
-          }
-        }
+        float* __restrict__ Dt = need_grad ? D + o : nullptr;
+        if (affine && need_grad)
+          lif_step<true, true>(It, St, Dt, v, av, bv, n, thr, c, half, decay);
+        else if (affine)
+          lif_step<true, false>(It, St, Dt, v, av, bv, n, thr, c, half, decay);
+        else if (need_grad)
+          lif_step<false, true>(It, St, Dt, v, av, bv, n, thr, c, half, decay);
+        else
+          lif_step<false, false>(It, St, Dt, v, av, bv, n, thr, c, half, decay);
       }
     }
   });
   return {spikes, slope};
 }
 
-// all (P, T, Q) contiguous float32; returns dL/dI
-torch::Tensor lif_backward(torch::Tensor grad, torch::Tensor spikes, torch::Tensor slope,
-                           int64_t P, int64_t T, int64_t Q, double decay_d) {
+// all (P, T, Q) contiguous float32; returns {dL/dI}, or with x_t (the affine's input) and
+// n_ch > 0 also the per-channel sums {sum dL/dI, sum dL/dI * x} (float32 over the T steps of
+// an element, float64 from there on, in a fixed order whatever the thread count).
+std::vector<torch::Tensor> lif_backward(torch::Tensor grad, torch::Tensor spikes,
+                                        torch::Tensor slope, int64_t P, int64_t T, int64_t Q,
+                                        double decay_d, torch::Tensor x_t, int64_t n_ch) {
   TORCH_CHECK(grad.is_contiguous() && spikes.is_contiguous() && slope.is_contiguous(),
               "lif_backward: contiguous tensors");
+  const bool sums = n_ch > 0;
+  TORCH_CHECK(!sums || (x_t.is_contiguous() && x_t.numel() == grad.numel() &&
+                        (n_ch == P || Q % n_ch == 0)), "lif_backward: sums");
+  const bool per_p = sums && n_ch == P && P > 1;
   auto out = torch::empty_like(slope);
   const float decay = (float)decay_d;
   const float* G = grad.data_ptr<float>();
   const float* S = spikes.data_ptr<float>();
   const float* D = slope.data_ptr<float>();
+  const float* X = sums ? x_t.data_ptr<float>() : nullptr;
   float* O = out.data_ptr<float>();
-  const int64_t chunk = std::min<int64_t>(Q, CHUNK), nq = (Q + chunk - 1) / chunk;
-  at::parallel_for(0, P * nq, 1, [&](int64_t begin, int64_t end) {
+  int64_t chunk = std::min<int64_t>(Q, CHUNK);
+  if (sums && !per_p) chunk = std::max<int64_t>(n_ch, chunk / n_ch * n_ch);
+  const int64_t nq = (Q + chunk - 1) / chunk, items = P * nq;
+  // per work item: its sums per element of the chunk (float64), reduced below in item order
+  std::vector<double> part_g(sums ? items * (per_p ? 1 : n_ch) : 0, 0.0);
+  std::vector<double> part_gx(part_g.size(), 0.0);
+  at::parallel_for(0, items, 1, [&](int64_t begin, int64_t end) {
     std::vector<float> gbuf(chunk);
+    std::vector<float> sg(sums ? chunk : 0), sgx(sums ? chunk : 0);  // over the T steps
     for (int64_t item = begin; item < end; ++item) {
       const int64_t p = item / nq, q0 = (item % nq) * chunk, n = std::min(chunk, Q - q0);
       float* __restrict__ g = gbuf.data();
       std::fill(g, g + n, 0.0f);
+      if (sums) {
+        std::fill(sg.begin(), sg.end(), 0.0f);
+        std::fill(sgx.begin(), sgx.end(), 0.0f);
+      }
       for (int64_t t = T - 1; t >= 0; --t) {
         const int64_t o = (p * T + t) * Q + q0;
         const float* __restrict__ Gt = G + o;
@@ -123,18 +181,147 @@ torch::Tensor lif_backward(torch::Tensor grad, torch::Tensor spikes, torch::Tens
         const float* __restrict__ Dt = D + o;
         float* __restrict__ Ot = O + o;
         for (int64_t q = 0; q < n; ++q) {
-          const float x = g[q] - g[q] * St[q];
-          const float r = std::fma(Gt[q], Dt[q], x);
+          const float xv = g[q] - g[q] * St[q];
+          const float r = std::fma(Gt[q], Dt[q], xv);
           Ot[q] = r;
           g[q] = r * decay;
+        }
+        if (sums) {
+          const float* __restrict__ Xt = X + o;
+          float* __restrict__ a1 = sg.data();
+          float* __restrict__ a2 = sgx.data();
+          for (int64_t q = 0; q < n; ++q) {
+            a1[q] += Ot[q];
+            a2[q] += Ot[q] * Xt[q];
+          }
+        }
+      }
+      if (sums) {
+        if (per_p) {
+          double s1 = 0.0, s2 = 0.0;
+          for (int64_t q = 0; q < n; ++q) { s1 += (double)sg[q]; s2 += (double)sgx[q]; }
+          part_g[item] = s1;
+          part_gx[item] = s2;
+        } else {
+          double* pg = part_g.data() + item * n_ch;
+          double* pgx = part_gx.data() + item * n_ch;
+          for (int64_t q = 0; q < n; ++q) {
+            pg[(q0 + q) % n_ch] += (double)sg[q];
+            pgx[(q0 + q) % n_ch] += (double)sgx[q];
+          }
         }
       }
     }
   });
-  return out;
+  if (!sums) return {out};
+  auto dopt = torch::TensorOptions().dtype(torch::kFloat64);
+  auto sum_g = torch::zeros({n_ch}, dopt), sum_gx = torch::zeros({n_ch}, dopt);
+  double* a1 = sum_g.data_ptr<double>();
+  double* a2 = sum_gx.data_ptr<double>();
+  for (int64_t item = 0; item < items; ++item) {
+    if (per_p) {
+      a1[item / nq] += part_g[item];
+      a2[item / nq] += part_gx[item];
+    } else {
+      for (int64_t ch = 0; ch < n_ch; ++ch) {
+        a1[ch] += part_g[item * n_ch + ch];
+        a2[ch] += part_gx[item * n_ch + ch];
+      }
+    }
+  }
+  return {out, sum_g, sum_gx};
+}
+
+// in place: d = fma(d, a[c], fma(x, k[c], m[c])) per element, channels as in lif_forward
+void affine_combine(torch::Tensor d_t, torch::Tensor x_t, torch::Tensor a_t, torch::Tensor k_t,
+                    torch::Tensor m_t, int64_t P, int64_t T, int64_t Q) {
+  const int64_t n_ch = a_t.numel();
+  const bool per_p = n_ch == P && P > 1;
+  float* Dd = d_t.data_ptr<float>();
+  const float* X = x_t.data_ptr<float>();
+  const float* A = a_t.data_ptr<float>();
+  const float* K = k_t.data_ptr<float>();
+  const float* M = m_t.data_ptr<float>();
+  const int64_t rows = P * T;
+  at::parallel_for(0, rows, 8, [&](int64_t begin, int64_t end) {
+    for (int64_t r = begin; r < end; ++r) {
+      float* __restrict__ d = Dd + r * Q;
+      const float* __restrict__ x = X + r * Q;
+      if (per_p) {
+        const int64_t ch = r / T;
+        const float a = A[ch], k = K[ch], m = M[ch];
+        for (int64_t q = 0; q < Q; ++q) d[q] = std::fma(d[q], a, std::fma(x[q], k, m));
+      } else {
+        for (int64_t q0 = 0; q0 < Q; q0 += n_ch) {
+          for (int64_t ch = 0; ch < n_ch; ++ch)
+            d[q0 + ch] = std::fma(d[q0 + ch], A[ch], std::fma(x[q0 + ch], K[ch], M[ch]));
+        }
+      }
+    }
+  });
+}
+
+// per-channel {sum x, sum x^2} (float64, fixed order whatever the thread count) of x
+// (P, T, Q) contiguous float32, channels as in lif_forward
+std::vector<torch::Tensor> channel_sums(torch::Tensor x, int64_t P, int64_t T, int64_t Q,
+                                        int64_t n_ch) {
+  TORCH_CHECK(x.is_contiguous() && x.scalar_type() == torch::kFloat32 &&
+              (n_ch == P || Q % n_ch == 0), "channel_sums");
+  const bool per_p = n_ch == P && P > 1;
+  const float* X = x.data_ptr<float>();
+  int64_t chunk = std::min<int64_t>(Q, CHUNK);
+  if (!per_p) chunk = std::max<int64_t>(n_ch, chunk / n_ch * n_ch);
+  const int64_t nq = (Q + chunk - 1) / chunk, items = P * nq;
+  std::vector<double> part1(items * (per_p ? 1 : n_ch), 0.0), part2(part1.size(), 0.0);
+  at::parallel_for(0, items, 1, [&](int64_t begin, int64_t end) {
+    std::vector<double> s1(chunk), s2(chunk);
+    for (int64_t item = begin; item < end; ++item) {
+      const int64_t p = item / nq, q0 = (item % nq) * chunk, n = std::min(chunk, Q - q0);
+      std::fill(s1.begin(), s1.end(), 0.0);
+      std::fill(s2.begin(), s2.end(), 0.0);
+      double* __restrict__ a1 = s1.data();
+      double* __restrict__ a2 = s2.data();
+      for (int64_t t = 0; t < T; ++t) {
+        const float* __restrict__ xt = X + (p * T + t) * Q + q0;
+        for (int64_t q = 0; q < n; ++q) {
+          const double v = (double)xt[q];
+          a1[q] += v;
+          a2[q] += v * v;
+        }
+      }
+      if (per_p) {
+        double t1 = 0.0, t2 = 0.0;
+        for (int64_t q = 0; q < n; ++q) { t1 += a1[q]; t2 += a2[q]; }
+        part1[item] = t1;
+        part2[item] = t2;
+      } else {
+        for (int64_t q = 0; q < n; ++q) {
+          part1[item * n_ch + (q0 + q) % n_ch] += a1[q];
+          part2[item * n_ch + (q0 + q) % n_ch] += a2[q];
+        }
+      }
+    }
+  });
+  auto dopt = torch::TensorOptions().dtype(torch::kFloat64);
+  auto sum1 = torch::zeros({n_ch}, dopt), sum2 = torch::zeros({n_ch}, dopt);
+  double* r1 = sum1.data_ptr<double>();
+  double* r2 = sum2.data_ptr<double>();
+  for (int64_t item = 0; item < items; ++item) {
+    if (per_p) {
+      r1[item / nq] += part1[item];
+      r2[item / nq] += part2[item];
+    } else {
+      for (int64_t ch = 0; ch < n_ch; ++ch) {
+        r1[ch] += part1[item * n_ch + ch];
+        r2[ch] += part2[item * n_ch + ch];
+      }
+    }
+  }
+  return {sum1, sum2};
 }
 """.replace("CHUNK", str(_CHUNK))
 
+_NONE = torch.empty(0)  # "no tensor" for the kernels' optional arguments
 _module = None
 _error: str | None = None
 _warned = False
@@ -161,7 +348,8 @@ def _build():
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             _module = load_inline(_NAME, cpp_sources=_SOURCE,
-                                  functions=["lif_forward", "lif_backward"],
+                                  functions=["lif_forward", "lif_backward", "affine_combine",
+                                             "channel_sums"],
                                   extra_cflags=flags, extra_ldflags=["-fopenmp"],
                                   verbose=False)
     except Exception as e:  # no compiler, no ninja, a failed build: the reason, once
@@ -254,7 +442,8 @@ class LIFKernel(torch.autograd.Function):
     def forward(ctx, current, decay, threshold, alpha):
         x, (P, T, Q), layout = _ptq(current)
         need_grad = ctx.needs_input_grad[0]
-        spikes, slope = _module.lif_forward(x, P, T, Q, decay, threshold, alpha, need_grad)
+        spikes, slope = _module.lif_forward(x, P, T, Q, decay, threshold, alpha, need_grad,
+                                            _NONE, _NONE)
         ctx.shape, ctx.layout, ctx.decay = (P, T, Q), layout, decay
         ctx.stride = torch.empty_like(current).stride() if layout == "other" else None
         ctx.save_for_backward(spikes, slope)
@@ -265,5 +454,91 @@ class LIFKernel(torch.autograd.Function):
         spikes, slope = ctx.saved_tensors
         P, T, Q = ctx.shape
         g = grad_spikes.permute(2, 0, 1) if ctx.layout == "ntb" else grad_spikes
-        grad = _module.lif_backward(g.contiguous(), spikes, slope, P, T, Q, ctx.decay)
+        (grad,) = _module.lif_backward(g.contiguous(), spikes, slope, P, T, Q, ctx.decay,
+                                       _NONE, 0)
         return _back(grad, ctx.layout, ctx.stride), None, None, None
+
+
+class BatchNormLIFKernel(torch.autograd.Function):
+    """Training-mode BatchNorm folded into the kernel's LIF: spikes of
+    LIF(a * x + b), a = weight * invstd, b = bias - mean * a per neuron (the batch statistics
+    mean and invstd = 1 / sqrt(var + eps) are given, computed without gradient). Backward is
+    BatchNorm's full gradient, with xhat = (x - mean) * invstd, dI the current's gradient and
+    n = B * T values per neuron:
+
+        dL/dbias = sum dI,   dL/dweight = sum dI * xhat,
+        dL/dx = a * (dI - sum dI / n - xhat * sum(dI * xhat) / n)
+
+    whose sums the backward kernel accumulates per neuron (float64) while it computes dI.
+    current: (T, B, N) float32 CPU in (N, T, B) or (T, B, N) memory."""
+
+    @staticmethod
+    def forward(ctx, current, weight, bias, mean, invstd, decay, threshold, alpha):
+        x, (P, T, Q), layout = _ptq(current)
+        assert layout != "other"
+        a = (weight.detach() * invstd).contiguous()
+        b = (bias.detach() - mean * a).contiguous()
+        need_grad = any(ctx.needs_input_grad[:3])
+        spikes, slope = _module.lif_forward(x, P, T, Q, decay, threshold, alpha, need_grad, a, b)
+        ctx.shape, ctx.layout, ctx.decay = (P, T, Q), layout, decay
+        ctx.save_for_backward(spikes, slope, x, a, mean, invstd)
+        return _back(spikes, layout, ())
+
+    @staticmethod
+    def backward(ctx, grad_spikes):
+        spikes, slope, x, a, mean, invstd = ctx.saved_tensors
+        P, T, Q = ctx.shape
+        n_ch = a.numel()
+        g = grad_spikes.permute(2, 0, 1) if ctx.layout == "ntb" else grad_spikes
+        dI, s1, s2 = _module.lif_backward(g.contiguous(), spikes, slope, P, T, Q, ctx.decay,
+                                          x, n_ch)
+        n = x.numel() / n_ch
+        m64, i64, a64 = mean.double(), invstd.double(), a.double()
+        s_xhat = i64 * (s2 - m64 * s1)                       # sum dI * xhat
+        k = -a64 * i64 * s_xhat / n                          # dL/dx = a dI + k x + m
+        m = -a64 * s1 / n - k * m64
+        _module.affine_combine(dI, x, a, k.float().contiguous(), m.float().contiguous(), P, T, Q)
+        return (_back(dI, ctx.layout, ()), s_xhat.float(), s1.float(), None, None, None, None,
+                None)
+
+
+def batchnorm_lif(norm: torch.nn.Module, lif: torch.nn.Module,
+                  current: torch.Tensor) -> torch.Tensor | None:
+    """BatchNorm `norm` then LIF `lif` on current (B, N, T) as one kernel pass, or None where
+    that does not apply (then the caller runs them as usual): training mode with batch
+    statistics and a momentum, not across DDP ranks, the compiled kernel for `lif.kernel`,
+    (N, T, B) or (T, B, N) memory. Updates norm's running statistics as nn.BatchNorm1d does.
+    Returns spikes (B, N, T) as trainer.neurons.LIF does."""
+    if not (isinstance(norm, torch.nn.BatchNorm1d) and norm.training and norm.affine
+            and norm.track_running_stats and norm.momentum is not None):
+        return None
+    if torch.distributed.is_available() and torch.distributed.is_initialized() \
+            and torch.distributed.get_world_size() > 1:
+        return None
+    kernel = str(getattr(lif, "kernel", "torch"))
+    if current.dim() != 3 or not use_kernel(kernel, current):
+        return None
+    assert _module is not None
+    tbn = current.permute(2, 0, 1)  # trainer.neurons.time_major (not imported: it imports us)
+    if tbn.shape[0] > 1 and tbn.stride(0) == 1:
+        tbn = tbn.contiguous()
+    x, shape, layout = _ptq(tbn)
+    if layout == "other":
+        return None
+    P, T, Q = shape
+    n_ch = current.shape[1]
+    with torch.no_grad():  # batch statistics in float64 (one pass over x), used in float32
+        s1, s2 = _module.channel_sums(x, P, T, Q, n_ch)
+        n = x.numel() // n_ch
+        mean64 = s1 / n
+        var64 = (s2 / n - mean64 * mean64).clamp_min(0.0)
+        mean, var = mean64.float(), var64.float()
+        invstd = torch.rsqrt(var64 + norm.eps).float()
+        norm.num_batches_tracked.add_(1)  # type: ignore[union-attr, operator]
+        mom = norm.momentum
+        norm.running_mean.mul_(1 - mom).add_(mom * mean)  # type: ignore[union-attr, operator]
+        norm.running_var.mul_(1 - mom).add_(  # type: ignore[union-attr, operator]
+            mom * var * (n / max(n - 1, 1)))
+    spikes = BatchNormLIFKernel.apply(tbn, norm.weight, norm.bias, mean, invstd, lif.decay,
+                                      lif.threshold, lif.alpha)
+    return spikes.permute(1, 2, 0)

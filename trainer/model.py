@@ -12,6 +12,7 @@ from torch import nn
 
 from .distributed import GlobalBatchNorm1d
 from .layers import DelayConnection
+from .lif_kernel import batchnorm_lif
 from .neurons import LI, LIF
 from .recurrent import RecurrentConnection, recurrent_kernel_size, split_sparsity
 
@@ -136,7 +137,9 @@ class DelaySNN(nn.Module):
                                       lif, hard=hard, mask=None if dropout_masks is None
                                       else dropout_masks[i])
             else:
-                h = lif(_GradLikeInput.apply(_normalise(norm, conn(h, hard=hard))))
+                cur = conn(h, hard=hard)
+                fused = batchnorm_lif(norm, lif, cur)  # one compiled pass where it applies
+                h = fused if fused is not None else lif(_GradLikeInput.apply(_normalise(norm, cur)))
             spikes.append(h)
             if dropout_masks is not None:
                 h = h * dropout_masks[i].unsqueeze(-1)
