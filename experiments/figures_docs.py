@@ -226,6 +226,26 @@ def dcls_speed(speed: dict, ref: dict) -> str:
     ] if line is not None)
 
 
+def lif_kernel_speed(d: dict) -> str:
+    """The compiled BatchNorm + LIF kernel against the code before it (train_speed_lif_kernel.json,
+    --baseline-tree), same run, same configurations."""
+    st = d["setup"]
+    rows = [[r["method"], g(r["sparsity"]), f"{r['baseline_tree_samples_per_s']:.1f}",
+             f"{r['samples_per_s']:.1f}", f"{r['ratio_to_baseline_tree']:.2f}"]
+            for r in d["runs"]]
+    kern = sorted({str(r.get("lif_kernel")) for r in d["runs"]})
+    return (wrap("`python bench/train_speed.py --methods dcls structure --sparsities 0.9 "
+                 f"--dcls-sparsities 0.98 --batches 256 --threads {st['threads']} "
+                 "--no-dense-path --baseline-tree DIR --json "
+                 "docs/results/train_speed_lif_kernel.json`, DIR holding the code before the "
+                 f"kernels (commit {st.get('baseline_tree_commit', '?')}), interleaved in one "
+                 "run; samples/s averaged over "
+                 f"{st['schedule_points']} points of the sigma schedule, best of "
+                 f"{st['repeats']} rounds, lif_kernel = {' and '.join(kern)}:")
+            + "\n\n" + table(["method", "sparsity", "before (torch ops)", "kernels",
+                               "x before"], rows))
+
+
 # ----------------------------------------------------------------------------- step profile
 
 PROFILE_ROWS = (("LIF forward + backward", ("lif", "lif bwd")),
@@ -497,10 +517,13 @@ RERUN_NEW = tuple(f"{R}sweep_dcls_truncated/dcls_s{s}_seed{k}.json" for s in RER
                   for k in RERUN_SEEDS)
 
 
-def dcls_rerun(*points: dict) -> str:
-    """The truncated path's points against the committed (earlier-path) ones, paired by seed."""
-    n = len(RERUN_OLD)
-    old, new = points[:n], points[n:]
+RERUN_KERNEL = tuple(f"{R}sweep_dcls_kernel/dcls_s{s}_seed{k}.json" for s in RERUN_SPARSITIES
+                     for k in RERUN_SEEDS)
+
+
+def _rerun_table(old: tuple[dict, ...], new: tuple[dict, ...]) -> tuple[str, list[str]]:
+    """The paired table of two sets of the rerun points (by sparsity, then seed) and, per
+    sparsity, whether the float test accuracy difference is within noise."""
     rows, verdicts = [], []
     for i, sp in enumerate(RERUN_SPARSITIES):
         pairs = list(zip(old[i * 3:i * 3 + 3], new[i * 3:i * 3 + 3]))
@@ -522,15 +545,43 @@ def dcls_rerun(*points: dict) -> str:
     head = ["sparsity", "float test accuracy (3 seeds)", "paired difference, points [95% t]",
             "emulator test accuracy", "paired difference, points [95% t]",
             "training time (mean)"]
+    return table(head, rows), verdicts
+
+
+def dcls_rerun(*points: dict) -> str:
+    """The truncated path's points against the committed (earlier-path) ones, paired by seed."""
+    n = len(RERUN_OLD)
+    old, new = points[:n], points[n:]
+    tab, verdicts = _rerun_table(old, new)
     return (wrap("The sweep's dcls points at 0.9 and 0.95 (`experiments/fsdd.toml`, 40 "
                  "epochs, 3 seeds, 300 test recordings) rerun on this path with `python -m "
                  "experiments.sweep run --groups dcls --sparsities 0.9 0.95 --results "
                  "docs/results/sweep_dcls_truncated --runs runs/sweep_truncated`, against the "
                  "committed points of the earlier path (docs/results/sweep), paired by seed. "
                  "Training times are each run's own, on a shared 2-core machine:")
-            + "\n\n" + table(head, rows) + "\n\n"
+            + "\n\n" + tab + "\n\n"
             + bullet("Float test accuracy, truncated against earlier path: "
                      + "; ".join(verdicts) + ".")
+            + "\n" + bullet(_outside_bound(new)))
+
+
+def dcls_rerun_kernel(*points: dict) -> str:
+    """The same points trained with the compiled BatchNorm + LIF kernel against the truncated
+    path's reruns on the torch ops, paired by seed."""
+    n = len(RERUN_NEW)
+    old, new = points[:n], points[n:]
+    tab, verdicts = _rerun_table(old, new)
+    kern = sorted({str(p.get("lif_kernel")) for p in new})
+    return (wrap("The same six points trained again with the compiled BatchNorm + LIF kernel "
+                 f"(`lif_kernel` = {' and '.join(kern)} in their records), `python -m "
+                 "experiments.sweep run --groups dcls --sparsities 0.9 0.95 --results "
+                 "docs/results/sweep_dcls_kernel --runs runs/sweep_dcls_kernel`, against the "
+                 "reruns above (torch ops), paired by seed. The kernel changes training by float "
+                 "rounding, which 40 epochs of a chaotic optimisation carry into different "
+                 "networks:")
+            + "\n\n" + tab + "\n\n"
+            + bullet("Float test accuracy, kernel against torch ops: " + "; ".join(verdicts)
+                     + ".")
             + "\n" + bullet(_outside_bound(new)))
 
 
@@ -702,6 +753,7 @@ BLOCKS = [
     Block("lr-ei", ST, (R + "structure_multi_lr.json", R + "structure_multi_init.json"), lr_ei),
     Block("dcls-speed", ST, (R + "train_speed_dcls.json", R + "reference_speed.json"),
           dcls_speed),
+    Block("lif-kernel-speed", ST, (R + "train_speed_lif_kernel.json",), lif_kernel_speed),
     Block("dcls-rerun", ST, RERUN_OLD + RERUN_NEW, dcls_rerun),
     Block("recurrent-vs-ff", ST, (*REC_POINTS, REC_LAVA), recurrent_vs_ff),
     Block("recurrent-vs-ff-dense", ST, (*REC_DENSE_POINTS, REC_DENSE_LAVA),

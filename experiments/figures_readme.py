@@ -30,6 +30,7 @@ from experiments.figures_lava_dl import SOURCE as LAVA_DL_SOURCE
 from experiments.figures_lava_dl import lava_dl_example
 from experiments.figures_speed import (
     SWEEP_S09,
+    dcls_speed_summary,
     lava_speed,
     profile_step,
     train_speed,
@@ -647,6 +648,7 @@ BLOCKS = [
     Block("budget", RM, (R + "budget_dense_all.json",), budget),
     Block("lava-speed", RM, (R + "lava_speed.json", R + "lava_speed_shd.json"), lava_speed),
     Block("train-speed", RM, (R + "train_speed.json",), train_speed),
+    Block("dcls-speed-summary", RM, (R + "train_speed_dcls.json",), dcls_speed_summary),
     Block("profile-step", RM, (R + "profile_step.json", R + "profile_step_before.json"),
           profile_step),
     Block("training-runs", RM, (R + "fsdd_structure_s09_speed.json", *SWEEP_S09,

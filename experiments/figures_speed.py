@@ -277,3 +277,27 @@ def training_runs(speed: dict, p0: dict, p1: dict, p2: dict, s09: dict, conn: di
     """The FSDD training runs of the speed section, one bullet (or two) per JSON."""
     return "\n".join([fsdd_speed(speed), merged_accuracy(p0, p1, p2, s09), accuracy_branch(s09),
                       connectivity_readme(conn), lr_readme(lr, init), deepr_readme(deepr)])
+
+
+def dcls_speed_summary(d: dict) -> str:
+    """Sparse DCLS against dense DCLS (train_speed_dcls.json): issue 27's targets, in brief."""
+    runs = speed_runs(d)
+    st = d["setup"]
+    b = int(next(iter(d["baseline"])))
+    targets = {0.9: 3.0, 0.98: 5.0}
+    kernels = sorted({str(r.get("lif_kernel")) for r in d["runs"]})
+    parts = [f"{g(sp)}: {runs[('dcls', sp, b)]['ratio_to_dense_dcls']:.2f}x ({g(want)}x asked, "
+             f"{'met' if runs[('dcls', sp, b)]['ratio_to_dense_dcls'] >= want else 'not met'})"
+             for sp, want in targets.items()]
+    return "\n".join([
+        bullet("Sparse `dcls` trains on its truncated-kernel sparse path "
+               "(docs/sparse_training.md, \"DCLS at high sparsity\"). Samples/s against dense "
+               f"`dcls` in the same run, batch {b}, {st['threads']} threads, averaged over "
+               f"{st['schedule_points']} points of the sigma schedule, at sparsity "
+               + "; ".join(parts) + " ("
+               + link("docs/results/train_speed_dcls.json") + ").", 1),
+        bullet("The hidden layers' BatchNorm and LIF ran as "
+               + " and ".join(f"`{k}`" for k in kernels)
+               + " (`lif_kernel`, `trainer/lif_kernel.py`: one compiled pass over the time loop, "
+               "with training-mode BatchNorm folded in).", 1),
+    ])

@@ -84,6 +84,7 @@ def showcase(config: str | Path, out: str | Path, *, qat_epochs: int = 0, qat_lr
         "config": str(config), "dataset": dataset, "profile": profile,
         "method": metrics.get("method"), "sparsity": metrics.get("sparsity"),
         "epochs": metrics.get("epochs"), "train_seconds": metrics.get("seconds"),
+        "lif_kernel": metrics.get("lif_kernel"),
         "qat": None if qat is None else {k: qat[k] for k in
                                          ("epochs", "lr", "best_epoch", "val_fixed_point")},
         "val_accuracy": metrics.get("val_accuracy"),

@@ -133,6 +133,8 @@ def evaluate_point(run_dir: Path, profile: str = PROFILE) -> dict:
         "budget": {k: budget[k] for k in BUDGET_KEYS},
         "checkpoint_sha256": sha256_file(run_dir / CHECKPOINT),
         "train_seconds": float(metrics["seconds"]),
+        # what the hidden LIFs ran (trainer.lif_kernel); runs made before it was recorded: None
+        "lif_kernel": metrics.get("lif_kernel"),
         **({"recurrent_synapses_per_layer": [int(c) for c in metrics["recurrent_connections"]]}
            if "recurrent_connections" in metrics else {}),
         "evaluate_seconds": time.perf_counter() - t0,

@@ -357,21 +357,30 @@ def _build():
     return _module
 
 
-def _clear_stale_lock(max_age_s: float = 600.0) -> None:
-    """Remove a build lock left by a process killed while building (torch would wait for it
-    forever); a real build holds it for ~30 s."""
+def _clear_stale_lock(stale_s: float = 120.0, wait_s: float = 180.0) -> None:
+    """Before torch's build step: wait (at most wait_s) while another process holds the build
+    lock, and remove a lock older than stale_s, left by a process killed while building (torch
+    would wait for it forever; a real build holds it ~30 s)."""
     import glob
     import time
 
     from torch.utils.cpp_extension import _get_build_directory
 
     root = os.path.dirname(_get_build_directory(_NAME, verbose=False))
-    for lock in glob.glob(os.path.join(root, _NAME + "*", "lock")):
-        try:
-            if time.time() - os.path.getmtime(lock) > max_age_s:
-                os.remove(lock)
-        except OSError:
-            pass
+    t0 = time.monotonic()
+    while True:
+        locks = glob.glob(os.path.join(root, _NAME + "*", "lock"))
+        if not locks:
+            return
+        for lock in locks:
+            try:
+                if time.time() - os.path.getmtime(lock) > stale_s:
+                    os.remove(lock)
+            except OSError:
+                pass
+        if time.monotonic() - t0 > wait_s:
+            return
+        time.sleep(1.0)
 
 
 def unavailable_reason() -> str | None:
