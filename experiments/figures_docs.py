@@ -578,7 +578,8 @@ def dcls_rerun_kernel(*points: dict) -> str:
                  "docs/results/sweep_dcls_kernel --runs runs/sweep_dcls_kernel`, against the "
                  "reruns above (torch ops), paired by seed. The kernel changes training by float "
                  "rounding, which 40 epochs of a chaotic optimisation carry into different "
-                 "networks:")
+                 "networks. Training times are each run's own, with other jobs on the shared "
+                 "2-core machine (the bench above measures speed):")
             + "\n\n" + tab + "\n\n"
             + bullet("Float test accuracy, kernel against torch ops: " + "; ".join(verdicts)
                      + ".")
@@ -755,6 +756,7 @@ BLOCKS = [
           dcls_speed),
     Block("lif-kernel-speed", ST, (R + "train_speed_lif_kernel.json",), lif_kernel_speed),
     Block("dcls-rerun", ST, RERUN_OLD + RERUN_NEW, dcls_rerun),
+    Block("dcls-rerun-kernel", ST, RERUN_NEW + RERUN_KERNEL, dcls_rerun_kernel),
     Block("recurrent-vs-ff", ST, (*REC_POINTS, REC_LAVA), recurrent_vs_ff),
     Block("recurrent-vs-ff-dense", ST, (*REC_DENSE_POINTS, REC_DENSE_LAVA),
           recurrent_vs_ff_dense),
