@@ -40,7 +40,7 @@ def _recurrent_summary(layers: list[dict], budget: dict) -> dict:
             "recurrent_synops_per_sample": budget.get("recurrent_synops_per_sample")}
 
 
-def showcase(config: str | Path, out: str | Path, *, qat_epochs: int = 0, qat_lr: float = 1e-4,
+def showcase(config: str | Path, out: str | Path, *, qat_epochs: int = 0, qat_lr: float = 3e-4,
              profile: str = "loihi2", json_path: str | Path | None = None,
              max_loss: float | None = DEFAULT_MAX_LOSS, progress: bool = True) -> dict:
     """Run the pipeline for CONFIG into OUT; return (and write) the summary dict."""
@@ -127,7 +127,7 @@ def build_parser() -> argparse.ArgumentParser:
                     help="output folder (train/, qat/, net.h5, JSONs); required, no default")
     ap.add_argument("--qat-epochs", type=int, default=0,
                     help="quantization-aware fine-tuning epochs (export.qat); 0 = none")
-    ap.add_argument("--qat-lr", type=float, default=1e-4,
+    ap.add_argument("--qat-lr", type=float, default=3e-4,
                     help="Adam learning rate of the fine-tuning")
     ap.add_argument("--profile", default="loihi2",
                     help="hardware profile the network is exported and budgeted for")

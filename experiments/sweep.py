@@ -4,7 +4,8 @@ trained and evaluated as Ray tasks, one small JSON per point; a report built fro
     python -m experiments.sweep run [--config experiments/fsdd.toml]
         [--results runs/sweep_results] [--runs runs/sweep] [--address ADDR]
         [--device cpu|cuda] [--cpus-per-trial 1] [--num-cpus N] [--epochs N]
-        [--groups G ...] [--sparsities S ...] [--seeds N ...] [--dry-run] [--no-progress]
+        [--groups G ...] [--sparsities S ...] [--seeds N ...] [--lif-kernel auto|cpp|torch]
+        [--dry-run] [--no-progress]
     python -m experiments.sweep report [--results runs/sweep_results] [--epochs N]
         [--config experiments/fsdd.toml] [--docs runs/sweep_report/results.md] [--readme README.md]
 
@@ -266,10 +267,13 @@ def run(config: str | Path = DEFAULT_CONFIG, *, results: str | Path = DEFAULT_RE
         cpus_per_trial: int = 1, num_cpus: int | None = None, epochs: int | None = None,
         groups: list[str] | None = None, sparsities: list[float] | None = None,
         seeds: list[int] | None = None, dry_run: bool = False, progress: bool = True,
-        command: str | None = None) -> dict:
+        command: str | None = None, lif_kernel: str | None = None) -> dict:
     """Run the points of ``config`` that have no JSON in ``results`` yet (see the module
     docstring). ``groups``/``sparsities``/``seeds`` restrict the grid; ``epochs`` replaces its
-    epoch count (short trial runs: use another ``results`` folder). Everything is checked before
+    epoch count (short trial runs: use another ``results`` folder); ``lif_kernel`` sets the
+    trainer's (None: its default; it changes training by float rounding only, and is not part of
+    a point's identity: "torch" reproduces points trained before the compiled kernels, bit for
+    bit). Everything is checked before
     Ray starts. Uses Ray as it is when already initialised (and leaves it running), else starts
     it (and shuts it down). Returns {"points", "done" (this call), "skipped" (JSON present),
     "failed" [{name, error, log, host}], "skipped_groups" [messages], "same_run_as" {point:
@@ -286,7 +290,8 @@ def run(config: str | Path = DEFAULT_CONFIG, *, results: str | Path = DEFAULT_RE
             raise ValueError(f"{what} {path} exists and is not a folder; choose another path")
     grid = load_grid(config)
     points, skipped_groups = plan(grid, device=device, threads=cpus_per_trial, epochs=epochs,
-                                  groups=groups, sparsities=sparsities, seeds=seeds)
+                                  groups=groups, sparsities=sparsities, seeds=seeds,
+                                  lif_kernel=lif_kernel)
     todo, skipped = check_existing(points, results, runs)
     train, twins, ready = split_twins(todo, results)
     done: list[str] = []
@@ -356,6 +361,9 @@ def build_parser() -> argparse.ArgumentParser:
                         "start Ray here")
     r.add_argument("--device", default="cpu", choices=DEVICES,
                    help="cpu: one trial per --cpus-per-trial cores; cuda: one per GPU")
+    r.add_argument("--lif-kernel", choices=("auto", "cpp", "torch"), default=None,
+                   help="the trainer's lif_kernel for every point (default: its own, auto); "
+                        "torch reproduces points trained before the compiled kernels")
     r.add_argument("--cpus-per-trial", type=int, default=1,
                    help="cores (and torch threads) per trial")
     r.add_argument("--num-cpus", type=int, default=None,
@@ -397,7 +405,7 @@ def main(argv: list[str] | None = None) -> int:
         r = run(a.config, results=a.results, runs=a.runs, address=a.address, device=a.device,
                 cpus_per_trial=a.cpus_per_trial, num_cpus=a.num_cpus, epochs=a.epochs,
                 groups=a.groups, sparsities=a.sparsities, seeds=a.seeds, dry_run=a.dry_run,
-                progress=a.progress, command=command)
+                progress=a.progress, command=command, lif_kernel=a.lif_kernel)
     except ValueError as e:  # bad input, before any work (DataError, CheckpointError included)
         print(f"error: {e}", file=sys.stderr)
         return 2

@@ -45,7 +45,7 @@ GROUP_KEYS = ("name", "method", "sparsities", "match_synapses", "set", "optional
 # trainer keys the grid itself sets on every point: a `set` table may not name them
 GRID_KEYS = ("dataset", "data_dir", "method", "sparsity", "seed", "epochs")
 # trainer keys the sweep sets per machine (they do not change a result: trainer NON_IDENTITY_KEYS)
-MACHINE_KEYS = ("device", "num_threads")
+MACHINE_KEYS = ("device", "num_threads", "lif_kernel")
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 
 
@@ -175,11 +175,13 @@ def check_grid(raw: dict, where: str = "sweep config") -> dict:
 
 def plan(grid: dict, *, device: str = "auto", threads: int = 1, epochs: int | None = None,
          groups: list[str] | None = None, sparsities: list[float] | None = None,
-         seeds: list[int] | None = None) -> tuple[list[dict], list[str]]:
+         seeds: list[int] | None = None, lif_kernel: str | None = None
+         ) -> tuple[list[dict], list[str]]:
     """The grid's points (densest first), restricted to the given groups / nominal sparsities /
     seeds when those are given, with epochs replaced when given (for short trial runs).
     Returns (points, skipped): one message per optional group left out because the trainer
-    lacks one of its set keys. Every point's trainer config is resolved here (ValueError)."""
+    lacks one of its set keys. Every point's trainer config is resolved here (ValueError).
+    lif_kernel: the trainer's lif_kernel for every point (None: its default)."""
     from trainer.config import load_defaults, resolve_config
 
     known = set(load_defaults())
@@ -222,7 +224,8 @@ def plan(grid: dict, *, device: str = "auto", threads: int = 1, epochs: int | No
                 over = {**gr["set"], "dataset": grid["dataset"], "data_dir": grid["data_dir"],
                         "method": gr["method"], "seed": int(seed),
                         "epochs": int(epochs or grid["epochs"]), "device": device,
-                        "num_threads": int(threads), "sparsity": float(s)}
+                        "num_threads": int(threads), "sparsity": float(s),
+                        **({} if lif_kernel is None else {"lif_kernel": lif_kernel})}
                 try:
                     cfg = resolve_config(None, over)
                     if gr["match_synapses"]:

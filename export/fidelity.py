@@ -34,12 +34,16 @@ first one within `max_loss` is exported; the float reference stays the trained c
 3. Keep zeroed synapses (export.quantize `keep_zeroed`): a synapse whose weight rounds to 0
    keeps the smallest nonzero level with its sign. Changes the weights of those N synapses
    (by less than one level); keeps the structure.
-4. Quantization-aware fine-tuning (export.qat.finetune_loaded) of the trained checkpoint on
-   the training split for up to `qat_epochs` epochs through the fixed point of the best
-   candidate so far (its exponents, scale factors and kept synapses), each epoch measured on
-   validation, stopped as soon as the bound holds, the best epoch kept; if still above the
-   bound, steps 1-3 run on the fine-tuned checkpoint. Changes: every weight and bias (folded
-   BatchNorm); structure, delays and neurons unchanged.
+4. Quantization-aware fine-tuning (export.qat.finetune_loaded) on the training split for up to
+   `qat_epochs` epochs through the fixed point of the best cheap candidate (its exponents,
+   scale factors and kept synapses), objective "distill" first (the fixed-point network is
+   trained to give the trained float model's per-step class probabilities), then, if the
+   bound still fails, "labels" (the training loss). Each epoch is measured on validation and
+   the fine-tuning stops at the first epoch within the bound; if none is, the epoch that agrees
+   most with the trained model's validation predictions (distill) or the most accurate one
+   (labels) is kept. If still above the bound, steps 1-3 run on the fine-tuned checkpoint.
+   Changes: every weight and bias (folded BatchNorm); structure, delays and neurons
+   unchanged.
 
 If no candidate is within the bound, FidelityError says so in one line with both accuracies;
 with `allow_loss` the best candidate (highest fixed-point validation accuracy, the earliest on
@@ -69,10 +73,13 @@ if TYPE_CHECKING:
 
 DEFAULT_MAX_LOSS = 0.5  # points: lava_runtime.pipeline.deploy's bound (the export CLI: none)
 DEFAULT_QAT_EPOCHS = 5  # most fine-tuning epochs the bound may spend
-DEFAULT_QAT_LR = 1e-4  # Adam learning rate of that fine-tuning (export.qat's default)
+DEFAULT_QAT_LR = 3e-4  # Adam learning rate of that fine-tuning (export.qat's default)
 # tried per layer, in this order: 2^(k/4), k = 1..8 (1.19 .. 4)
 SCALE_FACTORS = tuple(2 ** (k / 4) for k in range(1, 9))
 _EPS = 1e-9  # points: tolerance of the bound comparison
+# fine-tuning objectives tried in turn (export.qat): distillation first (it trains the deployed
+# network to answer as the trained one), the training loss on the labels second
+QAT_OBJECTIVES = ("distill", "labels")
 # the keys every sweep point and showcase JSON copies from the export report
 FIDELITY_KEYS = ("emulator_val_accuracy", "fixed_point_loss_val", "qat_epochs",
                  "synapses_zeroed", "max_loss_bound")
@@ -137,6 +144,7 @@ class Candidate:
     correct: int = 0
     readout_ok: bool = True
     neuron_exponents: bool = False
+    qat: dict | None = None  # the fine-tuning summary of a fine-tuned candidate
 
     def summary(self, n: int, float_correct: int) -> dict:
         q = [L["quantization"] for L in self.report["layers"]]
@@ -261,27 +269,34 @@ def export_with_bound(ck: Checkpoint, profile: str = "loihi2", *, provenance: di
 
     first = measure("as exported", ck, p0, neuron=neuron_exponents)
     final, ok = first, within(first)
-    qat: dict | None = None
+    qat: dict | None = None  # the last fine-tuning's summary (what ran, for the messages)
     if not ok:
         final, ok = cheap(first, "")
-    if not ok and qat_epochs > 0:
+    start = final  # the best cheap candidate: the grid every fine-tuning trains through
+    for objective in QAT_OBJECTIVES if qat_epochs > 0 else ():
+        if ok:
+            break
         ck_q, qat = _fine_tune(ck, p0, x_val, y_val, training, profile, qat_epochs, qat_lr,
                                (float_correct - max_loss * n / 100) / n - _EPS,
-                               {**opts, "scale_factors": final.scale_factors,
-                                "keep_zeroed": final.keep_zeroed,
-                                "neuron_exponents": final.neuron_exponents}, cache_dir,
-                               progress)
-        if ck_q is not None:
-            assert qat is not None
-            p_q = prepare_export(ck_q, profile, calibration=p0.x_cal, max_calibration=None,
-                                 **opts)
-            c = measure("qat", ck_q, p_q, final.scale_factors, final.keep_zeroed,
-                        int(qat["best_epoch"]), neuron=final.neuron_exponents)
-            ok = within(c)
-            if not ok:
-                c, ok = cheap(c, "qat + ")
-            if ok or better(c, final):
-                final = c
+                               {**opts, "scale_factors": start.scale_factors,
+                                "keep_zeroed": start.keep_zeroed,
+                                "neuron_exponents": start.neuron_exponents}, cache_dir,
+                               progress, objective)
+        if ck_q is None:
+            continue
+        assert qat is not None
+        p_q = prepare_export(ck_q, profile, calibration=p0.x_cal, max_calibration=None, **opts)
+        c = measure("qat", ck_q, p_q, start.scale_factors, start.keep_zeroed,
+                    int(qat["best_epoch"]), neuron=start.neuron_exponents)
+        c.qat = qat
+        ok = within(c)
+        if not ok:
+            c, ok = cheap(c, "qat + ")
+            c.qat = qat
+        if ok or better(c, final):
+            final = c
+    if final.qat is not None:
+        qat = final.qat
     fa, qa = float_correct / n, final.correct / n
     line = (f"the fixed-point network loses {loss(final):.2f} points on the validation split "
             f"({n} samples: float {fa:.2%}, fixed point {qa:.2%}), above the bound of "
@@ -296,8 +311,9 @@ def export_with_bound(ck: Checkpoint, profile: str = "loihi2", *, provenance: di
         prov["fidelity"] = {"max_loss_points": max_loss, "step": final.step,
                             "changes": changes}
         if final.qat_epochs:
-            prov["qat"] = {k: qat[k] for k in ("epochs_run", "best_epoch", "lr",  # type: ignore[index]
-                                               "val_fixed_point")}
+            prov["qat"] = {k: qat[k] for k in ("objective", "epochs_run",  # type: ignore[index]
+                                               "best_epoch", "lr", "val_fixed_point",
+                                               "val_agreement")}
     net, report = export_loaded(final.ck, profile, provenance=prov, source=source,
                                 evaluation=evaluation, eval_split=eval_split, max_eval=max_eval,
                                 cache_dir=cache_dir, progress=progress, prepared=final.prepared,
@@ -325,7 +341,7 @@ def export_with_bound(ck: Checkpoint, profile: str = "loihi2", *, provenance: di
 
 
 def _fine_tune(ck, p0, x_val, y_val, training, profile, epochs, lr, target, opts, cache_dir,
-               progress):
+               progress, objective="distill"):
     """Step 3: (fine-tuned checkpoint or None when epoch 0 stayed best or it cannot run, the
     fine-tuning's summary or {"not_run": why}). opts: export_loaded's quantization options."""
     from export.build_network import _as_xy, _recipe_data
@@ -340,11 +356,12 @@ def _fine_tune(ck, p0, x_val, y_val, training, profile, epochs, lr, target, opts
             raise ExportError("the fine-tuning needs training labels: pass (features, labels)")
         ck_q, summary = finetune_loaded(ck, x_tr, y_tr, p0.x_cal, x_val, y_val, epochs=epochs,
                                         lr=lr, profile=profile, target=target,
-                                        progress=progress, **opts)
+                                        progress=progress, objective=objective, **opts)
     except ExportError as e:  # e.g. neurons with current memory, no training data
         return None, {"not_run": str(e).splitlines()[0]}
-    summary = {k: summary[k] for k in ("epochs", "epochs_run", "best_epoch", "lr", "seed",
-                                       "val_fixed_point", "history", "seconds")}
+    summary = {k: summary[k] for k in ("objective", "epochs", "epochs_run", "best_epoch", "lr",
+                                       "seed", "val_fixed_point", "val_agreement", "history",
+                                       "seconds")}
     return (ck_q if summary["best_epoch"] > 0 else None), summary
 
 
