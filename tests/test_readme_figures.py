@@ -60,15 +60,18 @@ def test_a_planted_stale_figure_is_reported_and_rewritten(tmp_path, capsys):
     root = _copy(tmp_path)
     readme = root / "README.md"
     good = readme.read_text()
-    assert good.count("**1.71 uJ**") == 1
-    readme.write_text(good.replace("**1.71 uJ**", "**1.72 uJ**"))
+    joules = json.loads((root / "docs/results/showcase_sparse.json").read_text())[
+        "energy_per_sample_joules"]
+    real, fake = f"**{joules * 1e6:.2f} uJ**", f"**{joules * 1e6 + 0.01:.2f} uJ**"
+    assert good.count(real) == 1
+    readme.write_text(good.replace(real, fake))
 
     stale = rf.check(root)
     assert [(s.doc, s.block) for s in stale] == [("README.md", "showcase")]
-    assert "**1.71 uJ**" in stale[0].expected and "**1.72 uJ**" in stale[0].found
+    assert real in stale[0].expected and fake in stale[0].found
     assert rf.main(["--check", "--root", str(root)]) == 1
     out = capsys.readouterr()
-    assert "README.md: block showcase is stale" in out.out and "1.72 uJ" in out.out
+    assert "README.md: block showcase is stale" in out.out and fake.strip("*") in out.out
     assert "1 stale block" in out.err
 
     assert rf.write(root) == ["showcase"]
