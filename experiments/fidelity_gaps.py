@@ -105,8 +105,10 @@ def markdown(s: dict, results: str, bound_results: str, rel: str, plot: str, n_p
            f"- Re-exported: {len(rows)} of {n_plan} grid points. "
            + ("Every planned point is re-exported." if len(rows) >= n_plan else
               "The rest are pending: `python -m experiments.sweep run --config "
-              f"experiments/fsdd.toml --results {bound_results} --runs runs/sweep_bound` "
-              "resumes them."), ""]
+              f"experiments/fsdd.toml --results {bound_results} --runs runs/sweep_bound "
+              "--lif-kernel torch` resumes them (on the torch ops the structure and no-delay "
+              "points retrain bit for bit; dcls points train on the truncated-kernel path)."),
+           ""]
     if not rows:
         return out + ["No point has been re-exported yet.", ""]
     after_val_out = [r for r in rows if r["val_after"] > r["bound"] + TOL]
