@@ -434,6 +434,16 @@ def _ptq(x: torch.Tensor) -> tuple[torch.Tensor, tuple[int, int, int], str]:
     return x.contiguous(), (1, T, B * N), "tbn" if x.is_contiguous() else "other"
 
 
+def _dense_strides(x: torch.Tensor) -> tuple[int, ...]:
+    """The strides of a dense tensor of x's shape whose axes are ordered in memory as x's are
+    (what empty_like gives a permuted dense x), without allocating one."""
+    order = sorted(range(x.dim()), key=lambda d: x.stride(d))
+    strides, step = [0] * x.dim(), 1
+    for d in order:
+        strides[d], step = step, step * x.shape[d]
+    return tuple(strides)
+
+
 def _back(y: torch.Tensor, layout: str, stride: tuple[int, ...]) -> torch.Tensor:
     """A (P, T, Q) kernel output as a (T, B, N) tensor; "other": copied to the input's strides
     (a dense permuted layout, so its storage is the same size)."""
@@ -454,7 +464,7 @@ class LIFKernel(torch.autograd.Function):
         spikes, slope = _module.lif_forward(x, P, T, Q, decay, threshold, alpha, need_grad,
                                             _NONE, _NONE)
         ctx.shape, ctx.layout, ctx.decay = (P, T, Q), layout, decay
-        ctx.stride = torch.empty_like(current).stride() if layout == "other" else None
+        ctx.stride = _dense_strides(current) if layout == "other" else None
         ctx.save_for_backward(spikes, slope)
         return _back(spikes, layout, ctx.stride)
 

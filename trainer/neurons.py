@@ -88,11 +88,9 @@ def lif_sequence_reference(current: torch.Tensor, decay: float, threshold: float
 def _dense_like(x: torch.Tensor) -> torch.Tensor:
     """Uninitialised dense tensor of x's shape whose axes are ordered in memory as x's are
     (x may be a strided slice), so that elementwise ops between the two run in one order."""
-    order = sorted(range(x.dim()), key=lambda d: x.stride(d))
-    strides, step = [0] * x.dim(), 1
-    for d in order:
-        strides[d], step = step, step * x.shape[d]
-    return torch.empty_strided(x.shape, strides, dtype=x.dtype, device=x.device)
+    from .lif_kernel import _dense_strides
+
+    return torch.empty_strided(x.shape, _dense_strides(x), dtype=x.dtype, device=x.device)
 
 
 class _LIFSequence(torch.autograd.Function):
