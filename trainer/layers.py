@@ -47,6 +47,7 @@ from torch import nn
 from .dcls_taps import gaussian, width, window, window_mask, window_starts, window_taps
 from .delay_conv import delay_conv
 from .sparse_dcls import TapPlan, build_tap_plan, set_window_starts, sparse_dcls
+from .tap_index import use_compiled
 from .sparse_delay import CandidateGrad, build_plan, sparse_delay
 
 METHODS = ("dcls", "structure", "structure-multi", "no-delay")
@@ -95,7 +96,8 @@ class DelayConnection(nn.Module):
 
     def __init__(self, n_in: int, n_out: int, kernel_size: int, method: str, sparsity: float,
                  generator: torch.Generator, dale: bool = False, sparse_max_density: float = 0.0,
-                 dcls_path: str = "dense", dcls_max_density: float = 0.0):
+                 dcls_path: str = "dense", dcls_max_density: float = 0.0,
+                 index_kernel: str = "auto"):
         super().__init__()
         if method not in METHODS:
             raise ValueError(f"unknown method {method!r}; choose one of {', '.join(METHODS)}")
@@ -103,6 +105,7 @@ class DelayConnection(nn.Module):
             raise ValueError(f"unknown dcls_path {dcls_path!r}; choose one of "
                              f"{', '.join(DCLS_PATHS)}")
         self.dcls_path, self.dcls_max_density = dcls_path, float(dcls_max_density)
+        self.index_kernel = index_kernel    # lif_kernel's setting: who builds the DCLS index
         self.n_in, self.n_out, self.K = int(n_in), int(n_out), int(kernel_size)
         self.method, self.sparsity, self.dale = method, float(sparsity), bool(dale)
         self.sparse = self.sparsity > 0
@@ -289,8 +292,9 @@ class DelayConnection(nn.Module):
                     and kept is not None and torch.equal(kept, self.mask)):
                 nz = torch.nonzero(self.mask.view(-1)).view(-1)
                 post, pre = nz // self.n_in, nz % self.n_in
+                compiled = use_compiled(self.index_kernel, self.mask.device)
                 self._tap_plan = (nz, build_tap_plan(post, pre, W, self.n_in, self.n_out,
-                                                     self.K, T))
+                                                     self.K, T, compiled=compiled))
                 self._tap_mask = self.mask.clone()
             self._tap_key = key
         assert self._tap_plan is not None

@@ -330,8 +330,16 @@ _warned = False
 def _build():
     """The compiled module (built or loaded from torch's cache once per process)."""
     global _module, _error
-    if _module is not None or _error is not None:
-        return _module
+    if _module is None and _error is None:
+        _module, _error = compile_extension(_NAME, _SOURCE, ["lif_forward", "lif_backward",
+                                                             "affine_combine", "channel_sums"])
+    return _module
+
+
+def compile_extension(name: str, source: str, functions: list[str]):
+    """(module, None) or (None, why it did not build, one line): the C++ `source` built with
+    torch.utils.cpp_extension.load_inline as `name` (change the name with the source, so a
+    cached build of another source is not used), or loaded from torch's cache."""
     try:
         from torch.utils.cpp_extension import load_inline
         try:  # the `ninja` PyPI package: its binary need not be on PATH (a venv not activated)
@@ -341,23 +349,21 @@ def _build():
                 os.environ["PATH"] = bin_dir + os.pathsep + os.environ.get("PATH", "")
         except ImportError:
             pass
-        _clear_stale_lock()
+        _clear_stale_lock(name)
         flags = ["-O3", "-ffp-contract=off", "-fopenmp"]  # at::parallel_for is OpenMP
         if sys.platform.startswith("linux") or sys.platform == "darwin":
             flags.append("-march=native")  # built on the machine that runs it
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            _module = load_inline(_NAME, cpp_sources=_SOURCE,
-                                  functions=["lif_forward", "lif_backward", "affine_combine",
-                                             "channel_sums"],
-                                  extra_cflags=flags, extra_ldflags=["-fopenmp"],
-                                  verbose=False)
+            module = load_inline(name, cpp_sources=source, functions=functions,
+                                 extra_cflags=flags, extra_ldflags=["-fopenmp"], verbose=False)
+        return module, None
     except Exception as e:  # no compiler, no ninja, a failed build: the reason, once
-        _error = f"{type(e).__name__}: {str(e).strip().splitlines()[-1] if str(e).strip() else ''}"
-    return _module
+        text = str(e).strip()
+        return None, f"{type(e).__name__}: {text.splitlines()[-1] if text else ''}"
 
 
-def _clear_stale_lock(stale_s: float = 120.0, wait_s: float = 180.0) -> None:
+def _clear_stale_lock(name: str, stale_s: float = 120.0, wait_s: float = 180.0) -> None:
     """Before torch's build step: wait (at most wait_s) while another process holds the build
     lock, and remove a lock older than stale_s, left by a process killed while building (torch
     would wait for it forever; a real build holds it ~30 s)."""
@@ -366,10 +372,10 @@ def _clear_stale_lock(stale_s: float = 120.0, wait_s: float = 180.0) -> None:
 
     from torch.utils.cpp_extension import _get_build_directory
 
-    root = os.path.dirname(_get_build_directory(_NAME, verbose=False))
+    root = os.path.dirname(_get_build_directory(name, verbose=False))
     t0 = time.monotonic()
     while True:
-        locks = glob.glob(os.path.join(root, _NAME + "*", "lock"))
+        locks = glob.glob(os.path.join(root, name + "*", "lock"))
         if not locks:
             return
         for lock in locks:

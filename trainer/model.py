@@ -96,7 +96,8 @@ class DelaySNN(nn.Module):
             DelayConnection(a, b, cfg["kernel_size"], cfg["method"], sparsity, gen,
                             dale=cfg["dale"], sparse_max_density=density,
                             dcls_path=_setting(cfg, "dcls_path"),
-                            dcls_max_density=float(_setting(cfg, "sparse_max_density_dcls")))
+                            dcls_max_density=float(_setting(cfg, "sparse_max_density_dcls")),
+                            index_kernel=_setting(cfg, "lif_kernel"))
             for a, b in zip(sizes[:-1], sizes[1:]))
         n_hidden = len(cfg["hidden"])
         self.norms = nn.ModuleList(

@@ -35,7 +35,7 @@ operations (CSR products on CPU and CUDA).
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import torch
 
@@ -53,6 +53,7 @@ class _Layout:
     col_neuron: torch.Tensor      # (S*W,) column neuron of each slot
     col: torch.Tensor | None = None
     kept: tuple[torch.Tensor, ...] | None = None   # (crow, col, slot) without the padding
+    values: torch.Tensor | None = None             # q[slot]: the weight index of each entry
 
 
 def _without_padding(lay: _Layout, K: int, T: int) -> tuple[torch.Tensor, ...]:
@@ -74,21 +75,56 @@ def _without_padding(lay: _Layout, K: int, T: int) -> tuple[torch.Tensor, ...]:
 @dataclass
 class TapPlan:
     """Index of S synapses with W kept taps each, for inputs of T steps (module docstring).
-    The (S, W) tap weights are in the order of the synapses given to ``build_tap_plan``."""
+    The (S, W) tap weights are in the order of the synapses given to ``build_tap_plan``.
+    ``compiled``: the layouts are built by trainer.tap_index (the same integers) when first
+    asked for after ``set_window_starts``; else fwd / bwd hold the torch-built layouts."""
     n_in: int
     n_out: int
     K: int
     T: int
     W: int
     S: int
-    fwd: _Layout
-    bwd: _Layout
+    fwd: _Layout | None
+    bwd: _Layout | None
     perm: torch.Tensor              # backward slot order: synapses sorted by (pre, post)
     a: torch.Tensor | None = None   # window starts the columns were built for
+    compiled: bool = False
+    post: torch.Tensor | None = None
+    pre: torch.Tensor | None = None
+    _index: dict = field(default_factory=dict)   # compiled layouts of the current starts
 
     @property
     def nnz(self) -> int:
         return self.T * self.S * self.W
+
+    def forward_index(self, kept: bool) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """(crow, col, slot of each entry) of the forward layout: the padded input's, or with
+        ``kept`` the entries on the input's own steps, columns of the input (n_in, T, B)."""
+        if not self.compiled:
+            assert self.fwd is not None
+            if kept:
+                return _without_padding(self.fwd, self.K, self.T)  # type: ignore[return-value]
+            assert self.fwd.col is not None
+            return self.fwd.crow, self.fwd.col, self.fwd.slot
+        key = "kept" if kept else "padded"
+        if key not in self._index:
+            from .tap_index import forward_index
+            self._index[key] = forward_index(self.post, self.pre, self.a, self.n_out, self.K,
+                                             self.T, self.W, kept)
+        return self._index[key]
+
+    def backward_index(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """(crow, col, flat (synapse, tap) weight index of each entry) of the backward layout."""
+        if not self.compiled:
+            assert self.bwd is not None and self.bwd.col is not None
+            if self.bwd.values is None:
+                self.bwd.values = self.bwd.q[self.bwd.slot]
+            return self.bwd.crow, self.bwd.col, self.bwd.values
+        if "bwd" not in self._index:
+            from .tap_index import backward_index
+            self._index["bwd"] = backward_index(self.post, self.pre, self.perm, self.a,
+                                                self.n_in, self.K, self.T, self.W)
+        return self._index["bwd"]
 
 
 def _layout(row_neuron: torch.Tensor, col_neuron: torch.Tensor, q: torch.Tensor, n_rows: int,
@@ -111,15 +147,19 @@ def _layout(row_neuron: torch.Tensor, col_neuron: torch.Tensor, q: torch.Tensor,
 
 
 def build_tap_plan(post: torch.Tensor, pre: torch.Tensor, W: int, n_in: int, n_out: int,
-                   K: int, T: int) -> TapPlan:
+                   K: int, T: int, compiled: bool = False) -> TapPlan:
     """TapPlan of synapses (post, pre) (int64, one device; sorted by (post, pre), as the
-    layer's mask order), W taps each, T steps; columns are set by ``set_window_starts``."""
+    layer's mask order), W taps each, T steps; columns are set by ``set_window_starts``.
+    ``compiled``: the layouts come from trainer.tap_index (CPU; see TapPlan)."""
     post, pre = post.long(), pre.long()
     S = len(post)
+    perm = torch.argsort(pre * n_out + post, stable=True)
+    if compiled:
+        return TapPlan(n_in, n_out, K, T, W, S, None, None, perm, compiled=True,
+                       post=post.contiguous(), pre=pre.contiguous())
     dev = post.device
     r = torch.arange(W, device=dev)
     fwd = _layout(post, pre, torch.arange(S * W, device=dev), n_out, T, W)
-    perm = torch.argsort(pre * n_out + post, stable=True)
     # backward slot (s', r') is tap W-1-r' of synapse perm[s']: delays ascend along a row
     q_b = (perm.unsqueeze(1) * W + (W - 1 - r)).reshape(-1)
     bwd = _layout(pre[perm], post[perm], q_b, n_in, T, W)
@@ -131,6 +171,10 @@ def set_window_starts(plan: TapPlan, a: torch.Tensor) -> None:
     the one they were built for."""
     if plan.a is not None and plan.a.shape == a.shape and torch.equal(plan.a, a):
         return
+    if plan.compiled:
+        plan.a, plan._index = a.to(torch.int64).contiguous().clone(), {}
+        return
+    assert plan.fwd is not None and plan.bwd is not None
     K, W, L = plan.K, plan.W, plan.K - 1 + plan.T
     tap = (a.unsqueeze(1) + torch.arange(W, device=a.device)).reshape(-1)    # a + r
     base_f = plan.fwd.col_neuron * L + tap                  # input step t + a + r
@@ -150,10 +194,9 @@ class SparseTapFn(torch.autograd.Function):
         ctx.padded = not xt.is_contiguous() or not plan.S
         if ctx.padded:      # a copy is made anyway: with the zero steps in front
             xt = _pad_steps(xt, K - 1, 0)                 # (n_in, L, B)
-            crow, col, slot, n_cols = plan.fwd.crow, plan.fwd.col, plan.fwd.slot, n_in * L
-        else:               # the LIF's spikes: used in place, the padding's entries left out
-            (crow, col, slot), n_cols = _without_padding(plan.fwd, K, T), n_in * T
+        n_cols = n_in * (L if ctx.padded else T)  # in place: the padding's entries left out
         if plan.S:
+            crow, col, slot = plan.forward_index(kept=not ctx.padded)
             A = _csr_matrix(crow, col, taps.detach().reshape(-1)[slot], (n_out * T, n_cols))
             out = csr_mm(A, xt.view(n_cols, B))
         else:
@@ -173,10 +216,7 @@ class SparseTapFn(torch.autograd.Function):
         if ctx.needs_input_grad[1]:
             grad_taps = torch.zeros_like(taps)
             if plan.S:
-                if ctx.padded:
-                    crow, col, slot = plan.fwd.crow, plan.fwd.col, plan.fwd.slot
-                else:
-                    crow, col, slot = _without_padding(plan.fwd, K, T)
+                crow, col, slot = plan.forward_index(kept=not ctx.padded)
                 n_cols = xt.shape[0] * xt.shape[1]
                 pattern = _csr_matrix(crow, col, gI.new_zeros(len(col)), (n_out * T, n_cols))
                 vals = torch.sparse.sampled_addmm(pattern, gI.view(n_out * T, B),
@@ -185,8 +225,9 @@ class SparseTapFn(torch.autograd.Function):
         if ctx.needs_input_grad[0]:
             if plan.S:
                 gp = _pad_steps(gI, 0, K - 1)                               # (n_out, L, B)
-                vals = taps.detach().reshape(-1)[plan.bwd.q[plan.bwd.slot]]
-                At = _csr_matrix(plan.bwd.crow, plan.bwd.col, vals, (n_in * T, n_out * L))
+                crow, col, index = plan.backward_index()
+                vals = taps.detach().reshape(-1)[index]
+                At = _csr_matrix(crow, col, vals, (n_in * T, n_out * L))
                 gx = csr_mm(At, gp.view(n_out * L, B))
             else:
                 gx = gI.new_zeros(n_in * T, B)
@@ -206,6 +247,6 @@ def sparse_dcls(x: torch.Tensor, taps: torch.Tensor, plan: TapPlan,
             or taps.shape != (plan.S, plan.W)):
         raise ValueError(f"sparse_dcls: x {tuple(x.shape)} must be (B, {plan.n_in}, {plan.T}) "
                          f"and taps {tuple(taps.shape)} must be ({plan.S}, {plan.W})")
-    if plan.S and plan.fwd.col is None:
+    if plan.S and plan.a is None:
         raise ValueError("sparse_dcls: call set_window_starts(plan, a) first")
     return SparseTapFn.apply(x, taps, plan, sink)
