@@ -37,7 +37,8 @@ count (config recurrent, recurrent_equal_synapses; recurrent delays 0..K-1, the 
 schedule); its rows carry "recurrent": true, "recurrent_connections", "synapses",
 "feed_forward_synapses" and "ratio_to_feed_forward" (samples/s over its feed-forward twin's).
 --baseline-tree DIR also runs every feed-forward configuration with the code in DIR (another
-commit's files: `git archive COMMIT | tar -x -C DIR`), interleaved, adding
+commit's files: `git worktree add --detach DIR COMMIT`, whose commit setup records as
+"baseline_tree_commit", or `git archive COMMIT | tar -x -C DIR`), interleaved, adding
 "baseline_tree_samples_per_s" and "ratio_to_baseline_tree": whether a change left
 feed-forward training as fast as before. --recurrent-crossover times the recurrent time loop
 alone (trainer.recurrent.recurrent_lif, forward + backward, 40 -> 256 hidden, K = 25, batch
@@ -322,8 +323,22 @@ def run_grid(runs, steps: int, device: str, threads: int, repeats: int,
                       "cpu_count": os.cpu_count(),
                       "baseline_tree": None if baseline_tree is None else
                       "another commit's code (--baseline-tree), same machine, interleaved",
+                      **({} if baseline_tree is None else
+                         {"baseline_tree_commit": _tree_commit(baseline_tree)}),
                       "peak_memory": "CUDA max allocated; CPU peak RSS "
                       "of the subprocess minus its RSS after imports"}}
+
+
+def _tree_commit(tree: Path) -> str | None:
+    """The short commit of a baseline tree that is a git checkout (`git worktree add --detach
+    DIR COMMIT`), else None (a `git archive` extract does not say)."""
+    out = subprocess.run(["git", "-C", str(tree), "rev-parse", "--short", "HEAD"],
+                         capture_output=True, text=True)
+    top = subprocess.run(["git", "-C", str(tree), "rev-parse", "--show-toplevel"],
+                         capture_output=True, text=True)
+    if out.returncode or top.returncode or Path(top.stdout.strip()).resolve() != tree.resolve():
+        return None
+    return out.stdout.strip()
 
 
 def main(argv=None) -> int:

@@ -147,3 +147,21 @@ def test_batchnorm_not_folded_where_it_does_not_apply(built):
     assert batchnorm_lif(norm.double(), LIF(10.0, kernel="auto"), x.double()) is None
     assert batchnorm_lif(norm.float().eval(), LIF(10.0, kernel="cpp"), x) is None
     assert batchnorm_lif(torch.nn.Identity(), LIF(10.0, kernel="cpp"), x) is None
+
+
+@pytest.mark.parametrize("P,T,Q,n_ch", [(11, 37, 600, 11),   # (N, T, B) memory, 2 sub-blocks
+                                        (1, 30, 6 * 700, 6)])  # (T, B, N) memory
+def test_batchnorm_backward_recomputes_the_same_floats(built, P, T, Q, n_ch):
+    """bn_lif_backward (membrane recomputed from the current) gives bit for bit what
+    lif_backward gives on the spikes and slopes the forward kernel would keep."""
+    g = torch.Generator().manual_seed(P + T)
+    x = torch.randn(P, T, Q, generator=g) * 0.8 + 0.3
+    a, b = torch.rand(n_ch, generator=g) + 0.5, torch.randn(n_ch, generator=g) * 0.2
+    grad = torch.randn(P, T, Q, generator=g)
+    m = lif_kernel._module
+    spikes, slope = m.lif_forward(x, P, T, Q, 0.9, 1.0, 5.0, True, a, b)
+    assert 0 < spikes.sum() < spikes.numel()
+    kept = m.lif_backward(grad, spikes, slope, P, T, Q, 0.9, x, n_ch)
+    recomputed = m.bn_lif_backward(grad, x, a, b, P, T, Q, 0.9, 1.0, 5.0)
+    for u, v in zip(kept, recomputed):
+        assert torch.equal(u, v)

@@ -23,7 +23,10 @@ the spikes are bit-identical to it and the gradients equal it up to float roundi
 statistics in one float64 pass (``channel_sums``), then I[t] = fma(x[t], a, b) per neuron
 inside the LIF loop, a = weight / sqrt(var + eps), b = bias - mean * a; its backward
 accumulates BatchNorm's per-neuron sums while computing dI and applies BatchNorm's gradient in
-one more pass (``affine_combine``). No normalised copy of the current is made. Equal to
+one more pass (``affine_combine``). No normalised copy of the current is made, and neither
+spikes nor slopes are kept for backward: it recomputes the membrane from the current, a block
+of elements at a time in cache (``bn_lif_backward``), which reads two tensors from memory
+instead of four, with the same floats as lif_backward on the kept ones. Equal to
 nn.BatchNorm1d + the LIF up to float rounding (its statistics are computed in another order).
 
 Memory: the input seen as (P, T, Q), contiguous, with the state over Q: (N, T, B) memory gives
@@ -46,8 +49,9 @@ import warnings
 import torch
 
 KERNELS = ("auto", "cpp", "torch")
-_NAME = "delaysnn_lif_v5"  # change with the source, so a cached build of another one is not used
+_NAME = "delaysnn_lif_v7"  # change with the source, so a cached build of another one is not used
 _CHUNK = 4096  # Q elements per work item (its state buffer: 16 KiB of float32)
+_SUB = 512  # bn_lif_backward's block: T steps of its membrane (200 KiB at T = 100) stay in cache
 
 _SOURCE = r"""
 #include <torch/extension.h>
@@ -232,6 +236,135 @@ std::vector<torch::Tensor> lif_backward(torch::Tensor grad, torch::Tensor spikes
   return {out, sum_g, sum_gx};
 }
 
+// bn_lif_backward's steps: the membrane u of step t (lif_step<true, ...>'s arithmetic) ...
+static inline void membrane_step(const float* __restrict__ It, float* __restrict__ ut,
+                                 float* __restrict__ v, const float* __restrict__ av,
+                                 const float* __restrict__ bv, int64_t n, float thr,
+                                 float decay) {
+  for (int64_t q = 0; q < n; ++q) {
+    const float cur = std::fma(It[q], av[q], bv[q]);
+    const float u = v[q] + cur;
+    ut[q] = u;
+    const float s = u > thr ? 1.0f : 0.0f;
+    const float w = u * decay;
+    v[q] = w - w * s;
+  }
+}
+
+// ... and lif_backward's step with its spike and slope from u, and BatchNorm's sums
+static inline void grad_step(const float* __restrict__ Gt, const float* __restrict__ Xt,
+                             const float* __restrict__ ut, float* __restrict__ Ot,
+                             float* __restrict__ g, float* __restrict__ a1,
+                             float* __restrict__ a2, int64_t n, float thr, float c, float half,
+                             float decay) {
+  for (int64_t q = 0; q < n; ++q) {
+    const float u = ut[q];
+    const float st = u > thr ? 1.0f : 0.0f;
+    float d = (u - thr) * c;
+    d = d * d;
+    d = d + 1.0f;
+    d = 1.0f / d;
+    const float dt = d * half;
+    const float xv = g[q] - g[q] * st;
+    const float r = std::fma(Gt[q], dt, xv);
+    Ot[q] = r;
+    g[q] = r * decay;
+    a1[q] += r;
+    a2[q] += r * Xt[q];
+  }
+}
+
+// BatchNorm + LIF backward from the forward's input alone: per work item (as lif_backward's)
+// the membrane u of every step is recomputed (lif_forward's arithmetic, in blocks of SUB
+// elements kept in cache), then the backward loop runs on it; spikes and slope are not read
+// from memory. Returns {dL/dI, sum dL/dI, sum dL/dI * x}, the same floats as lif_forward +
+// lif_backward (the same operations in the same order).
+std::vector<torch::Tensor> bn_lif_backward(torch::Tensor grad, torch::Tensor x_t,
+                                           torch::Tensor a_t, torch::Tensor b_t, int64_t P,
+                                           int64_t T, int64_t Q, double decay_d, double thr_d,
+                                           double alpha_d) {
+  TORCH_CHECK(grad.is_contiguous() && x_t.is_contiguous() && x_t.numel() == grad.numel() &&
+              a_t.is_contiguous() && b_t.is_contiguous(), "bn_lif_backward: contiguous");
+  const int64_t n_ch = a_t.numel();
+  TORCH_CHECK(n_ch > 0 && b_t.numel() == n_ch && (n_ch == P || Q % n_ch == 0),
+              "bn_lif_backward: channels");
+  const bool per_p = n_ch == P && P > 1;
+  auto out = torch::empty_like(x_t);
+  const float decay = (float)decay_d, thr = (float)thr_d;
+  const float c = (float)(M_PI / 2 * alpha_d), half = (float)(alpha_d / 2);
+  const float* G = grad.data_ptr<float>();
+  const float* X = x_t.data_ptr<float>();
+  const float* A = a_t.data_ptr<float>();
+  const float* Bb = b_t.data_ptr<float>();
+  float* O = out.data_ptr<float>();
+  int64_t chunk = std::min<int64_t>(Q, CHUNK);
+  if (!per_p) chunk = std::max<int64_t>(n_ch, chunk / n_ch * n_ch);
+  const int64_t nq = (Q + chunk - 1) / chunk, items = P * nq;
+  std::vector<double> part_g(items * (per_p ? 1 : n_ch), 0.0);
+  std::vector<double> part_gx(part_g.size(), 0.0);
+  at::parallel_for(0, items, 1, [&](int64_t begin, int64_t end) {
+    const int64_t sub = std::min<int64_t>(chunk, SUB);
+    std::vector<float> ubuf(T * sub), vbuf(sub), gbuf(sub), av(sub), bv(sub);
+    std::vector<float> sg(chunk), sgx(chunk);  // over the T steps, per element of the chunk
+    for (int64_t item = begin; item < end; ++item) {
+      const int64_t p = item / nq, q0 = (item % nq) * chunk, n = std::min(chunk, Q - q0);
+      std::fill(sg.begin(), sg.end(), 0.0f);
+      std::fill(sgx.begin(), sgx.end(), 0.0f);
+      for (int64_t j0 = 0; j0 < n; j0 += sub) {
+        const int64_t m = std::min(sub, n - j0), qs = q0 + j0;
+        float* __restrict__ v = vbuf.data();
+        float* __restrict__ g = gbuf.data();
+        for (int64_t q = 0; q < m; ++q) {
+          const int64_t ch = per_p ? p : (qs + q) % n_ch;
+          av[q] = A[ch];
+          bv[q] = Bb[ch];
+        }
+        std::fill(v, v + m, 0.0f);
+        for (int64_t t = 0; t < T; ++t)  // lif_step<true, ...>'s membrane
+          membrane_step(X + (p * T + t) * Q + qs, ubuf.data() + t * sub, v, av.data(),
+                        bv.data(), m, thr, decay);
+        std::fill(g, g + m, 0.0f);
+        float* __restrict__ a1 = sg.data() + j0;
+        float* __restrict__ a2 = sgx.data() + j0;
+        for (int64_t t = T - 1; t >= 0; --t) {  // lif_backward's loop, spikes and slope from u
+          const int64_t o = (p * T + t) * Q + qs;
+          grad_step(G + o, X + o, ubuf.data() + t * sub, O + o, g, a1, a2, m, thr, c, half,
+                    decay);
+        }
+      }
+      if (per_p) {
+        double s1 = 0.0, s2 = 0.0;
+        for (int64_t q = 0; q < n; ++q) { s1 += (double)sg[q]; s2 += (double)sgx[q]; }
+        part_g[item] = s1;
+        part_gx[item] = s2;
+      } else {
+        double* pg = part_g.data() + item * n_ch;
+        double* pgx = part_gx.data() + item * n_ch;
+        for (int64_t q = 0; q < n; ++q) {
+          pg[(q0 + q) % n_ch] += (double)sg[q];
+          pgx[(q0 + q) % n_ch] += (double)sgx[q];
+        }
+      }
+    }
+  });
+  auto dopt = torch::TensorOptions().dtype(torch::kFloat64);
+  auto sum_g = torch::zeros({n_ch}, dopt), sum_gx = torch::zeros({n_ch}, dopt);
+  double* r1 = sum_g.data_ptr<double>();
+  double* r2 = sum_gx.data_ptr<double>();
+  for (int64_t item = 0; item < items; ++item) {
+    if (per_p) {
+      r1[item / nq] += part_g[item];
+      r2[item / nq] += part_gx[item];
+    } else {
+      for (int64_t ch = 0; ch < n_ch; ++ch) {
+        r1[ch] += part_g[item * n_ch + ch];
+        r2[ch] += part_gx[item * n_ch + ch];
+      }
+    }
+  }
+  return {out, sum_g, sum_gx};
+}
+
 // in place: d = fma(d, a[c], fma(x, k[c], m[c])) per element, channels as in lif_forward
 void affine_combine(torch::Tensor d_t, torch::Tensor x_t, torch::Tensor a_t, torch::Tensor k_t,
                     torch::Tensor m_t, int64_t P, int64_t T, int64_t Q) {
@@ -319,7 +452,7 @@ std::vector<torch::Tensor> channel_sums(torch::Tensor x, int64_t P, int64_t T, i
   }
   return {sum1, sum2};
 }
-""".replace("CHUNK", str(_CHUNK))
+""".replace("CHUNK", str(_CHUNK)).replace("SUB", str(_SUB))
 
 _NONE = torch.empty(0)  # "no tensor" for the kernels' optional arguments
 _module = None
@@ -332,7 +465,8 @@ def _build():
     global _module, _error
     if _module is None and _error is None:
         _module, _error = compile_extension(_NAME, _SOURCE, ["lif_forward", "lif_backward",
-                                                             "affine_combine", "channel_sums"])
+                                                             "bn_lif_backward", "affine_combine",
+                                                             "channel_sums"])
     return _module
 
 
@@ -503,20 +637,18 @@ class BatchNormLIFKernel(torch.autograd.Function):
         assert layout != "other"
         a = (weight.detach() * invstd).contiguous()
         b = (bias.detach() - mean * a).contiguous()
-        need_grad = any(ctx.needs_input_grad[:3])
-        spikes, slope = _module.lif_forward(x, P, T, Q, decay, threshold, alpha, need_grad, a, b)
-        ctx.shape, ctx.layout, ctx.decay = (P, T, Q), layout, decay
-        ctx.save_for_backward(spikes, slope, x, a, mean, invstd)
+        spikes, _ = _module.lif_forward(x, P, T, Q, decay, threshold, alpha, False, a, b)
+        ctx.shape, ctx.layout, ctx.lif = (P, T, Q), layout, (decay, threshold, alpha)
+        ctx.save_for_backward(x, a, b, mean, invstd)   # backward recomputes the membrane
         return _back(spikes, layout, ())
 
     @staticmethod
     def backward(ctx, grad_spikes):
-        spikes, slope, x, a, mean, invstd = ctx.saved_tensors
+        x, a, b, mean, invstd = ctx.saved_tensors
         P, T, Q = ctx.shape
         n_ch = a.numel()
         g = grad_spikes.permute(2, 0, 1) if ctx.layout == "ntb" else grad_spikes
-        dI, s1, s2 = _module.lif_backward(g.contiguous(), spikes, slope, P, T, Q, ctx.decay,
-                                          x, n_ch)
+        dI, s1, s2 = _module.bn_lif_backward(g.contiguous(), x, a, b, P, T, Q, *ctx.lif)
         n = x.numel() / n_ch
         m64, i64, a64 = mean.double(), invstd.double(), a.double()
         s_xhat = i64 * (s2 - m64 * s1)                       # sum dI * xhat
