@@ -181,8 +181,9 @@ def dcls_speed(speed: dict, ref: dict) -> str:
     rload = [v for side in r0["loadavg"].values() for v in side]
     return "\n".join(line for line in [
         wrap(f"`python bench/train_speed.py --methods dcls structure --sparsities 0.9 "
-             f"--dcls-sparsities 0.98 --batches {b} --threads {st['threads']} --json "
-             "docs/results/train_speed_dcls.json`: samples/s averaged over "
+             f"--dcls-sparsities 0.98 --batches {b} --threads {st['threads']} "
+             + ("--baseline-tree DIR " if st.get("baseline_tree_commit") else "")
+             + "--json docs/results/train_speed_dcls.json`: samples/s averaged over "
              f"{st['schedule_points']} points of the sigma schedule ({st['timed_steps']} "
              f"timed steps each, best of {st['repeats']} rounds), batch {b}, {st['threads']} "
              "threads. Kept taps are per layer, at the first and the last point:"),
@@ -206,13 +207,23 @@ def dcls_speed(speed: dict, ref: dict) -> str:
                + (f"The hidden layers' BatchNorm and LIF ran as one compiled pass "
                   f"(`trainer/lif_kernel.py`, `lif_kernel` = {kern}) in every row. "
                   if kern else "")
-               + "What remains early in the schedule, with all 25 taps kept, is the sparse "
-               "index rebuilt whenever rewiring changes the connections, and the tap products; "
-               "late in training, the readout, the CSR products and RigL's dense candidate "
-               "gradient on 1 step in 10 (`python bench/profile_step.py --method dcls "
+               + "The sparse index, rebuilt whenever rewiring changes the connections, "
+               "is built by a compiled loop (`trainer/tap_index.py`). What remains early in "
+               "the schedule, with all 25 taps kept, is the tap products; late in training, "
+               "BatchNorm and the LIF, the readout's gradient to the hidden spikes and RigL's "
+               "dense candidate gradient on 1 step in 10 (`python bench/profile_step.py "
+               "--method dcls "
                "--sparsity 0.9 --sigma S --threads 2 --json ...` splits a step into stages: "
                "docs/results/profile_step_dcls_s09_b256_sigma4.6.json and ..._sigma0.1.json).")
         if ("structure", 0.9, b) in runs else None,
+        bullet(f"Against the code before (DIR: commit {st['baseline_tree_commit']}, before "
+               "the compiled sparse index and the recomputing BatchNorm + LIF backward; both "
+               "give the same floats), in the same run: " + ", ".join(
+                   f"{r['method']} {g(r['sparsity'])}"
+                   + (" (earlier path)" if r.get("dcls_path") == "dense" else "")
+                   + f" {r['ratio_to_baseline_tree']:.2f}x" for r in speed["runs"]
+                   if "ratio_to_baseline_tree" in r) + ".")
+        if st.get("baseline_tree_commit") else None,
         bullet(f"Against the reference code (`python bench/reference_speed.py --reference DIR "
                f"--threads {rs['threads']} --json docs/results/reference_speed.json`, "
                f"github.com/mbalazs98/spatiotemporal at {str(rs['reference_commit'])[:7]}, the "
