@@ -165,3 +165,26 @@ def test_batchnorm_backward_recomputes_the_same_floats(built, P, T, Q, n_ch):
     recomputed = m.bn_lif_backward(grad, x, a, b, P, T, Q, 0.9, 1.0, 5.0)
     for u, v in zip(kept, recomputed):
         assert torch.equal(u, v)
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+def test_li_kernel_is_the_torch_path_bit_for_bit(built, threads):
+    """The readout's leaky integrator: membrane and gradient, the same floats in every layout."""
+    from trainer.neurons import li_sequence
+    old = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        for name, leaf, view in _layouts(T=23, B=5, N=9, seed=3):
+            out = {}
+            for kernel in ("torch", "cpp"):
+                x = leaf.clone().requires_grad_(True)
+                y = li_sequence(view(x), 0.9, kernel)
+                gy = torch.empty_like(y).copy_(
+                    torch.randn(y.shape, generator=torch.Generator().manual_seed(4)))
+                y.backward(gy)
+                out[kernel] = (y.detach(), x.grad)
+            assert out["cpp"][0].stride() == out["torch"][0].stride(), name
+            for u, v in zip(out["cpp"], out["torch"]):
+                assert torch.equal(u, v), name
+    finally:
+        torch.set_num_threads(old)

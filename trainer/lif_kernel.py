@@ -1,4 +1,5 @@
-"""Compiled CPU kernels for the hidden layers' BatchNorm + LIF: the whole time loop in one pass.
+"""Compiled CPU kernels for the hidden layers' BatchNorm + LIF (and the readout's leaky
+integrator, ``LIKernel``): the whole time loop in one pass.
 
 The LIF's torch-op path runs ~10 small elementwise ops per time step (trainer.neurons
 ``_LIFSequence``), each one pass over a (B, N) slice, strided in the sparse paths' (N, T, B)
@@ -49,7 +50,7 @@ import warnings
 import torch
 
 KERNELS = ("auto", "cpp", "torch")
-_NAME = "delaysnn_lif_v7"  # change with the source, so a cached build of another one is not used
+_NAME = "delaysnn_lif_v8"  # change with the source, so a cached build of another one is not used
 _CHUNK = 4096  # Q elements per work item (its state buffer: 16 KiB of float32)
 _SUB = 512  # bn_lif_backward's block: T steps of its membrane (200 KiB at T = 100) stay in cache
 
@@ -365,6 +366,39 @@ std::vector<torch::Tensor> bn_lif_backward(torch::Tensor grad, torch::Tensor x_t
   return {out, sum_g, sum_gx};
 }
 
+// the readout's leaky integrator (trainer.neurons._LISequence's arithmetic) on (P, T, Q):
+// forward r = v + I[t], out[t] = r, v = r * decay; backward r = g[t] + h, dI[t] = r,
+// h = r * decay (h: decay times the gradient carried back)
+torch::Tensor li_forward(torch::Tensor x, int64_t P, int64_t T, int64_t Q, double decay_d,
+                         bool reverse) {
+  TORCH_CHECK(x.is_contiguous() && x.scalar_type() == torch::kFloat32 && x.device().is_cpu() &&
+              x.numel() == P * T * Q, "li_forward: a contiguous float32 CPU (P, T, Q) tensor");
+  auto out = torch::empty_like(x);
+  const float decay = (float)decay_d;
+  const float* I = x.data_ptr<float>();
+  float* O = out.data_ptr<float>();
+  const int64_t chunk = std::min<int64_t>(Q, CHUNK), nq = (Q + chunk - 1) / chunk;
+  at::parallel_for(0, P * nq, 1, [&](int64_t begin, int64_t end) {
+    std::vector<float> vbuf(chunk);
+    for (int64_t item = begin; item < end; ++item) {
+      const int64_t p = item / nq, q0 = (item % nq) * chunk, n = std::min(chunk, Q - q0);
+      float* __restrict__ v = vbuf.data();
+      std::fill(v, v + n, 0.0f);
+      for (int64_t k = 0; k < T; ++k) {
+        const int64_t t = reverse ? T - 1 - k : k;
+        const float* __restrict__ It = I + (p * T + t) * Q + q0;
+        float* __restrict__ Ot = O + (p * T + t) * Q + q0;
+        for (int64_t q = 0; q < n; ++q) {
+          const float r = reverse ? It[q] + v[q] : v[q] + It[q];
+          Ot[q] = r;
+          v[q] = r * decay;
+        }
+      }
+    }
+  });
+  return out;
+}
+
 // in place: d = fma(d, a[c], fma(x, k[c], m[c])) per element, channels as in lif_forward
 void affine_combine(torch::Tensor d_t, torch::Tensor x_t, torch::Tensor a_t, torch::Tensor k_t,
                     torch::Tensor m_t, int64_t P, int64_t T, int64_t Q) {
@@ -466,7 +500,7 @@ def _build():
     if _module is None and _error is None:
         _module, _error = compile_extension(_NAME, _SOURCE, ["lif_forward", "lif_backward",
                                                              "bn_lif_backward", "affine_combine",
-                                                             "channel_sums"])
+                                                             "channel_sums", "li_forward"])
     return _module
 
 
@@ -616,6 +650,25 @@ class LIFKernel(torch.autograd.Function):
         (grad,) = _module.lif_backward(g.contiguous(), spikes, slope, P, T, Q, ctx.decay,
                                        _NONE, 0)
         return _back(grad, ctx.layout, ctx.stride), None, None, None
+
+
+class LIKernel(torch.autograd.Function):
+    """``li_sequence`` on the compiled kernel (trainer.neurons._LISequence's operations in
+    its order: the same floats); input (T, B, N) float32 CPU, any layout."""
+
+    @staticmethod
+    def forward(ctx, current, decay):
+        x, (P, T, Q), layout = _ptq(current)
+        ctx.shape, ctx.layout, ctx.decay = (P, T, Q), layout, decay
+        ctx.stride = _dense_strides(current) if layout == "other" else None
+        return _back(_module.li_forward(x, P, T, Q, decay, False), layout, ctx.stride)
+
+    @staticmethod
+    def backward(ctx, grad_v):
+        P, T, Q = ctx.shape
+        g = grad_v.permute(2, 0, 1) if ctx.layout == "ntb" else grad_v
+        grad = _module.li_forward(g.contiguous(), P, T, Q, ctx.decay, True)
+        return _back(grad, ctx.layout, ctx.stride), None
 
 
 class BatchNormLIFKernel(torch.autograd.Function):

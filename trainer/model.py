@@ -105,7 +105,7 @@ class DelaySNN(nn.Module):
         self.lifs = nn.ModuleList(
             LIF(cfg["tau"], cfg["threshold"], cfg["surrogate_alpha"], _setting(cfg, "lif_kernel"))
             for _ in range(n_hidden))
-        self.readout = LI(cfg["tau"])
+        self.readout = LI(cfg["tau"], _setting(cfg, "lif_kernel"))
         self.dropout = float(cfg["dropout"])
         self.input_threshold = float(cfg.get("input_threshold", 0.0))
         self.recurrent: nn.ModuleList | None = None

@@ -190,8 +190,13 @@ class _LISequence(torch.autograd.Function):
         return grad_current, None
 
 
-def li_sequence(current: torch.Tensor, decay: float) -> torch.Tensor:
-    """Leaky integrator over time: current (T, ...) -> membrane (T, ...), zero initial state."""
+def li_sequence(current: torch.Tensor, decay: float, kernel: str = "auto") -> torch.Tensor:
+    """Leaky integrator over time: current (T, ...) -> membrane (T, ...), zero initial state.
+    kernel: as ``lif_sequence`` (trainer.lif_kernel.LIKernel: the same floats)."""
+    from .lif_kernel import LIKernel, use_kernel
+
+    if current.dim() == 3 and use_kernel(kernel, current):
+        return LIKernel.apply(current, decay)
     return _LISequence.apply(current, decay)
 
 
@@ -222,9 +227,10 @@ class LIF(torch.nn.Module):
 class LI(torch.nn.Module):
     """Thin module around ``li_sequence``; input/output (B, N, T)."""
 
-    def __init__(self, tau: float):
+    def __init__(self, tau: float, kernel: str = "auto"):
         super().__init__()
         self.dv, self.decay = decay_from_tau(tau)
+        self.kernel = kernel
 
     def forward(self, current: torch.Tensor) -> torch.Tensor:
-        return li_sequence(time_major(current), self.decay).permute(1, 2, 0)
+        return li_sequence(time_major(current), self.decay, self.kernel).permute(1, 2, 0)
