@@ -10,8 +10,9 @@ sweep deployed (experiments.sweep_trial), or the folder of the point it shares i
 emulator accuracy must be the point's ``emulator_accuracy``: same file, same data), then run
 in Lava on the whole test split with the emulator beside it (lava_runtime.run_cli.run with
 compare="emulator"). The JSON maps point name -> {lava_accuracy, emulator_accuracy,
-lava_equals_emulator_fraction, n_test, seconds} and is rewritten after each point; points it
-already holds are skipped, so the command resumes.
+lava_equals_emulator_fraction, n_test, seconds, net_sha256} and is rewritten after each point;
+a point it already holds for the same net.h5 (sha256) is skipped, so the command resumes, and a
+point whose network was exported again since (or held without a sha256) runs again.
 """
 from __future__ import annotations
 
@@ -56,8 +57,9 @@ def lava_points(results, runs, json_path, *, groups: list[str] | None = None,
                       f"--runs {runs.as_posix()} --json {json_path.as_posix()}"
                       + (f" --groups {' '.join(groups)}" if groups else ""))
     for i, p in enumerate(points):
-        if p["name"] in out["points"]:
-            continue
+        sha = _sha256(folder(p) / "net.h5")
+        if out["points"].get(p["name"], {}).get("net_sha256") == sha:
+            continue    # this very file was run; another (re-exported) one runs again
         if progress:
             print(f"lava_points: {i + 1}/{len(points)} {p['name']}", flush=True)
         t0 = time.perf_counter()
@@ -73,13 +75,19 @@ def lava_points(results, runs, json_path, *, groups: list[str] | None = None,
         out["points"][p["name"]] = {
             "lava_accuracy": r["accuracy"], "emulator_accuracy": emu,
             "lava_equals_emulator_fraction": r["compare"]["exact_match_fraction"],
-            "n_test": r["samples"], "seconds": round(time.perf_counter() - t0, 1)}
+            "n_test": r["samples"], "seconds": round(time.perf_counter() - t0, 1),
+            "net_sha256": sha}
         write_json_atomic(out, json_path)
         if progress:
             q = out["points"][p["name"]]
             print(f"lava_points: {p['name']}: Lava {q['lava_accuracy']:.2%}, emulator "
                   f"{emu:.2%}, equal on {q['lava_equals_emulator_fraction']:.1%}", flush=True)
     return out
+
+
+def _sha256(path: Path) -> str:
+    import hashlib
+    return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
 def build_parser() -> argparse.ArgumentParser:

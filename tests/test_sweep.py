@@ -181,6 +181,16 @@ def test_lava_points_runs_the_deployed_networks_in_lava_and_checks_they_are_the_
     assert q["lava_accuracy"] == q["emulator_accuracy"] == rec["emulator_accuracy"]
     assert q["lava_equals_emulator_fraction"] == 1.0 and q["n_test"] == rec["n_test"]
     assert json.loads((tmp_path / "lava.json").read_text()) == out
+    # resuming skips a point held for the same net.h5 and runs one whose file changed since
+    held = json.loads((tmp_path / "lava.json").read_text())
+    held["points"][name]["lava_accuracy"] = -1.0
+    (tmp_path / "lava.json").write_text(json.dumps(held))
+    assert lava_points(one, runs, tmp_path / "lava.json",
+                       progress=False)["points"][name]["lava_accuracy"] == -1.0
+    held["points"][name]["net_sha256"] = "0" * 64          # as if re-exported since
+    (tmp_path / "lava.json").write_text(json.dumps(held))
+    again = lava_points(one, runs, tmp_path / "lava.json", progress=False)["points"][name]
+    assert again["lava_accuracy"] == q["lava_accuracy"] and again["net_sha256"] == q["net_sha256"]
     rec["emulator_accuracy"] += 0.5
     (one / f"{name}.json").write_text(json.dumps(rec))
     with pytest.raises(ValueError, match="not the network the point deployed"):
