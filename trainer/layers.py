@@ -47,8 +47,8 @@ from torch import nn
 from .dcls_taps import gaussian, width, window, window_mask, window_starts, window_taps
 from .delay_conv import delay_conv
 from .sparse_dcls import TapPlan, build_tap_plan, set_window_starts, sparse_dcls
-from .tap_index import use_compiled
 from .sparse_delay import CandidateGrad, build_plan, sparse_delay
+from .tap_index import use_compiled
 
 METHODS = ("dcls", "structure", "structure-multi", "no-delay")
 DCLS_PATHS = ("auto", "dense")

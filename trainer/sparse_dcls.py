@@ -28,8 +28,10 @@ zero steps in front.
 Work O(T * S * W * B) per product; memory O(T * S * W) for the index. ``TapPlan`` holds the
 index of each entry's slot (s, r) and step t (rebuilt when the connections or W change) and
 the columns (recomputed when a synapse's window moves; those without the padding once per
-window change, when first asked for). The current comes out laid out
-(n_out, T, B) in memory, as a (B, n_out, T) view, the structure path's layout
+window change, when first asked for). On CPU (``build_tap_plan(..., compiled=True)``, the
+layer's choice under lif_kernel's setting) trainer.tap_index builds the same integers in one
+compiled pass per layout, when first asked for after the windows are set. The current comes
+out laid out (n_out, T, B) in memory, as a (B, n_out, T) view, the structure path's layout
 (trainer.sparse_delay), which BatchNorm and the LIF use in place. Device-agnostic torch
 operations (CSR products on CPU and CUDA).
 """
