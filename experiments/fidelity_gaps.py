@@ -87,9 +87,10 @@ def _f(x, fmt="+.2f"):
     return "" if x is None else format(x, fmt)
 
 
-def markdown(s: dict, results: str, bound_results: str, rel: str, plot: str, n_plan: int
-             ) -> list[str]:
-    """The docs section (lines)."""
+def markdown(s: dict, results: str, bound_results: str, rel: str, plot: str, n_plan: int,
+             agreement: tuple[str, dict] | None = None) -> list[str]:
+    """The docs section (lines); ``agreement``: (path, JSON of experiments.fidelity_agreement)
+    adds what the changed answers say about the test target (:func:`agreement_lines`)."""
     rows = s["rows"]
     bound = sorted({r["bound"] for r in rows}) or ["?"]
     out = ["## Fixed-point fidelity: before and after the export's bound", "",
@@ -121,7 +122,8 @@ def markdown(s: dict, results: str, bound_results: str, rel: str, plot: str, n_p
             + ("met on every re-exported point." if not after_test_out else
                f"missed by {len(after_test_out)}: "
                + ", ".join(f"{r['name']} ({r['test_after']:+.2f})" for r in after_test_out)
-               + "."), "",
+               + "."),
+            *(agreement_lines(rows, *agreement) if agreement else []), "",
             "| gap (points) | points | mean | median | max | "
             + " | ".join(f"> {t:g}" for t in THRESHOLDS) + " |",
             "|---|---:|---:|---:|---:|" + "---:|" * len(THRESHOLDS),
@@ -141,6 +143,42 @@ def markdown(s: dict, results: str, bound_results: str, rel: str, plot: str, n_p
                    f"{_f(r['test_after'])} | {_f(old)} | {r['step']} | {r['qat_epochs']} | "
                    f"{r['zeroed']} |")
     return out + [""]
+
+
+def agreement_lines(rows: list[dict], path: str, agree: dict) -> list[str]:
+    """Bullets: how often the deployed networks of ``rows`` answer differently from their float
+    models on test and validation, how many test gaps over the target the exact sign test
+    expects if no network were worse than its float model, and the totals of answers turned
+    right -> wrong (b) and wrong -> right (c)."""
+    pts = agree.get("points", {})
+    have = [(r, pts[r["name"]]) for r in rows if r["name"] in pts
+            and abs(pts[r["name"]]["test"]["gap_points"] - r["test_after"]) <= TOL]
+    if not have:
+        return []
+    dis = sorted(a["test"]["disagree"] for _, a in have)
+    n = have[0][1]["test"]["n"]
+    expect = sum(a["p_test_over_1"] for _, a in have)
+    over = [(r, a) for r, a in have if a["test"]["gap_points"] > TEST_TARGET + TOL]
+    tot = {sp: (sum(a[sp]["b"] for _, a in have), sum(a[sp]["c"] for _, a in have))
+           for sp in ("test", "val")}
+    return [
+        f"- Changed answers (`{path}`, `python -m experiments.fidelity_agreement`, "
+        f"{len(have)} of these points): on the {n} test recordings the deployed network and "
+        f"its float model give different classes to a median of {dis[len(dis) // 2]} (at most "
+        f"{dis[-1]}). If no deployed network were worse than its float model, each changed "
+        "answer between right and wrong would go either way with probability 1/2, and the "
+        f"exact sign test expects {expect:.1f} of these {len(have)} points more than "
+        f"{TEST_TARGET:g} point below their float model by chance alone; {len(over)} are. The "
+        f"validation split ({have[0][1]['val']['n']} recordings) cannot tell those from "
+        "faithful ones. Summed over the points, answers went right -> wrong / wrong -> right "
+        f"{tot['test'][0]} / {tot['test'][1]} times on test and {tot['val'][0]} / "
+        f"{tot['val'][1]} on validation"
+        + (": more turn wrong than right, so beside the noise a small systematic loss remains."
+           if tot["test"][0] > tot["test"][1] else "."),
+        "- Over the test target: " + ", ".join(
+            f"{r['name']} ({a['test']['b']} right -> wrong, {a['test']['c']} wrong -> right; "
+            f"validation {a['val']['disagree']} changed; p = {a['p_test_over_1']:.2f})"
+            for r, a in over) + "." if over else "- Over the test target: none."]
 
 
 def plot(s: dict) -> bytes:

@@ -396,7 +396,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if a.cmd == "report":
             r = report(a.results, a.docs, config=a.config, readme=a.readme, epochs=a.epochs,
-                       bound_results=a.bound_results)
+                       bound_results=a.bound_results, agreement=a.agreement)
             print(r["summary"])
             return 0
         if a.num_cpus is not None and a.address is not None:

@@ -487,7 +487,8 @@ def plots(rows: list[dict], comps: list[dict], group_order: list[str]) -> dict[s
 
 def report(results: str | Path = DEFAULT_RESULTS, docs: str | Path = DEFAULT_DOCS, *,
            config: str | Path = DEFAULT_CONFIG, readme: str | Path | None = None,
-           epochs: int | None = None, bound_results: str | Path | None = None) -> dict:
+           epochs: int | None = None, bound_results: str | Path | None = None,
+           agreement: str | Path | None = None) -> dict:
     """Write the docs page, its plots (when there are points) and (with ``readme``) the README
     block from the point JSONs in ``results``; see the module docstring. ``epochs`` replaces
     the grid's epoch count (the points of ``sweep run --epochs``). Everything is read and
@@ -495,7 +496,9 @@ def report(results: str | Path = DEFAULT_RESULTS, docs: str | Path = DEFAULT_DOC
     {"rows", "comparisons", "answer", "ei_answer", "missing", "stale", "extra", "summary",
     "readme_block"}; the summary says why point files are left out (:func:`left_out_note`).
     ``bound_results``: a folder of the same grid's points exported with the fidelity bound; adds
-    the before/after section of :mod:`experiments.fidelity_gaps` and its plot."""
+    the before/after section of :mod:`experiments.fidelity_gaps` and its plot; ``agreement``:
+    with it, the JSON of :mod:`experiments.fidelity_agreement` for those points (changed
+    answers, and how many test gaps over 1 point chance alone would give)."""
     docs = Path(docs)
     if docs.exists() and not docs.is_file():
         raise ValueError(f"--docs {docs} exists and is not a file; choose a .md file path")
@@ -531,6 +534,15 @@ def report(results: str | Path = DEFAULT_RESULTS, docs: str | Path = DEFAULT_DOC
         [x for x in ccomps if x["group"] == g], ctl, [g], high=0)]
     pngs = plots(rows, comps, order) if rows else {}
     gap_md: list[str] = []
+    agree = None
+    if agreement is not None:
+        if bound_results is None:
+            raise ValueError("--agreement needs --bound-results (the points it measured)")
+        if not Path(agreement).is_file():
+            raise ValueError(f"--agreement {agreement} does not exist; write it with python -m "
+                             "experiments.fidelity_agreement")
+        from trainer.file_io import read_json_file
+        agree = (str(agreement), read_json_file(Path(agreement)))
     if bound_results is not None:
         from experiments import fidelity_gaps
         if not Path(bound_results).is_dir():
@@ -538,7 +550,8 @@ def report(results: str | Path = DEFAULT_RESULTS, docs: str | Path = DEFAULT_DOC
         gaps = fidelity_gaps.summarize(c["counted"],
                                        classify(load_records(bound_results), grid)["counted"])
         gap_md = fidelity_gaps.markdown(gaps, str(results), str(bound_results),
-                                        _rel(bound_results, docs), PLOT_GAP, len(c["planned"]))
+                                        _rel(bound_results, docs), PLOT_GAP, len(c["planned"]),
+                                        agreement=agree)
         if gaps["rows"]:
             pngs[PLOT_GAP] = fidelity_gaps.plot(gaps)
 
@@ -557,7 +570,8 @@ def report(results: str | Path = DEFAULT_RESULTS, docs: str | Path = DEFAULT_DOC
     run_cmd = f"python -m experiments.sweep run --config {config} --results {results}{ep}"
     rep_cmd = (f"python -m experiments.sweep report --config {config} --results {results}{ep} "
                f"--docs {docs}" + (f" --readme {readme}" if readme is not None else "")
-               + (f" --bound-results {bound_results}" if bound_results is not None else ""))
+               + (f" --bound-results {bound_results}" if bound_results is not None else "")
+               + (f" --agreement {agreement}" if agreement is not None else ""))
     md = ["# Results: structure learning against DCLS across sparsity", "",
           "Generated from the point files alone (one JSON per group, sparsity and seed, with "
           "metrics, export and budget summaries and the E/I statistic) by:", "", "```",
@@ -729,6 +743,11 @@ def add_report_arguments(p) -> None:
                    help="also report the fixed-point gap before and after the export's bound "
                         "from this folder of the same grid's bounded points (the committed "
                         "one: docs/results/sweep_bound) (default: none)")
+    p.add_argument("--agreement", default=None, metavar="FILE.json",
+                   help="with --bound-results: also report how often those points' deployed "
+                        "networks answer differently from their float models (the JSON of "
+                        "python -m experiments.fidelity_agreement; the committed one: "
+                        "docs/results/fidelity_agreement.json) (default: none)")
     p.add_argument("--readme", default=None,
                    help="also rewrite this file's generated sweep block, e.g. README.md "
                         "(default: no other file)")

@@ -21,6 +21,7 @@ from delaysnn.options import (
 MODULES = ["export.qat", "export.to_onnx", "experiments.pareto", "experiments.showcase",
            "experiments.heldout_speaker", "experiments.nir_snntorch", "experiments.fidelity",
            "experiments.lava_dl_example", "experiments.lava_points", "experiments.voice_levers",
+           "experiments.fidelity_agreement",
            "experiments.scale_scan"]
 
 

@@ -44,3 +44,33 @@ def test_the_remedy_column_names_the_neuron_exponents_kept_from_step_one():
     assert fg.remedy({"step": "neuron exponents", "neuron_exponents": True}) == \
         "neuron exponents"
     assert fg.remedy({"step": "scale search"}) == "scale search"  # points from before step 1
+
+
+def test_agreement_lines_count_what_chance_alone_gives():
+    """With experiments.fidelity_agreement's JSON: the expected number of points over the test
+    target under the sign test, the observed one, and the totals of turned answers; a point
+    measured on another network (its test gap differs) is left out."""
+    from experiments.fidelity_agreement import split_counts, tail_over
+
+    committed = [{"name": n, "test_accuracy": 0.9, "emulator_accuracy": 0.9}
+                 for n in ("a_s0.9_seed0", "b_s0.9_seed0", "c_s0.9_seed0")]
+    bounded = [_rec("a_s0.9_seed0", 0.9, 0.88, 0.88, 0.0, 0.0),     # test gap 2 points
+               _rec("b_s0.9_seed0", 0.9, 0.9, 0.9, 0.0, 0.0),
+               _rec("c_s0.9_seed0", 0.9, 0.9, 0.9, 0.0, 0.0)]
+    s = fg.summarize(committed, bounded)
+
+    def split(b, c, n=300):
+        return {"n": n, "b": b, "c": c, "disagree": b + c, "gap_points": 100 * (b - c) / n}
+    pts = {"a_s0.9_seed0": {"test": split(7, 1), "val": split(2, 2), "p_test_over_1": 0.035},
+           "b_s0.9_seed0": {"test": split(1, 1), "val": split(0, 0), "p_test_over_1": 0.0},
+           "c_s0.9_seed0": {"test": split(3, 0), "val": split(1, 0), "p_test_over_1": 0.0}}
+    md = "\n".join(fg.markdown(s, "R", "B", "B", "g.png", 3, agreement=("A.json", {"points": pts})))
+    assert "(`A.json`, `python -m experiments.fidelity_agreement`, 2 of these points)" in md
+    assert "expects 0.0 of these 2 points more than 1 point below" in md and "; 1 are." in md
+    assert "8 / 2 times on test and 2 / 2 on validation: more turn wrong" in md
+    assert "a_s0.9_seed0 (7 right -> wrong, 1 wrong -> right; validation 4 changed; p = 0.04)" in md
+    # the exact tail: b - c > 3 among d = 8 changed answers needs b >= 6 of 8
+    assert tail_over(8, 3.0) == (28 + 8 + 1) / 256 and tail_over(3, 3.0) == 0.0
+    counts = split_counts([0, 1, 2, 3], [0, 2, 1, 1], [0, 1, 1, 1])
+    assert counts == {"n": 4, "float_correct": 2, "fixed_correct": 3, "disagree": 3, "b": 1,
+                      "c": 2, "gap_points": -25.0}

@@ -207,6 +207,39 @@ def test_lava_points_runs_the_deployed_networks_in_lava_and_checks_they_are_the_
     assert twin["points"]["twin_s0_seed0"]["lava_accuracy"] == q["lava_accuracy"]
 
 
+def test_fidelity_agreement_counts_changed_answers_of_the_deployed_networks(swept, tmp_path):
+    """experiments.fidelity_agreement: per split, the counts add up to the point's accuracies;
+    a held point is skipped on resume; a point whose emulator accuracy differs from its net.h5's
+    is refused."""
+    import shutil
+
+    from experiments.fidelity_agreement import fidelity_agreement
+
+    _, results, runs, _ = swept
+    name = sorted(p.stem for p in results.glob("dcls_*.json"))[0]
+    one = tmp_path / "one"
+    one.mkdir()
+    shutil.copy(results / f"{name}.json", one)
+    rec = json.loads((one / f"{name}.json").read_text())
+    out = fidelity_agreement(one, runs, tmp_path / "agree.json", progress=False)
+    a = out["points"][name]
+    t = a["test"]
+    assert t["n"] == rec["n_test"] and t["fixed_correct"] / t["n"] == rec["emulator_accuracy"]
+    assert t["gap_points"] == round(100 * (t["float_correct"] - t["fixed_correct"]) / t["n"], 9)
+    assert t["b"] + t["c"] <= t["disagree"] <= t["n"] and 0.0 <= a["p_test_over_1"] <= 1.0
+    assert a["val"]["n"] > 0
+    held = json.loads((tmp_path / "agree.json").read_text())
+    held["points"][name]["test"]["b"] = -1
+    (tmp_path / "agree.json").write_text(json.dumps(held))
+    assert fidelity_agreement(one, runs, tmp_path / "agree.json",
+                              progress=False)["points"][name]["test"]["b"] == -1
+    rec["emulator_accuracy"] += 0.5
+    (one / f"{name}.json").write_text(json.dumps(rec))
+    with pytest.raises(ValueError, match="not the network the point deployed"):
+        fidelity_agreement(one, runs, tmp_path / "other.json", progress=False)
+    assert not (tmp_path / "other.json").exists()
+
+
 def test_resumed_sweep_runs_only_the_missing_point_and_continues_its_run(swept, capsys):
     import trainer
 
