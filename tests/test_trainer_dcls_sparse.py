@@ -61,14 +61,17 @@ def test_sparse_path_equals_dense_kernel_on_the_same_taps(K, sigma, sparsity, n_
         assert torch.allclose(a, b, rtol=1e-10, atol=1e-12 * scale), name
 
 
-@pytest.mark.parametrize("sigma", [0.1, 4.0])
-def test_rigl_candidate_gradient_equals_the_dense_kernels(sigma):
+@pytest.mark.parametrize("sigma,n_in,n_out", [(0.1, 30, 20), (4.0, 30, 20),   # by output
+                                               (0.1, 20, 30), (4.0, 20, 30)])
+def test_rigl_candidate_gradient_equals_the_dense_kernels(sigma, n_in, n_out):
     """dL/dtheta at every candidate (RigL's regrowth score) on the sparse path equals
-    theta.grad of the same truncated kernels run densely."""
-    layers = [_layer(30, 20, 25, 0.9, sigma, max_density=d, seed=3) for d in (1.0, 0.0)]
+    theta.grad of the same truncated kernels run densely, with fewer outputs than inputs
+    (candidate_grad_by_output) and more."""
+    layers = [_layer(n_in, n_out, 25, 0.9, sigma, max_density=d, seed=3) for d in (1.0, 0.0)]
     assert [c.sparse_path for c in layers] == [True, False]
-    x = torch.rand(4, 30, 40, dtype=torch.float64, generator=torch.Generator().manual_seed(2))
-    gy = torch.randn(4, 20, 40, dtype=torch.float64, generator=torch.Generator().manual_seed(4))
+    x = torch.rand(4, n_in, 40, dtype=torch.float64, generator=torch.Generator().manual_seed(2))
+    gy = torch.randn(4, n_out, 40, dtype=torch.float64,
+                     generator=torch.Generator().manual_seed(4))
     for c in layers:
         c.want_candidate_grad(True)
         torch.autograd.backward(c(x), gy)
@@ -223,3 +226,22 @@ def test_sparse_path_on_cuda(cuda_device, sigma):
             a, b = a * mask, b * mask
         assert torch.allclose(a, b, rtol=1e-9, atol=1e-11 * float(b.abs().max())), name
     assert torch.allclose(layer.candidate_grad().cpu(), ref_cand, rtol=1e-9, atol=1e-11)
+
+
+@pytest.mark.parametrize("group_bytes", [1, 8 << 10, 64 << 20])
+@pytest.mark.parametrize("K,T", [(25, 40), (9, 5)])          # and more taps than steps
+def test_candidate_gradient_by_output_equals_the_one_by_delay(monkeypatch, group_bytes, K, T):
+    """candidate_grad_by_output (dL/dI shifted, delays in groups) equals
+    trainer.sparse_delay.candidate_grad (the input shifted, one product per delay)."""
+    from trainer import sparse_dcls
+    from trainer.sparse_delay import _pad_steps, candidate_grad
+
+    monkeypatch.setattr(sparse_dcls, "CANDIDATE_GROUP_BYTES", group_bytes)
+    g = torch.Generator().manual_seed(K)
+    n_out, n_in, B = 3, 7, 4
+    gI = torch.randn(n_out, T, B, generator=g, dtype=torch.float64)
+    x = torch.rand(n_in, T, B, generator=g, dtype=torch.float64)
+    ref = candidate_grad(gI.view(n_out, T * B), _pad_steps(x, K - 1, 0), K, T)
+    got = sparse_dcls.candidate_grad_by_output(gI, x.view(n_in, T * B), K)
+    assert got.shape == ref.shape == (n_out, n_in, K)
+    assert torch.allclose(got, ref, rtol=1e-12, atol=1e-12) and ref.abs().max() > 0
