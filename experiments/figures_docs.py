@@ -211,15 +211,17 @@ def dcls_speed(speed: dict, ref: dict) -> str:
                "is built by a compiled loop (`trainer/tap_index.py`). What remains early in "
                "the schedule, with all 25 taps kept, is the tap products; late in training, "
                "BatchNorm and the LIF, the readout's gradient to the hidden spikes and RigL's "
-               "dense candidate gradient on 1 step in 10 (`python bench/profile_step.py "
+               "dense candidate gradient on 1 step in 10, the hidden layer's above all "
+               "(`python bench/profile_step.py "
                "--method dcls "
                "--sparsity 0.9 --sigma S --threads 2 --json ...` splits a step into stages: "
                "docs/results/profile_step_dcls_s09_b256_sigma4.6.json and ..._sigma0.1.json).")
         if ("structure", 0.9, b) in runs else None,
         bullet(f"Against the code before (DIR: commit {st['baseline_tree_commit']}, before "
                "the compiled sparse index, the recomputing BatchNorm + LIF backward and the "
-               "compiled readout integrator, which all give the same floats), in the same run: "
-               + ", ".join(
+               "compiled readout integrator, which give the same floats, and the readout's "
+               "RigL candidate gradient by output, which sums in another order: the reruns "
+               "below), in the same run: " + ", ".join(
                    f"{r['method']} {g(r['sparsity'])}"
                    + (" (earlier path)" if r.get("dcls_path") == "dense" else "")
                    + f" {r['ratio_to_baseline_tree']:.2f}x" for r in speed["runs"]
@@ -533,6 +535,10 @@ RERUN_KERNEL = tuple(f"{R}sweep_dcls_kernel/dcls_s{s}_seed{k}.json" for s in RER
                      for k in RERUN_SEEDS)
 
 
+RERUN_SPEED = tuple(f"{R}sweep_dcls_speed/dcls_s{s}_seed{k}.json" for s in RERUN_SPARSITIES
+                    for k in RERUN_SEEDS)
+
+
 def _rerun_table(old: tuple[dict, ...], new: tuple[dict, ...]) -> tuple[str, list[str]]:
     """The paired table of two sets of the rerun points (by sparsity, then seed) and, per
     sparsity, whether the float test accuracy difference is within noise."""
@@ -595,6 +601,37 @@ def dcls_rerun_kernel(*points: dict) -> str:
             + "\n\n" + tab + "\n\n"
             + bullet("Float test accuracy, kernel against torch ops: " + "; ".join(verdicts)
                      + ".")
+            + "\n" + bullet(_outside_bound(new)))
+
+
+def dcls_rerun_speed(*points: dict) -> str:
+    """The same points trained on the path as the speed work left it (the compiled index, the
+    recomputing BatchNorm + LIF backward, the readout's candidate gradient by output) against
+    the committed points, paired by seed."""
+    n = len(RERUN_OLD)
+    old, new, kern = points[:n], points[n:2 * n], points[2 * n:]
+    tab, verdicts = _rerun_table(old, new)
+    same = sum(a["checkpoint_sha256"] == b["checkpoint_sha256"] for a, b in zip(kern, new))
+    speed = [a["train_seconds"] / b["train_seconds"] for a, b in zip(kern, new)]
+    return (wrap("The same six points trained again on the path as measured in the speed "
+                 "table above (the compiled sparse index and LIF kernels, which give the same "
+                 "floats as the torch ops they replace, and the readout's RigL candidate "
+                 "gradient computed by output, which sums in another order), `python -m "
+                 "experiments.sweep run --groups dcls --sparsities 0.9 0.95 --results "
+                 "docs/results/sweep_dcls_speed --runs runs/sweep_dcls_speed`, against the "
+                 "committed points (docs/results/sweep), paired by seed. Training times are "
+                 "each run's own, with other jobs on the shared 2-core machine:")
+            + "\n\n" + tab + "\n\n"
+            + bullet("Float test accuracy, this path against the committed points: "
+                     + "; ".join(verdicts) + ".")
+            + "\n" + bullet(f"{same} of the {n} trained checkpoints are byte for byte those of "
+                            "the kernel reruns above (`checkpoint_sha256`)"
+                            + (": the candidate gradient's other summation order changed no "
+                               "regrowth decision in these runs, so the networks, and their "
+                               "accuracies, are the same. " if same == n else ". ")
+                            + f"Their training took {span(speed, lambda v: f'{v:.1f}')}x less "
+                            "time than the kernel reruns' (each run's own time on the shared "
+                            "machine).")
             + "\n" + bullet(_outside_bound(new)))
 
 
@@ -769,6 +806,7 @@ BLOCKS = [
     Block("lif-kernel-speed", ST, (R + "train_speed_lif_kernel.json",), lif_kernel_speed),
     Block("dcls-rerun", ST, RERUN_OLD + RERUN_NEW, dcls_rerun),
     Block("dcls-rerun-kernel", ST, RERUN_NEW + RERUN_KERNEL, dcls_rerun_kernel),
+    Block("dcls-rerun-speed", ST, RERUN_OLD + RERUN_SPEED + RERUN_KERNEL, dcls_rerun_speed),
     Block("recurrent-vs-ff", ST, (*REC_POINTS, REC_LAVA), recurrent_vs_ff),
     Block("recurrent-vs-ff-dense", ST, (*REC_DENSE_POINTS, REC_DENSE_LAVA),
           recurrent_vs_ff_dense),
