@@ -162,9 +162,21 @@ def test_batchnorm_backward_recomputes_the_same_floats(built, P, T, Q, n_ch):
     spikes, slope = m.lif_forward(x, P, T, Q, 0.9, 1.0, 5.0, True, a, b)
     assert 0 < spikes.sum() < spikes.numel()
     kept = m.lif_backward(grad, spikes, slope, P, T, Q, 0.9, x, n_ch)
-    recomputed = m.bn_lif_backward(grad, x, a, b, P, T, Q, 0.9, 1.0, 5.0)
+    none = lif_kernel._NONE
+    recomputed = m.bn_lif_backward(grad, x, a, b, P, T, Q, 0.9, 1.0, 5.0, False, none, none, 1.0)
     for u, v in zip(kept, recomputed):
         assert torch.equal(u, v)
+    if n_ch == P:   # (N, T, B) memory: BatchNorm's gradient applied in the kernel, the same floats
+        mean, invstd = torch.randn(n_ch, generator=g), torch.rand(n_ch, generator=g) + 0.5
+        n = x.numel() / n_ch
+        dI, s1, s2 = (t.clone() for t in recomputed)
+        m64, i64, a64 = mean.double(), invstd.double(), a.double()
+        k = -a64 * i64 * (i64 * (s2 - m64 * s1)) / n
+        mm = -a64 * s1 / n - k * m64
+        m.affine_combine(dI, x, a, k.float().contiguous(), mm.float().contiguous(), P, T, Q)
+        fused = m.bn_lif_backward(grad, x, a, b, P, T, Q, 0.9, 1.0, 5.0, True, mean, invstd, n)
+        assert torch.equal(fused[0], dI) and not torch.equal(dI, recomputed[0])
+        assert torch.equal(fused[1], s1) and torch.equal(fused[2], s2)
 
 
 @pytest.mark.parametrize("threads", [1, 2])

@@ -27,7 +27,9 @@ accumulates BatchNorm's per-neuron sums while computing dI and applies BatchNorm
 one more pass (``affine_combine``). No normalised copy of the current is made, and neither
 spikes nor slopes are kept for backward: it recomputes the membrane from the current, a block
 of elements at a time in cache (``bn_lif_backward``), which reads two tensors from memory
-instead of four, with the same floats as lif_backward on the kept ones. Equal to
+instead of four, with the same floats as lif_backward on the kept ones; in (N, T, B) memory
+with B <= 4096 a work item holds a whole neuron, and BatchNorm's gradient is applied there
+too, in cache, instead of in affine_combine's extra pass (the same floats). Equal to
 nn.BatchNorm1d + the LIF up to float rounding (its statistics are computed in another order).
 
 Memory: the input seen as (P, T, Q), contiguous, with the state over Q: (N, T, B) memory gives
@@ -50,7 +52,7 @@ import warnings
 import torch
 
 KERNELS = ("auto", "cpp", "torch")
-_NAME = "delaysnn_lif_v8"  # change with the source, so a cached build of another one is not used
+_NAME = "delaysnn_lif_v9"  # change with the source, so a cached build of another one is not used
 _CHUNK = 4096  # Q elements per work item (its state buffer: 16 KiB of float32)
 _SUB = 512  # bn_lif_backward's block: T steps of its membrane (200 KiB at T = 100) stay in cache
 
@@ -237,6 +239,12 @@ std::vector<torch::Tensor> lif_backward(torch::Tensor grad, torch::Tensor spikes
   return {out, sum_g, sum_gx};
 }
 
+// d = fma(d, a, fma(x, k, m)) over n elements (affine_combine's arithmetic)
+static inline void combine_block(float* __restrict__ d, const float* __restrict__ x, int64_t n,
+                                 float a, float k, float m) {
+  for (int64_t q = 0; q < n; ++q) d[q] = std::fma(d[q], a, std::fma(x[q], k, m));
+}
+
 // bn_lif_backward's steps: the membrane u of step t (lif_step<true, ...>'s arithmetic) ...
 static inline void membrane_step(const float* __restrict__ It, float* __restrict__ ut,
                                  float* __restrict__ v, const float* __restrict__ av,
@@ -280,10 +288,17 @@ static inline void grad_step(const float* __restrict__ Gt, const float* __restri
 // elements kept in cache), then the backward loop runs on it; spikes and slope are not read
 // from memory. Returns {dL/dI, sum dL/dI, sum dL/dI * x}, the same floats as lif_forward +
 // lif_backward (the same operations in the same order).
+//
+// combine (per neuron, (N, T, B) memory with B <= CHUNK: one work item holds all of a
+// neuron's elements, so its sums are complete there): BatchNorm's gradient is applied in the
+// same item while its block is in cache, d = fma(d, a, fma(x, k, m)) with k, m computed from
+// the sums in double exactly as BatchNormLIFKernel.backward computes them (then affine_combine
+// is not run): the same floats, one pass over memory less.
 std::vector<torch::Tensor> bn_lif_backward(torch::Tensor grad, torch::Tensor x_t,
                                            torch::Tensor a_t, torch::Tensor b_t, int64_t P,
                                            int64_t T, int64_t Q, double decay_d, double thr_d,
-                                           double alpha_d) {
+                                           double alpha_d, bool combine, torch::Tensor mean_t,
+                                           torch::Tensor invstd_t, double n_per_ch) {
   TORCH_CHECK(grad.is_contiguous() && x_t.is_contiguous() && x_t.numel() == grad.numel() &&
               a_t.is_contiguous() && b_t.is_contiguous(), "bn_lif_backward: contiguous");
   const int64_t n_ch = a_t.numel();
@@ -301,6 +316,10 @@ std::vector<torch::Tensor> bn_lif_backward(torch::Tensor grad, torch::Tensor x_t
   int64_t chunk = std::min<int64_t>(Q, CHUNK);
   if (!per_p) chunk = std::max<int64_t>(n_ch, chunk / n_ch * n_ch);
   const int64_t nq = (Q + chunk - 1) / chunk, items = P * nq;
+  TORCH_CHECK(!combine || (per_p && nq == 1 && mean_t.numel() == n_ch &&
+                           invstd_t.numel() == n_ch), "bn_lif_backward: combine");
+  const float* Mn = combine ? mean_t.data_ptr<float>() : nullptr;
+  const float* Is = combine ? invstd_t.data_ptr<float>() : nullptr;
   std::vector<double> part_g(items * (per_p ? 1 : n_ch), 0.0);
   std::vector<double> part_gx(part_g.size(), 0.0);
   at::parallel_for(0, items, 1, [&](int64_t begin, int64_t end) {
@@ -338,6 +357,14 @@ std::vector<torch::Tensor> bn_lif_backward(torch::Tensor grad, torch::Tensor x_t
         for (int64_t q = 0; q < n; ++q) { s1 += (double)sg[q]; s2 += (double)sgx[q]; }
         part_g[item] = s1;
         part_gx[item] = s2;
+        if (combine) {  // BatchNormLIFKernel.backward's arithmetic, in its order
+          const double S1 = 0.0 + s1, S2 = 0.0 + s2;
+          const double a64 = (double)A[p], m64 = (double)Mn[p], i64 = (double)Is[p];
+          const double s_xhat = i64 * (S2 - m64 * S1);
+          const double k64 = -a64 * i64 * s_xhat / n_per_ch;
+          const double mm64 = -a64 * S1 / n_per_ch - k64 * m64;
+          combine_block(O + p * T * Q, X + p * T * Q, T * Q, A[p], (float)k64, (float)mm64);
+        }
       } else {
         double* pg = part_g.data() + item * n_ch;
         double* pgx = part_gx.data() + item * n_ch;
@@ -701,13 +728,17 @@ class BatchNormLIFKernel(torch.autograd.Function):
         P, T, Q = ctx.shape
         n_ch = a.numel()
         g = grad_spikes.permute(2, 0, 1) if ctx.layout == "ntb" else grad_spikes
-        dI, s1, s2 = _module.bn_lif_backward(g.contiguous(), x, a, b, P, T, Q, *ctx.lif)
         n = x.numel() / n_ch
+        combine = n_ch == P and P > 1 and Q <= _CHUNK   # in the kernel (bn_lif_backward)
+        dI, s1, s2 = _module.bn_lif_backward(g.contiguous(), x, a, b, P, T, Q, *ctx.lif,
+                                             combine, mean, invstd, n)
         m64, i64, a64 = mean.double(), invstd.double(), a.double()
         s_xhat = i64 * (s2 - m64 * s1)                       # sum dI * xhat
-        k = -a64 * i64 * s_xhat / n                          # dL/dx = a dI + k x + m
-        m = -a64 * s1 / n - k * m64
-        _module.affine_combine(dI, x, a, k.float().contiguous(), m.float().contiguous(), P, T, Q)
+        if not combine:
+            k = -a64 * i64 * s_xhat / n                      # dL/dx = a dI + k x + m
+            m = -a64 * s1 / n - k * m64
+            _module.affine_combine(dI, x, a, k.float().contiguous(), m.float().contiguous(),
+                                   P, T, Q)
         return (_back(dI, ctx.layout, ()), s_xhat.float(), s1.float(), None, None, None, None,
                 None)
 
