@@ -218,10 +218,11 @@ def dcls_speed(speed: dict, ref: dict) -> str:
                "docs/results/profile_step_dcls_s09_b256_sigma4.6.json and ..._sigma0.1.json).")
         if ("structure", 0.9, b) in runs else None,
         bullet(f"Against the code before (DIR: commit {st['baseline_tree_commit']}, before "
-               "the compiled sparse index, the recomputing BatchNorm + LIF backward and the "
-               "compiled readout integrator, which give the same floats, and the readout's "
-               "RigL candidate gradient by output, which sums in another order: the reruns "
-               "below), in the same run: " + ", ".join(
+               "the compiled sparse index, the recomputing BatchNorm + LIF backward with "
+               "BatchNorm's gradient applied in cache and the compiled readout integrator, "
+               "which give the same floats, and the readout's RigL candidate gradient by "
+               "output, which sums in another order: the reruns below), in the same run: "
+               + ", ".join(
                    f"{r['method']} {g(r['sparsity'])}"
                    + (" (earlier path)" if r.get("dcls_path") == "dense" else "")
                    + f" {r['ratio_to_baseline_tree']:.2f}x" for r in speed["runs"]
