@@ -52,7 +52,7 @@ import warnings
 import torch
 
 KERNELS = ("auto", "cpp", "torch")
-_NAME = "delaysnn_lif_v9"  # change with the source, so a cached build of another one is not used
+_NAME = "delaysnn_lif_v10"  # change with the source, so a cached build of another one is not used
 _CHUNK = 4096  # Q elements per work item (its state buffer: 16 KiB of float32)
 _SUB = 512  # bn_lif_backward's block: T steps of its membrane (200 KiB at T = 100) stay in cache
 
@@ -61,6 +61,47 @@ _SOURCE = r"""
 #include <ATen/Parallel.h>
 #include <cmath>
 #include <vector>
+
+// A work item's per-element sums (over its steps) into its float64 partial sums: one value per
+// item when the item is one neuron (per_p), else one per channel, element q0 + q being channel
+// (q0 + q) % n_ch (p1, p2: the item's n_ch slots)
+template <typename S>
+static inline void item_sums(const S* a1, const S* a2, int64_t n, int64_t q0, int64_t n_ch,
+                             bool per_p, double* p1, double* p2) {
+  if (per_p) {
+    double t1 = 0.0, t2 = 0.0;
+    for (int64_t q = 0; q < n; ++q) { t1 += (double)a1[q]; t2 += (double)a2[q]; }
+    *p1 = t1;
+    *p2 = t2;
+  } else {
+    for (int64_t q = 0; q < n; ++q) {
+      p1[(q0 + q) % n_ch] += (double)a1[q];
+      p2[(q0 + q) % n_ch] += (double)a2[q];
+    }
+  }
+}
+
+// The items' partial sums merged per channel, in item order (whatever the thread count)
+static std::vector<torch::Tensor> merge_sums(const std::vector<double>& part1,
+                                             const std::vector<double>& part2, int64_t items,
+                                             int64_t nq, int64_t n_ch, bool per_p) {
+  auto dopt = torch::TensorOptions().dtype(torch::kFloat64);
+  auto sum1 = torch::zeros({n_ch}, dopt), sum2 = torch::zeros({n_ch}, dopt);
+  double* r1 = sum1.data_ptr<double>();
+  double* r2 = sum2.data_ptr<double>();
+  for (int64_t item = 0; item < items; ++item) {
+    if (per_p) {
+      r1[item / nq] += part1[item];
+      r2[item / nq] += part2[item];
+    } else {
+      for (int64_t ch = 0; ch < n_ch; ++ch) {
+        r1[ch] += part1[item * n_ch + ch];
+        r2[ch] += part2[item * n_ch + ch];
+      }
+    }
+  }
+  return {sum1, sum2};
+}
 
 // one step of n elements (trainer.neurons' arithmetic), compiled per variant
 template <bool AFFINE, bool GRAD>
@@ -204,39 +245,15 @@ std::vector<torch::Tensor> lif_backward(torch::Tensor grad, torch::Tensor spikes
         }
       }
       if (sums) {
-        if (per_p) {
-          double s1 = 0.0, s2 = 0.0;
-          for (int64_t q = 0; q < n; ++q) { s1 += (double)sg[q]; s2 += (double)sgx[q]; }
-          part_g[item] = s1;
-          part_gx[item] = s2;
-        } else {
-          double* pg = part_g.data() + item * n_ch;
-          double* pgx = part_gx.data() + item * n_ch;
-          for (int64_t q = 0; q < n; ++q) {
-            pg[(q0 + q) % n_ch] += (double)sg[q];
-            pgx[(q0 + q) % n_ch] += (double)sgx[q];
-          }
-        }
+        const int64_t slot = per_p ? item : item * n_ch;
+        item_sums(sg.data(), sgx.data(), n, q0, n_ch, per_p, part_g.data() + slot,
+                  part_gx.data() + slot);
       }
     }
   });
   if (!sums) return {out};
-  auto dopt = torch::TensorOptions().dtype(torch::kFloat64);
-  auto sum_g = torch::zeros({n_ch}, dopt), sum_gx = torch::zeros({n_ch}, dopt);
-  double* a1 = sum_g.data_ptr<double>();
-  double* a2 = sum_gx.data_ptr<double>();
-  for (int64_t item = 0; item < items; ++item) {
-    if (per_p) {
-      a1[item / nq] += part_g[item];
-      a2[item / nq] += part_gx[item];
-    } else {
-      for (int64_t ch = 0; ch < n_ch; ++ch) {
-        a1[ch] += part_g[item * n_ch + ch];
-        a2[ch] += part_gx[item * n_ch + ch];
-      }
-    }
-  }
-  return {out, sum_g, sum_gx};
+  auto s = merge_sums(part_g, part_gx, items, nq, n_ch, per_p);
+  return {out, s[0], s[1]};
 }
 
 // d = fma(d, a, fma(x, k, m)) over n elements (affine_combine's arithmetic)
@@ -352,45 +369,21 @@ std::vector<torch::Tensor> bn_lif_backward(torch::Tensor grad, torch::Tensor x_t
                     decay);
         }
       }
-      if (per_p) {
-        double s1 = 0.0, s2 = 0.0;
-        for (int64_t q = 0; q < n; ++q) { s1 += (double)sg[q]; s2 += (double)sgx[q]; }
-        part_g[item] = s1;
-        part_gx[item] = s2;
-        if (combine) {  // BatchNormLIFKernel.backward's arithmetic, in its order
-          const double S1 = 0.0 + s1, S2 = 0.0 + s2;
-          const double a64 = (double)A[p], m64 = (double)Mn[p], i64 = (double)Is[p];
-          const double s_xhat = i64 * (S2 - m64 * S1);
-          const double k64 = -a64 * i64 * s_xhat / n_per_ch;
-          const double mm64 = -a64 * S1 / n_per_ch - k64 * m64;
-          combine_block(O + p * T * Q, X + p * T * Q, T * Q, A[p], (float)k64, (float)mm64);
-        }
-      } else {
-        double* pg = part_g.data() + item * n_ch;
-        double* pgx = part_gx.data() + item * n_ch;
-        for (int64_t q = 0; q < n; ++q) {
-          pg[(q0 + q) % n_ch] += (double)sg[q];
-          pgx[(q0 + q) % n_ch] += (double)sgx[q];
-        }
+      const int64_t slot = per_p ? item : item * n_ch;
+      item_sums(sg.data(), sgx.data(), n, q0, n_ch, per_p, part_g.data() + slot,
+                part_gx.data() + slot);
+      if (combine) {  // BatchNormLIFKernel.backward's arithmetic, in its order
+        const double S1 = 0.0 + part_g[item], S2 = 0.0 + part_gx[item];
+        const double a64 = (double)A[p], m64 = (double)Mn[p], i64 = (double)Is[p];
+        const double s_xhat = i64 * (S2 - m64 * S1);
+        const double k64 = -a64 * i64 * s_xhat / n_per_ch;
+        const double mm64 = -a64 * S1 / n_per_ch - k64 * m64;
+        combine_block(O + p * T * Q, X + p * T * Q, T * Q, A[p], (float)k64, (float)mm64);
       }
     }
   });
-  auto dopt = torch::TensorOptions().dtype(torch::kFloat64);
-  auto sum_g = torch::zeros({n_ch}, dopt), sum_gx = torch::zeros({n_ch}, dopt);
-  double* r1 = sum_g.data_ptr<double>();
-  double* r2 = sum_gx.data_ptr<double>();
-  for (int64_t item = 0; item < items; ++item) {
-    if (per_p) {
-      r1[item / nq] += part_g[item];
-      r2[item / nq] += part_gx[item];
-    } else {
-      for (int64_t ch = 0; ch < n_ch; ++ch) {
-        r1[ch] += part_g[item * n_ch + ch];
-        r2[ch] += part_gx[item * n_ch + ch];
-      }
-    }
-  }
-  return {out, sum_g, sum_gx};
+  auto s = merge_sums(part_g, part_gx, items, nq, n_ch, per_p);
+  return {out, s[0], s[1]};
 }
 
 // the readout's leaky integrator (trainer.neurons._LISequence's arithmetic) on (P, T, Q):
@@ -483,35 +476,11 @@ std::vector<torch::Tensor> channel_sums(torch::Tensor x, int64_t P, int64_t T, i
           a2[q] += v * v;
         }
       }
-      if (per_p) {
-        double t1 = 0.0, t2 = 0.0;
-        for (int64_t q = 0; q < n; ++q) { t1 += a1[q]; t2 += a2[q]; }
-        part1[item] = t1;
-        part2[item] = t2;
-      } else {
-        for (int64_t q = 0; q < n; ++q) {
-          part1[item * n_ch + (q0 + q) % n_ch] += a1[q];
-          part2[item * n_ch + (q0 + q) % n_ch] += a2[q];
-        }
-      }
+      const int64_t slot = per_p ? item : item * n_ch;
+      item_sums(a1, a2, n, q0, n_ch, per_p, part1.data() + slot, part2.data() + slot);
     }
   });
-  auto dopt = torch::TensorOptions().dtype(torch::kFloat64);
-  auto sum1 = torch::zeros({n_ch}, dopt), sum2 = torch::zeros({n_ch}, dopt);
-  double* r1 = sum1.data_ptr<double>();
-  double* r2 = sum2.data_ptr<double>();
-  for (int64_t item = 0; item < items; ++item) {
-    if (per_p) {
-      r1[item / nq] += part1[item];
-      r2[item / nq] += part2[item];
-    } else {
-      for (int64_t ch = 0; ch < n_ch; ++ch) {
-        r1[ch] += part1[item * n_ch + ch];
-        r2[ch] += part2[item * n_ch + ch];
-      }
-    }
-  }
-  return {sum1, sum2};
+  return merge_sums(part1, part2, items, nq, n_ch, per_p);
 }
 """.replace("CHUNK", str(_CHUNK)).replace("SUB", str(_SUB))
 
