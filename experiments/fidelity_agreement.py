@@ -28,7 +28,6 @@ held for the same net.h5 is skipped, so the command resumes.
 from __future__ import annotations
 
 import argparse
-import hashlib
 import math
 import sys
 import time
@@ -61,38 +60,24 @@ def fidelity_agreement(results, runs, json_path, *, progress: bool = True) -> di
     """Measure every point of ``results``; return (and write) the record. ValueError before any
     work when a run folder, checkpoint or net.h5 is missing."""
     from deployed.netx_h5 import load
+    from experiments.point_runs import held_for, point_runs
     from export.build_network import _recipe_data, fixed_point_predictions
     from export.float_reference import simulate_float
     from trainer.checkpoint import load_checkpoint
 
     results, runs, json_path = Path(results), Path(runs), Path(json_path)
-    if not results.is_dir():
-        raise ValueError(f"--results {results} is not a folder of point JSONs")
-    if not json_path.parent.is_dir():
-        raise ValueError(f"--json: folder {json_path.parent} does not exist")
-    points = [read_json_file(p) for p in sorted(results.glob("*.json"))]
-    if not points:
-        raise ValueError(f"no point JSON in {results}")
-
-    def folder(p: dict) -> Path:
-        return runs / (p.get("same_run_as") or p["name"])
-
-    missing = [p["name"] for p in points
-               if not all((folder(p) / f).is_file() for f in ("net.h5", "checkpoint.pt"))]
-    if missing:
-        raise ValueError(f"no net.h5 or checkpoint.pt in {runs} for {', '.join(missing)}; pass "
-                         "the folder that holds the sweep's runs (--runs)")
-    out = read_json_file(json_path) if json_path.is_file() else {"format": FORMAT,
-                                                                   "points": {}}
+    todo = point_runs(results, runs, json_path, ("net.h5", "checkpoint.pt"))
+    out: dict = (read_json_file(json_path) if json_path.is_file()
+                 else {"format": FORMAT, "points": {}})
     out["command"] = (f"python -m experiments.fidelity_agreement --results {results.as_posix()} "
                       f"--runs {runs.as_posix()} --json {json_path.as_posix()}")
-    for i, p in enumerate(points):
-        net_path = folder(p) / "net.h5"
-        sha = hashlib.sha256(net_path.read_bytes()).hexdigest()
-        if out["points"].get(p["name"], {}).get("net_sha256") == sha:
+    for i, (p, folder) in enumerate(todo):
+        net_path = folder / "net.h5"
+        held, sha = held_for(out, p["name"], net_path)
+        if held:
             continue
         t0 = time.perf_counter()
-        ck = load_checkpoint(folder(p) / "checkpoint.pt")
+        ck = load_checkpoint(folder / "checkpoint.pt")
         net = load(net_path)
         rec: dict = {"net_sha256": sha}
         for split in ("val", "test"):
@@ -109,7 +94,7 @@ def fidelity_agreement(results, runs, json_path, *, progress: bool = True) -> di
         out["points"][p["name"]] = rec
         write_json_atomic(out, json_path)
         if progress:
-            print(f"fidelity_agreement: {i + 1}/{len(points)} {p['name']}: test gap "
+            print(f"fidelity_agreement: {i + 1}/{len(todo)} {p['name']}: test gap "
                   f"{t['gap_points']:+.2f} points, {t['disagree']} of {t['n']} answers differ "
                   f"(val {rec['val']['disagree']}), p(gap > 1 by chance) "
                   f"{rec['p_test_over_1']:.2f}", flush=True)

@@ -32,44 +32,30 @@ def lava_points(results, runs, json_path, *, groups: list[str] | None = None,
                 timeout_s: float = 3600.0, progress: bool = True) -> dict:
     """Run every point of ``results`` (optionally only ``groups``) in Lava; return (and write)
     the per-point record. ValueError before any work when a folder or net.h5 is missing."""
+    from experiments.point_runs import held_for, point_runs
     from lava_runtime.run_cli import run
 
     results, runs, json_path = Path(results), Path(runs), Path(json_path)
-    if not results.is_dir():
-        raise ValueError(f"--results {results} is not a folder of point JSONs")
-    if not json_path.parent.is_dir():
-        raise ValueError(f"--json: folder {json_path.parent} does not exist")
-    points = [read_json_file(p) for p in sorted(results.glob("*.json"))]
-    points = [p for p in points if groups is None or p["group"] in groups]
-    if not points:
-        raise ValueError(f"no point JSON{' of groups ' + ', '.join(groups) if groups else ''} "
-                         f"in {results}")
-    def folder(p: dict) -> Path:
-        return runs / (p.get("same_run_as") or p["name"])
-
-    missing = [p["name"] for p in points if not (folder(p) / "net.h5").is_file()]
-    if missing:
-        raise ValueError(f"no net.h5 in {runs} for {', '.join(missing)}; run the sweep with "
-                         f"--runs {runs} (or pass the folder that holds its runs)")
+    todo = point_runs(results, runs, json_path, ("net.h5",), groups)
     out = read_json_file(json_path) if json_path.is_file() else {
         "format": FORMAT, "results": results.as_posix(), "points": {}}
     out["command"] = (f"python -m experiments.lava_points --results {results.as_posix()} "
                       f"--runs {runs.as_posix()} --json {json_path.as_posix()}"
                       + (f" --groups {' '.join(groups)}" if groups else ""))
-    for i, p in enumerate(points):
-        sha = _sha256(folder(p) / "net.h5")
-        if out["points"].get(p["name"], {}).get("net_sha256") == sha:
+    for i, (p, folder) in enumerate(todo):
+        held, sha = held_for(out, p["name"], folder / "net.h5")
+        if held:
             continue    # this very file was run; another (re-exported) one runs again
         if progress:
-            print(f"lava_points: {i + 1}/{len(points)} {p['name']}", flush=True)
+            print(f"lava_points: {i + 1}/{len(todo)} {p['name']}", flush=True)
         t0 = time.perf_counter()
         with contextlib.redirect_stdout(io.StringIO()):
-            r = run(folder(p) / "net.h5", split="test", backend="lava",
+            r = run(folder / "net.h5", split="test", backend="lava",
                     compare="emulator", timeout_s=timeout_s)
         emu = r["compare"]["accuracy"]
         if abs(emu - p["emulator_accuracy"]) > 1e-9:
             raise ValueError(f"{p['name']}: the emulator scores {emu:.4f} on "
-                             f"{folder(p) / 'net.h5'}, the point records "
+                             f"{folder / 'net.h5'}, the point records "
                              f"{p['emulator_accuracy']:.4f}: not the network the point "
                              "deployed")
         out["points"][p["name"]] = {
@@ -83,11 +69,6 @@ def lava_points(results, runs, json_path, *, groups: list[str] | None = None,
             print(f"lava_points: {p['name']}: Lava {q['lava_accuracy']:.2%}, emulator "
                   f"{emu:.2%}, equal on {q['lava_equals_emulator_fraction']:.1%}", flush=True)
     return out
-
-
-def _sha256(path: Path) -> str:
-    import hashlib
-    return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
 def build_parser() -> argparse.ArgumentParser:
