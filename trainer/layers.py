@@ -89,6 +89,7 @@ class DelayConnection(nn.Module):
     presynaptic neuron's sign; ``sparse_max_density`` the density up to which the sparse path runs.
     ``dcls_path`` and ``dcls_max_density``: how DCLS kernels run (module docstring; the
     trainer's config default is "auto", this constructor's "dense", the earlier behaviour).
+    ``index_kernel``: the lif_kernel setting that builds the sparse DCLS index (trainer.tap_index).
     ``synapses()`` lists the existing (pre, post, delay, weight) for the checkpoint."""
     mask: torch.Tensor  # buffers (register_buffer); sign and delay only for some methods
     sign: torch.Tensor
