@@ -2,8 +2,9 @@
 gap float minus fixed point (accuracy points) of every point, on validation and on test.
 
 Read from the point files alone; made by ``python -m experiments.sweep report ...
---bound-results docs/results/sweep_bound`` as a section of docs/results.md and its plot
-``sweep_fidelity_gap.png``:
+--bound-results docs/results/sweep_bound [--agreement docs/results/fidelity_agreement.json]`` as
+a section of docs/results.md and its plot ``sweep_fidelity_gap.png`` (with --agreement, also what
+the changed answers of experiments.fidelity_agreement say about the test target):
 
 - committed: the points of ``--results`` (exported without a bound; test gap only, their
   validation gap was not recorded);

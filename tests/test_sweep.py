@@ -539,15 +539,18 @@ def test_gradient_regrowth_is_compared_with_its_random_regrowth_control_by_seed(
 def test_committed_docs_are_generated_from_the_committed_point_files(tmp_path, monkeypatch):
     """docs/results.md and the README block equal what the report command makes of
     docs/results/sweep now: no figure there is edited by hand or left stale."""
-    for rel in ("docs/results/sweep", "docs/results/sweep_bound", "experiments/fsdd.toml"):
+    for rel in ("docs/results/sweep", "docs/results/sweep_bound", "experiments/fsdd.toml",
+                "docs/results/fidelity_agreement.json"):
         (tmp_path / rel).parent.mkdir(parents=True, exist_ok=True)
         (tmp_path / rel).symlink_to(sw.REPO / rel)
     (tmp_path / "README.md").write_text((sw.REPO / "README.md").read_text())
     monkeypatch.chdir(tmp_path)
     rep.report("docs/results/sweep", "docs/results.md", config="experiments/fsdd.toml",
-               readme="README.md", bound_results="docs/results/sweep_bound")
+               readme="README.md", bound_results="docs/results/sweep_bound",
+               agreement="docs/results/fidelity_agreement.json")
     stale = ("stale: run python -m experiments.sweep report --results docs/results/sweep "
-             "--docs docs/results.md --readme README.md --bound-results docs/results/sweep_bound")
+             "--docs docs/results.md --readme README.md --bound-results docs/results/sweep_bound "
+             "--agreement docs/results/fidelity_agreement.json")
     for rel in ("docs/results.md", "README.md"):
         assert (tmp_path / rel).read_text() == (sw.REPO / rel).read_text(), f"{rel} is {stale}"
     assert (sw.REPO / "docs" / rep.PLOT_GAP).is_file(), f"docs/{rep.PLOT_GAP} is missing: {stale}"
